@@ -1,0 +1,106 @@
+"""Notify: stores alerts, sends them to receivers, and serves them over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from typing import Literal
+
+import httpx
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+
+from services.common.broker import connect_with_retry, make_broker
+from services.common.settings import Settings
+from services.common.topology import Topology, declare
+
+from .channels.webhook import WebhookChannel
+from .consumer import SignalConsumer
+from .delivery import DeliveryWorker
+from .store import AlertStore
+
+log = logging.getLogger("dealerwatch.notify")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    store = AlertStore(settings)
+    broker = make_broker(settings)
+    http = httpx.AsyncClient(follow_redirects=False)
+    channels = {
+        f"webhook-{index}": WebhookChannel(f"webhook-{index}", url, http, settings.webhook_timeout_seconds)
+        for index, url in enumerate(settings.webhook_urls, start=1)
+    }
+    worker = DeliveryWorker(store, channels, settings)
+    SignalConsumer(broker, store, worker, settings)
+    state = {"consuming": False}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await store.ensure_indexes()
+        sender = asyncio.create_task(worker.run())
+
+        async def consume() -> None:
+            await connect_with_retry(broker, start=False)
+            await declare(broker, Topology(settings.namespace))
+            await broker.start()
+            state["consuming"] = True
+            log.info("consuming alert signals; %d receiver(s): %s", len(channels), ", ".join(worker.receivers().values()) or "none")
+
+        consumer = asyncio.create_task(consume())
+        yield
+        state["consuming"] = False
+        consumer.cancel()
+        sender.cancel()
+        await asyncio.gather(consumer, sender, return_exceptions=True)
+        await broker.stop()
+        await http.aclose()
+        store.close()
+
+    app = FastAPI(title="dealerwatch notify", version="1", lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        broker_up = state["consuming"] and await broker.ping(timeout=0.05)
+        database_up = await store.ping()
+        ready = broker_up and database_up
+        return JSONResponse({"ready": ready, "broker": broker_up, "database": database_up}, status_code=200 if ready else 503)
+
+    @app.get("/v1/alerts")
+    async def list_alerts(
+        dealer_id: str | None = None,
+        rule_id: str | None = None,
+        status: Literal["open", "resolved"] | None = None,
+        since: dt.datetime | None = Query(None, description="Only alerts first seen at or after this time (RFC 3339)."),
+        limit: int = Query(50, ge=1, le=500),
+        cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+    ) -> dict:
+        filters: dict = {}
+        for key, value in (("dealer_id", dealer_id), ("rule_id", rule_id), ("status", status)):
+            if value is not None:
+                filters[key] = value
+        if since is not None:
+            if since.tzinfo is None:
+                raise HTTPException(422, "since needs a time zone offset, e.g. 2026-01-01T00:00:00Z")
+            filters["first_seen_at"] = {"$gte": since}
+        try:
+            items, next_cursor = await store.list(filters, limit, cursor)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"items": items, "next_cursor": next_cursor}
+
+    @app.get("/v1/alerts/{alert_id}")
+    async def get_alert(alert_id: str) -> dict:
+        alert = await store.get(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        return alert
+
+    return app
+

@@ -1,0 +1,79 @@
+"""Consumes alert signals: store each (ack only after the write), then wake the sender."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure
+
+from services.common.alerts import AlertSignal
+from services.common.deadletter import dead_letter
+from services.common.settings import Settings
+from services.common.topology import Topology
+
+from .delivery import DeliveryWorker
+from .store import AlertStore
+
+log = logging.getLogger("dealerwatch.notify")
+
+
+async def _raw_body(message: RabbitMessage) -> bytes:
+    return message.body
+
+
+class SignalConsumer:
+    def __init__(self, broker: RabbitBroker, store: AlertStore, worker: DeliveryWorker, settings: Settings):
+        self._broker = broker
+        self._store = store
+        self._worker = worker
+        self._settings = settings
+        self._topology = Topology(settings.namespace)
+        broker.subscriber(
+            self._topology.notify_queue,
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,
+            channel=Channel(prefetch_count=settings.prefetch),
+            title="notify: alert signals",
+        )(self.on_message)
+
+    async def on_message(self, body: bytes, message: RabbitMessage) -> None:
+        try:
+            signal = AlertSignal.model_validate_json(body)
+        except ValidationError as exc:
+            await self._dead_letter(message, f"invalid alert signal: {exc.errors(include_url=False)[:3]}")
+            return
+        try:
+            created = await self._store_until_reachable(signal)
+        except Exception as exc:  # noqa: BLE001 - not an outage: bounded retries, then dead-letter
+            attempt = int((message.headers or {}).get("x-delivery-count", 0)) + 1
+            if attempt >= self._settings.max_attempts:
+                await self._dead_letter(message, f"storing failed {attempt} times: {type(exc).__name__}: {exc}")
+            else:
+                log.exception("storing alert %s failed (attempt %d)", signal.alert_id, attempt)
+                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+                await message.nack(requeue=True)
+            return
+        await message.ack()
+        if created:
+            log.info("new alert %s %s %s: %s", signal.alert_id, signal.rule_id, signal.dealer_id, signal.summary)
+            self._worker.wake()
+
+    async def _store_until_reachable(self, signal: AlertSignal) -> bool:
+        """A database outage is waited out (the message stays unacked), never dead-lettered."""
+        delay = 0.5
+        while True:
+            try:
+                return await self._store.apply(signal, self._worker.receivers())
+            except ConnectionFailure as exc:
+                log.warning("database unreachable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _dead_letter(self, message: RabbitMessage, reason: str) -> None:
+        log.warning("dead-lettering message %s: %s", message.message_id, reason)
+        await dead_letter(self._broker, self._topology, message, reason, stage="notify")
+        await message.ack()

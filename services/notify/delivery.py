@@ -1,0 +1,107 @@
+"""Sends stored alerts to their receivers, retrying with exponential backoff.
+
+Works from the outbox kept on each alert, so a receiver that is down delays
+only its own deliveries: alerts keep being stored, and a delivery survives a
+notify restart. Several instances can run: an alert is claimed with a lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from services.common.settings import Settings
+
+from .channels.base import Channel, DeliveryFailed
+from .store import AlertStore, utcnow
+
+log = logging.getLogger("dealerwatch.notify.delivery")
+
+LEASE_SECONDS = 60.0
+IDLE_POLL_SECONDS = 1.0
+CONCURRENCY = 8
+
+
+class DeliveryWorker:
+    def __init__(self, store: AlertStore, channels: dict[str, Channel], settings: Settings):
+        self._store = store
+        self._channels = channels
+        self._settings = settings
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._running: set[asyncio.Task] = set()
+
+    def receivers(self) -> dict[str, str]:
+        return {name: channel.target() for name, channel in self._channels.items()}
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                alert = await self._store.claim_due_delivery(LEASE_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - the database may be briefly away
+                log.warning("cannot read the delivery outbox: %s", exc)
+                alert = None
+            if alert is None:
+                self._slots.release()
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            task = asyncio.create_task(self._deliver(alert))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _deliver(self, alert: dict) -> None:
+        try:
+            deliveries = [dict(d) for d in alert.get("deliveries", [])]
+            payload = public_view(alert)
+            now = utcnow()
+            for delivery in deliveries:
+                if delivery["status"] != "pending" or delivery["next_attempt_at"] > now:
+                    continue
+                await self._attempt(delivery, payload)
+            await self._store.record_deliveries(alert["_id"], deliveries)
+        except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
+            log.exception("delivering alert %s failed unexpectedly", alert.get("_id"))
+        finally:
+            self._slots.release()
+
+    async def _attempt(self, delivery: dict, payload: dict) -> None:
+        channel = self._channels.get(delivery["receiver"])
+        delivery["attempts"] += 1
+        try:
+            if channel is None:
+                raise DeliveryFailed(f"receiver {delivery['receiver']!r} is no longer configured")
+            await channel.send(payload)
+        except DeliveryFailed as exc:
+            delivery["last_error"] = str(exc)
+            if delivery["attempts"] >= self._settings.webhook_max_attempts or channel is None:
+                delivery["status"] = "failed"
+                log.error("giving up on alert %s to %s: %s", payload["alert_id"], delivery["receiver"], exc)
+            else:
+                delay = min(
+                    self._settings.webhook_retry_initial_seconds * 2 ** (delivery["attempts"] - 1),
+                    self._settings.webhook_retry_max_seconds,
+                )
+                delivery["next_attempt_at"] = utcnow() + dt.timedelta(seconds=delay)
+                log.warning(
+                    "alert %s to %s failed (%s); retry %d in %.1fs",
+                    payload["alert_id"], delivery["receiver"], exc, delivery["attempts"], delay,
+                )
+            return
+        delivery["status"] = "delivered"
+        delivery["delivered_at"] = utcnow()
+        delivery["last_error"] = None
+
+
+def public_view(alert: dict) -> dict:
+    """What receivers and API clients see of an alert."""
+    hidden = {"_id", "delivery_due_at", "delivery_lease_until", "deliveries"}
+    return {key: value for key, value in alert.items() if key not in hidden}

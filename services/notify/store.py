@@ -1,0 +1,185 @@
+"""Alerts in MongoDB (collection `alerts`): the only module of notify that uses motor.
+
+One document per episode, `_id` = the episode's `alert_id` (a unique index by
+construction), so redelivered signals and several notify instances can never
+create a second alert for one episode. Every update is conditional and
+monotonic, which makes applying a signal twice, or out of order, harmless.
+Pending webhook deliveries live on the alert itself (an outbox): stored
+atomically with it, retried until delivered, claimed with a lease so that two
+instances do not send the same delivery at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from services.common.alerts import AlertSignal
+from services.common.settings import Settings
+
+INTERNAL_FIELDS = {"_id": 0, "delivery_due_at": 0, "delivery_lease_until": 0}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class AlertStore:
+    def __init__(self, settings: Settings):
+        self._client = AsyncIOMotorClient(settings.mongo_url.get_secret_value(), tz_aware=True)
+        self._alerts = self._client[settings.mongo_db]["alerts"]
+
+    async def ensure_indexes(self) -> None:
+        await self._alerts.create_index([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
+        await self._alerts.create_index([("dealer_id", ASCENDING), ("first_seen_at", DESCENDING)])
+        await self._alerts.create_index([("status", ASCENDING), ("first_seen_at", DESCENDING)])
+        await self._alerts.create_index([("delivery_due_at", ASCENDING)], sparse=True)
+
+    async def ping(self) -> bool:
+        try:
+            await self._client.admin.command("ping")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return False
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- signals ---
+
+    async def apply(self, signal: AlertSignal, receivers: dict[str, str]) -> bool:
+        """Store a signal; True if it created the alert (the caller then notifies).
+
+        receivers: receiver name -> displayable target (never a URL with its secrets)."""
+        now = utcnow()
+        resolved = signal.state == "resolved"
+        document = {
+            "alert_id": signal.alert_id,
+            "rule_id": signal.rule_id,
+            "dealer_id": signal.dealer_id,
+            "subject": signal.subject,
+            "severity": signal.severity,
+            "summary": signal.summary,
+            "details": signal.details,
+            "owner": signal.owner,
+            "labels": signal.labels,
+            "status": "resolved" if resolved else "open",
+            "opened_at": signal.opened_at,
+            "first_seen_at": signal.at,
+            "last_seen_at": signal.at,
+            "resolved_at": signal.at if resolved else None,
+            "count": signal.firing_count,
+            "policy_version": signal.policy_version,
+            "created_at": now,
+            "updated_at": now,
+            "deliveries": [] if resolved else [_delivery(name, target, now) for name, target in receivers.items()],
+        }
+        if document["deliveries"]:
+            document["delivery_due_at"] = now
+        try:
+            result = await self._alerts.update_one(
+                {"_id": signal.alert_id}, {"$setOnInsert": document}, upsert=True
+            )
+            if result.upserted_id is not None:
+                return True
+        except DuplicateKeyError:
+            pass  # another instance inserted it first: update below
+        if resolved:
+            await self._alerts.update_one(
+                {"_id": signal.alert_id, "status": "open"},
+                {"$set": {"status": "resolved", "resolved_at": signal.at, "updated_at": now}},
+            )
+        else:
+            await self._alerts.update_one(
+                {"_id": signal.alert_id, "count": {"$lt": signal.firing_count}},
+                {"$set": {
+                    "count": signal.firing_count,
+                    "last_seen_at": signal.at,
+                    "summary": signal.summary,
+                    "details": signal.details,
+                    "updated_at": now,
+                }},
+            )
+        return False
+
+    # --- reading ---
+
+    async def get(self, alert_id: str) -> dict | None:
+        return await self._alerts.find_one({"_id": alert_id}, INTERNAL_FIELDS)
+
+    async def list(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        """Newest first (by first_seen_at, then alert_id); keyset pagination."""
+        query = dict(filters)
+        if cursor:
+            at, alert_id = decode_cursor(cursor)
+            query["$or"] = [{"first_seen_at": {"$lt": at}}, {"first_seen_at": at, "_id": {"$lt": alert_id}}]
+        docs = await (
+            self._alerts.find(query, {"delivery_due_at": 0, "delivery_lease_until": 0})
+            .sort([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit + 1)
+            .to_list(None)
+        )
+        next_cursor = encode_cursor(docs[limit - 1]) if len(docs) > limit else None
+        for doc in docs:
+            doc.pop("_id", None)
+        return docs[:limit], next_cursor
+
+    # --- the delivery outbox ---
+
+    async def claim_due_delivery(self, lease_seconds: float) -> dict | None:
+        now = utcnow()
+        return await self._alerts.find_one_and_update(
+            {
+                "delivery_due_at": {"$lte": now},
+                "$or": [{"delivery_lease_until": None}, {"delivery_lease_until": {"$lte": now}}],
+            },
+            {"$set": {"delivery_lease_until": now + dt.timedelta(seconds=lease_seconds)}},
+            sort=[("delivery_due_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def record_deliveries(self, alert_id: str, deliveries: list[dict]) -> None:
+        pending = [d["next_attempt_at"] for d in deliveries if d["status"] == "pending"]
+        update: dict = {"$set": {"deliveries": deliveries}, "$unset": {"delivery_lease_until": ""}}
+        if pending:
+            update["$set"]["delivery_due_at"] = min(pending)
+        else:
+            update["$unset"]["delivery_due_at"] = ""
+        await self._alerts.update_one({"_id": alert_id}, update)
+
+    async def next_delivery_due(self) -> dt.datetime | None:
+        doc = await self._alerts.find_one(
+            {"delivery_due_at": {"$ne": None}}, {"delivery_due_at": 1}, sort=[("delivery_due_at", ASCENDING)]
+        )
+        return doc["delivery_due_at"] if doc else None
+
+
+def _delivery(receiver: str, target: str, now: dt.datetime) -> dict:
+    return {
+        "receiver": receiver,
+        "target": target,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": None,
+        "delivered_at": None,
+    }
+
+
+def encode_cursor(doc: dict) -> str:
+    raw = json.dumps([doc["first_seen_at"].isoformat(), doc["_id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, alert_id = json.loads(base64.urlsafe_b64decode(padded))
+        return dt.datetime.fromisoformat(at), str(alert_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc

@@ -1,0 +1,163 @@
+"""Shared fixtures: the real RabbitMQ of this machine, a MongoDB-protocol server started for the
+session, and the services started as real processes, each test in its own namespace and database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import httpx
+import pytest
+
+from services import devstack
+
+ROOT = Path(__file__).resolve().parents[1]
+AMQP_URL = os.environ.get("DEALERWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+PORTS = {"ingest": "DEALERWATCH_INGEST_PORT", "rules": "DEALERWATCH_RULES_PORT", "notify": "DEALERWATCH_NOTIFY_PORT"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    devstack.ensure_rabbitmq(AMQP_URL)
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory) -> str:
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("mongo") / "secantusdb.log", "wb")
+    process = devstack.start_mongo(port, str(tmp_path_factory.mktemp("mongo-data")), log_file=log)
+    yield f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+    devstack.stop(process)
+    log.close()
+
+
+@pytest.fixture
+def namespace(amqp_url):
+    """A fresh set of exchanges and queues for one test; deleted afterwards."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    asyncio.run(_delete_topology(amqp_url, name))
+
+
+async def _delete_topology(amqp_url: str, name: str) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        for queue in ("rules.events", "notify.alert-signals", "dead-letter"):
+            channel = await connection.channel()
+            try:
+                await channel.queue_delete(f"{name}.{queue}")
+            except Exception:  # noqa: BLE001 - never declared in this test
+                pass
+        for exchange in ("events", "alert-signals", "dead-letter"):
+            channel = await connection.channel()
+            try:
+                await channel.exchange_delete(f"{name}.{exchange}")
+            except Exception:  # noqa: BLE001
+                pass
+
+
+@pytest.fixture
+def service_env(amqp_url, mongo_url, namespace) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERWATCH_")}
+    env.update(
+        DEALERWATCH_AMQP_URL=amqp_url,
+        DEALERWATCH_MONGO_URL=mongo_url,
+        DEALERWATCH_MONGO_DB=namespace,
+        DEALERWATCH_NAMESPACE=namespace,
+        DEALERWATCH_POLICY_FILE=str(ROOT / "policies" / "default.yaml"),
+        DEALERWATCH_WEBHOOK_RETRY_INITIAL_SECONDS="0.2",
+        DEALERWATCH_WEBHOOK_RETRY_MAX_SECONDS="0.5",
+    )
+    return env
+
+
+class Service:
+    """One service as a real process (`dealerwatch serve NAME`)."""
+
+    def __init__(self, name: str, env: dict, log_dir: Path):
+        self.name = name
+        self.env = env
+        self.url = f"http://127.0.0.1:{env[PORTS[name]]}"
+        self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, ready: bool = True) -> "Service":
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve", self.name],
+            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        if ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready after {seconds}s:\n{self.log()}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            if kill:
+                self.process.kill()
+                self.process.wait()
+            else:
+                devstack.stop(self.process)
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+@pytest.fixture
+def services(service_env, tmp_path):
+    """Factory: services("ingest", "rules") starts those processes; all are stopped at the end."""
+    started: list[Service] = []
+
+    def start(*names: str, env: dict | None = None, ready: bool = True) -> list[Service]:
+        result = []
+        for name in names:
+            own_port = {PORTS[name]: str(free_port())}  # several instances of one service may run
+            service = Service(name, {**service_env, **own_port, **(env or {})}, tmp_path).start(ready=ready)
+            started.append(service)
+            result.append(service)
+        return result
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def wait_for(predicate, seconds: float = 10, interval: float = 0.05):
+    """Poll until predicate() is truthy; returns its value or fails with the last one."""
+    deadline = time.monotonic() + seconds
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {seconds}s (last value: {value!r})")

@@ -1,0 +1,49 @@
+"""Builders for v1 events as integrators post them (plain JSON objects)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+
+_ids = itertools.count()
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def _base(kind: str, dealer: str, at: dt.datetime, event_id: str | None) -> dict:
+    return {
+        "event_id": event_id or f"ev-{uuid.uuid4().hex[:8]}-{next(_ids)}",
+        "type": kind,
+        "dealer_id": dealer,
+        "occurred_at": iso(at),
+    }
+
+
+def sale(dealer: str, at: dt.datetime, amount: float | str = "100.00", quantity: int = 1, event_id=None, **extra) -> dict:
+    return {**_base("sale", dealer, at, event_id), "sku": "JK-9100", "quantity": quantity, "amount": str(amount), **extra}
+
+
+def visit(dealer: str, at: dt.datetime, kind: str = "routine", event_id=None) -> dict:
+    return {**_base("visit", dealer, at, event_id), "visitor_id": "rep-7", "role": "rep", "kind": kind}
+
+
+def promotion_planned(dealer: str, at: dt.datetime, promotion: str, budget="1000", owner="Wang Fang", event_id=None) -> dict:
+    return {
+        **_base("promotion.planned", dealer, at, event_id),
+        "promotion_id": promotion,
+        "budget": str(budget),
+        "starts_on": at.date().isoformat(),
+        "ends_on": (at.date() + dt.timedelta(days=14)).isoformat(),
+        "owner": owner,
+    }
+
+
+def promotion_spend(dealer: str, at: dt.datetime, promotion: str, amount="100", event_id=None) -> dict:
+    return {**_base("promotion.spend", dealer, at, event_id), "promotion_id": promotion, "amount": str(amount)}

@@ -1,0 +1,82 @@
+"""What operators deploy from: the compose file, the documented configuration, the AsyncAPI document."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.common.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIABLES = {f"DEALERWATCH_{name.upper()}" for name in Settings.model_fields}
+SERVICES = ("ingest", "rules", "notify")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_every_setting_is_set_for_every_service(compose):
+    for name in SERVICES:
+        service = compose["services"][name]
+        assert VARIABLES <= set(service["environment"]), f"{name} lacks {VARIABLES - set(service['environment'])}"
+        assert service["command"] == ["serve", name]
+
+
+def test_production_shape(compose):
+    services = compose["services"]
+    assert services["mongo"]["image"].startswith("mongo:")  # real MongoDB in production
+    assert "management" in services["rabbitmq"]["image"]
+    for name, service in services.items():
+        assert service.get("restart") == "unless-stopped", name
+        assert "healthcheck" in service, name
+    for name in SERVICES:
+        assert services[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert services[name]["environment"]["DEALERWATCH_INGEST_KEYS"].startswith("${DEALERWATCH_INGEST_KEYS:?")
+    assert "guest" not in (ROOT / "docker-compose.yml").read_text()
+
+
+@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed")
+def test_compose_validates_and_requires_its_secrets():
+    env = {**os.environ, "RABBITMQ_PASSWORD": "p", "DEALERWATCH_INGEST_KEYS": "k"}
+    subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, env=env, check=True)
+    env.pop("DEALERWATCH_INGEST_KEYS")
+    refused = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "DEALERWATCH_INGEST_KEYS" in refused.stderr
+
+
+def test_readme_documents_every_variable_and_starts_with_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(DEALERWATCH_[A-Z_]+)` \|", readme, re.MULTILINE))
+    assert documented == VARIABLES
+    commands = re.findall(r"^make (\w+)", readme, re.MULTILINE)
+    assert commands[:2] == ["run", "test"]
+
+
+def test_asyncapi_document_names_the_queues_and_the_event_models(capsys):
+    from services.cli import main
+
+    assert main(["asyncapi"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["asyncapi"].startswith("3.")
+    schemas = set(document["components"]["schemas"])
+    assert {"Sale", "Visit", "PromotionPlanned", "PromotionSpend", "TargetSet", "AlertSignal"} <= schemas
+    text = json.dumps(document)
+    assert "dealerwatch.rules.events" in text and "dealerwatch.notify.alert-signals" in text
+
+
+def test_policy_schema_command_prints_a_json_schema(capsys):
+    from services.cli import main
+
+    assert main(["policy", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["properties"]["rules"]["type"] == "array"
+    assert "RuleSpec" in schema["$defs"]

@@ -1,0 +1,41 @@
+"""Fast checks of the notify consumer on FastStream's in-memory broker (on top of the
+real-broker suites, not instead of them); the database is the real MongoDB-protocol server."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from faststream.rabbit import TestRabbitBroker
+
+from services.common.alerts import AlertSignal
+from services.common.settings import Settings
+from services.common.topology import Topology
+from services.notify.consumer import SignalConsumer
+from services.notify.delivery import DeliveryWorker
+from services.notify.store import AlertStore
+from services.common.broker import make_broker
+
+
+def make_signal(count: int, state: str = "firing") -> AlertSignal:
+    at = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    return AlertSignal(
+        alert_id="m1", state=state, rule_id="visit-overdue", dealer_id="D-1", severity="warning",
+        summary=f"n={count}", policy_version="v", opened_at=at, at=at + dt.timedelta(hours=count), firing_count=count,
+    )
+
+
+async def test_consumer_stores_once_and_keeps_the_newest(mongo_url, namespace):
+    settings = Settings(mongo_url=mongo_url, mongo_db=namespace, namespace=namespace)
+    broker = make_broker(settings)
+    store = AlertStore(settings)
+    worker = DeliveryWorker(store, {}, settings)
+    SignalConsumer(broker, store, worker, settings)
+    queue = Topology(namespace).notify_queue
+    async with TestRabbitBroker(broker) as test_broker:
+        for count in (1, 3, 2, 3):
+            await test_broker.publish(make_signal(count).model_dump_json(), queue=queue)
+        await test_broker.publish(make_signal(3, "resolved").model_dump_json(), queue=queue)
+    items, _ = await store.list({}, 10, None)
+    assert len(items) == 1
+    assert items[0]["count"] == 3 and items[0]["summary"] == "n=3" and items[0]["status"] == "resolved"
+    store.close()

@@ -1,0 +1,83 @@
+"""Notify on the real broker and the MongoDB protocol: one alert per episode, whatever happens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import httpx
+import pytest
+
+from conftest import free_port, wait_for
+from helpers import WebhookReceiver, drain, publish, queue_depth
+from services.common.alerts import AlertSignal
+
+
+def signal(alert_id: str, count: int, state: str = "firing", **changes) -> bytes:
+    at = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=count)
+    fields = dict(
+        alert_id=alert_id, state=state, rule_id="sales-drop", dealer_id=f"D-{alert_id}", severity="warning",
+        summary=f"firing {count}", details={"measures": {"sales_7d": float(count)}}, policy_version="abc",
+        opened_at=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc), at=at, firing_count=count,
+    )
+    fields.update(changes)
+    return AlertSignal(**fields).model_dump_json().encode()
+
+
+def all_alerts(notify) -> list[dict]:
+    items, cursor = [], None
+    while True:
+        params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+        body = httpx.get(f"{notify.url}/v1/alerts", params=params).json()
+        items += body["items"]
+        if not (cursor := body["next_cursor"]):
+            return items
+
+
+@pytest.fixture
+def receiver():
+    hook = WebhookReceiver(free_port()).start()
+    yield hook
+    hook.stop()
+
+
+def test_no_duplicates_under_redelivery_with_two_instances(services, amqp_url, namespace, receiver):
+    first, second = services("notify", "notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url})
+    bodies = [signal(f"a{n}", count) for n in range(40) for count in (1, 2, 3)]
+    bodies += bodies  # every signal redelivered once more
+    random.Random(7).shuffle(bodies)
+    publish(amqp_url, f"{namespace}.alert-signals", "warning.sales-drop.x", *bodies)
+    stored = wait_for(lambda: (a := all_alerts(first)) and len(a) == 40 and queue_depth(amqp_url, f"{namespace}.notify.alert-signals") == 0 and a)
+    assert sorted(a["alert_id"] for a in stored) == sorted(f"a{n}" for n in range(40))
+    def all_at_three():
+        current = all_alerts(second)
+        return all(a["count"] == 3 for a in current) and current
+
+    final = wait_for(all_at_three)
+    assert all(a["summary"] == "firing 3" for a in final)  # the newest firing wins, whatever the order
+    wait_for(lambda: len(receiver.received) >= 40)
+    delivered = [a["alert_id"] for a in receiver.received]
+    assert len(delivered) == len(set(delivered)) == 40  # one first notification per episode
+
+
+def test_resolved_signal_closes_the_alert_for_good(services, amqp_url, namespace):
+    (notify,) = services("notify")
+    exchange = f"{namespace}.alert-signals"
+    publish(amqp_url, exchange, "k", signal("r1", 1), signal("r1", 2))
+    wait_for(lambda: (a := all_alerts(notify)) and a[0]["count"] == 2)
+    publish(amqp_url, exchange, "k", signal("r1", 2, "resolved"), signal("r1", 1))  # a late old firing
+    alert = wait_for(lambda: (a := all_alerts(notify)) and a[0]["status"] == "resolved" and a[0])
+    assert alert["resolved_at"] and alert["count"] == 2
+
+
+def test_bad_signals_are_dead_lettered_with_a_reason_after_bounded_attempts(services, amqp_url, namespace):
+    (notify,) = services("notify", env={"DEALERWATCH_MAX_ATTEMPTS": "3"})
+    # the second cannot be stored (BSON keys cannot hold NUL): retried 3 times, then dead-lettered
+    unstorable = signal("x1", 1, details={"bad\x00key": 1})
+    publish(amqp_url, f"{namespace}.alert-signals", "k", b'{"alert_id": 1}', unstorable, signal("ok", 1))
+    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 2, seconds=20)
+    dead = drain(amqp_url, f"{namespace}.dead-letter")
+    assert dead[0].headers["x-dealerwatch-error"].startswith("invalid alert signal")
+    assert dead[1].headers["x-dealerwatch-error"].startswith("storing failed 3 times: InvalidDocument")
+    assert [a["alert_id"] for a in all_alerts(notify)] == ["ok"]  # the good one was not held back
+    assert queue_depth(amqp_url, f"{namespace}.notify.alert-signals") == 0

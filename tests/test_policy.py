@@ -1,0 +1,124 @@
+"""Policy files and the condition language: parse, compile, report errors with lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.rules import expressions as ex
+from services.rules import policy
+from services.rules.engine import Matcher
+
+
+def test_default_policy_loads_with_the_three_rules():
+    loaded = policy.load("policies/default.yaml")
+    assert [r.id for r in loaded.rules] == ["sales-drop", "visit-overdue", "promotion-over-budget"]
+    assert len(loaded.version) == 12
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a < 1",
+        "not (a > 5 or b < 2) and (c + 1) * 2 <= d",
+        "w < 0.7 * b and f >= 63",
+        "1 < a",
+        "-a > -2.5e3 or not not a == b / 2 - 1",
+    ],
+)
+def test_expressions_round_trip(text):
+    parsed = ex.parse(text)
+    assert ex.parse(ex.render(parsed)) == parsed
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("a <", "expected a number or a measure name"),
+        ("a < 1 b", "unexpected 'b'"),
+        ("a + 1", "expected a comparison"),
+        ("(a < 1", "expected ')'"),
+        ("a < 1; import os", "unexpected character ';'"),
+        ("__import__('os') < 1", "unexpected character"),
+    ],
+)
+def test_expression_errors(text, fragment):
+    with pytest.raises(ex.ExpressionError, match=None) as caught:
+        ex.parse(text)
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("condition", "measures", "expected"),
+    [
+        ("w < 0.7 * b", {"w": 699.99, "b": 1000}, True),
+        ("w < 0.7 * b", {"w": 700, "b": 1000}, False),
+        ("not (w < 0.7 * b)", {"w": 700, "b": 1000}, True),
+        ("a > 1 or b > 1", {"a": 0, "b": 2}, True),
+        ("not (a > 1 or b > 1)", {"a": 0, "b": 0}, True),
+        ("a >= (b + 1) / 2", {"a": 1, "b": 1}, True),
+        ("1 >= a", {"a": 1}, True),
+        ("a != 3 and a == 4", {"a": 4}, True),
+    ],
+)
+def test_engine_agrees_with_python_evaluation(condition, measures, expected):
+    """durable-rules and our own evaluator must give the same verdict."""
+    parsed = ex.parse(condition)
+    assert ex.holds(parsed, measures) is expected
+    assert (Matcher({"r": ex.to_durable(parsed)}).match(measures) == ["r"]) is expected
+
+
+BASE = """version: 1
+rules:
+  - id: r1
+    description: d
+    severity: warning
+    kind: condition
+    when: sales_7d < 10
+    summary: "{dealer_id} sold {sales_7d:.2f}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "fragment"),
+    [
+        (("severity: warning", "severity: warn"), 5, "'warn'"),
+        (("when: sales_7d < 10", "when: sales_7d <"), 7, "expected a number"),
+        (("when: sales_7d < 10", "when: salez_7d < 10"), 7, "unknown measure salez_7d"),
+        (("when: sales_7d < 10", "when: days_since_visit > sales_7d"), 7, "can only be compared with a number"),
+        (("when: sales_7d < 10", "when: 2 * sales_7d < sales_7d + 1"), 7, "must be a single measure name"),
+        (("kind: condition", "kind: condition\n    whne: x"), 7, "unknown key 'whne'"),
+        (("{sales_7d:.2f}", "{sales_7d.__class__}"), 8, "not a plain name"),
+        (("version: 1", "version: 1\nversion: 2"), 2, "appears twice"),
+        (("rules:", "timezone: Mars/Olympus\nrules:"), 2, "unknown time zone"),
+        (("    summary:", "   summary:"), 8, "not valid YAML"),
+    ],
+)
+def test_errors_name_the_line(change, line, fragment):
+    with pytest.raises(policy.PolicyError) as caught:
+        policy.loads(BASE.replace(*change), "p.yaml")
+    text = str(caught.value)
+    assert text.startswith(f"p.yaml:{line}: "), text
+    assert fragment in text
+
+
+def test_duplicate_rule_ids_are_refused():
+    doubled = BASE + BASE.split("rules:\n")[1]
+    with pytest.raises(policy.PolicyError, match="used twice"):
+        policy.loads(doubled)
+
+
+def test_yaml_tags_that_build_objects_are_refused():
+    with pytest.raises(policy.PolicyError, match="not valid YAML"):
+        policy.loads("!!python/object/apply:os.system ['true']")
+
+
+def test_policy_check_command(tmp_path, capsys):
+    from services.cli import main
+
+    good = tmp_path / "good.yaml"
+    good.write_text(BASE)
+    assert main(["policy", "check", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BASE.replace("warning", "urgent"))
+    assert main(["policy", "check", str(bad)]) == 1
+    assert f"{bad}:5:" in capsys.readouterr().err
