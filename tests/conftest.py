@@ -151,7 +151,7 @@ def services(service_env, tmp_path):
         service.stop()
 
 
-def wait_for(predicate, seconds: float = 10, interval: float = 0.05):
+def wait_for(predicate, seconds: float = 20, interval: float = 0.05):
     """Poll until predicate() is truthy; returns its value or fails with the last one."""
     deadline = time.monotonic() + seconds
     value = None

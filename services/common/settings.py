@@ -35,7 +35,7 @@ class Settings(BaseSettings):
         pattern=r"^[a-z][a-z0-9-]{0,40}$",
         description="Prefix of every exchange and queue name (several stacks can share a broker).",
     )
-    prefetch: int = Field(default=100, ge=1, le=5000, description="Unacked messages per consumer.")
+    prefetch: int = Field(default=500, ge=1, le=5000, description="Unacked messages per consumer.")
     max_attempts: int = Field(
         default=5, ge=1, le=50, description="Handler attempts before a message is dead-lettered."
     )

@@ -40,7 +40,8 @@ class SignalConsumer:
             title="notify: alert signals",
         )(self.on_message)
 
-    async def on_message(self, body: bytes, message: RabbitMessage) -> None:
+    async def on_message(self, body: bytes) -> None:
+        message: RabbitMessage = self._broker.context.get_local("message")
         try:
             signal = AlertSignal.model_validate_json(body)
         except ValidationError as exc:

@@ -21,7 +21,7 @@ from faststream.rabbit import Channel, RabbitMessage
 from pydantic import ValidationError
 
 from services.common.alerts import AlertSignal
-from services.common.broker import connect_with_retry, make_broker, publish_confirmed
+from services.common.broker import connect_with_retry, make_broker, publish_all_confirmed
 from services.common.deadletter import dead_letter
 from services.common.events import parse_event
 from services.common.settings import Settings
@@ -93,7 +93,8 @@ class RulesService:
 
     # --- consuming ---
 
-    async def on_message(self, body: bytes, message: RabbitMessage) -> None:
+    async def on_message(self, body: bytes) -> None:
+        message: RabbitMessage = self.broker.context.get_local("message")
         try:
             event = parse_event(body)
         except ValidationError as exc:
@@ -183,15 +184,20 @@ class RulesService:
         dirty, self.core.dirty = self.core.dirty, set()
         docs = [to_doc(self.core.states[d]) for d in dirty]
         try:
-            for signal in signals:
-                await publish_confirmed(
-                    self.broker,
-                    self.topology.alert_signals,
-                    alert_routing_key(signal.severity, signal.rule_id, signal.dealer_id),
-                    signal.model_dump_json().encode(),
-                    message_id=f"{signal.alert_id}:{signal.state}:{signal.firing_count}",
-                    timeout=self.settings.publish_timeout_seconds,
-                )
+            # pipelined confirms; notify does not depend on the order of signals (see store.apply)
+            await publish_all_confirmed(
+                self.broker,
+                [
+                    (
+                        self.topology.alert_signals,
+                        alert_routing_key(signal.severity, signal.rule_id, signal.dealer_id),
+                        signal.model_dump_json().encode(),
+                        f"{signal.alert_id}:{signal.state}:{signal.firing_count}",
+                    )
+                    for signal in signals
+                ],
+                timeout=self.settings.publish_timeout_seconds,
+            )
             await self.store.save_docs(docs)
         except Exception:
             # put everything back in front, to be retried in order (re-publishing is idempotent)
@@ -199,5 +205,19 @@ class RulesService:
             self._unacked[:0] = messages
             self.core.dirty |= dirty
             raise
-        for message in messages:
-            await message.ack()
+        await _ack_all(messages)
+
+
+async def _ack_all(messages: list[RabbitMessage]) -> None:
+    """One `multiple` ack per channel, on its newest message: messages are handled one at a time
+    in delivery order, so every earlier delivery on that channel is in this batch, an earlier
+    one, or was already settled (dead-lettered or requeued). One frame instead of one per
+    message (acking one by one cost ~1 ms each, more than the database write)."""
+    newest: dict[int, RabbitMessage] = {}
+    for message in messages:
+        newest[id(message.raw_message.channel)] = message
+    for message in newest.values():
+        try:
+            await message.ack(multiple=True)
+        except Exception as exc:  # noqa: BLE001 - channel gone: the broker redelivers, we dedup
+            log.warning("could not ack a batch (%s); it will be redelivered and deduplicated", exc)

@@ -1,0 +1,197 @@
+"""End-to-end benchmark: POST -> ingest -> rules -> notify -> stored alert, on the real broker.
+
+Prints, from one run on one machine:
+- baseline: raw aio-pika publish -> consume of persistent messages (confirms pipelined, acks),
+  producer and consumer in two processes, on the same broker;
+- dealerwatch: sustained events/s from the first POST until every event was judged and every
+  expected alert stored, as a ratio of the baseline;
+- latency from POST to stored alert (p50/p99), under that load and for single events when idle.
+
+Usage: python bench/pipeline.py [--events 20000] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import httpx
+import pymongo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import Service, _delete_topology, free_port  # noqa: E402
+from services import devstack  # noqa: E402
+
+AMQP_URL = os.environ.get("DEALERWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+ALERT_EVERY = 10  # one event in ten breaks a rule (a promotion spend over its budget)
+
+
+# --- baseline: raw aio-pika ---
+
+def _consume(queue: str, count: int, done) -> None:
+    async def run():
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=200)
+            declared = await channel.declare_queue(queue, durable=True)
+            received = 0
+            async with declared.iterator() as messages:
+                async for message in messages:
+                    await message.ack()
+                    received += 1
+                    if received == count:
+                        break
+        done.value = time.perf_counter()
+
+    asyncio.run(run())
+
+
+async def baseline(count: int) -> float:
+    queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.declare_queue(queue, durable=True)
+        done = multiprocessing.Value("d", 0.0)
+        consumer = multiprocessing.Process(target=_consume, args=(queue, count, done))
+        consumer.start()
+        await asyncio.sleep(1.0)
+        body = b'{"event_id":"x","type":"sale","dealer_id":"D-1","occurred_at":"2026-01-01T00:00:00Z","sku":"s","quantity":1,"amount":"1"}' * 2
+        start = time.perf_counter()
+        for offset in range(0, count, 500):
+            await asyncio.gather(*(
+                channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=queue)
+                for _ in range(min(500, count - offset))
+            ))
+        consumer.join()
+        await channel.queue_delete(queue)
+    return count / (done.value - start)
+
+
+# --- dealerwatch ---
+
+def events_for(batch: int, size: int, at: dt.datetime) -> list[dict]:
+    events = []
+    for n in range(size):
+        dealer = f"D-{batch}-{n % 50}"
+        stamp = (at + dt.timedelta(milliseconds=n)).isoformat()
+        if n % ALERT_EVERY == 0:
+            promotion = f"P-{batch}-{n}"
+            events.append({"event_id": f"{batch}-{n}-plan", "type": "promotion.planned", "dealer_id": dealer,
+                           "occurred_at": stamp, "promotion_id": promotion, "budget": "100",
+                           "starts_on": "2026-01-01", "ends_on": "2026-01-31", "owner": "bench"})
+            events.append({"event_id": f"{batch}-{n}-spend", "type": "promotion.spend", "dealer_id": dealer,
+                           "occurred_at": stamp, "promotion_id": promotion, "amount": "150"})
+        else:
+            events.append({"event_id": f"{batch}-{n}", "type": "sale", "dealer_id": dealer, "occurred_at": stamp,
+                           "sku": "JK-9100", "quantity": 1, "amount": "120.00"})
+            events.append({"event_id": f"{batch}-{n}-v", "type": "visit", "dealer_id": dealer, "occurred_at": stamp,
+                           "visitor_id": "rep", "role": "rep", "kind": "routine"})
+    return events
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_pipeline(total: int, batch_size: int, prefetch: int) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="dealerwatch-bench-"))
+    mongo_port = free_port()
+    mongo = devstack.start_mongo(mongo_port, str(work / "mongo"))
+    mongo_url = f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true&retryWrites=false"
+    namespace = f"bench{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERWATCH_")}
+    env.update(DEALERWATCH_AMQP_URL=AMQP_URL, DEALERWATCH_MONGO_URL=mongo_url, DEALERWATCH_NAMESPACE=namespace,
+               DEALERWATCH_MONGO_DB=namespace, DEALERWATCH_LOG_LEVEL="WARNING", DEALERWATCH_PREFETCH=str(prefetch),
+               DEALERWATCH_POLICY_FILE=str(ROOT / "policies" / "default.yaml"))
+    ports = {"ingest": "DEALERWATCH_INGEST_PORT", "rules": "DEALERWATCH_RULES_PORT", "notify": "DEALERWATCH_NOTIFY_PORT"}
+    services = [Service(name, {**env, var: str(free_port())}, work).start() for name, var in ports.items()]
+    ingest = services[0]
+    alerts = pymongo.MongoClient(mongo_url, tz_aware=True)[namespace]["alerts"]
+    try:
+        now = dt.datetime.now(dt.timezone.utc)
+        batches = [events_for(b, batch_size // 2, now) for b in range(max(1, total // batch_size))]
+        sent_at: dict[int, float] = {}
+        expected = sum(1 for batch in batches for e in batch if e["type"] == "promotion.spend")
+        with httpx.Client(timeout=60) as client:
+            start = time.time()
+            for number, batch in enumerate(batches):
+                sent_at[number] = time.time()
+                response = client.post(f"{ingest.url}/v1/events", json=batch)
+                assert response.status_code == 202, response.text
+            posted = time.time()
+            while alerts.count_documents({}) < expected:
+                time.sleep(0.05)
+                if time.time() - posted > 300:
+                    raise TimeoutError("alerts did not arrive")
+            finished = time.time()
+        latencies = [
+            doc["created_at"].timestamp() - sent_at[int(doc["subject"].split("-")[1])]
+            for doc in alerts.find({}, {"created_at": 1, "subject": 1})
+        ]
+        events = sum(len(b) for b in batches)
+        idle = []
+        with httpx.Client(timeout=30) as client:
+            for n in range(30):
+                batch = events_for(10_000 + n, 1, dt.datetime.now(dt.timezone.utc))
+                t0 = time.time()
+                client.post(f"{ingest.url}/v1/events", json=batch)
+                while (doc := alerts.find_one({"subject": f"P-{10_000 + n}-0"})) is None:
+                    time.sleep(0.002)
+                idle.append(doc["created_at"].timestamp() - t0)
+        return {
+            "events": events,
+            "alerts": expected,
+            "seconds": finished - start,
+            "rate": events / (finished - start),
+            "post_rate": events / (posted - start),
+            "p50": statistics.median(latencies),
+            "p99": percentile(latencies, 0.99),
+            "idle_p50": statistics.median(idle),
+            "idle_p99": percentile(idle, 0.99),
+        }
+    finally:
+        for service in services:
+            service.stop()
+        devstack.stop(mongo)
+        asyncio.run(_delete_topology(AMQP_URL, namespace))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--prefetch", type=int, default=None, help="default: the service default")
+    args = parser.parse_args()
+    devstack.ensure_rabbitmq(AMQP_URL)
+    raw = asyncio.run(baseline(args.events))
+    from services.common.settings import Settings
+
+    result = run_pipeline(args.events, args.batch, args.prefetch or Settings().prefetch)
+    print(f"baseline  raw aio-pika publish->consume (persistent, confirms): {raw:8.0f} msg/s")
+    print(f"pipeline  {result['events']} events, {result['alerts']} alerts in {result['seconds']:.1f} s: "
+          f"{result['rate']:8.0f} events/s end to end (POSTs accepted at {result['post_rate']:.0f}/s)")
+    print(f"ratio     dealerwatch / raw aio-pika = {result['rate'] / raw:.2f}")
+    print(f"latency   POST -> stored alert under load: p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms")
+    print(f"latency   POST -> stored alert, one event at a time: p50 {result['idle_p50'] * 1000:.0f} ms, "
+          f"p99 {result['idle_p99'] * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
