@@ -51,6 +51,41 @@ def _policy_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_policy(path: str):
+    from services.rules import policy
+
+    try:
+        return policy.load(path)
+    except policy.PolicyError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _moment(text: str | None):
+    import datetime as dt
+
+    if text is None:
+        return None
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise SystemExit(f"{text}: give a time zone offset, e.g. 2026-03-01T00:00:00Z")
+    return moment
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from services.rules.backtest import backtest
+
+    backtest(args.events, _load_policy(args.policy), _moment(args.now))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from services.rules.backtest import explain
+
+    return explain(args.events, _load_policy(args.policy), args.dealer, _moment(args.at))
+
+
 def _asyncapi(args: argparse.Namespace) -> int:
     from services.common.asyncapi import document
 
@@ -80,6 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("file")
     check.set_defaults(func=_policy_check)
     policy.add_parser("schema", help="print the policy JSON Schema").set_defaults(func=_policy_schema)
+
+    backtest = commands.add_parser("backtest", help="replay an NDJSON event file through a policy")
+    backtest.add_argument("events")
+    backtest.add_argument("--policy", default="policies/default.yaml")
+    backtest.add_argument("--now", help="RFC 3339 end of the replay (default: the last event's time)")
+    backtest.set_defaults(func=_backtest)
+
+    explain = commands.add_parser("explain", help="every measure of one dealer and how far each rule is from firing")
+    explain.add_argument("events")
+    explain.add_argument("--dealer", required=True)
+    explain.add_argument("--at", help="RFC 3339 time (default: the dealer's last event)")
+    explain.add_argument("--policy", default="policies/default.yaml")
+    explain.set_defaults(func=_explain)
 
     commands.add_parser("asyncapi", help="print the AsyncAPI document of the messages").set_defaults(func=_asyncapi)
 

@@ -25,6 +25,14 @@ def post(ingest, events) -> None:
     assert response.status_code == 202, response.text
 
 
+BUDGET = "promotion-over-budget"
+
+
+def approved(dealer, at, promotion) -> dict:
+    return {"event_id": f"approve-{dealer}-{promotion}", "type": "promotion.approved", "dealer_id": dealer,
+            "occurred_at": at.isoformat(), "promotion_id": promotion, "approved_by": "Zhao Lei"}
+
+
 def alerts(notify, **params) -> list[dict]:
     return httpx.get(f"{notify.url}/v1/alerts", params=params).json()["items"]
 
@@ -35,13 +43,15 @@ def test_events_become_stored_and_delivered_alerts(services, receiver):
     at = now()
     post(ingest, [
         promotion_planned("D-100", at, "P-7", budget="1000", owner="Wang Fang"),
+        approved("D-100", at, "P-7"),
         promotion_spend("D-100", at, "P-7", "800"),
         promotion_spend("D-100", at, "P-7", "300.50"),
-        # never visited and first seen 31 days ago: visit-overdue is raised by the clock
+        # never visited, last sale 31 days ago: the clock raises visit-overdue and dealer-inactive
         sale("D-200", at - dt.timedelta(days=31)),
     ])
-    found = wait_for(lambda: len(alerts(notify)) == 2 and alerts(notify))
+    found = wait_for(lambda: len(alerts(notify)) == 3 and alerts(notify))
     by_rule = {a["rule_id"]: a for a in found}
+    assert set(by_rule) == {"promotion-over-budget", "visit-overdue", "dealer-inactive"}
     budget = by_rule["promotion-over-budget"]
     assert budget["dealer_id"] == "D-100" and budget["owner"] == "Wang Fang"
     assert budget["severity"] == "critical" and budget["status"] == "open"
@@ -52,8 +62,8 @@ def test_events_become_stored_and_delivered_alerts(services, receiver):
     assert overdue["policy_version"] == budget["policy_version"] != ""
     for field in ("alert_id", "summary", "details", "first_seen_at", "last_seen_at", "status", "severity"):
         assert field in budget
-    delivered = wait_for(lambda: len(receiver.received) == 2 and receiver.received)
-    assert sorted(a["rule_id"] for a in delivered) == ["promotion-over-budget", "visit-overdue"]
+    delivered = wait_for(lambda: len(receiver.received) == 3 and receiver.received)
+    assert sorted(a["rule_id"] for a in delivered) == ["dealer-inactive", "promotion-over-budget", "visit-overdue"]
     assert httpx.get(f"{notify.url}/v1/alerts/{budget['alert_id']}").json()["deliveries"][0]["status"] == "delivered"
 
 
@@ -61,9 +71,9 @@ def test_further_firings_update_the_same_alert(services):
     ingest, rules, notify = services("ingest", "rules", "notify")
     at = now()
     post(ingest, [promotion_planned("D-1", at, "P-1", budget="100"), promotion_spend("D-1", at, "P-1", "150")])
-    first = wait_for(lambda: alerts(notify))[0]
+    first = wait_for(lambda: alerts(notify, rule_id=BUDGET))[0]
     post(ingest, [promotion_spend("D-1", at + dt.timedelta(seconds=1), "P-1", "20")])
-    updated = wait_for(lambda: (a := alerts(notify)) and a[0]["count"] == 2 and a)
+    updated = wait_for(lambda: (a := alerts(notify, rule_id=BUDGET)) and a[0]["count"] == 2 and a)
     assert len(updated) == 1 and updated[0]["alert_id"] == first["alert_id"]
     assert updated[0]["details"]["measures"]["promotion_spend"] == 170.0
 
@@ -75,14 +85,15 @@ def test_a_retried_event_is_counted_once(services):
     post(ingest, [promotion_planned("D-1", at, "P-1", budget="1000"), spend])
     post(ingest, [spend])  # the integrator retries: 600 + 600 would exceed the budget
     post(ingest, [spend, promotion_spend("D-1", at, "P-1", "500")])  # a real second spend
-    alert = wait_for(lambda: alerts(notify))[0]
+    alert = wait_for(lambda: alerts(notify, rule_id=BUDGET))[0]
     assert alert["details"]["measures"]["promotion_spend"] == 1100.0  # not 2300
 
 
 def test_receiver_down_alert_stored_then_delivered_when_back(services, receiver):
     ingest, rules, notify = services("ingest", "rules", "notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url})
     at = now()
-    post(ingest, [promotion_planned("D-9", at, "P-9", budget="10"), promotion_spend("D-9", at, "P-9", "11")])
+    post(ingest, [promotion_planned("D-9", at, "P-9", budget="10"), approved("D-9", at, "P-9"),
+                  promotion_spend("D-9", at, "P-9", "11")])
     alert = wait_for(lambda: alerts(notify))[0]
     failing = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/{alert['alert_id']}").json()["deliveries"][0])["attempts"] >= 2 and d)
     assert failing["status"] == "pending" and "Connect" in failing["last_error"]
@@ -99,6 +110,7 @@ def test_listing_filters_and_pages(services):
     for n in range(5):
         dealer, promotion = f"D-{n}", f"P-{n}"
         events += [promotion_planned(dealer, at + dt.timedelta(seconds=n), promotion, budget="1"),
+                   approved(dealer, at + dt.timedelta(seconds=n), promotion),
                    promotion_spend(dealer, at + dt.timedelta(seconds=n), promotion, "2")]
     post(ingest, events)
     wait_for(lambda: len(alerts(notify)) == 5)

@@ -9,10 +9,14 @@ from services.rules import policy
 from services.rules.engine import Matcher
 
 
-def test_default_policy_loads_with_the_three_rules():
+def test_default_policy_loads_with_every_documented_rule():
     loaded = policy.load("policies/default.yaml")
-    assert [r.id for r in loaded.rules] == ["sales-drop", "visit-overdue", "promotion-over-budget"]
-    assert len(loaded.version) == 12
+    assert [r.id for r in loaded.rules] == [
+        "sales-drop", "dealer-inactive", "target-pace", "distribution-shrink", "visit-overdue",
+        "leadership-visit-overdue", "symposium-overdue", "promotion-unapproved-spend",
+        "promotion-over-budget", "promotion-ineffective",
+    ]
+    assert len(loaded.version) == 12 and loaded.spec.timezone == "UTC"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +62,9 @@ def test_expression_errors(text, fragment):
         ("a >= (b + 1) / 2", {"a": 1, "b": 1}, True),
         ("1 >= a", {"a": 1}, True),
         ("a != 3 and a == 4", {"a": 4}, True),
+        ("a < 0.8 * b * c", {"a": 0, "c": 0.5}, False),  # b undefined: false, not "0 < 0.8 * ? * c"
+        ("not (a < 0.8 * b)", {"a": 0}, False),  # undefined stays false under not
+        ("a >= 0 or b > 1", {"a": 1}, True),
     ],
 )
 def test_engine_agrees_with_python_evaluation(condition, measures, expected):
@@ -75,6 +82,9 @@ rules:
     kind: condition
     when: sales_7d < 10
     summary: "{dealer_id} sold {sales_7d:.2f}"
+measures:
+  sales_7d: {sum: amount, of: sale, window: 7d}
+  days_since_visit: {days_since: visit}
 """
 
 
@@ -84,7 +94,12 @@ rules:
         (("severity: warning", "severity: warn"), 5, "'warn'"),
         (("when: sales_7d < 10", "when: sales_7d <"), 7, "expected a number"),
         (("when: sales_7d < 10", "when: salez_7d < 10"), 7, "unknown measure salez_7d"),
-        (("when: sales_7d < 10", "when: days_since_visit > sales_7d"), 7, "can only be compared with a number"),
+        (("sum: amount", "sum: amout"), 10, "sale events have no field 'amout'"),
+        (("window: 7d", "window: 7 days"), 10, "not a duration"),
+        (("sum: amount, of: sale, window: 7d", "sum: amount, of: sale"), 10, "needs a 'window'"),
+        (("{days_since: visit}", "{days_since: visit, count: sale}"), 11, "exactly one of"),
+        (("{days_since: visit}", "{days_since: vistit}"), 11, "'vistit'"),
+        (("kind: condition", "kind: event"), 3, "needs 'trigger'"),
         (("when: sales_7d < 10", "when: 2 * sales_7d < sales_7d + 1"), 7, "must be a single measure name"),
         (("kind: condition", "kind: condition\n    whne: x"), 7, "unknown key 'whne'"),
         (("{sales_7d:.2f}", "{sales_7d.__class__}"), 8, "not a plain name"),
@@ -102,7 +117,8 @@ def test_errors_name_the_line(change, line, fragment):
 
 
 def test_duplicate_rule_ids_are_refused():
-    doubled = BASE + BASE.split("rules:\n")[1]
+    rule = BASE.split("rules:\n")[1].split("measures:")[0]
+    doubled = BASE.replace("rules:\n", "rules:\n" + rule)
     with pytest.raises(policy.PolicyError, match="used twice"):
         policy.loads(doubled)
 
@@ -122,3 +138,10 @@ def test_policy_check_command(tmp_path, capsys):
     bad.write_text(BASE.replace("warning", "urgent"))
     assert main(["policy", "check", str(bad)]) == 1
     assert f"{bad}:5:" in capsys.readouterr().err
+
+
+def test_measures_are_shared_and_builtin_names_are_reserved():
+    loaded = policy.loads(BASE.replace("measures:", "measures:\n  sales_mtd: {sum: amount, of: sale, window: month_to_date}"))
+    assert len(loaded.sources["sale"]) == 1  # sales_7d, sales_mtd and promotions read one series
+    with pytest.raises(policy.PolicyError, match="'first_seen_days' is built in"):
+        policy.loads(BASE + "  first_seen_days: {days_since: sale}\n")

@@ -13,7 +13,8 @@ from helpers import drain, publish, queue_depth
 
 
 def alerts(notify) -> list[dict]:
-    return httpx.get(f"{notify.url}/v1/alerts").json()["items"]
+    params = {"rule_id": "promotion-over-budget"}
+    return httpx.get(f"{notify.url}/v1/alerts", params=params).json()["items"]
 
 
 def persisted_spend(mongo_url, database, dealer, promotion) -> float | None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -28,6 +28,7 @@ def episode_alert_id(rule_id: str, dealer_id: str, subject: str | None, opened_a
 class AlertSignal(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: Literal["alert-signal"] = "alert-signal"
     alert_id: str
     state: Literal["firing", "resolved"]
     rule_id: str
@@ -43,3 +44,28 @@ class AlertSignal(BaseModel):
     at: AwareDatetime = Field(description="Event time of this evaluation.")
     firing_count: int = Field(ge=0, description="Evaluations that found the rule holding so far.")
 
+
+
+class PromotionEvaluation(BaseModel):
+    """The judgement of an ended promotion, effective or not, for the dealer's file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["promotion-evaluation"] = "promotion-evaluation"
+    dealer_id: str
+    promotion_id: str
+    owner: str | None = None
+    starts_on: str | None = None
+    ends_on: str | None = None
+    days: float | None = Field(default=None, description="L: days from starts_on to ends_on inclusive")
+    sales_during: float | None = Field(default=None, description="P: net sales from starts_on to the end of ends_on")
+    sales_before: float | None = Field(default=None, description="S: net sales in the L days before starts_on")
+    spend: float = Field(description="X: cumulative spend")
+    ratio: float | None = Field(default=None, description="(P - S) / X")
+    verdict: Literal["effective", "ineffective", "no-spend"]
+    at: AwareDatetime
+    policy_version: str
+
+
+RulesOutput = Annotated[Union[AlertSignal, PromotionEvaluation], Field(discriminator="kind")]
+rules_output_adapter: TypeAdapter = TypeAdapter(RulesOutput)

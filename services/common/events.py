@@ -126,6 +126,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "target.set",
 )
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    model.model_fields["type"].annotation.__args__[0]: model
+    for model in (Sale, Visit, PromotionPlanned, PromotionApproved, PromotionSpend, PromotionEnded, TargetSet)
+}
 
 
 def parse_event(data: bytes | str | dict) -> Event:

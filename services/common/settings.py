@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     rules_host: str = Field(default="127.0.0.1", description="Rules service HTTP bind address.")
     rules_port: int = Field(default=8082, description="Rules service HTTP port (health).")
     policy_file: str = Field(default="policies/default.yaml", description="Policy file path.")
+    policy_poll_seconds: float = Field(default=1.0, gt=0, description="How often the policy file is checked for changes.")
+    admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys for the admin endpoints (policy reload); unset = open development mode.",
+    )
     clock_max_sleep_seconds: float = Field(
         default=30.0, gt=0, description="Longest the live clock sleeps between checks."
     )
@@ -75,7 +80,7 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", description="Logging level.")
 
-    _split_keys = field_validator("ingest_keys", "webhook_urls", mode="before")(_split_csv)
+    _split_keys = field_validator("ingest_keys", "admin_keys", "webhook_urls", mode="before")(_split_csv)
 
     @property
     def auth_enabled(self) -> bool:

@@ -29,6 +29,11 @@ def alert_routing_key(severity: str, rule_id: str, dealer_id: str) -> str:
     return f"{severity}.{rule_id}.{dealer_id.replace('.', '_')}"[:255]
 
 
+def evaluation_routing_key(dealer_id: str) -> str:
+    """Promotion evaluations travel with the alert signals (notify keeps them in the dealer file)."""
+    return f"evaluation.promotion.{dealer_id.replace('.', '_')}"[:255]
+
+
 @dataclass(frozen=True)
 class Topology:
     namespace: str = "dealerwatch"

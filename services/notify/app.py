@@ -95,6 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
         return {"items": items, "next_cursor": next_cursor}
 
+    @app.get("/v1/promotion-evaluations")
+    async def promotion_evaluations(dealer_id: str) -> dict:
+        """Every ended promotion of a dealer with its effectiveness evaluation (P, S, X, ratio, verdict)."""
+        return {"items": await store.evaluations(dealer_id)}
+
     @app.get("/v1/alerts/{alert_id}")
     async def get_alert(alert_id: str) -> dict:
         alert = await store.get(alert_id)

@@ -10,7 +10,7 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
 
-from services.common.alerts import AlertSignal
+from services.common.alerts import AlertSignal, PromotionEvaluation, rules_output_adapter
 from services.common.deadletter import dead_letter
 from services.common.settings import Settings
 from services.common.topology import Topology
@@ -43,7 +43,7 @@ class SignalConsumer:
     async def on_message(self, body: bytes) -> None:
         message: RabbitMessage = self._broker.context.get_local("message")
         try:
-            signal = AlertSignal.model_validate_json(body)
+            signal = rules_output_adapter.validate_json(body)
         except ValidationError as exc:
             await self._dead_letter(message, f"invalid alert signal: {exc.errors(include_url=False)[:3]}")
             return
@@ -59,15 +59,18 @@ class SignalConsumer:
                 await message.nack(requeue=True)
             return
         await message.ack()
-        if created:
+        if created and isinstance(signal, AlertSignal):
             log.info("new alert %s %s %s: %s", signal.alert_id, signal.rule_id, signal.dealer_id, signal.summary)
             self._worker.wake()
 
-    async def _store_until_reachable(self, signal: AlertSignal) -> bool:
+    async def _store_until_reachable(self, signal: AlertSignal | PromotionEvaluation) -> bool:
         """A database outage is waited out (the message stays unacked), never dead-lettered."""
         delay = 0.5
         while True:
             try:
+                if isinstance(signal, PromotionEvaluation):
+                    await self._store.keep_evaluation(signal)
+                    return False
                 return await self._store.apply(signal, self._worker.receivers())
             except ConnectionFailure as exc:
                 log.warning("database unreachable (%s); retrying in %.1fs", exc, delay)

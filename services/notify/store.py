@@ -19,7 +19,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.common.alerts import AlertSignal
+from services.common.alerts import AlertSignal, PromotionEvaluation
 from services.common.settings import Settings
 
 INTERNAL_FIELDS = {"_id": 0, "delivery_due_at": 0, "delivery_lease_until": 0}
@@ -33,6 +33,7 @@ class AlertStore:
     def __init__(self, settings: Settings):
         self._client = AsyncIOMotorClient(settings.mongo_url.get_secret_value(), tz_aware=True)
         self._alerts = self._client[settings.mongo_db]["alerts"]
+        self._evaluations = self._client[settings.mongo_db]["promotion_evaluations"]
 
     async def ensure_indexes(self) -> None:
         await self._alerts.create_index([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
@@ -106,6 +107,16 @@ class AlertStore:
                 }},
             )
         return False
+
+    async def keep_evaluation(self, evaluation: PromotionEvaluation) -> None:
+        """Every ended promotion's evaluation, effective or not (the dealer's file)."""
+        document = evaluation.model_dump(mode="python")
+        document["_id"] = f"{evaluation.dealer_id}\x1f{evaluation.promotion_id}"
+        await self._evaluations.replace_one({"_id": document["_id"]}, document, upsert=True)
+
+    async def evaluations(self, dealer_id: str) -> list[dict]:
+        docs = await self._evaluations.find({"dealer_id": dealer_id}, {"_id": 0}).sort("at", DESCENDING).to_list(None)
+        return docs
 
     # --- reading ---
 

@@ -1,26 +1,39 @@
-"""The rules service process: RulesService plus a small HTTP app for health checks."""
+"""The rules service process: RulesService plus a small HTTP app (health, policy reload)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hmac
+import logging
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
 
 from services.common.settings import Settings
 
 from . import policy as policies
+from .reload import PolicyReloader
 from .service import RulesService
+
+log = logging.getLogger("dealerwatch.rules")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     service = RulesService(settings, policies.load(settings.policy_file))
+    reloader = PolicyReloader(settings.policy_file, service, settings.policy_poll_seconds)
+    admin_keys = [key.get_secret_value().encode() for key in settings.admin_keys]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if not admin_keys:
+            log.warning("DEALERWATCH_ADMIN_KEYS is not set: POST /admin/reload is open (development mode)")
         await service.start()
+        reloader.install_signal()
+        watcher = asyncio.create_task(reloader.watch())
         yield
+        watcher.cancel()
         await service.stop()
 
     app = FastAPI(title="dealerwatch rules", version="1", lifespan=lifespan)
@@ -43,5 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "dealers": len(service.core.states),
         }
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.post("/admin/reload")
+    async def reload(authorization: str = Header(default="")) -> JSONResponse:
+        if admin_keys:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not any([hmac.compare_digest(token.encode(), k) for k in admin_keys]):
+                raise HTTPException(401, "missing or invalid admin key", headers={"WWW-Authenticate": "Bearer"})
+        result = reloader.reload("admin endpoint")
+        return JSONResponse(result, status_code=200 if not result["errors"] else 422)
 
     return app

@@ -1,26 +1,33 @@
-"""The rules core, shared by the live service and every replay: events and clock ticks in,
-alert signals out. It does no I/O, so the same inputs always give the same signals.
+"""The rules core, shared by the live service and the backtest: events and clock ticks in,
+alert signals and promotion evaluations out. It does no I/O, so the same inputs always give
+the same outputs.
 
 A dealer is judged at the time of each of its events and whenever the clock
-reaches its next deadline (the earliest moment any measure can change). A
-dealer's judgement time never goes backwards: a late event is counted in its
-windows and the dealer is judged again at the latest time already reached.
+reaches its next deadline (the earliest moment a measure can change, or the
+next local midnight). A dealer's judgement time never goes backwards: a late
+event (within the policy's lateness) is counted in its windows and the dealer
+is judged again at the latest time already reached.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from services.common.alerts import AlertSignal, episode_alert_id
-from services.common.events import Event, PromotionApproved, PromotionEnded, PromotionPlanned, PromotionSpend
+from services.common.alerts import AlertSignal, PromotionEvaluation, episode_alert_id
+from services.common.events import Event, PromotionEnded
 
-from . import expressions as ex
 from .engine import Matcher
-from .measures import DEALER_MEASURES, HORIZON_SECONDS, Age, WindowSum, dealer_measures, promotion_measures
-from .policy import CompiledRule, Policy, render_summary
-from .state import DealerState, Episode, ts
+from .measures import NET_SALES, WindowMeasure
+from .policy import CompiledRule, Policy
+from .promotions import promotion_measures
+from .signals import make_signal
+from .state import PROMOTION_EVENTS, DealerState, Episode, ts
 
-_PROMOTION_EVENTS = (PromotionPlanned, PromotionApproved, PromotionSpend, PromotionEnded)
+Output = AlertSignal | PromotionEvaluation
+
+
+class TooLate(ValueError):
+    """The event is older than the lateness bound allows; it is not counted."""
 
 
 def _utc(moment: float) -> dt.datetime:
@@ -31,83 +38,130 @@ class RulesCore:
     def __init__(self, policy: Policy, states: dict[str, DealerState] | None = None):
         self.states: dict[str, DealerState] = states if states is not None else {}
         self.dirty: set[str] = set()  # dealers changed since the last save
+        self._dealer_matcher: Matcher | None = None
+        self._promotion_matcher: Matcher | None = None
         self.use(policy)
 
-    def use(self, policy: Policy) -> None:
+    def use(self, policy: Policy) -> list[Output]:
+        """Switch to a policy (hot reload); dealer state is kept. Open episodes of rules that
+        are gone are resolved."""
         self.policy = policy
         self._dealer_rules = policy.scoped("dealer")
         self._promotion_rules = policy.scoped("promotion")
-        self._dealer_matcher = Matcher({r.id: r.pattern for r in self._dealer_rules})
-        self._promotion_matcher = Matcher({r.id: r.pattern for r in self._promotion_rules})
+        for attribute, rules in (("_dealer_matcher", self._dealer_rules), ("_promotion_matcher", self._promotion_rules)):
+            patterns = {r.id: r.pattern for r in rules}
+            matcher = getattr(self, attribute)
+            if matcher is None:
+                setattr(self, attribute, Matcher(patterns))
+            else:
+                matcher.replace(patterns)
+        return self._close_orphans()
 
-    def handle(self, event: Event) -> list[AlertSignal] | None:
-        """Count one event and judge its dealer; None if the event was already counted."""
+    def _close_orphans(self) -> list[Output]:
+        known = {rule.id for rule in self.policy.rules}
+        outputs: list[Output] = []
+        for state in self.states.values():
+            for key in [k for k in state.episodes if k.split("|")[0] not in known]:
+                episode = state.episodes.pop(key)
+                outputs.append(self._orphan_signal(state, key, episode))
+                self.dirty.add(state.dealer_id)
+        return outputs
+
+    def _orphan_signal(self, state, key, episode) -> AlertSignal:
+        rule_id, _, subject = key.partition("|")
+        return AlertSignal(
+            alert_id=episode.alert_id, state="resolved", rule_id=rule_id, dealer_id=state.dealer_id,
+            subject=subject or None, severity="info", summary=f"Rule {rule_id} was removed from the policy.",
+            policy_version=self.policy.version, opened_at=_utc(episode.opened_at),
+            at=_utc(state.latest or episode.opened_at), firing_count=episode.count,
+        )
+
+    # --- inputs ---
+
+    def handle(self, event: Event) -> list[Output] | None:
+        """Count one event and judge its dealer; None if the event was already counted.
+        Raises TooLate for an event older than the lateness bound."""
         state = self.states.get(event.dealer_id)
         if state is None:
             state = self.states[event.dealer_id] = DealerState(event.dealer_id)
         if state.knows(event):
             return None
-        state.apply(event)
-        t = max(ts(event.occurred_at), state.latest or float("-inf"))
-        signals = self._judge_dealer(state, t, trigger=event)
-        if isinstance(event, _PROMOTION_EVENTS):
-            signals += self._judge_promotion(state, event.promotion_id, t)
-        state.prune(HORIZON_SECONDS)
+        at = ts(event.occurred_at)
+        if state.latest is not None and at < state.latest - self.policy.lateness:
+            raise TooLate(
+                f"event at {event.occurred_at.isoformat()} is more than {self.policy.spec.lateness} "
+                f"older than dealer {event.dealer_id}'s latest time {_utc(state.latest).isoformat()}"
+            )
+        state.apply(event, self.policy.sources.get(event.type, ()))
+        t = max(at, state.latest or at)
+        outputs: list[Output] = self._judge_dealer(state, t, trigger=event)
+        if isinstance(event, PROMOTION_EVENTS):
+            outputs += self._judge_promotion(state, event.promotion_id, t, trigger=event)
+        self._prune(state)
         self.dirty.add(state.dealer_id)
-        return signals
+        return outputs
 
-    def tick(self, dealer_id: str, t: float) -> list[AlertSignal]:
+    def tick(self, dealer_id: str, t: float) -> list[Output]:
         """Judge a dealer at time t without a new event (the clock)."""
         state = self.states[dealer_id]
-        signals = self._judge_dealer(state, max(t, state.latest or t), trigger=None)
-        state.prune(HORIZON_SECONDS)
+        outputs = self._judge_dealer(state, max(t, state.latest or t), trigger=None)
+        self._prune(state)
         self.dirty.add(dealer_id)
-        return signals
+        return outputs
 
     def next_deadline(self, dealer_id: str) -> float | None:
-        """The earliest time after the dealer's last judgement at which a measure changes."""
+        """The earliest time after the dealer's last judgement at which a judgement can change."""
         state = self.states[dealer_id]
         t = state.latest
         if t is None:
             return None
-        candidates = []
-        for measure in DEALER_MEASURES.values():
-            if isinstance(measure, WindowSum):
+        candidates = [self.policy.calendar.next_midnight(t)]
+        for measure in self.policy.measures.values():
+            if isinstance(measure, WindowMeasure):
                 candidates.append(measure.next_change(state, t))
         for rule in self._dealer_rules:
             for name, days in rule.age_thresholds:
-                measure = DEALER_MEASURES[name]
-                assert isinstance(measure, Age)
-                for strict in (False, True):
-                    candidates.append(measure.crossing(state, days, strict))
-        future = [c for c in candidates if c is not None and c > t]
-        return min(future) if future else None
+                reference = self.policy.measures[name].reference(state)
+                if reference is not None:
+                    # "more than N days" first holds one second after N days (clock resolution)
+                    candidates += [reference + days * 86400.0, reference + days * 86400.0 + 1.0]
+        return min(c for c in candidates if c is not None and c > t)
 
-    def _judge_dealer(self, state: DealerState, t: float, trigger: Event | None) -> list[AlertSignal]:
+    def measures(self, dealer_id: str, t: float) -> dict[str, float]:
+        state = self.states[dealer_id]
+        calendar = self.policy.calendar
+        values = {name: m.value(state, t, calendar) for name, m in self.policy.measures.items()}
+        return {name: value for name, value in values.items() if value is not None}
+
+    # --- judging ---
+
+    def _judge_dealer(self, state: DealerState, t: float, trigger: Event | None) -> list[Output]:
         state.latest = t
-        values = dealer_measures(state, t)
+        values = self.measures(state.dealer_id, t)
         holding = set(self._dealer_matcher.match(values))
-        signals = []
+        outputs: list[Output] = []
         for rule in self._dealer_rules:
-            if rule.spec.kind == "event" and trigger is None:
-                continue  # event rules are judged on events only
+            if rule.spec.kind == "event" and (trigger is None or trigger.type not in rule.spec.trigger):
+                continue  # event rules are judged on their events only
             signal = self._episode(state, rule, None, rule.id in holding, t, values, owner=None)
             if signal:
-                signals.append(signal)
-        return signals
+                outputs.append(signal)
+        return outputs
 
-    def _judge_promotion(self, state: DealerState, promotion_id: str, t: float) -> list[AlertSignal]:
+    def _judge_promotion(self, state: DealerState, promotion_id: str, t: float, trigger: Event) -> list[Output]:
         promotion = state.promotions[promotion_id]
-        values = promotion_measures(promotion)
+        values = promotion_measures(promotion, state, t, self.policy.calendar)
         holding = set(self._promotion_matcher.match(values))
-        signals = []
+        outputs: list[Output] = []
         for rule in self._promotion_rules:
-            signal = self._episode(
-                state, rule, promotion_id, rule.id in holding, t, values, owner=promotion.owner
-            )
+            if rule.spec.kind == "event" and trigger.type not in rule.spec.trigger:
+                continue
+            signal = self._episode(state, rule, promotion_id, rule.id in holding, t, values, owner=promotion.owner)
             if signal:
-                signals.append(signal)
-        return signals
+                outputs.append(signal)
+        if isinstance(trigger, PromotionEnded):
+            outputs.append(self._evaluation(state, promotion_id, promotion, values, t))
+        return outputs
 
     def _episode(self, state, rule: CompiledRule, subject, holds, t, values, owner) -> AlertSignal | None:
         """Open, continue or close the (rule, dealer, subject) episode."""
@@ -118,56 +172,34 @@ class RulesCore:
                 alert_id = episode_alert_id(rule.id, state.dealer_id, subject, _utc(t))
                 episode = state.episodes[key] = Episode(alert_id, t, 0)
             episode.count += 1
-            return self._signal("firing", rule, state, subject, episode, t, values, owner)
+            return make_signal("firing", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version)
         if episode is not None and rule.spec.kind == "condition":
             del state.episodes[key]
-            return self._signal("resolved", rule, state, subject, episode, t, values, owner)
+            return make_signal("resolved", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version)
         return None
 
-    def _signal(self, kind, rule: CompiledRule, state, subject, episode: Episode, t, values, owner) -> AlertSignal:
-        names = {"dealer_id": state.dealer_id, "promotion_id": subject, "owner": owner}
-        used = sorted(ex.measures_of(rule.condition))
-        return AlertSignal(
-            alert_id=episode.alert_id,
-            state=kind,
-            rule_id=rule.id,
-            dealer_id=state.dealer_id,
-            subject=subject,
-            severity=rule.spec.severity,
-            summary=" ".join(render_summary(rule.spec.summary, {**values, **names}).split()),
-            details={
-                "condition": " ".join(rule.spec.when.split()),
-                "measures": {name: _round(values.get(name)) for name in used},
-                "thresholds": _thresholds(rule.condition, values),
-            },
-            owner=owner,
-            labels=dict(rule.spec.labels),
-            policy_version=self.policy.version,
-            opened_at=_utc(episode.opened_at),
-            at=_utc(t),
-            firing_count=episode.count,
+    def _evaluation(self, state, promotion_id, promotion, values, t) -> PromotionEvaluation:
+        roi = values.get("promotion_roi")
+        spend = values.get("promotion_spend", 0.0)
+        verdict = "no-spend" if not spend else ("effective" if roi is not None and roi >= 1.0 else "ineffective")
+        return PromotionEvaluation(
+            dealer_id=state.dealer_id, promotion_id=promotion_id, owner=promotion.owner,
+            starts_on=promotion.starts_on, ends_on=promotion.ends_on, days=values.get("promotion_days"),
+            sales_during=values.get("promotion_sales"), sales_before=values.get("promotion_sales_before"),
+            spend=spend, ratio=roi, verdict=verdict, at=_utc(t), policy_version=self.policy.version,
         )
 
+    def _prune(self, state: DealerState) -> None:
+        t = state.latest
+        policy = self.policy
+        cutoff = t - policy.series_horizon - policy.lateness
+        for promotion in state.promotions.values():
+            if promotion.ended_at is None and promotion.starts_on is not None:
+                days = (dt.date.fromisoformat(promotion.ends_on) - dt.date.fromisoformat(promotion.starts_on)).days + 1
+                start = policy.calendar.day_start(dt.date.fromisoformat(promotion.starts_on))
+                cutoff = min(cutoff, start - days * 86400.0)  # its "before" period is still needed
+        state.prune(cutoff, t - 2 * policy.lateness, t - 90 * 86400.0)
+        net = state.series.get(NET_SALES.key)
+        if net is not None and not len(net.times):
+            del state.series[NET_SALES.key]
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
-
-
-def _thresholds(condition: ex.Condition, values: dict) -> dict[str, float | None]:
-    """For each comparison `measure op expression`: the value the measure is compared with."""
-    result = {}
-    stack = [condition]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ex.Logic):
-            stack.extend(node.items)
-        elif isinstance(node, ex.Not):
-            stack.append(node.item)
-        elif isinstance(node.left, ex.Measure):
-            result[f"{node.left.name} {node.op}"] = _round(ex.value_of(node.right, values))
-        elif isinstance(node.right, ex.Measure):
-            result[f"{node.right.name} {_FLIP[node.op]}"] = _round(ex.value_of(node.left, values))
-    return result
-
-
-_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}

@@ -234,14 +234,19 @@ def value_of(node: Value, measures: dict[str, float]) -> float | None:
 
 
 def holds(node: Condition, measures: dict[str, float]) -> bool:
-    """A comparison with an undefined measure is false, as in the engine."""
+    """A comparison with an undefined measure is false, as in the engine (which is why
+    negations are pushed into the comparisons first, exactly as for the engine)."""
+    return _holds(push_negations(node), measures)
+
+
+def _holds(node: Condition, measures: dict[str, float]) -> bool:
     if isinstance(node, Compare):
         left, right = value_of(node.left, measures), value_of(node.right, measures)
         return left is not None and right is not None and _CMP[node.op](left, right)
     if isinstance(node, Logic):
-        results = (holds(item, measures) for item in node.items)
+        results = (_holds(item, measures) for item in node.items)
         return all(results) if node.op == "and" else any(results)
-    return not holds(node.item, measures)
+    raise AssertionError("negations were pushed into comparisons")
 
 
 # --- compilation to durable-rules JSON ---
@@ -273,7 +278,11 @@ def to_durable(node: Condition) -> dict:
         if not isinstance(right, Measure):
             raise ExpressionError(f"one side of '{render(node)}' must be a single measure name")
         left, op, right = right, _FLIP[op], left
-    return {_DURABLE_CMP[op]: {left.name: _durable_value(right)}}
+    comparison = {_DURABLE_CMP[op]: {left.name: _durable_value(right)}}
+    # The engine evaluates arithmetic over a missing field as if it were there; an undefined
+    # measure must make the comparison false, so every measure it uses must exist.
+    guards = [{"$ex": {name: 1}} for name in sorted(measures_of(node))]
+    return {"$and": [*guards, comparison]}
 
 
 def _durable_value(node: Value):

@@ -1,13 +1,17 @@
-"""The live rules service: consume events -> RulesCore -> publish alert signals.
+"""The live rules service: consume events -> Judge (core + clock) -> publish outputs.
 
 Durability, in this order, for a batch of handled messages:
-  1. alert signals are published and confirmed by the broker,
+  1. alert signals and promotion evaluations are published and confirmed,
   2. the states of the dealers they touched are written to MongoDB,
   3. only then are the messages acked.
 A crash anywhere before 3 redelivers the messages onto the last written state,
-which reproduces the same signals (notify treats them idempotently). Batching
-(a flush every `FLUSH_SECONDS` or `FLUSH_MESSAGES`) is where the speed comes from:
-one bulk write and one round of acks per batch instead of one write per event.
+which reproduces the same outputs (notify treats them idempotently). Batching
+(a flush every `FLUSH_SECONDS` or half a prefetch window) is where the speed
+comes from: one bulk write and one ack frame per batch.
+
+The clock follows wall time, except while events are streaming in: then it
+follows the newest event time seen (a backfill of old events is judged as it
+happened, as a backtest would judge it).
 """
 
 from __future__ import annotations
@@ -25,17 +29,18 @@ from services.common.broker import connect_with_retry, make_broker, publish_all_
 from services.common.deadletter import dead_letter
 from services.common.events import parse_event
 from services.common.settings import Settings
-from services.common.topology import Topology, alert_routing_key, declare
+from services.common.topology import Topology, alert_routing_key, declare, evaluation_routing_key
 
-from .clock import DeadlineClock
-from .core import RulesCore
+from .core import Output, RulesCore, TooLate
+from .judge import Judge
 from .policy import Policy
+from .state import ts
 from .store import StateStore, to_doc
 
 log = logging.getLogger("dealerwatch.rules")
 
 FLUSH_SECONDS = 0.02
-CLOCK_BATCH = 500  # dealers judged before yielding to the event loop
+STREAMING_SECONDS = 2.0  # events within this long ago mean "streaming": the clock follows them
 
 
 async def _raw_body(message: RabbitMessage) -> bytes:
@@ -47,15 +52,17 @@ class RulesService:
         self.settings = settings
         self.topology = Topology(settings.namespace)
         self.core = RulesCore(policy)
-        self.clock = DeadlineClock()
+        self.judge = Judge(self.core)
         self.store = StateStore(settings)
         self.broker = make_broker(settings)
         self.ready = False
-        self._signals: list[AlertSignal] = []
+        self._outputs: list[Output] = []
         self._unacked: list[RabbitMessage] = []
         self._flush_wanted = asyncio.Event()
         self._clock_wakeup = asyncio.Event()
         self._clock_target = float("inf")
+        self._watermark = float("-inf")  # newest event time seen
+        self._last_event_wall = 0.0
         self._tasks: list[asyncio.Task] = []
         self._flush_messages = max(1, settings.prefetch // 2)
         self.broker.subscriber(
@@ -69,7 +76,7 @@ class RulesService:
     async def start(self) -> None:
         self.core.states.update(await self.store.load_all())
         for dealer_id in self.core.states:
-            self.clock.schedule(dealer_id, self.core.next_deadline(dealer_id))
+            self.judge.schedule(dealer_id)
         log.info("loaded %d dealer states; policy %s", len(self.core.states), self.core.policy.version)
         await connect_with_retry(self.broker, start=False)
         await declare(self.broker, self.topology)
@@ -91,6 +98,14 @@ class RulesService:
         await self.broker.stop()
         self.store.close()
 
+    def use_policy(self, policy: Policy) -> None:
+        """Hot reload: new rules from the next judgement on; dealer state is kept."""
+        self._outputs += self.core.use(policy)
+        for dealer_id in self.core.states:
+            self.judge.schedule(dealer_id)
+        self._clock_wakeup.set()
+        self._flush_wanted.set()
+
     # --- consuming ---
 
     async def on_message(self, body: bytes) -> None:
@@ -103,15 +118,21 @@ class RulesService:
             )
             await self._dead_letter(message, reason)
             return
+        now = time.time()
         try:
-            signals = self.core.handle(event)
+            outputs, _ = self.judge.handle(event, now=now)
+        except TooLate as exc:
+            await self._dead_letter(message, f"too late: {exc}")
+            return
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
             await self._retry_or_dead_letter(message, exc)
             return
-        if signals:
-            self._signals.extend(signals)
-        self.clock.schedule(event.dealer_id, self.core.next_deadline(event.dealer_id))
-        self._wake_clock_if_earlier(event.dealer_id)
+        self._watermark = max(self._watermark, ts(event.occurred_at))
+        self._last_event_wall = now
+        self._outputs += outputs
+        next_time = self.judge.clock.next_time()
+        if next_time is not None and next_time < self._clock_target:
+            self._clock_wakeup.set()
         self._unacked.append(message)
         self._flush_wanted.set()
 
@@ -131,28 +152,25 @@ class RulesService:
 
     # --- the clock ---
 
-    def _wake_clock_if_earlier(self, dealer_id: str) -> None:
-        next_time = self.clock.next_time()
-        if next_time is not None and next_time < self._clock_target:
-            self._clock_wakeup.set()
+    def clock_now(self) -> float:
+        wall = time.time()
+        streaming = wall - self._last_event_wall < STREAMING_SECONDS
+        return min(wall, self._watermark) if streaming else wall
 
     async def _clock_loop(self) -> None:
         while True:
-            now = time.time()
-            due = self.clock.pop_due(now)
-            for index, (dealer_id, deadline) in enumerate(due):
-                self._signals.extend(self.core.tick(dealer_id, deadline))
-                self.clock.schedule(dealer_id, self.core.next_deadline(dealer_id))
-                if index % CLOCK_BATCH == CLOCK_BATCH - 1:
-                    await asyncio.sleep(0)
-            if due:
+            now = self.clock_now()
+            outputs = self.judge.advance(now)
+            if outputs:
+                self._outputs += outputs
                 self._flush_wanted.set()
-                continue  # judging may have produced deadlines that are already due
-            next_time = self.clock.next_time()
+            next_time = self.judge.clock.next_time()
             self._clock_target = next_time if next_time is not None else float("inf")
             timeout = self.settings.clock_max_sleep_seconds
             if next_time is not None:
-                timeout = min(max(next_time - now, 0.0), timeout)
+                timeout = min(max(next_time - now, 0.05), timeout)
+            if time.time() - self._last_event_wall < STREAMING_SECONDS:
+                timeout = min(timeout, STREAMING_SECONDS)  # re-check when streaming stops
             self._clock_wakeup.clear()
             try:
                 await asyncio.wait_for(self._clock_wakeup.wait(), timeout)
@@ -179,33 +197,37 @@ class RulesService:
 
     async def _flush(self) -> None:
         # Snapshot synchronously: everything below covers exactly these messages and states.
-        signals, self._signals = self._signals, []
+        outputs, self._outputs = self._outputs, []
         messages, self._unacked = self._unacked, []
         dirty, self.core.dirty = self.core.dirty, set()
-        docs = [to_doc(self.core.states[d]) for d in dirty]
+        docs = [to_doc(self.core.states[d]) for d in dirty if d in self.core.states]
         try:
-            # pipelined confirms; notify does not depend on the order of signals (see store.apply)
+            # pipelined confirms; notify does not depend on the order of outputs (see its store)
             await publish_all_confirmed(
                 self.broker,
-                [
-                    (
-                        self.topology.alert_signals,
-                        alert_routing_key(signal.severity, signal.rule_id, signal.dealer_id),
-                        signal.model_dump_json().encode(),
-                        f"{signal.alert_id}:{signal.state}:{signal.firing_count}",
-                    )
-                    for signal in signals
-                ],
+                [(self.topology.alert_signals, _routing_key(o), o.model_dump_json().encode(), _message_id(o)) for o in outputs],
                 timeout=self.settings.publish_timeout_seconds,
             )
             await self.store.save_docs(docs)
         except Exception:
-            # put everything back in front, to be retried in order (re-publishing is idempotent)
-            self._signals[:0] = signals
+            # put everything back in front, to be retried (re-publishing is idempotent)
+            self._outputs[:0] = outputs
             self._unacked[:0] = messages
             self.core.dirty |= dirty
             raise
         await _ack_all(messages)
+
+
+def _routing_key(output: Output) -> str:
+    if isinstance(output, AlertSignal):
+        return alert_routing_key(output.severity, output.rule_id, output.dealer_id)
+    return evaluation_routing_key(output.dealer_id)
+
+
+def _message_id(output: Output) -> str:
+    if isinstance(output, AlertSignal):
+        return f"{output.alert_id}:{output.state}:{output.firing_count}"
+    return f"evaluation:{output.dealer_id}:{output.promotion_id}"
 
 
 async def _ack_all(messages: list[RabbitMessage]) -> None:

@@ -1,36 +1,43 @@
 """Per-dealer state in event time, kept by our own code (never in durable-rules sessions).
 
-Times are POSIX seconds (float). A state is what the measures need and no
-more: sales inside the longest window, the last visit, promotions, the ids of
-recent events (for idempotency) and the open alert episodes.
+Times are POSIX seconds (float). A state holds what the policy's sources need
+(see measures.py), the dealer's promotions, the ids of recent events (for
+idempotency) and the open alert episodes. Numeric series are `array('d')`:
+8 bytes a value instead of a Python float object.
 """
 
 from __future__ import annotations
 
 import bisect
-import datetime as dt
+from array import array
 from dataclasses import dataclass, field
 
-from services.common.events import (
-    Event,
-    PromotionApproved,
-    PromotionEnded,
-    PromotionPlanned,
-    PromotionSpend,
-    Sale,
-    TargetSet,
-    Visit,
-)
+from services.common.events import Event, PromotionApproved, PromotionEnded, PromotionPlanned, PromotionSpend
 
-DAY = 86400.0
+from .measures import Source
+
+PROMOTION_EVENTS = (PromotionPlanned, PromotionApproved, PromotionSpend, PromotionEnded)
 
 
-def ts(moment: dt.datetime) -> float:
+def ts(moment) -> float:
     return moment.timestamp()
 
 
-def day_start(day: dt.date) -> float:
-    return dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp()
+@dataclass
+class Series:
+    times: array = field(default_factory=lambda: array("d"))
+    values: array | list = field(default_factory=lambda: array("d"))
+
+    def add(self, at: float, value) -> None:
+        index = bisect.bisect_right(self.times, at)
+        self.times.insert(index, at)
+        self.values.insert(index, value)
+
+    def drop_before(self, cutoff: float) -> None:
+        index = bisect.bisect_left(self.times, cutoff)
+        if index:
+            del self.times[:index]
+            del self.values[:index]
 
 
 @dataclass
@@ -58,10 +65,10 @@ class DealerState:
     dealer_id: str
     first_seen: float | None = None
     latest: float | None = None  # the latest time this dealer was judged at (never goes back)
-    last_visit_at: float | None = None
-    sales: list[tuple[float, float]] = field(default_factory=list)  # (time, net amount), sorted
+    series: dict[str, Series] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+    latest_values: dict[str, list[tuple[float, float, str | None]]] = field(default_factory=dict)
     promotions: dict[str, Promotion] = field(default_factory=dict)
-    targets: dict[str, tuple[float, int]] = field(default_factory=dict)  # period -> (sales, outlets)
     seen: dict[str, float] = field(default_factory=dict)  # event_id -> occurred_at
     episodes: dict[str, Episode] = field(default_factory=dict)
 
@@ -71,17 +78,29 @@ class DealerState:
             return promotion is not None and event.event_id in promotion.spend_ids
         return event.event_id in self.seen
 
-    def apply(self, event: Event) -> None:
-        """Count one (new) event. Callers check `knows` first: apply is not idempotent."""
+    def apply(self, event: Event, sources: list[Source]) -> None:
+        """Count one new event (callers check `knows` first: apply is not idempotent)."""
         at = ts(event.occurred_at)
         self.first_seen = at if self.first_seen is None else min(self.first_seen, at)
-        if isinstance(event, Sale):
-            bisect.insort(self.sales, (at, float(event.amount)))
-        elif isinstance(event, Visit):
-            self.last_visit_at = at if self.last_visit_at is None else max(self.last_visit_at, at)
-        elif isinstance(event, TargetSet):
-            self.targets[event.period] = (float(event.sales_target), event.active_outlets_target)
-        elif isinstance(event, PromotionPlanned | PromotionApproved | PromotionSpend | PromotionEnded):
+        for source in sources:
+            if not source.matches(event):
+                continue
+            if source.kind == "last":
+                self.last[source.key] = max(self.last.get(source.key, at), at)
+                continue
+            value = source.value(event)
+            if value is None:
+                continue
+            if source.kind == "series":
+                series = self.series.get(source.key)
+                if series is None:
+                    series = self.series[source.key] = Series(values=[] if source.text else array("d"))
+                series.add(at, value)
+            else:
+                entries = self.latest_values.setdefault(source.key, [])
+                bisect.insort(entries, (at, value, getattr(event, "period", None)))
+                del entries[:-24]  # two years of monthly targets is plenty
+        if isinstance(event, PROMOTION_EVENTS):
             self._apply_promotion(event, at)
         if isinstance(event, PromotionSpend):
             self.promotions[event.promotion_id].spend_ids.append(event.event_id)
@@ -103,20 +122,12 @@ class DealerState:
         else:
             promotion.ended_at = at
 
-    def net_sales(self, after: float, until: float) -> float:
-        """Net sales with time in (after, until]."""
-        lo = bisect.bisect_right(self.sales, (after, float("inf")))
-        hi = bisect.bisect_right(self.sales, (until, float("inf")))
-        return sum(amount for _, amount in self.sales[lo:hi])
-
-    def prune(self, horizon: float) -> None:
-        """Forget sales and event ids older than `horizon` seconds before the latest judgement:
-        no window reaches them any more, and counting such an event again changes nothing."""
-        if self.latest is None:
-            return
-        cutoff = self.latest - horizon
-        first_kept = bisect.bisect_right(self.sales, (cutoff, float("inf")))
-        if first_kept:
-            del self.sales[:first_kept]
-        if self.seen and min(self.seen.values()) < cutoff:
-            self.seen = {key: at for key, at in self.seen.items() if at >= cutoff}
+    def prune(self, series_cutoff: float, ids_cutoff: float, promotions_cutoff: float) -> None:
+        """Forget what no window, lateness bound or open promotion can reach any more."""
+        for series in self.series.values():
+            series.drop_before(series_cutoff)
+        if self.seen and min(self.seen.values()) < ids_cutoff:
+            self.seen = {key: at for key, at in self.seen.items() if at >= ids_cutoff}
+        ended = [pid for pid, p in self.promotions.items() if p.ended_at is not None and p.ended_at < promotions_cutoff]
+        for pid in ended:
+            del self.promotions[pid]

@@ -6,15 +6,17 @@ so they are stored as values in lists, never as document keys.
 
 from __future__ import annotations
 
+from array import array
+
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ReplaceOne
 
 from services.common.settings import Settings
 
-from .state import DealerState, Episode, Promotion
+from .state import DealerState, Episode, Promotion, Series
 
 COLLECTION = "rules_dealers"
-FORMAT = 1
+FORMAT = 2
 
 
 def to_doc(state: DealerState) -> dict:
@@ -23,24 +25,31 @@ def to_doc(state: DealerState) -> dict:
         "format": FORMAT,
         "first_seen": state.first_seen,
         "latest": state.latest,
-        "last_visit_at": state.last_visit_at,
-        "sales": [list(sale) for sale in state.sales],
+        "series": [
+            {"source": key, "times": s.times.tolist(), "values": list(s.values), "text": isinstance(s.values, list)}
+            for key, s in state.series.items()
+        ],
+        "last": [[key, at] for key, at in state.last.items()],
+        "latest_values": [[key, [list(e) for e in entries]] for key, entries in state.latest_values.items()],
         "promotions": [{"id": key, **vars(p)} for key, p in state.promotions.items()],
-        "targets": [[period, sales, outlets] for period, (sales, outlets) in state.targets.items()],
         "seen": [[event_id, at] for event_id, at in state.seen.items()],
         "episodes": [{"key": key, **vars(e)} for key, e in state.episodes.items()],
     }
 
 
 def from_doc(doc: dict) -> DealerState:
+    series = {
+        item["source"]: Series(array("d", item["times"]), list(item["values"]) if item["text"] else array("d", item["values"]))
+        for item in doc.get("series", [])
+    }
     return DealerState(
         dealer_id=doc["_id"],
         first_seen=doc.get("first_seen"),
         latest=doc.get("latest"),
-        last_visit_at=doc.get("last_visit_at"),
-        sales=[(float(t), float(a)) for t, a in doc.get("sales", [])],
+        series=series,
+        last={key: at for key, at in doc.get("last", [])},
+        latest_values={key: [tuple(e) for e in entries] for key, entries in doc.get("latest_values", [])},
         promotions={p.pop("id"): Promotion(**p) for p in doc.get("promotions", [])},
-        targets={period: (sales, outlets) for period, sales, outlets in doc.get("targets", [])},
         seen={event_id: at for event_id, at in doc.get("seen", [])},
         episodes={e.pop("key"): Episode(**e) for e in doc.get("episodes", [])},
     )
