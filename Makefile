@@ -21,6 +21,7 @@ test: $(BIN)/dealerwatch
 
 bench: $(BIN)/dealerwatch
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/rules.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

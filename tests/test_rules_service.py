@@ -8,7 +8,9 @@ import httpx
 import pymongo
 
 from conftest import wait_for
-from factories import now, promotion_planned, promotion_spend
+import datetime as dt
+
+from factories import now, promotion_planned, promotion_spend, sale
 from helpers import drain, publish, queue_depth
 
 
@@ -67,3 +69,16 @@ def test_unprocessable_message_is_dead_lettered_with_its_reason(services, amqp_u
     assert dead[0].headers["x-original-routing-key"] == "sale.D-1"
     assert queue_depth(amqp_url, f"{namespace}.rules.events") == 0  # acked, not looping
     assert "Traceback" not in rules.log()
+
+
+def test_events_beyond_the_lateness_bound_are_dead_lettered_with_the_reason(services, amqp_url, namespace):
+    (rules,) = services("rules")
+    at = now()
+    fresh = json.dumps(sale("D-1", at)).encode()
+    late = json.dumps(sale("D-1", at - dt.timedelta(days=7, seconds=1))).encode()
+    in_time = json.dumps(sale("D-1", at - dt.timedelta(days=6))).encode()
+    publish(amqp_url, f"{namespace}.events", "sale.D-1", fresh, late, in_time)
+    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 1)
+    (dead,) = drain(amqp_url, f"{namespace}.dead-letter")
+    assert dead.body == late
+    assert dead.headers["x-dealerwatch-error"].startswith("too late: event at") and "more than 7d older" in dead.headers["x-dealerwatch-error"]

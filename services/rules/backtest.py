@@ -51,7 +51,8 @@ def alert_line(signal: AlertSignal) -> dict:
     }
 
 
-def backtest(path: str, policy: Policy, now: dt.datetime | None, out: IO = sys.stdout, err: IO = sys.stderr) -> dict:
+def backtest(path: str, policy: Policy, now: dt.datetime | None, out: IO | None = None, err: IO | None = None) -> dict:
+    out, err = out or sys.stdout, err or sys.stderr
     core = RulesCore(policy)
     judge = Judge(core)
     opened: collections.Counter = collections.Counter()
@@ -105,7 +106,8 @@ def _summary(opened, problems, dealers: int, err: IO) -> None:
             err.write(f"skipped ({kind}): {count}\n")
 
 
-def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out: IO = sys.stdout) -> int:
+def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out: IO | None = None) -> int:
+    out = out or sys.stdout
     core = RulesCore(policy)
     judge = Judge(core)
     last = None

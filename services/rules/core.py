@@ -192,13 +192,16 @@ class RulesCore:
     def _prune(self, state: DealerState) -> None:
         t = state.latest
         policy = self.policy
-        cutoff = t - policy.series_horizon - policy.lateness
+        cutoffs = {key: t - reach - policy.lateness for key, reach in policy.source_horizons.items()}
+        net_sales = cutoffs.get(NET_SALES.key, t - policy.lateness)
         for promotion in state.promotions.values():
             if promotion.ended_at is None and promotion.starts_on is not None:
                 days = (dt.date.fromisoformat(promotion.ends_on) - dt.date.fromisoformat(promotion.starts_on)).days + 1
                 start = policy.calendar.day_start(dt.date.fromisoformat(promotion.starts_on))
-                cutoff = min(cutoff, start - days * 86400.0)  # its "before" period is still needed
-        state.prune(cutoff, t - 2 * policy.lateness, t - 90 * 86400.0)
+                net_sales = min(net_sales, start - days * 86400.0)  # its "before" period is still needed
+        cutoffs[NET_SALES.key] = net_sales
+        # ids older than the lateness bound cannot come back as anything but too late
+        state.prune(cutoffs, t - policy.lateness - 86400.0, t - 90 * 86400.0)
         net = state.series.get(NET_SALES.key)
         if net is not None and not len(net.times):
             del state.series[NET_SALES.key]

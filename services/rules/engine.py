@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import threading
 
 import durable_rules_engine
@@ -56,6 +57,11 @@ def _host() -> _Host:
         return _HOST
 
 
+def _raise_errors(error, state) -> None:
+    if error:
+        raise error
+
+
 class Matcher:
     """Evaluates compiled rule patterns; calls are serialized by a lock."""
 
@@ -85,17 +91,21 @@ class Matcher:
             return self._match(fact)
 
     def _match(self, fact: dict) -> list[str]:
+        """Host.assert_fact + Host.retract_fact, encoding the fact once instead of twice."""
         self._fired.clear()
         message = dict(fact, id=next(self._ids), sid=_SID)
-        try:
-            self._host.assert_fact(self._name, message)
-        except durable_engine.MessageNotHandledException:
-            return []
-        try:
-            self._host.retract_fact(self._name, message)
-        except durable_engine.MessageNotHandledException:
-            pass
-        return list(self._fired)
+        text = json.dumps(message)
+        ruleset = self._host._ruleset_directory[self._name]
+        for operation in (durable_rules_engine.assert_fact, durable_rules_engine.retract_fact):
+            try:
+                state = ruleset._handle_result(operation(ruleset._handle, text), message)
+            except durable_engine.MessageNotHandledException:
+                if operation is durable_rules_engine.assert_fact:
+                    return []
+                continue
+            ruleset.do_actions(state, _raise_errors)
+        # an `or` is expanded into one alternative per branch, each firing the action
+        return list(dict.fromkeys(self._fired))
 
     def replace(self, patterns: dict[str, dict]) -> None:
         """Swap in new patterns without a new Host (no thread or memory growth per reload)."""

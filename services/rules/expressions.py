@@ -285,7 +285,19 @@ def to_durable(node: Condition) -> dict:
     return {"$and": [*guards, comparison]}
 
 
+def fold(node: Value) -> Value:
+    """Compute constant sub-expressions (the engine mis-evaluates arithmetic on two constants:
+    found by the property test `0 <= a + 0 * 0`)."""
+    if isinstance(node, Arith):
+        left, right = fold(node.left), fold(node.right)
+        if isinstance(left, Number) and isinstance(right, Number):
+            return Number(_ARITH[node.op](left.value, right.value))
+        return Arith(node.op, left, right)
+    return node
+
+
 def _durable_value(node: Value):
+    node = fold(node)
     if isinstance(node, Number):
         return node.value
     if isinstance(node, Measure):

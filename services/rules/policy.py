@@ -60,6 +60,7 @@ class Policy:
     calendar: Calendar = field(compare=False)
     lateness: float = 0.0
     series_horizon: float = 0.0  # how far back any window reaches
+    source_horizons: dict = field(default_factory=dict, compare=False)  # source key -> how far back
 
     def scoped(self, scope: str) -> tuple[CompiledRule, ...]:
         return tuple(rule for rule in self.rules if rule.spec.scope == scope)
@@ -115,7 +116,10 @@ def loads(text: str, source: str = "<policy>") -> Policy:
     for source_ in sources.values():
         by_type.setdefault(source_.event_type, []).append(source_)
     windows = [m for m in measures.values() if isinstance(m, WindowMeasure)]
-    horizon = max([m.start or 0.0 for m in windows] + [32 * 86400.0 if any(m.start is None for m in windows) else 0.0])
+    reach = {}
+    for m in windows:
+        reach[m.source] = max(reach.get(m.source, 0.0), m.start if m.start is not None else 32 * 86400.0)
+    horizon = max(reach.values(), default=0.0)
     return Policy(
         source=source,
         version=hashlib.sha256(text.encode()).hexdigest()[:12],
@@ -126,6 +130,7 @@ def loads(text: str, source: str = "<policy>") -> Policy:
         calendar=calendar,
         lateness=seconds(spec.lateness),
         series_horizon=horizon,
+        source_horizons=reach,
     )
 
 
@@ -222,10 +227,17 @@ def _check_template(template: str, names: set[str]) -> None:
             raise _TemplateError(f"unknown name {{{name}}}; use one of {', '.join(sorted(names))}")
 
 
+class _Undefined:
+    """Stands for a measure with no value yet, whatever format the template asks for."""
+
+    def __format__(self, spec: str) -> str:
+        return "n/a"
+
+
 def render_summary(template: str, values: dict) -> str:
     class Missing(dict):
         def __missing__(self, key):
-            return "n/a"
+            return _Undefined()
 
     try:
         return SafeFormatter().vformat(template, (), Missing(values))

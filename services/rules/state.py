@@ -9,6 +9,7 @@ idempotency) and the open alert episodes. Numeric series are `array('d')`:
 from __future__ import annotations
 
 import bisect
+import sys
 from array import array
 from dataclasses import dataclass, field
 
@@ -91,6 +92,8 @@ class DealerState:
             value = source.value(event)
             if value is None:
                 continue
+            if source.text:
+                value = sys.intern(value)  # outlet ids repeat: one string each, not one per sale
             if source.kind == "series":
                 series = self.series.get(source.key)
                 if series is None:
@@ -122,10 +125,10 @@ class DealerState:
         else:
             promotion.ended_at = at
 
-    def prune(self, series_cutoff: float, ids_cutoff: float, promotions_cutoff: float) -> None:
+    def prune(self, series_cutoffs: dict[str, float], ids_cutoff: float, promotions_cutoff: float) -> None:
         """Forget what no window, lateness bound or open promotion can reach any more."""
-        for series in self.series.values():
-            series.drop_before(series_cutoff)
+        for key, series in self.series.items():
+            series.drop_before(series_cutoffs.get(key, float("inf")))
         if self.seen and min(self.seen.values()) < ids_cutoff:
             self.seen = {key: at for key, at in self.seen.items() if at >= ids_cutoff}
         ended = [pid for pid, p in self.promotions.items() if p.ended_at is not None and p.ended_at < promotions_cutoff]

@@ -1,0 +1,84 @@
+"""Property tests: the policy loader never crashes or runs code on any input; expressions
+round-trip; the engine and the Python evaluator agree on random conditions and values."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.rules import expressions as ex
+from services.rules import policy
+from services.rules.engine import Matcher
+
+NAMES = ["a", "b", "c"]
+
+numbers = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).map(lambda x: round(x, 3))
+values = st.recursive(
+    st.one_of(numbers.filter(lambda x: x >= 0).map(ex.Number), st.sampled_from(NAMES).map(ex.Measure)),
+    lambda inner: st.builds(ex.Arith, st.sampled_from("+-*"), inner, inner),
+    max_leaves=4,
+)
+comparisons = st.builds(
+    ex.Compare, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), st.sampled_from(NAMES).map(ex.Measure), values
+)
+conditions = st.recursive(
+    comparisons,
+    lambda inner: st.one_of(
+        st.builds(ex.Logic, st.sampled_from(["and", "or"]), st.lists(inner, min_size=2, max_size=3).map(tuple)),
+        st.builds(ex.Not, inner),
+    ),
+    max_leaves=5,
+)
+
+
+@given(conditions)
+def test_expressions_round_trip(condition):
+    assert ex.parse(ex.render(condition)) == condition
+
+
+MATCHER_CACHE: dict = {}
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(conditions, st.dictionaries(st.sampled_from(NAMES), st.integers(-50, 50).map(float)))
+def test_engine_agrees_with_python_evaluation(condition, measures):
+    pattern = ex.to_durable(condition)
+    matcher = MATCHER_CACHE.setdefault("m", Matcher({"r": pattern}))
+    matcher.replace({"r": pattern})
+    assert (matcher.match(measures) == ["r"]) == ex.holds(condition, measures)
+
+
+yaml_text = st.text(alphabet=string.printable, max_size=300)
+yamlish = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(st.one_of(yaml_text, yamlish.map(str)))
+def test_loader_never_crashes_on_arbitrary_text(text):
+    try:
+        policy.loads(text, "fuzz.yaml")
+    except policy.PolicyError as exc:
+        assert all(line.startswith("fuzz.yaml:") for line in exc.lines())
+
+
+@settings(max_examples=200)
+@given(st.sampled_from([
+    "!!python/object/apply:os.system ['touch /tmp/dealerwatch-pwned']",
+    "!!python/name:os.system",
+    "version: !!python/object/new:int [1]",
+    "when: __import__('os').system('true')",
+]), st.text(max_size=20))
+def test_loader_never_runs_code(payload, suffix):
+    try:
+        policy.loads(payload + suffix, "evil.yaml")
+    except policy.PolicyError:
+        pass
+    import os
+
+    assert not os.path.exists("/tmp/dealerwatch-pwned")

@@ -1,0 +1,109 @@
+"""Hot reload of the policy: file change, SIGHUP, admin endpoint; invalid files refused; no growth."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import ROOT, wait_for
+from factories import now, promotion_planned, promotion_spend, sale, visit
+from services.common.events import parse_event
+from services.rules import policy
+from services.rules.core import RulesCore
+
+DEFAULT = (ROOT / "policies" / "default.yaml").read_text()
+
+
+def version(rules) -> str:
+    return httpx.get(f"{rules.url}/readyz").json()["policy_version"]
+
+
+def test_file_change_reloads_and_an_invalid_file_is_refused(services, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(DEFAULT)
+    ingest, rules, notify = services("ingest", "rules", "notify", env={
+        "DEALERWATCH_POLICY_FILE": str(path), "DEALERWATCH_POLICY_POLL_SECONDS": "0.2"})
+    first = version(rules)
+    at = now()
+    budget = [promotion_planned("D-1", at, "P-1", budget="1000"), promotion_spend("D-1", at, "P-1", "600")]
+    assert httpx.post(f"{ingest.url}/v1/events", json=budget).status_code == 202
+    wait_for(lambda: httpx.get(f"{rules.url}/readyz").json()["dealers"] == 1)
+
+    path.write_text(DEFAULT.replace("when: promotion_spend > promotion_budget", "when: promotion_spend > 0.5 * promotion_budget"))
+    second = wait_for(lambda: (v := version(rules)) != first and v)
+    # dealer state survived the reload: 600 spent before it counts against the new threshold
+    assert httpx.post(f"{ingest.url}/v1/events", json=[promotion_spend("D-1", at, "P-1", "1")]).status_code == 202
+    alert = wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts", params={"rule_id": "promotion-over-budget"}).json()["items"])[0]
+    assert alert["details"]["measures"]["promotion_spend"] == 601.0 and alert["policy_version"] == second
+
+    path.write_text(DEFAULT.replace("severity: warning", "severity: loud", 1))
+    wait_for(lambda: "refused" in rules.log())
+    assert version(rules) == second
+    assert "policy.yaml:" in rules.log() and "'loud'" in rules.log()
+
+
+def test_sighup_and_admin_endpoint(services, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(DEFAULT)
+    (rules,) = services("rules", env={"DEALERWATCH_POLICY_FILE": str(path), "DEALERWATCH_POLICY_POLL_SECONDS": "3600",
+                                      "DEALERWATCH_ADMIN_KEYS": "admin-secret"})
+    first = version(rules)
+    path.write_text(DEFAULT.replace("days_since_visit > 30", "days_since_visit > 31"))
+    rules.process.send_signal(signal.SIGHUP)
+    second = wait_for(lambda: (v := version(rules)) != first and v)
+
+    path.write_text(DEFAULT.replace("days_since_visit > 30", "days_since_visit > 32"))
+    assert httpx.post(f"{rules.url}/admin/reload").status_code == 401
+    answer = httpx.post(f"{rules.url}/admin/reload", headers={"Authorization": "Bearer admin-secret"})
+    assert answer.status_code == 200 and answer.json()["reloaded"] and answer.json()["version"] not in (first, second)
+
+    path.write_text("version: 2\nrules: []\n")
+    refused = httpx.post(f"{rules.url}/admin/reload", headers={"Authorization": "Bearer admin-secret"})
+    assert refused.status_code == 422 and refused.json()["errors"][0].startswith(f"{path}:1:")
+    assert version(rules) == answer.json()["version"]
+    assert "admin-secret" not in rules.log()
+
+
+def _threads() -> int:
+    """Most threads seen over a moment (durable-rules re-arms two timer threads all the time)."""
+    seen = 0
+    for _ in range(30):
+        seen = max(seen, threading.active_count())
+        time.sleep(0.01)
+    return seen
+
+
+def _rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 1e6
+
+
+def test_hundred_reloads_grow_neither_threads_nor_memory():
+    policies = [policy.loads(DEFAULT), policy.loads(DEFAULT.replace("> 30", "> 31"))]
+    core = RulesCore(policies[0])
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    for n in range(50):
+        core.handle(parse_event(sale(f"R-{n % 5}", at + dt.timedelta(hours=n))))
+    for n in range(20):  # warm up allocator and caches
+        core.use(policies[n % 2])
+    threads, rss = _threads(), _rss_mb()
+    for n in range(100):
+        core.use(policies[n % 2])
+        assert core.handle(parse_event(visit("R-0", at + dt.timedelta(days=1, minutes=n)))) is not None
+    assert _threads() <= threads
+    assert _rss_mb() - rss < 3.0, f"{_rss_mb() - rss:.1f} MB more after 100 reloads"
+
+
+def test_a_removed_rule_resolves_its_open_alerts():
+    core = RulesCore(policy.loads(DEFAULT))
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    core.handle(parse_event(sale("R-1", at)))
+    opened = core.handle(parse_event(sale("R-1", at + dt.timedelta(days=31))))
+    assert any(s.rule_id == "visit-overdue" and s.state == "firing" for s in opened)
+    without = DEFAULT.split("  - id: visit-overdue")[0] + "  - id: leadership-visit-overdue" + DEFAULT.split("  - id: leadership-visit-overdue")[1]
+    closed = core.use(policy.loads(without))
+    assert [(s.rule_id, s.state) for s in closed] == [("visit-overdue", "resolved")]
