@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
-import threading
-import time
-from pathlib import Path
+import json
+import subprocess
+import sys
 
 import httpx
 
 from conftest import ROOT, wait_for
-from factories import now, promotion_planned, promotion_spend, sale, visit
+from factories import now, promotion_planned, promotion_spend, sale
 from services.common.events import parse_event
 from services.rules import policy
 from services.rules.core import RulesCore
@@ -69,33 +69,50 @@ def test_sighup_and_admin_endpoint(services, tmp_path):
     assert "admin-secret" not in rules.log()
 
 
-def _threads() -> int:
-    """Most threads seen over a moment (durable-rules re-arms two timer threads all the time)."""
+RELOAD_LOOP = """
+import datetime as dt, json, sys, threading, time
+sys.path[:0] = [{root!r}, {tests!r}]
+from factories import sale, visit
+from services.common.events import parse_event
+from services.rules import engine, policy
+from services.rules.core import RulesCore
+
+def threads():  # most threads over a moment: durable-rules re-arms two timer threads all the time
     seen = 0
     for _ in range(30):
-        seen = max(seen, threading.active_count())
-        time.sleep(0.01)
+        seen = max(seen, threading.active_count()); time.sleep(0.01)
     return seen
 
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 1e6
 
-def _rss_mb() -> float:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 1e6
+text = open({policy!r}).read()
+policies = [policy.loads(text), policy.loads(text.replace("> 30", "> 31"))]
+core = RulesCore(policies[0])
+at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+for n in range(50):
+    core.handle(parse_event(sale(f"R-{{n % 5}}", at + dt.timedelta(hours=n))))
+for n in range(20):  # warm up allocator and caches
+    core.use(policies[n % 2])
+before = dict(threads=threads(), rss=rss(), rulesets=len(engine._host()._ruleset_list))
+for n in range(100):
+    core.use(policies[n % 2])
+    assert core.handle(parse_event(visit("R-0", at + dt.timedelta(days=1, minutes=n)))) is not None
+after = dict(threads=threads(), rss=rss(), rulesets=len(engine._host()._ruleset_list))
+print(json.dumps(dict(before=before, after=after)))
+"""
 
 
 def test_hundred_reloads_grow_neither_threads_nor_memory():
-    policies = [policy.loads(DEFAULT), policy.loads(DEFAULT.replace("> 30", "> 31"))]
-    core = RulesCore(policies[0])
-    at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-    for n in range(50):
-        core.handle(parse_event(sale(f"R-{n % 5}", at + dt.timedelta(hours=n))))
-    for n in range(20):  # warm up allocator and caches
-        core.use(policies[n % 2])
-    threads, rss = _threads(), _rss_mb()
-    for n in range(100):
-        core.use(policies[n % 2])
-        assert core.handle(parse_event(visit("R-0", at + dt.timedelta(days=1, minutes=n)))) is not None
-    assert _threads() <= threads
-    assert _rss_mb() - rss < 3.0, f"{_rss_mb() - rss:.1f} MB more after 100 reloads"
+    """In a process of its own, so that nothing else in the test run adds threads."""
+    script = RELOAD_LOOP.format(root=str(ROOT), tests=str(ROOT / "tests"), policy=str(ROOT / "policies" / "default.yaml"))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)
+    before, after = measured["before"], measured["after"]
+    assert after["rulesets"] == before["rulesets"] == 2
+    assert after["threads"] <= before["threads"]
+    assert after["rss"] - before["rss"] < 3.0, f"{after['rss'] - before['rss']:.1f} MB more after 100 reloads"
 
 
 def test_a_removed_rule_resolves_its_open_alerts():

@@ -25,7 +25,9 @@ def default_policy():
 
 @pytest.fixture
 def core(default_policy):
-    return RulesCore(default_policy)
+    core = RulesCore(default_policy)
+    yield core
+    core.close()
 
 
 def feed(core: RulesCore, *events: dict) -> list:

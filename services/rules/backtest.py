@@ -93,6 +93,7 @@ def backtest(path: str, policy: Policy, now: dt.datetime | None, out: IO | None 
     if end is not None:
         emit(judge.finish(ts(end)))
     _summary(opened, problems, len(core.states), err)
+    core.close()
     return {"opened": dict(opened), "problems": dict(problems), "dealers": len(core.states)}
 
 
@@ -121,6 +122,7 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
         last = max(last or item.occurred_at, item.occurred_at)
     if dealer not in core.states:
         out.write(f"no events for dealer {dealer!r} in {path}\n")
+        core.close()
         return 1
     moment = at or last
     t = ts(moment)
@@ -136,9 +138,9 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
         out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}   when {' '.join(rule.spec.when.split())}\n")
         for line in _distances(rule.condition, values):
             out.write(f"      {line}\n")
-    state = core.states[dealer]
-    for promotion_id in state.promotions:
+    for promotion_id in core.states[dealer].promotions:
         out.write(f"  promotion {promotion_id}: judged on its events (see backtest)\n")
+    core.close()
     return 0
 
 

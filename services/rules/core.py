@@ -57,6 +57,13 @@ class RulesCore:
                 matcher.replace(patterns)
         return self._close_orphans()
 
+    def close(self) -> None:
+        """Release the engine's rulesets (for short-lived cores: replays, tests)."""
+        for matcher in (self._dealer_matcher, self._promotion_matcher):
+            if matcher is not None:
+                matcher.release()
+        self._dealer_matcher = self._promotion_matcher = None
+
     def _close_orphans(self) -> list[Output]:
         known = {rule.id for rule in self.policy.rules}
         outputs: list[Output] = []

@@ -144,7 +144,7 @@ def _compile_measure(name: str, spec: MeasureSpec):
     where = tuple(sorted(_conditions(spec.where)))
     kind = {"days_since": "last", "latest": "latest"}.get(spec.kind, "series")
     source = Source(
-        key=f"{kind}|{event_type}|{field_name or ''}|{json.dumps(where)}",
+        key=f"{kind}|{event_type}|{field_name or ''}|{json.dumps(where)}" + ("|text" if spec.kind == "distinct" else ""),
         kind=kind,
         event_type=event_type,
         field=field_name,

@@ -9,7 +9,6 @@ idempotency) and the open alert episodes. Numeric series are `array('d')`:
 from __future__ import annotations
 
 import bisect
-import sys
 from array import array
 from dataclasses import dataclass, field
 
@@ -24,10 +23,31 @@ def ts(moment) -> float:
     return moment.timestamp()
 
 
-@dataclass
+class TextCodes:
+    """Text values of `distinct` measures (outlet ids) as numbers: one table per process."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, float] = {}
+        self._texts: list[str] = []
+
+    def code(self, text: str) -> float:
+        code = self._codes.get(text)
+        if code is None:
+            code = self._codes[text] = float(len(self._texts))
+            self._texts.append(text)
+        return code
+
+    def text(self, code: float) -> str:
+        return self._texts[int(code)]
+
+
+TEXT_CODES = TextCodes()
+
+
+@dataclass(slots=True)
 class Series:
     times: array = field(default_factory=lambda: array("d"))
-    values: array | list = field(default_factory=lambda: array("d"))
+    values: array = field(default_factory=lambda: array("d"))
 
     def add(self, at: float, value) -> None:
         index = bisect.bisect_right(self.times, at)
@@ -41,7 +61,7 @@ class Series:
             del self.values[:index]
 
 
-@dataclass
+@dataclass(slots=True)
 class Promotion:
     budget: float | None = None
     owner: str | None = None
@@ -54,14 +74,14 @@ class Promotion:
     ended_at: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Episode:
     alert_id: str
     opened_at: float
     count: int = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class DealerState:
     dealer_id: str
     first_seen: float | None = None
@@ -93,16 +113,16 @@ class DealerState:
             if value is None:
                 continue
             if source.text:
-                value = sys.intern(value)  # outlet ids repeat: one string each, not one per sale
+                value = TEXT_CODES.code(value)  # 8 bytes a value instead of a string per sale
             if source.kind == "series":
                 series = self.series.get(source.key)
                 if series is None:
-                    series = self.series[source.key] = Series(values=[] if source.text else array("d"))
+                    series = self.series[source.key] = Series()
                 series.add(at, value)
             else:
                 entries = self.latest_values.setdefault(source.key, [])
                 bisect.insort(entries, (at, value, getattr(event, "period", None)))
-                del entries[:-24]  # two years of monthly targets is plenty
+                del entries[:-3]  # the current period, the one before, and one set early for the next
         if isinstance(event, PROMOTION_EVENTS):
             self._apply_promotion(event, at)
         if isinstance(event, PromotionSpend):

@@ -7,13 +7,14 @@ so they are stored as values in lists, never as document keys.
 from __future__ import annotations
 
 from array import array
+from dataclasses import asdict
 
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ReplaceOne
 
 from services.common.settings import Settings
 
-from .state import DealerState, Episode, Promotion, Series
+from .state import TEXT_CODES, DealerState, Episode, Promotion, Series
 
 COLLECTION = "rules_dealers"
 FORMAT = 2
@@ -26,20 +27,20 @@ def to_doc(state: DealerState) -> dict:
         "first_seen": state.first_seen,
         "latest": state.latest,
         "series": [
-            {"source": key, "times": s.times.tolist(), "values": list(s.values), "text": isinstance(s.values, list)}
+            {"source": key, "times": s.times.tolist(), "values": _values_out(key, s.values)}
             for key, s in state.series.items()
         ],
         "last": [[key, at] for key, at in state.last.items()],
         "latest_values": [[key, [list(e) for e in entries]] for key, entries in state.latest_values.items()],
-        "promotions": [{"id": key, **vars(p)} for key, p in state.promotions.items()],
+        "promotions": [{"id": key, **asdict(p)} for key, p in state.promotions.items()],
         "seen": [[event_id, at] for event_id, at in state.seen.items()],
-        "episodes": [{"key": key, **vars(e)} for key, e in state.episodes.items()],
+        "episodes": [{"key": key, **asdict(e)} for key, e in state.episodes.items()],
     }
 
 
 def from_doc(doc: dict) -> DealerState:
     series = {
-        item["source"]: Series(array("d", item["times"]), list(item["values"]) if item["text"] else array("d", item["values"]))
+        item["source"]: Series(array("d", item["times"]), _values_in(item["source"], item["values"]))
         for item in doc.get("series", [])
     }
     return DealerState(
@@ -53,6 +54,19 @@ def from_doc(doc: dict) -> DealerState:
         seen={event_id: at for event_id, at in doc.get("seen", [])},
         episodes={e.pop("key"): Episode(**e) for e in doc.get("episodes", [])},
     )
+
+
+def _values_out(key: str, values) -> list:
+    # text values (outlet ids) are stored as text: codes are only valid inside one process
+    return [TEXT_CODES.text(v) for v in values] if _is_text(key) else values.tolist()
+
+
+def _values_in(key: str, values: list) -> array:
+    return array("d", [TEXT_CODES.code(v) for v in values] if _is_text(key) else values)
+
+
+def _is_text(key: str) -> bool:
+    return key.startswith("series|") and key.endswith("|text")
 
 
 class StateStore:
