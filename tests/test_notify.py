@@ -78,6 +78,6 @@ def test_bad_signals_are_dead_lettered_with_a_reason_after_bounded_attempts(serv
     wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 2, seconds=20)
     dead = drain(amqp_url, f"{namespace}.dead-letter")
     assert dead[0].headers["x-dealerwatch-error"].startswith("invalid alert signal")
-    assert dead[1].headers["x-dealerwatch-error"].startswith("storing failed 3 times: InvalidDocument")
+    assert dead[1].headers["x-dealerwatch-error"].startswith("failed 3 times: InvalidDocument")
     assert [a["alert_id"] for a in all_alerts(notify)] == ["ok"]  # the good one was not held back
     assert queue_depth(amqp_url, f"{namespace}.notify.alert-signals") == 0

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
 
 from services.common.alerts import AlertSignal, PromotionEvaluation, rules_output_adapter
-from services.common.deadletter import dead_letter
+from services.common.consuming import reject, retry_or_reject, subscribe
 from services.common.settings import Settings
 from services.common.topology import Topology
 
@@ -21,10 +20,6 @@ from .store import AlertStore
 log = logging.getLogger("dealerwatch.notify")
 
 
-async def _raw_body(message: RabbitMessage) -> bytes:
-    return message.body
-
-
 class SignalConsumer:
     def __init__(self, broker: RabbitBroker, store: AlertStore, worker: DeliveryWorker, settings: Settings):
         self._broker = broker
@@ -32,13 +27,7 @@ class SignalConsumer:
         self._worker = worker
         self._settings = settings
         self._topology = Topology(settings.namespace)
-        broker.subscriber(
-            self._topology.notify_queue,
-            ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_body,
-            channel=Channel(prefetch_count=settings.prefetch),
-            title="notify: alert signals",
-        )(self.on_message)
+        subscribe(broker, self._topology.notify_queue, self.on_message, prefetch=settings.prefetch, title="notify: alert signals")
 
     async def on_message(self, body: bytes) -> None:
         message: RabbitMessage = self._broker.context.get_local("message")
@@ -50,13 +39,7 @@ class SignalConsumer:
         try:
             created = await self._store_until_reachable(signal)
         except Exception as exc:  # noqa: BLE001 - not an outage: bounded retries, then dead-letter
-            attempt = int((message.headers or {}).get("x-delivery-count", 0)) + 1
-            if attempt >= self._settings.max_attempts:
-                await self._dead_letter(message, f"storing failed {attempt} times: {type(exc).__name__}: {exc}")
-            else:
-                log.exception("storing alert %s failed (attempt %d)", signal.alert_id, attempt)
-                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
-                await message.nack(requeue=True)
+            await retry_or_reject(self._broker, self._topology, message, exc, max_attempts=self._settings.max_attempts, stage="notify")
             return
         await message.ack()
         if created and isinstance(signal, AlertSignal):
@@ -78,6 +61,4 @@ class SignalConsumer:
                 delay = min(delay * 2, 10.0)
 
     async def _dead_letter(self, message: RabbitMessage, reason: str) -> None:
-        log.warning("dead-lettering message %s: %s", message.message_id, reason)
-        await dead_letter(self._broker, self._topology, message, reason, stage="notify")
-        await message.ack()
+        await reject(self._broker, self._topology, message, reason, stage="notify")

@@ -15,11 +15,11 @@ import base64
 import datetime as dt
 import json
 
-from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.common.alerts import AlertSignal, PromotionEvaluation
+from services.common import mongo
 from services.common.settings import Settings
 
 INTERNAL_FIELDS = {"_id": 0, "delivery_due_at": 0, "delivery_lease_until": 0}
@@ -31,9 +31,9 @@ def utcnow() -> dt.datetime:
 
 class AlertStore:
     def __init__(self, settings: Settings):
-        self._client = AsyncIOMotorClient(settings.mongo_url.get_secret_value(), tz_aware=True)
-        self._alerts = self._client[settings.mongo_db]["alerts"]
-        self._evaluations = self._client[settings.mongo_db]["promotion_evaluations"]
+        self._client, db = mongo.database(settings)
+        self._alerts = db["alerts"]
+        self._evaluations = db["promotion_evaluations"]
 
     async def ensure_indexes(self) -> None:
         await self._alerts.create_index([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
@@ -42,11 +42,7 @@ class AlertStore:
         await self._alerts.create_index([("delivery_due_at", ASCENDING)], sparse=True)
 
     async def ping(self) -> bool:
-        try:
-            await self._client.admin.command("ping")
-            return True
-        except Exception:  # noqa: BLE001 - any failure means not ready
-            return False
+        return await mongo.ping(self._client)
 
     def close(self) -> None:
         self._client.close()

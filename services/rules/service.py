@@ -20,13 +20,12 @@ import asyncio
 import logging
 import time
 
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitMessage
+from faststream.rabbit import RabbitMessage
 from pydantic import ValidationError
 
 from services.common.alerts import AlertSignal
 from services.common.broker import connect_with_retry, make_broker, publish_all_confirmed
-from services.common.deadletter import dead_letter
+from services.common.consuming import reject, retry_or_reject, subscribe
 from services.common.events import parse_event
 from services.common.settings import Settings
 from services.common.topology import Topology, alert_routing_key, declare, evaluation_routing_key
@@ -41,10 +40,6 @@ log = logging.getLogger("dealerwatch.rules")
 
 FLUSH_SECONDS = 0.02
 STREAMING_SECONDS = 2.0  # events within this long ago mean "streaming": the clock follows them
-
-
-async def _raw_body(message: RabbitMessage) -> bytes:
-    return message.body
 
 
 class RulesService:
@@ -65,13 +60,7 @@ class RulesService:
         self._last_event_wall = 0.0
         self._tasks: list[asyncio.Task] = []
         self._flush_messages = max(1, settings.prefetch // 2)
-        self.broker.subscriber(
-            self.topology.rules_queue,
-            ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_body,
-            channel=Channel(prefetch_count=settings.prefetch),
-            title="rules: events",
-        )(self.on_message)
+        subscribe(self.broker, self.topology.rules_queue, self.on_message, prefetch=settings.prefetch, title="rules: events")
 
     async def start(self) -> None:
         self.core.states.update(await self.store.load_all())
@@ -137,18 +126,10 @@ class RulesService:
         self._flush_wanted.set()
 
     async def _dead_letter(self, message: RabbitMessage, reason: str) -> None:
-        log.warning("dead-lettering message %s: %s", message.message_id, reason)
-        await dead_letter(self.broker, self.topology, message, reason, stage="rules")
-        await message.ack()
+        await reject(self.broker, self.topology, message, reason, stage="rules")
 
     async def _retry_or_dead_letter(self, message: RabbitMessage, exc: Exception) -> None:
-        attempt = int((message.headers or {}).get("x-delivery-count", 0)) + 1
-        if attempt >= self.settings.max_attempts:
-            await self._dead_letter(message, f"handler failed {attempt} times: {type(exc).__name__}: {exc}")
-            return
-        log.exception("handling message %s failed (attempt %d)", message.message_id, attempt)
-        await asyncio.sleep(min(0.1 * 2**attempt, 5.0))  # no hot loop
-        await message.nack(requeue=True)
+        await retry_or_reject(self.broker, self.topology, message, exc, max_attempts=self.settings.max_attempts, stage="rules")
 
     # --- the clock ---
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from array import array
 from dataclasses import asdict
 
-from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ReplaceOne
 
+from services.common import mongo
 from services.common.settings import Settings
 
 from .state import TEXT_CODES, DealerState, Episode, Promotion, Series
@@ -71,15 +71,11 @@ def _is_text(key: str) -> bool:
 
 class StateStore:
     def __init__(self, settings: Settings):
-        self._client = AsyncIOMotorClient(settings.mongo_url.get_secret_value(), tz_aware=True)
-        self._collection = self._client[settings.mongo_db][COLLECTION]
+        self._client, db = mongo.database(settings)
+        self._collection = db[COLLECTION]
 
     async def ping(self) -> bool:
-        try:
-            await self._client.admin.command("ping")
-            return True
-        except Exception:  # noqa: BLE001 - any failure means not ready
-            return False
+        return await mongo.ping(self._client)
 
     async def load_all(self) -> dict[str, DealerState]:
         states = {}

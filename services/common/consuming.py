@@ -1,0 +1,50 @@
+"""The consumer side shared by rules and notify: manual acks, raw bodies, bounded retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
+
+from .deadletter import dead_letter
+from .topology import Topology
+
+log = logging.getLogger(__name__)
+
+
+async def _raw_body(message: RabbitMessage) -> bytes:
+    return message.body
+
+
+def subscribe(broker: RabbitBroker, queue: RabbitQueue, handler, *, prefetch: int, title: str) -> None:
+    """`handler(body: bytes)` gets every message undecoded; it acks or rejects it itself (the
+    current message is `broker.context.get_local("message")`)."""
+    broker.subscriber(
+        queue,
+        ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_body,
+        channel=Channel(prefetch_count=prefetch),
+        title=title,
+    )(handler)
+
+
+async def reject(broker: RabbitBroker, topology: Topology, message: RabbitMessage, reason: str, *, stage: str) -> None:
+    """Dead-letter with the reason, then ack: the message is kept there, never lost or looping."""
+    log.warning("dead-lettering message %s: %s", message.message_id, reason)
+    await dead_letter(broker, topology, message, reason, stage=stage)
+    await message.ack()
+
+
+async def retry_or_reject(
+    broker: RabbitBroker, topology: Topology, message: RabbitMessage, exc: Exception, *, max_attempts: int, stage: str
+) -> None:
+    """A handler failure: requeue after a growing pause, until `max_attempts`, then dead-letter."""
+    attempt = int((message.headers or {}).get("x-delivery-count", 0)) + 1
+    if attempt >= max_attempts:
+        await reject(broker, topology, message, f"failed {attempt} times: {type(exc).__name__}: {exc}", stage=stage)
+        return
+    log.exception("handling message %s failed (attempt %d)", message.message_id, attempt)
+    await asyncio.sleep(min(0.1 * 2**attempt, 5.0))  # no hot loop
+    await message.nack(requeue=True)
