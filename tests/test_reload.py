@@ -111,7 +111,9 @@ def test_hundred_reloads_grow_neither_threads_nor_memory():
     measured = json.loads(result.stdout)
     before, after = measured["before"], measured["after"]
     assert after["rulesets"] == before["rulesets"] == 2
-    assert after["threads"] <= before["threads"]
+    # a Host per reload would add two timer threads each time (+200); the timers' own hand-over
+    # (a timer starts the next before it ends) may show one or two more at a given moment
+    assert after["threads"] <= before["threads"] + 2
     assert after["rss"] - before["rss"] < 3.0, f"{after['rss'] - before['rss']:.1f} MB more after 100 reloads"
 
 

@@ -199,7 +199,8 @@ class RulesCore:
     def _prune(self, state: DealerState) -> None:
         t = state.latest
         policy = self.policy
-        cutoffs = {key: t - reach - policy.lateness for key, reach in policy.source_horizons.items()}
+        # judgement time never goes back, so nothing older than a window's reach counts again
+        cutoffs = {key: t - reach for key, reach in policy.source_horizons.items()}
         net_sales = cutoffs.get(NET_SALES.key, t - policy.lateness)
         for promotion in state.promotions.values():
             if promotion.ended_at is None and promotion.starts_on is not None:

@@ -9,6 +9,8 @@ idempotency) and the open alert episodes. Numeric series are `array('d')`:
 from __future__ import annotations
 
 import bisect
+import hashlib
+import sys
 from array import array
 from dataclasses import dataclass, field
 
@@ -21,6 +23,12 @@ PROMOTION_EVENTS = (PromotionPlanned, PromotionApproved, PromotionSpend, Promoti
 
 def ts(moment) -> float:
     return moment.timestamp()
+
+
+def id_key(event_id: str) -> int:
+    """64 bits of a hash of the event id: the chance that two of a dealer's recent ids collide
+    is about n^2 / 2^65 (nil for the few thousand ids a dealer holds)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 class TextCodes:
@@ -70,7 +78,7 @@ class Promotion:
     approved_by: str | None = None
     approved_at: float | None = None
     spend: float = 0.0
-    spend_ids: list[str] = field(default_factory=list)
+    spend_ids: array = field(default_factory=lambda: array("q"))  # id_key() of counted spends
     ended_at: float | None = None
 
 
@@ -90,14 +98,16 @@ class DealerState:
     last: dict[str, float] = field(default_factory=dict)
     latest_values: dict[str, list[tuple[float, float, str | None]]] = field(default_factory=dict)
     promotions: dict[str, Promotion] = field(default_factory=dict)
-    seen: dict[str, float] = field(default_factory=dict)  # event_id -> occurred_at
+    # ids of recently counted events (id_key) and their times: 16 bytes an event
+    seen_ids: array = field(default_factory=lambda: array("q"))
+    seen_times: array = field(default_factory=lambda: array("d"))
     episodes: dict[str, Episode] = field(default_factory=dict)
 
     def knows(self, event: Event) -> bool:
         if isinstance(event, PromotionSpend):
             promotion = self.promotions.get(event.promotion_id)
-            return promotion is not None and event.event_id in promotion.spend_ids
-        return event.event_id in self.seen
+            return promotion is not None and id_key(event.event_id) in promotion.spend_ids
+        return id_key(event.event_id) in self.seen_ids
 
     def apply(self, event: Event, sources: list[Source]) -> None:
         """Count one new event (callers check `knows` first: apply is not idempotent)."""
@@ -121,14 +131,16 @@ class DealerState:
                 series.add(at, value)
             else:
                 entries = self.latest_values.setdefault(source.key, [])
-                bisect.insort(entries, (at, value, getattr(event, "period", None)))
-                del entries[:-3]  # the current period, the one before, and one set early for the next
+                period = getattr(event, "period", None)
+                bisect.insort(entries, (at, value, sys.intern(period) if period else None))
+                del entries[:-2]  # the current period and one more (the one before, or one set early)
         if isinstance(event, PROMOTION_EVENTS):
             self._apply_promotion(event, at)
         if isinstance(event, PromotionSpend):
-            self.promotions[event.promotion_id].spend_ids.append(event.event_id)
+            self.promotions[event.promotion_id].spend_ids.append(id_key(event.event_id))
         else:
-            self.seen[event.event_id] = at
+            self.seen_ids.append(id_key(event.event_id))
+            self.seen_times.append(at)
 
     def _apply_promotion(self, event, at: float) -> None:
         promotion = self.promotions.setdefault(event.promotion_id, Promotion())
@@ -149,8 +161,10 @@ class DealerState:
         """Forget what no window, lateness bound or open promotion can reach any more."""
         for key, series in self.series.items():
             series.drop_before(series_cutoffs.get(key, float("inf")))
-        if self.seen and min(self.seen.values()) < ids_cutoff:
-            self.seen = {key: at for key, at in self.seen.items() if at >= ids_cutoff}
+        if self.seen_times and min(self.seen_times) < ids_cutoff:
+            keep = [i for i, at in enumerate(self.seen_times) if at >= ids_cutoff]
+            self.seen_ids = array("q", [self.seen_ids[i] for i in keep])
+            self.seen_times = array("d", [self.seen_times[i] for i in keep])
         ended = [pid for pid, p in self.promotions.items() if p.ended_at is not None and p.ended_at < promotions_cutoff]
         for pid in ended:
             del self.promotions[pid]

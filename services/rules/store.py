@@ -6,6 +6,7 @@ so they are stored as values in lists, never as document keys.
 
 from __future__ import annotations
 
+import sys
 from array import array
 from dataclasses import asdict
 
@@ -17,7 +18,7 @@ from services.common.settings import Settings
 from .state import TEXT_CODES, DealerState, Episode, Promotion, Series
 
 COLLECTION = "rules_dealers"
-FORMAT = 2
+FORMAT = 3
 
 
 def to_doc(state: DealerState) -> dict:
@@ -32,15 +33,15 @@ def to_doc(state: DealerState) -> dict:
         ],
         "last": [[key, at] for key, at in state.last.items()],
         "latest_values": [[key, [list(e) for e in entries]] for key, entries in state.latest_values.items()],
-        "promotions": [{"id": key, **asdict(p)} for key, p in state.promotions.items()],
-        "seen": [[event_id, at] for event_id, at in state.seen.items()],
+        "promotions": [{"id": key, **asdict(p), "spend_ids": p.spend_ids.tolist()} for key, p in state.promotions.items()],
+        "seen": [state.seen_ids.tolist(), state.seen_times.tolist()],
         "episodes": [{"key": key, **asdict(e)} for key, e in state.episodes.items()],
     }
 
 
 def from_doc(doc: dict) -> DealerState:
     series = {
-        item["source"]: Series(array("d", item["times"]), _values_in(item["source"], item["values"]))
+        sys.intern(item["source"]): Series(array("d", item["times"]), _values_in(item["source"], item["values"]))
         for item in doc.get("series", [])
     }
     return DealerState(
@@ -48,10 +49,14 @@ def from_doc(doc: dict) -> DealerState:
         first_seen=doc.get("first_seen"),
         latest=doc.get("latest"),
         series=series,
-        last={key: at for key, at in doc.get("last", [])},
-        latest_values={key: [tuple(e) for e in entries] for key, entries in doc.get("latest_values", [])},
-        promotions={p.pop("id"): Promotion(**p) for p in doc.get("promotions", [])},
-        seen={event_id: at for event_id, at in doc.get("seen", [])},
+        last={sys.intern(key): at for key, at in doc.get("last", [])},
+        latest_values={
+            sys.intern(key): [(at, value, sys.intern(period) if period else None) for at, value, period in entries]
+            for key, entries in doc.get("latest_values", [])
+        },
+        promotions={p.pop("id"): Promotion(**{**p, "spend_ids": array("q", p["spend_ids"])}) for p in doc.get("promotions", [])},
+        seen_ids=array("q", doc["seen"][0]),
+        seen_times=array("d", doc["seen"][1]),
         episodes={e.pop("key"): Episode(**e) for e in doc.get("episodes", [])},
     )
 
