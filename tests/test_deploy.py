@@ -46,7 +46,7 @@ def test_production_shape(compose):
 
 @pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed")
 def test_compose_validates_and_requires_its_secrets():
-    env = {**os.environ, "RABBITMQ_PASSWORD": "p", "DEALERWATCH_INGEST_KEYS": "k", "DEALERWATCH_ADMIN_KEYS": "a"}
+    env = {**os.environ, "RABBITMQ_PASSWORD": "p", "DEALERWATCH_INGEST_KEYS": "k", "DEALERWATCH_ADMIN_KEYS": "a", "DEALERWATCH_API_KEYS": "b"}
     subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, env=env, check=True)
     env.pop("DEALERWATCH_INGEST_KEYS")
     refused = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)

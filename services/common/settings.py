@@ -66,6 +66,10 @@ class Settings(BaseSettings):
 
     notify_host: str = Field(default="127.0.0.1", description="Notify HTTP bind address.")
     notify_port: int = Field(default=8081, description="Notify HTTP port.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys for notify's write endpoints (ack, resolve); unset = open development mode.",
+    )
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated webhook URLs that receive new alerts."
     )
@@ -80,7 +84,7 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", description="Logging level.")
 
-    _split_keys = field_validator("ingest_keys", "admin_keys", "webhook_urls", mode="before")(_split_csv)
+    _split_keys = field_validator("ingest_keys", "admin_keys", "api_keys", "webhook_urls", mode="before")(_split_csv)
 
     @property
     def auth_enabled(self) -> bool:

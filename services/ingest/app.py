@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.common.auth import bearer_ok, key_bytes
 from services.common.broker import PublishError, connect_with_retry, make_broker, publish_all_confirmed
 from services.common.events import Event
 from services.common.settings import Settings
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     topology = Topology(settings.namespace)
     broker = make_broker(settings)
-    keys = [key.get_secret_value().encode() for key in settings.ingest_keys]
+    keys = key_bytes(settings.ingest_keys)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     async def post_events(request: Request) -> JSONResponse:
-        if keys and not _authorized(request.headers.get("authorization", ""), keys):
+        if not bearer_ok(request.headers.get("authorization", ""), keys):
             return JSONResponse(
                 {"error": "missing or invalid API key"},
                 status_code=401,
@@ -120,15 +120,6 @@ def _messages(topology: Topology, events: list[Event]):
 
 def _unavailable(reason: str) -> JSONResponse:
     return JSONResponse({"error": f"{reason}; nothing was accepted, retry later"}, status_code=503, headers={"Retry-After": "5"})
-
-
-def _authorized(header: str, keys: list[bytes]) -> bool:
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return False
-    presented = token.strip().encode()
-    # compare against every key so timing does not reveal which one matched
-    return any([hmac.compare_digest(presented, key) for key in keys])
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

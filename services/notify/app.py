@@ -9,9 +9,10 @@ import logging
 from typing import Literal
 
 import httpx
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 
+from services.common.auth import bearer_ok, key_bytes
 from services.common.broker import connect_with_retry, make_broker
 from services.common.settings import Settings
 from services.common.topology import Topology, declare
@@ -19,6 +20,7 @@ from services.common.topology import Topology, declare
 from .channels.webhook import WebhookChannel
 from .consumer import SignalConsumer
 from .delivery import DeliveryWorker
+from .lifecycle import Acknowledge, Resolve
 from .store import AlertStore
 
 log = logging.getLogger("dealerwatch.notify")
@@ -36,9 +38,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     worker = DeliveryWorker(store, channels, settings)
     SignalConsumer(broker, store, worker, settings)
     state = {"consuming": False}
+    api_keys = key_bytes(settings.api_keys)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if not api_keys:
+            log.warning("DEALERWATCH_API_KEYS is not set: alert actions are open (development mode)")
         await store.ensure_indexes()
         sender = asyncio.create_task(worker.run())
 
@@ -76,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def list_alerts(
         dealer_id: str | None = None,
         rule_id: str | None = None,
-        status: Literal["open", "resolved"] | None = None,
+        status: Literal["open", "acknowledged", "resolved"] | None = None,
         since: dt.datetime | None = Query(None, description="Only alerts first seen at or after this time (RFC 3339)."),
         limit: int = Query(50, ge=1, le=500),
         cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
@@ -94,6 +99,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return {"items": items, "next_cursor": next_cursor}
+
+    def authorize(authorization: str | None) -> None:
+        if not bearer_ok(authorization or "", api_keys):
+            raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+
+    async def act(alert_id: str, action: str, by: str, text: str | None) -> dict:
+        alert, changed = await store.act(alert_id, action, by, text)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        if not changed:
+            raise HTTPException(409, f"alert {alert_id!r} is {alert['status']}; it cannot become {action}")
+        log.info("alert %s %s by %s", alert_id, action, by)
+        return alert
+
+    @app.post("/v1/alerts/{alert_id}/ack")
+    async def acknowledge(alert_id: str, body: Acknowledge, authorization: str | None = Header(default=None)) -> dict:
+        """Acknowledge an open alert: someone is on it (recorded with a note)."""
+        authorize(authorization)
+        return await act(alert_id, "acknowledged", body.by, body.note)
+
+    @app.post("/v1/alerts/{alert_id}/resolve")
+    async def resolve(alert_id: str, body: Resolve, authorization: str | None = Header(default=None)) -> dict:
+        """Resolve an open or acknowledged alert, with its cause."""
+        authorize(authorization)
+        return await act(alert_id, "resolved", body.by, body.cause)
 
     @app.get("/v1/promotion-evaluations")
     async def promotion_evaluations(dealer_id: str) -> dict:

@@ -22,7 +22,10 @@ from services.common.alerts import AlertSignal, PromotionEvaluation
 from services.common import mongo
 from services.common.settings import Settings
 
+from .lifecycle import history_entry, transition_update
+
 INTERNAL_FIELDS = {"_id": 0, "delivery_due_at": 0, "delivery_lease_until": 0}
+STATUSES = ("open", "acknowledged", "resolved")
 
 
 def utcnow() -> dt.datetime:
@@ -75,6 +78,8 @@ class AlertStore:
             "created_at": now,
             "updated_at": now,
             "deliveries": [] if resolved else [_delivery(name, target, now) for name, target in receivers.items()],
+            "history": [history_entry("opened", "rules", signal.opened_at)]
+            + ([history_entry("resolved", "rules", signal.at, "the condition no longer holds")] if resolved else []),
         }
         if document["deliveries"]:
             document["delivery_due_at"] = now
@@ -88,8 +93,11 @@ class AlertStore:
             pass  # another instance inserted it first: update below
         if resolved:
             await self._alerts.update_one(
-                {"_id": signal.alert_id, "status": "open"},
-                {"$set": {"status": "resolved", "resolved_at": signal.at, "updated_at": now}},
+                {"_id": signal.alert_id, "status": {"$in": ["open", "acknowledged"]}},
+                {
+                    "$set": {"status": "resolved", "resolved_at": signal.at, "resolved_by": "rules", "updated_at": now},
+                    "$push": {"history": history_entry("resolved", "rules", signal.at, "the condition no longer holds")},
+                },
             )
         else:
             await self._alerts.update_one(
@@ -113,6 +121,16 @@ class AlertStore:
     async def evaluations(self, dealer_id: str) -> list[dict]:
         docs = await self._evaluations.find({"dealer_id": dealer_id}, {"_id": 0}).sort("at", DESCENDING).to_list(None)
         return docs
+
+    async def act(self, alert_id: str, action: str, by: str, text: str | None) -> tuple[dict | None, bool]:
+        """A person's transition: (the alert after it, or as it is, and whether it happened)."""
+        condition, update = transition_update(action, by, text, utcnow())
+        changed = await self._alerts.find_one_and_update(
+            {"_id": alert_id, **condition}, update, projection=INTERNAL_FIELDS, return_document=ReturnDocument.AFTER
+        )
+        if changed is not None:
+            return changed, True
+        return await self.get(alert_id), False
 
     # --- reading ---
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 
 from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
 
+from services.common.auth import bearer_ok, key_bytes
 from services.common.settings import Settings
 
 from . import policy as policies
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     service = RulesService(settings, policies.load(settings.policy_file))
     reloader = PolicyReloader(settings.policy_file, service, settings.policy_poll_seconds)
-    admin_keys = [key.get_secret_value().encode() for key in settings.admin_keys]
+    admin_keys = key_bytes(settings.admin_keys)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -59,10 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/admin/reload")
     async def reload(authorization: str = Header(default="")) -> JSONResponse:
-        if admin_keys:
-            scheme, _, token = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not any([hmac.compare_digest(token.encode(), k) for k in admin_keys]):
-                raise HTTPException(401, "missing or invalid admin key", headers={"WWW-Authenticate": "Bearer"})
+        if not bearer_ok(authorization, admin_keys):
+            raise HTTPException(401, "missing or invalid admin key", headers={"WWW-Authenticate": "Bearer"})
         result = reloader.reload("admin endpoint")
         return JSONResponse(result, status_code=200 if not result["errors"] else 422)
 

@@ -1,0 +1,54 @@
+"""Alert lifecycle on the real broker and MongoDB protocol: acknowledge, resolve, history, keys."""
+
+from __future__ import annotations
+
+import httpx
+
+from conftest import wait_for
+from helpers import publish
+from test_notify import signal
+
+KEY = {"Authorization": "Bearer ops-key"}
+
+
+def alert(notify, alert_id):
+    return httpx.get(f"{notify.url}/v1/alerts/{alert_id}").json()
+
+
+def test_acknowledge_then_resolve_with_history(services, amqp_url, namespace):
+    (notify,) = services("notify", env={"DEALERWATCH_API_KEYS": "ops-key"})
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("L1", 1))
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/L1").status_code == 200)
+
+    assert httpx.post(f"{notify.url}/v1/alerts/L1/ack", json={"by": "li.na"}).status_code == 401
+    acked = httpx.post(f"{notify.url}/v1/alerts/L1/ack", json={"by": "li.na", "note": "calling the dealer"}, headers=KEY)
+    assert acked.status_code == 200 and acked.json()["status"] == "acknowledged"
+    assert acked.json()["acknowledged_by"] == "li.na" and acked.json()["acknowledged_note"] == "calling the dealer"
+    assert httpx.post(f"{notify.url}/v1/alerts/L1/ack", json={"by": "x"}, headers=KEY).status_code == 409
+
+    # further firings while acknowledged update the numbers, not the status
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("L1", 2))
+    wait_for(lambda: alert(notify, "L1")["count"] == 2)
+    assert alert(notify, "L1")["status"] == "acknowledged"
+
+    missing_cause = httpx.post(f"{notify.url}/v1/alerts/L1/resolve", json={"by": "li.na"}, headers=KEY)
+    assert missing_cause.status_code == 422
+    resolved = httpx.post(f"{notify.url}/v1/alerts/L1/resolve", json={"by": "li.na", "cause": "stock-out at the dealer"}, headers=KEY)
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    history = [(h["action"], h["by"], h["text"]) for h in resolved.json()["history"]]
+    assert history == [("opened", "rules", None), ("acknowledged", "li.na", "calling the dealer"),
+                       ("resolved", "li.na", "stock-out at the dealer")]
+    assert httpx.post(f"{notify.url}/v1/alerts/L1/ack", json={"by": "x"}, headers=KEY).status_code == 409
+    assert httpx.post(f"{notify.url}/v1/alerts/nope/ack", json={"by": "x"}, headers=KEY).status_code == 404
+    assert [a["alert_id"] for a in httpx.get(f"{notify.url}/v1/alerts", params={"status": "resolved"}).json()["items"]] == ["L1"]
+
+
+def test_rules_resolve_an_acknowledged_alert(services, amqp_url, namespace):
+    (notify,) = services("notify")
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("L2", 1))
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/L2").status_code == 200)
+    assert httpx.post(f"{notify.url}/v1/alerts/L2/ack", json={"by": "wang"}).status_code == 200  # development mode
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("L2", 1, "resolved"))
+    done = wait_for(lambda: (a := alert(notify, "L2"))["status"] == "resolved" and a)
+    assert done["resolved_by"] == "rules"
+    assert [h["action"] for h in done["history"]] == ["opened", "acknowledged", "resolved"]
