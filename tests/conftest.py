@@ -56,13 +56,13 @@ def namespace(amqp_url):
 async def _delete_topology(amqp_url: str, name: str) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for queue in ("rules.events", "notify.alert-signals", "dead-letter"):
+        for queue in ("rules.events", "notify.alert-signals", "dead-letter", "test-subscriber"):
             channel = await connection.channel()
             try:
                 await channel.queue_delete(f"{name}.{queue}")
             except Exception:  # noqa: BLE001 - never declared in this test
                 pass
-        for exchange in ("events", "alert-signals", "dead-letter"):
+        for exchange in ("events", "alert-signals", "dead-letter", "alerts"):
             channel = await connection.channel()
             try:
                 await channel.exchange_delete(f"{name}.{exchange}")

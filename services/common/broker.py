@@ -45,8 +45,10 @@ async def publish_confirmed(
     message_id: str,
     headers: dict | None = None,
     timeout: float = 10.0,
+    mandatory: bool = True,
 ) -> None:
-    """Publish one persistent message and return only once the broker confirmed it."""
+    """Publish one persistent message and return only once the broker confirmed it.
+    `mandatory`: an unroutable message is an error (False for exchanges nobody has to bind)."""
     try:
         confirmation = await asyncio.wait_for(
             broker.publish(
@@ -54,7 +56,7 @@ async def publish_confirmed(
                 exchange=exchange,
                 routing_key=routing_key,
                 persist=True,
-                mandatory=True,
+                mandatory=mandatory,
                 message_id=message_id,
                 headers=headers,
                 content_type="application/json",

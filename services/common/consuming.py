@@ -20,14 +20,25 @@ async def _raw_body(message: RabbitMessage) -> bytes:
 
 def subscribe(broker: RabbitBroker, queue: RabbitQueue, handler, *, prefetch: int, title: str) -> None:
     """`handler(body: bytes)` gets every message undecoded; it acks or rejects it itself (the
-    current message is `broker.context.get_local("message")`)."""
+    current message is `broker.context.get_local("message")`).
+
+    Messages are handled one at a time, in delivery order: the broker client starts a task per
+    delivery, which would let a later message overtake one that waits (on the database, or
+    before a retry). In order, a batch's `multiple` ack never covers an unsettled message."""
+    turn = asyncio.Lock()  # FIFO: waiters are served in the order they arrived
+
+    async def in_order(body: bytes) -> None:
+        async with turn:
+            await handler(body)
+
+    in_order.__name__ = getattr(handler, "__name__", "handler")
     broker.subscriber(
         queue,
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_body,
         channel=Channel(prefetch_count=prefetch),
         title=title,
-    )(handler)
+    )(in_order)
 
 
 async def reject(broker: RabbitBroker, topology: Topology, message: RabbitMessage, reason: str, *, stage: str) -> None:

@@ -50,6 +50,11 @@ class Topology:
         return RabbitExchange(f"{self.namespace}.alert-signals", type=ExchangeType.TOPIC, durable=True)
 
     @property
+    def alerts(self) -> RabbitExchange:
+        """Every alert change, for other systems to subscribe to (key severity.rule.dealer)."""
+        return RabbitExchange(f"{self.namespace}.alerts", type=ExchangeType.TOPIC, durable=True)
+
+    @property
     def dead_letter(self) -> RabbitExchange:
         return RabbitExchange(f"{self.namespace}.dead-letter", type=ExchangeType.FANOUT, durable=True)
 
@@ -88,6 +93,7 @@ async def declare(broker, topology: Topology) -> None:
     events = await broker.declare_exchange(topology.events)
     signals = await broker.declare_exchange(topology.alert_signals)
     dead = await broker.declare_exchange(topology.dead_letter)
+    await broker.declare_exchange(topology.alerts)
     for queue, exchange in (
         (topology.rules_queue, events),
         (topology.notify_queue, signals),

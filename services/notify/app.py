@@ -9,8 +9,8 @@ import logging
 from typing import Literal
 
 import httpx
-from fastapi import FastAPI, Header, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from services.common.auth import bearer_ok, key_bytes
 from services.common.broker import connect_with_retry, make_broker
@@ -22,6 +22,7 @@ from .consumer import SignalConsumer
 from .delivery import DeliveryWorker
 from .lifecycle import Acknowledge, Resolve
 from .store import AlertStore
+from .stream import events, publish_changes
 
 log = logging.getLogger("dealerwatch.notify")
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     worker = DeliveryWorker(store, channels, settings)
     SignalConsumer(broker, store, worker, settings)
     state = {"consuming": False}
+    stopping = asyncio.Event()
     api_keys = key_bytes(settings.api_keys)
 
     @contextlib.asynccontextmanager
@@ -55,11 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("consuming alert signals; %d receiver(s): %s", len(channels), ", ".join(worker.receivers().values()) or "none")
 
         consumer = asyncio.create_task(consume())
+        exchange = asyncio.create_task(publish_changes(store.changes, broker, Topology(settings.namespace), lambda: state["consuming"]))
         yield
         state["consuming"] = False
-        consumer.cancel()
-        sender.cancel()
-        await asyncio.gather(consumer, sender, return_exceptions=True)
+        stopping.set()
+        for task in (consumer, sender, exchange):
+            task.cancel()
+        await asyncio.gather(consumer, sender, exchange, return_exceptions=True)
         await broker.stop()
         await http.aclose()
         store.close()
@@ -129,6 +133,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def promotion_evaluations(dealer_id: str) -> dict:
         """Every ended promotion of a dealer with its effectiveness evaluation (P, S, X, ratio, verdict)."""
         return {"items": await store.evaluations(dealer_id)}
+
+    @app.get("/v1/alerts/stream")
+    async def stream(
+        request: Request,
+        dealer_id: str | None = None,
+        rule_id: str | None = None,
+        status: Literal["open", "acknowledged", "resolved"] | None = None,
+        last_event_id: int | None = Query(None, description="Resume after this event id (or send Last-Event-ID)."),
+    ) -> StreamingResponse:
+        """Server-Sent Events: every alert change (`id` = its number); reconnect with Last-Event-ID
+        to receive what was missed, also across a notify restart."""
+        header = request.headers.get("last-event-id")
+        resume = int(header) if header and header.isdigit() else last_event_id
+        filters = {k: v for k, v in (("dealer_id", dealer_id), ("rule_id", rule_id), ("status", status)) if v is not None}
+        return StreamingResponse(
+            events(store.changes, resume, filters, stopping),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @app.get("/v1/alerts/{alert_id}")
     async def get_alert(alert_id: str) -> dict:

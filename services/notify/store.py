@@ -22,6 +22,7 @@ from services.common.alerts import AlertSignal, PromotionEvaluation
 from services.common import mongo
 from services.common.settings import Settings
 
+from .changes import ChangeLog
 from .lifecycle import history_entry, transition_update
 
 INTERNAL_FIELDS = {"_id": 0, "delivery_due_at": 0, "delivery_lease_until": 0}
@@ -37,12 +38,14 @@ class AlertStore:
         self._client, db = mongo.database(settings)
         self._alerts = db["alerts"]
         self._evaluations = db["promotion_evaluations"]
+        self.changes = ChangeLog(db)
 
     async def ensure_indexes(self) -> None:
         await self._alerts.create_index([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
         await self._alerts.create_index([("dealer_id", ASCENDING), ("first_seen_at", DESCENDING)])
         await self._alerts.create_index([("status", ASCENDING), ("first_seen_at", DESCENDING)])
         await self._alerts.create_index([("delivery_due_at", ASCENDING)], sparse=True)
+        await self.changes.ensure_indexes()
 
     async def ping(self) -> bool:
         return await mongo.ping(self._client)
@@ -88,11 +91,12 @@ class AlertStore:
                 {"_id": signal.alert_id}, {"$setOnInsert": document}, upsert=True
             )
             if result.upserted_id is not None:
+                await self._record("resolved" if resolved else "opened", signal.alert_id)
                 return True
         except DuplicateKeyError:
             pass  # another instance inserted it first: update below
         if resolved:
-            await self._alerts.update_one(
+            result = await self._alerts.update_one(
                 {"_id": signal.alert_id, "status": {"$in": ["open", "acknowledged"]}},
                 {
                     "$set": {"status": "resolved", "resolved_at": signal.at, "resolved_by": "rules", "updated_at": now},
@@ -100,7 +104,7 @@ class AlertStore:
                 },
             )
         else:
-            await self._alerts.update_one(
+            result = await self._alerts.update_one(
                 {"_id": signal.alert_id, "count": {"$lt": signal.firing_count}},
                 {"$set": {
                     "count": signal.firing_count,
@@ -110,7 +114,14 @@ class AlertStore:
                     "updated_at": now,
                 }},
             )
+        if result.modified_count:
+            await self._record("resolved" if resolved else "updated", signal.alert_id)
         return False
+
+    async def _record(self, change: str, alert_id: str) -> None:
+        alert = await self.get(alert_id)
+        if alert is not None:
+            await self.changes.record(change, _public(alert))
 
     async def keep_evaluation(self, evaluation: PromotionEvaluation) -> None:
         """Every ended promotion's evaluation, effective or not (the dealer's file)."""
@@ -129,6 +140,7 @@ class AlertStore:
             {"_id": alert_id, **condition}, update, projection=INTERNAL_FIELDS, return_document=ReturnDocument.AFTER
         )
         if changed is not None:
+            await self.changes.record(action, _public(changed))
             return changed, True
         return await self.get(alert_id), False
 
@@ -182,6 +194,10 @@ class AlertStore:
             {"delivery_due_at": {"$ne": None}}, {"delivery_due_at": 1}, sort=[("delivery_due_at", ASCENDING)]
         )
         return doc["delivery_due_at"] if doc else None
+
+
+def _public(alert: dict) -> dict:
+    return {key: value for key, value in alert.items() if key not in ("_id", "deliveries", "delivery_due_at", "delivery_lease_until")}
 
 
 def _delivery(receiver: str, target: str, now: dt.datetime) -> dict:

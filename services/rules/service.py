@@ -213,9 +213,9 @@ def _message_id(output: Output) -> str:
 
 async def _ack_all(messages: list[RabbitMessage]) -> None:
     """One `multiple` ack per channel, on its newest message: messages are handled one at a time
-    in delivery order, so every earlier delivery on that channel is in this batch, an earlier
-    one, or was already settled (dead-lettered or requeued). One frame instead of one per
-    message (acking one by one cost ~1 ms each, more than the database write)."""
+    in delivery order (common.consuming.subscribe), so every earlier delivery on that channel is
+    in this batch, an earlier one, or was already settled (dead-lettered or requeued). One frame
+    instead of one per message (acking one by one cost ~1 ms each, more than the database write)."""
     newest: dict[int, RabbitMessage] = {}
     for message in messages:
         newest[id(message.raw_message.channel)] = message

@@ -1,0 +1,75 @@
+"""The live alert stream: Server-Sent Events from the change log, resumable with Last-Event-ID,
+and the same changes published to the `alerts` topic exchange for other systems."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from services.common.broker import PublishError, publish_confirmed
+from services.common.topology import Topology, alert_routing_key
+
+from .changes import ChangeLog
+
+log = logging.getLogger("dealerwatch.notify.stream")
+
+POLL_SECONDS = 0.3
+HEARTBEAT_SECONDS = 15.0
+
+
+def _matches(alert: dict, filters: dict) -> bool:
+    return all(alert.get(key) == value for key, value in filters.items())
+
+
+def sse(seq: int, change: str, alert: dict) -> str:
+    data = json.dumps({"change": change, "alert": alert}, default=str, ensure_ascii=False)
+    return f"id: {seq}\nevent: alert\ndata: {data}\n\n"
+
+
+async def events(changes: ChangeLog, last_id: int | None, filters: dict, stop: asyncio.Event):
+    """SSE text: changes after `last_id` (or from now on), then live ones, with heartbeats."""
+    seq = last_id if last_id is not None else await changes.last()
+    yield "retry: 2000\n\n"
+    idle = 0.0
+    while not stop.is_set():
+        batch = await changes.after(seq)
+        for doc in batch:
+            seq = doc["_id"]
+            if _matches(doc["alert"], filters):
+                yield sse(seq, doc["change"], doc["alert"])
+        if batch:
+            idle = 0.0
+            continue
+        await asyncio.sleep(POLL_SECONDS)
+        idle += POLL_SECONDS
+        if idle >= HEARTBEAT_SECONDS:
+            idle = 0.0
+            yield ": keep-alive\n\n"
+
+
+async def publish_changes(changes: ChangeLog, broker, topology: Topology, ready) -> None:
+    """Every change to the `alerts` exchange, at least once, in order (a cursor in MongoDB)."""
+    while True:
+        try:
+            if not ready():
+                await asyncio.sleep(1.0)
+                continue
+            cursor = await changes.cursor("alerts-exchange")
+            batch = await changes.after(cursor)
+            for doc in batch:
+                alert = doc["alert"]
+                body = json.dumps({"seq": doc["_id"], "change": doc["change"], "alert": alert}, default=str).encode()
+                key = alert_routing_key(alert["severity"], alert["rule_id"], alert["dealer_id"])
+                await publish_confirmed(broker, topology.alerts, key, body, message_id=f"change:{doc['_id']}", mandatory=False)
+                await changes.advance("alerts-exchange", doc["_id"])
+            if not batch:
+                await asyncio.sleep(POLL_SECONDS)
+        except PublishError as exc:
+            log.warning("publishing alert changes failed (%s); retrying", exc)
+            await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep publishing after a database hiccup
+            log.exception("alert change publisher failed; retrying")
+            await asyncio.sleep(1.0)

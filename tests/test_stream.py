@@ -1,0 +1,80 @@
+"""The live alert stream (SSE with Last-Event-ID resume) and the `alerts` topic exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import aio_pika
+import httpx
+
+from conftest import wait_for
+from helpers import drain, publish
+from test_notify import signal
+
+
+def read_events(url: str, count: int, headers: dict | None = None, params: dict | None = None) -> list[dict]:
+    """Open the stream, take `count` alert events, close it."""
+    found: list[dict] = []
+    with httpx.stream("GET", url, headers=headers, params=params, timeout=httpx.Timeout(20.0)) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event: dict = {}
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                event["id"] = int(line[4:])
+            elif line.startswith("data: "):
+                event["data"] = json.loads(line[6:])
+            elif line == "" and "data" in event:
+                found.append(event)
+                event = {}
+                if len(found) == count:
+                    return found
+    return found
+
+
+async def _bind(amqp_url: str, exchange: str, queue: str) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, durable=False, auto_delete=False)
+        await declared.bind(exchange, routing_key="#")
+
+
+def test_stream_resumes_after_reconnect_and_restart(services, amqp_url, namespace):
+    (notify,) = services("notify")
+    asyncio.run(_bind(amqp_url, f"{namespace}.alerts", f"{namespace}.test-subscriber"))
+    url = f"{notify.url}/v1/alerts/stream"
+    exchange = f"{namespace}.alert-signals"
+
+    received: list = []
+    reader = threading.Thread(target=lambda: received.extend(read_events(url, 2)))
+    reader.start()
+    wait_for(lambda: reader.is_alive())
+    time.sleep(0.5)  # the stream starts "from now"
+    publish(amqp_url, exchange, "k", signal("S1", 1), signal("S2", 1))
+    reader.join(20)
+    assert [(e["data"]["change"], e["data"]["alert"]["alert_id"]) for e in received] == [("opened", "S1"), ("opened", "S2")]
+    last_seen = received[-1]["id"]
+
+    # while no dashboard is connected: an update, a resolve, and a notify restart
+    publish(amqp_url, exchange, "k", signal("S1", 2), signal("S2", 1, "resolved"))
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/S2").json()["status"] == "resolved")
+    notify.stop()
+    (notify,) = services("notify")
+    missed = read_events(f"{notify.url}/v1/alerts/stream", 2, headers={"Last-Event-ID": str(last_seen)})
+    assert [(e["data"]["change"], e["data"]["alert"]["alert_id"]) for e in missed] == [("updated", "S1"), ("resolved", "S2")], (last_seen, missed)
+    assert [e["id"] for e in missed] == [last_seen + 1, last_seen + 2]
+
+    # filters apply to the stream as to the list
+    only = read_events(f"{notify.url}/v1/alerts/stream", 1, params={"dealer_id": "D-S2", "last_event_id": 0})
+    assert {e["data"]["alert"]["dealer_id"] for e in only} == {"D-S2"}
+
+    # every change also went to the alerts exchange, keyed severity.rule.dealer
+    messages: list = []
+    wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber")) or len(messages) >= 4, seconds=20)
+    bodies = [json.loads(m.body) for m in messages]
+    assert [(b["change"], b["alert"]["alert_id"]) for b in bodies] == [
+        ("opened", "S1"), ("opened", "S2"), ("updated", "S1"), ("resolved", "S2")]
+    assert [m.routing_key for m in messages][:2] == ["warning.sales-drop.D-S1", "warning.sales-drop.D-S2"]
