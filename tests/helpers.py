@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import socket
 import threading
@@ -14,11 +16,13 @@ import aio_pika
 class WebhookReceiver:
     """An HTTP server on 127.0.0.1:port that records every POST; stop() makes it unreachable."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, secret: bytes | None = None):
         self.port = port
         self.url = f"http://127.0.0.1:{port}/hook"
+        self.secret = secret  # if set, requests with a wrong signature get 401 and are not kept
         self.received: list[dict] = []
         self.headers: list[dict] = []
+        self.refused = 0
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> "WebhookReceiver":
@@ -27,7 +31,15 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server API
                 length = int(self.headers.get("content-length", 0))
-                receiver.received.append(json.loads(self.rfile.read(length)))
+                body = self.rfile.read(length)
+                if receiver.secret is not None:
+                    expected = "sha256=" + hmac.new(receiver.secret, body, hashlib.sha256).hexdigest()
+                    if not hmac.compare_digest(expected, self.headers.get("X-Dealerwatch-Signature", "")):
+                        receiver.refused += 1
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                receiver.received.append(json.loads(body))
                 receiver.headers.append(dict(self.headers))
                 self.send_response(204)
                 self.end_headers()

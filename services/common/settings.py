@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated webhook URLs that receive new alerts."
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret: each webhook body is signed, header X-Dealerwatch-Signature: sha256=<HMAC-SHA256 hex>.",
+    )
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, description="Per webhook request.")
     webhook_retry_initial_seconds: float = Field(
         default=1.0, gt=0, description="First retry delay; doubles on each failure."

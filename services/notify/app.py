@@ -20,8 +20,9 @@ from services.common.topology import Topology, declare
 from .channels.webhook import WebhookChannel
 from .consumer import SignalConsumer
 from .delivery import DeliveryWorker
-from .lifecycle import Acknowledge, Resolve
-from .store import AlertStore
+from .lifecycle import Acknowledge, Expire, Resolve
+from .silences import NewSilence
+from .store import AlertStore, utcnow
 from .stream import events, publish_changes
 
 log = logging.getLogger("dealerwatch.notify")
@@ -32,8 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = AlertStore(settings)
     broker = make_broker(settings)
     http = httpx.AsyncClient(follow_redirects=False)
+    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
     channels = {
-        f"webhook-{index}": WebhookChannel(f"webhook-{index}", url, http, settings.webhook_timeout_seconds)
+        f"webhook-{index}": WebhookChannel(f"webhook-{index}", url, http, settings.webhook_timeout_seconds, secret)
         for index, url in enumerate(settings.webhook_urls, start=1)
     }
     worker = DeliveryWorker(store, channels, settings)
@@ -128,6 +130,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Resolve an open or acknowledged alert, with its cause."""
         authorize(authorization)
         return await act(alert_id, "resolved", body.by, body.cause)
+
+    @app.post("/v1/silences", status_code=201)
+    async def create_silence(body: NewSilence, authorization: str | None = Header(default=None)) -> dict:
+        """Mute matching new alerts between starts_at and ends_at (they are still stored, marked)."""
+        authorize(authorization)
+        silence = await store.silences.create(body, utcnow())
+        log.info("silence %s by %s: %s", silence["silence_id"], body.created_by, body.comment)
+        return silence
+
+    @app.get("/v1/silences")
+    async def list_silences(active: bool = False) -> dict:
+        return {"items": await store.silences.list(utcnow() if active else None)}
+
+    @app.post("/v1/silences/{silence_id}/expire")
+    async def expire_silence(silence_id: str, body: Expire, authorization: str | None = Header(default=None)) -> dict:
+        authorize(authorization)
+        silence = await store.silences.expire(silence_id, body.by, utcnow())
+        if silence is None:
+            raise HTTPException(404, f"no silence {silence_id!r}")
+        return silence
 
     @app.get("/v1/promotion-evaluations")
     async def promotion_evaluations(dealer_id: str) -> dict:

@@ -31,6 +31,10 @@ class Resolve(BaseModel):
     cause: str = Field(min_length=1, max_length=2000, description="What the cause was.")
 
 
+class Expire(BaseModel):
+    by: str = Field(min_length=1, max_length=128, description="Who ends the silence (recorded).")
+
+
 def history_entry(action: str, by: str, at: dt.datetime, text: str | None = None) -> dict:
     return {"action": action, "by": by, "at": at, "text": text}
 

@@ -24,6 +24,7 @@ from services.common.settings import Settings
 
 from .changes import ChangeLog
 from .lifecycle import history_entry, transition_update
+from .silences import SilenceStore
 
 INTERNAL_FIELDS = {"_id": 0, "delivery_due_at": 0, "delivery_lease_until": 0}
 STATUSES = ("open", "acknowledged", "resolved")
@@ -39,6 +40,7 @@ class AlertStore:
         self._alerts = db["alerts"]
         self._evaluations = db["promotion_evaluations"]
         self.changes = ChangeLog(db)
+        self.silences = SilenceStore(db)
 
     async def ensure_indexes(self) -> None:
         await self._alerts.create_index([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
@@ -84,7 +86,12 @@ class AlertStore:
             "history": [history_entry("opened", "rules", signal.opened_at)]
             + ([history_entry("resolved", "rules", signal.at, "the condition no longer holds")] if resolved else []),
         }
-        if document["deliveries"]:
+        muted_by = await self.silences.muting(document, now) if not resolved else []
+        if muted_by:
+            document["silenced_by"] = muted_by
+            for delivery in document["deliveries"]:
+                delivery.update(status="silenced", last_error=f"silenced by {', '.join(muted_by)}")
+        elif document["deliveries"]:
             document["delivery_due_at"] = now
         try:
             result = await self._alerts.update_one(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from urllib.parse import urlsplit
 
@@ -10,12 +12,21 @@ import httpx
 from .base import DeliveryFailed
 
 
+SIGNATURE_HEADER = "X-Dealerwatch-Signature"
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """What receivers compare (in constant time) with the header: sha256=<hex HMAC of the body>."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
 class WebhookChannel:
-    def __init__(self, name: str, url: str, client: httpx.AsyncClient, timeout: float):
+    def __init__(self, name: str, url: str, client: httpx.AsyncClient, timeout: float, secret: bytes | None = None):
         self.name = name
         self._url = url
         self._client = client
         self._timeout = timeout
+        self._secret = secret
 
     def target(self) -> str:
         parts = urlsplit(self._url)
@@ -23,18 +34,16 @@ class WebhookChannel:
 
     async def send(self, alert: dict) -> None:
         body = json.dumps(alert, default=str, ensure_ascii=False).encode()
+        headers = {
+            "Content-Type": "application/json",
+            # receivers can drop a repeat (a retry after a lost response)
+            "Idempotency-Key": alert["alert_id"],
+            "User-Agent": "dealerwatch-notify",
+        }
+        if self._secret:
+            headers[SIGNATURE_HEADER] = signature(self._secret, body)
         try:
-            response = await self._client.post(
-                self._url,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    # receivers can drop a repeat (a retry after a lost response)
-                    "Idempotency-Key": alert["alert_id"],
-                    "User-Agent": "dealerwatch-notify",
-                },
-                timeout=self._timeout,
-            )
+            response = await self._client.post(self._url, content=body, headers=headers, timeout=self._timeout)
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         if response.status_code >= 300:

@@ -1,0 +1,87 @@
+"""Silences (like Alertmanager's Muter): matchers on rule, dealer, region and severity, with a
+start, an end, who created it and why. Silenced alerts are stored and marked, not sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+from services.common.alerts import Severity
+
+
+class Matchers(BaseModel):
+    rule_id: str | None = None
+    dealer_id: str | None = None
+    region: str | None = Field(default=None, description="Matches the alert's `region` label.")
+    severity: Severity | None = None
+
+    @model_validator(mode="after")
+    def _not_everything(self):
+        if not any(getattr(self, name) for name in ("rule_id", "dealer_id", "region", "severity")):
+            raise ValueError("a silence needs at least one matcher (rule_id, dealer_id, region, severity)")
+        return self
+
+
+class NewSilence(BaseModel):
+    matchers: Matchers
+    starts_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    ends_at: AwareDatetime
+    created_by: str = Field(min_length=1, max_length=128)
+    comment: str = Field(min_length=1, max_length=2000, description="Why.")
+
+    @model_validator(mode="after")
+    def _ends_after_start(self):
+        if self.starts_at is not None and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+def matches(matchers: dict, alert: dict) -> bool:
+    values = {
+        "rule_id": alert.get("rule_id"),
+        "dealer_id": alert.get("dealer_id"),
+        "region": (alert.get("labels") or {}).get("region"),
+        "severity": alert.get("severity"),
+    }
+    return all(values[name] == wanted for name, wanted in matchers.items() if wanted is not None)
+
+
+class SilenceStore:
+    def __init__(self, db):
+        self._silences = db["silences"]
+
+    async def create(self, silence: NewSilence, now: dt.datetime) -> dict:
+        doc = {
+            "_id": uuid.uuid4().hex[:16],
+            "matchers": silence.matchers.model_dump(),
+            "starts_at": silence.starts_at or now,
+            "ends_at": silence.ends_at,
+            "created_by": silence.created_by,
+            "comment": silence.comment,
+            "created_at": now,
+        }
+        await self._silences.insert_one(doc)
+        return _view(doc)
+
+    async def list(self, active_at: dt.datetime | None = None) -> list[dict]:
+        query = {"starts_at": {"$lte": active_at}, "ends_at": {"$gt": active_at}} if active_at else {}
+        return [_view(doc) for doc in await self._silences.find(query).sort("created_at", -1).to_list(None)]
+
+    async def expire(self, silence_id: str, by: str, now: dt.datetime) -> dict | None:
+        await self._silences.update_one(
+            {"_id": silence_id, "ends_at": {"$gt": now}}, {"$set": {"ends_at": now, "expired_by": by}}
+        )
+        doc = await self._silences.find_one({"_id": silence_id})
+        return _view(doc) if doc else None
+
+    async def muting(self, alert: dict, now: dt.datetime) -> list[str]:
+        """Ids of the active silences that match this alert."""
+        return [s["silence_id"] for s in await self.list(now) if matches(s["matchers"], alert)]
+
+
+def _view(doc: dict) -> dict:
+    view = dict(doc)
+    view["silence_id"] = view.pop("_id")
+    return view

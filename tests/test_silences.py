@@ -1,0 +1,56 @@
+"""Silences mute sending, not storing; webhook bodies are signed with the shared secret."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from conftest import free_port, wait_for
+from helpers import WebhookReceiver, publish
+from test_notify import signal
+
+KEY = {"Authorization": "Bearer ops-key"}
+
+
+@pytest.fixture
+def receiver():
+    hook = WebhookReceiver(free_port(), secret=b"shared-secret").start()
+    yield hook
+    hook.stop()
+
+
+def test_silenced_alerts_are_stored_marked_and_not_sent(services, amqp_url, namespace, receiver):
+    (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url, "DEALERWATCH_API_KEYS": "ops-key",
+                                        "DEALERWATCH_WEBHOOK_SECRET": "shared-secret"})
+    now = dt.datetime.now(dt.timezone.utc)
+    body = {"matchers": {"dealer_id": "D-Q1", "severity": "warning"}, "ends_at": (now + dt.timedelta(hours=2)).isoformat(),
+            "created_by": "zhao.lei", "comment": "dealer on holiday, known"}
+    assert httpx.post(f"{notify.url}/v1/silences", json=body).status_code == 401
+    assert httpx.post(f"{notify.url}/v1/silences", json={**body, "matchers": {}}, headers=KEY).status_code == 422
+    created = httpx.post(f"{notify.url}/v1/silences", json=body, headers=KEY)
+    assert created.status_code == 201
+    silence = created.json()
+    assert [s["silence_id"] for s in httpx.get(f"{notify.url}/v1/silences", params={"active": True}).json()["items"]] == [silence["silence_id"]]
+
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("Q1", 1), signal("Q2", 1))  # dealers D-Q1 and D-Q2
+    muted = wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/alerts/Q1")).status_code == 200 and r.json())
+    assert muted["silenced_by"] == [silence["silence_id"]] and muted["deliveries"][0]["status"] == "silenced"
+    wait_for(lambda: receiver.received)
+    assert [a["alert_id"] for a in receiver.received] == ["Q2"]  # signed correctly: accepted
+    assert receiver.refused == 0
+
+    expired = httpx.post(f"{notify.url}/v1/silences/{silence['silence_id']}/expire", json={"by": "zhao.lei"}, headers=KEY)
+    assert expired.status_code == 200 and expired.json()["expired_by"] == "zhao.lei"
+    assert httpx.get(f"{notify.url}/v1/silences", params={"active": True}).json()["items"] == []
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("Q3", 1, dealer_id="D-Q1"))
+    wait_for(lambda: len(receiver.received) == 2)
+    assert receiver.received[-1]["alert_id"] == "Q3"
+
+
+def test_a_wrong_secret_is_refused_by_the_receiver(services, amqp_url, namespace, receiver):
+    (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url, "DEALERWATCH_WEBHOOK_SECRET": "other"})
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("W1", 1))
+    failing = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/W1").json()["deliveries"][0])["attempts"] >= 1 and d)
+    assert failing["last_error"] == "HTTP 401" and receiver.received == [] and receiver.refused >= 1
