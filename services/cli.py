@@ -86,6 +86,34 @@ def _explain(args: argparse.Namespace) -> int:
     return explain(args.events, _load_policy(args.policy), args.dealer, _moment(args.at))
 
 
+def _load_routes(path: str):
+    from services.common.yamlsource import PolicyError
+    from services.notify import routing
+
+    try:
+        return routing.load(path)
+    except PolicyError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _routes_check(args: argparse.Namespace) -> int:
+    spec = _load_routes(args.file)
+    print(f"{args.file}: OK, {len(spec.receivers)} receivers")
+    return 0
+
+
+def _routes_test(args: argparse.Namespace) -> int:
+    from services.notify import routing
+
+    spec = _load_routes(args.file)
+    labels = dict(item.split("=", 1) for item in args.labels.split(",") if "=" in item)
+    for receiver in routing.receivers_for(spec, labels):
+        print(receiver)
+    return 0
+
+
 def _asyncapi(args: argparse.Namespace) -> int:
     from services.common.asyncapi import document
 
@@ -128,6 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("--at", help="RFC 3339 time (default: the dealer's last event)")
     explain.add_argument("--policy", default="policies/default.yaml")
     explain.set_defaults(func=_explain)
+
+    routes = commands.add_parser("routes", help="work with the routes file").add_subparsers(dest="action", required=True)
+    routes_check = routes.add_parser("check", help="validate a routes file")
+    routes_check.add_argument("file")
+    routes_check.set_defaults(func=_routes_check)
+    routes_test = routes.add_parser("test", help="which receivers an alert with these labels reaches")
+    routes_test.add_argument("--labels", required=True, help="k=v,k=v (severity, rule_id, dealer_id, region, ...)")
+    routes_test.add_argument("--file", default="routes.yaml")
+    routes_test.set_defaults(func=_routes_test)
 
     commands.add_parser("asyncapi", help="print the AsyncAPI document of the messages").set_defaults(func=_asyncapi)
 

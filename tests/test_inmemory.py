@@ -12,6 +12,7 @@ from services.common.settings import Settings
 from services.common.topology import Topology
 from services.notify.consumer import SignalConsumer
 from services.notify.delivery import DeliveryWorker
+from services.notify.router import Router
 from services.notify.store import AlertStore
 from services.common.broker import make_broker
 
@@ -28,8 +29,9 @@ async def test_consumer_stores_once_and_keeps_the_newest(mongo_url, namespace):
     settings = Settings(mongo_url=mongo_url, mongo_db=namespace, namespace=namespace)
     broker = make_broker(settings)
     store = AlertStore(settings)
-    worker = DeliveryWorker(store, {}, settings)
-    SignalConsumer(broker, store, worker, settings)
+    router = Router(settings, None)
+    worker = DeliveryWorker(store, router, settings)
+    SignalConsumer(broker, store, worker, router, settings)
     queue = Topology(namespace).notify_queue
     async with TestRabbitBroker(broker) as test_broker:
         for count in (1, 3, 2, 3):

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     rules_host: str = Field(default="127.0.0.1", description="Rules service HTTP bind address.")
     rules_port: int = Field(default=8082, description="Rules service HTTP port (health).")
     policy_file: str = Field(default="policies/default.yaml", description="Policy file path.")
-    policy_poll_seconds: float = Field(default=1.0, gt=0, description="How often the policy file is checked for changes.")
+    policy_poll_seconds: float = Field(default=1.0, gt=0, description="How often the policy and routes files are checked for changes.")
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated API keys for the admin endpoints (policy reload); unset = open development mode.",
@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated API keys for notify's write endpoints (ack, resolve); unset = open development mode.",
+    )
+    routes_file: str | None = Field(
+        default=None, description="Routes file (receivers and the routing tree); unset = every webhook gets every alert."
     )
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated webhook URLs that receive new alerts."

@@ -17,8 +17,8 @@ from services.common.broker import connect_with_retry, make_broker
 from services.common.settings import Settings
 from services.common.topology import Topology, declare
 
-from .channels.webhook import WebhookChannel
 from .consumer import SignalConsumer
+from .router import Router
 from .delivery import DeliveryWorker
 from .lifecycle import Acknowledge, Expire, Resolve
 from .silences import NewSilence
@@ -33,13 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = AlertStore(settings)
     broker = make_broker(settings)
     http = httpx.AsyncClient(follow_redirects=False)
-    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
-    channels = {
-        f"webhook-{index}": WebhookChannel(f"webhook-{index}", url, http, settings.webhook_timeout_seconds, secret)
-        for index, url in enumerate(settings.webhook_urls, start=1)
-    }
-    worker = DeliveryWorker(store, channels, settings)
-    SignalConsumer(broker, store, worker, settings)
+    router = Router(settings, http)
+    worker = DeliveryWorker(store, router, settings)
+    SignalConsumer(broker, store, worker, router, settings)
     state = {"consuming": False}
     stopping = asyncio.Event()
     api_keys = key_bytes(settings.api_keys)
@@ -56,16 +52,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await declare(broker, Topology(settings.namespace))
             await broker.start()
             state["consuming"] = True
-            log.info("consuming alert signals; %d receiver(s): %s", len(channels), ", ".join(worker.receivers().values()) or "none")
+            targets = [channel.target() for channel in router.channels.values()]
+            log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")
 
         consumer = asyncio.create_task(consume())
         exchange = asyncio.create_task(publish_changes(store.changes, broker, Topology(settings.namespace), lambda: state["consuming"]))
+        routes = asyncio.create_task(router.watch())
         yield
         state["consuming"] = False
         stopping.set()
-        for task in (consumer, sender, exchange):
+        for task in (consumer, sender, exchange, routes):
             task.cancel()
-        await asyncio.gather(consumer, sender, exchange, return_exceptions=True)
+        await asyncio.gather(consumer, sender, exchange, routes, return_exceptions=True)
         await broker.stop()
         await http.aclose()
         store.close()

@@ -21,10 +21,11 @@ log = logging.getLogger("dealerwatch.notify")
 
 
 class SignalConsumer:
-    def __init__(self, broker: RabbitBroker, store: AlertStore, worker: DeliveryWorker, settings: Settings):
+    def __init__(self, broker: RabbitBroker, store: AlertStore, worker: DeliveryWorker, router, settings: Settings):
         self._broker = broker
         self._store = store
         self._worker = worker
+        self._router = router
         self._settings = settings
         self._topology = Topology(settings.namespace)
         subscribe(broker, self._topology.notify_queue, self.on_message, prefetch=settings.prefetch, title="notify: alert signals")
@@ -54,7 +55,8 @@ class SignalConsumer:
                 if isinstance(signal, PromotionEvaluation):
                     await self._store.keep_evaluation(signal)
                     return False
-                return await self._store.apply(signal, self._worker.receivers())
+                labels = {**signal.labels, "severity": signal.severity, "rule_id": signal.rule_id, "dealer_id": signal.dealer_id}
+                return await self._store.apply(signal, self._router.receivers(labels))
             except ConnectionFailure as exc:
                 log.warning("database unreachable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

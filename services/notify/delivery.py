@@ -13,7 +13,7 @@ import logging
 
 from services.common.settings import Settings
 
-from .channels.base import Channel, DeliveryFailed
+from .channels.base import DeliveryFailed
 from .store import AlertStore, utcnow
 
 log = logging.getLogger("dealerwatch.notify.delivery")
@@ -24,16 +24,13 @@ CONCURRENCY = 8
 
 
 class DeliveryWorker:
-    def __init__(self, store: AlertStore, channels: dict[str, Channel], settings: Settings):
+    def __init__(self, store: AlertStore, router, settings: Settings):
         self._store = store
-        self._channels = channels
+        self._router = router
         self._settings = settings
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._running: set[asyncio.Task] = set()
-
-    def receivers(self) -> dict[str, str]:
-        return {name: channel.target() for name, channel in self._channels.items()}
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -74,7 +71,7 @@ class DeliveryWorker:
             self._slots.release()
 
     async def _attempt(self, delivery: dict, payload: dict) -> None:
-        channel = self._channels.get(delivery["receiver"])
+        channel = self._router.channel(delivery["receiver"])
         delivery["attempts"] += 1
         try:
             if channel is None:

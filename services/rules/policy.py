@@ -29,7 +29,7 @@ from .measures import (
     WindowMeasure,
 )
 from .spec import Comparison, MeasureSpec, PolicySpec, RuleSpec, Window, seconds
-from .yamlsource import PolicyError, describe, parse_yaml, read
+from services.common.yamlsource import PolicyError, describe, parse_yaml, read
 
 __all__ = ["CompiledRule", "Policy", "PolicyError", "load", "loads", "render_summary"]
 

@@ -1,0 +1,112 @@
+"""The routes file: which receivers an alert reaches, as a tree of matchers (like Alertmanager's).
+
+    version: 1
+    receivers:
+      ops:        {webhook: {url_env: DEALERWATCH_OPS_WEBHOOK}}   # secrets stay in the environment
+      north-team: {webhook: {url_env: DEALERWATCH_NORTH_WEBHOOK}}
+    route:
+      receiver: ops                  # the default
+      routes:
+        - match: {severity: critical}
+          receiver: ops
+          continue: true             # also try the next siblings
+        - match: {region: north}
+          receiver: north-team
+
+An alert walks the tree depth first: a node applies if all its `match` labels equal the
+alert's; its children are tried in order and the first that applies wins, unless it says
+`continue`; a node none of whose children apply delivers to its own receiver.
+Labels: severity, rule_id, dealer_id and the rule's labels (e.g. region).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from services.common.yamlsource import PolicyError, describe, parse_yaml, read
+
+
+class WebhookReceiver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(default=None, description="Only for URLs without secrets.")
+    url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url, url_env")
+        return self
+
+
+class ReceiverSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    webhook: WebhookReceiver
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    match: dict[str, str] = Field(default_factory=dict)
+    receiver: str | None = Field(default=None, description="Default: the parent's.")
+    continue_: bool = Field(default=False, alias="continue")
+    routes: list["Route"] = Field(default_factory=list)
+
+
+class RoutesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, le=1)
+    receivers: dict[str, ReceiverSpec] = Field(min_length=1)
+    route: Route
+
+    @model_validator(mode="after")
+    def _known_receivers(self):
+        if self.route.receiver is None:
+            raise ValueError("the top route needs a receiver (the default)")
+        stack = [self.route]
+        while stack:
+            node = stack.pop()
+            if node.receiver is not None and node.receiver not in self.receivers:
+                raise ValueError(f"route receiver {node.receiver!r} is not among receivers: {', '.join(self.receivers)}")
+            stack.extend(node.routes)
+        return self
+
+
+def load(path) -> RoutesSpec:
+    text, source = read(path)
+    return loads(text, source)
+
+
+def loads(text: str, source: str = "<routes>") -> RoutesSpec:
+    data, lines = parse_yaml(text, source)
+    try:
+        return RoutesSpec.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(source, [describe(error, lines) for error in exc.errors(include_url=False)]) from None
+
+
+def receivers_for(spec: RoutesSpec, labels: dict[str, str]) -> list[str]:
+    """The receivers an alert with these labels reaches, in order, without repeats."""
+    found = _walk(spec.route, labels, spec.route.receiver)
+    return list(dict.fromkeys(found or [spec.route.receiver]))
+
+
+def _walk(node: Route, labels: dict[str, str], inherited: str) -> list[str] | None:
+    if any(labels.get(key) != value for key, value in node.match.items()):
+        return None
+    receiver = node.receiver or inherited
+    result: list[str] = []
+    for child in node.routes:
+        found = _walk(child, labels, receiver)
+        if found is not None:
+            result += found
+            if not child.continue_:
+                break
+    return result or [receiver]
+
+
+def alert_labels(alert: dict) -> dict[str, str]:
+    return {
+        **(alert.get("labels") or {}),
+        "severity": alert.get("severity", ""),
+        "rule_id": alert.get("rule_id", ""),
+        "dealer_id": alert.get("dealer_id", ""),
+    }

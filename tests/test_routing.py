@@ -1,0 +1,110 @@
+"""The routing tree (matchers, defaults, continue) and its commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.cli import main
+from services.common.yamlsource import PolicyError
+from services.notify import routing
+
+ROUTES = """version: 1
+receivers:
+  ops: {webhook: {url_env: OPS_HOOK}}
+  oncall: {webhook: {url_env: ONCALL_HOOK}}
+  north: {webhook: {url: "http://127.0.0.1:9/north"}}
+  promotions: {webhook: {url_env: PROMO_HOOK}}
+route:
+  receiver: ops
+  routes:
+    - match: {severity: critical}
+      receiver: oncall
+      continue: true
+    - match: {region: north}
+      receiver: north
+      routes:
+        - match: {rule_id: promotion-over-budget}
+          receiver: promotions
+    - match: {region: south}
+"""
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({"severity": "warning", "region": "east"}, ["ops"]),  # nothing below matches: the default
+        ({"severity": "critical", "region": "east"}, ["oncall"]),
+        ({"severity": "critical", "region": "north"}, ["oncall", "north"]),  # continue
+        ({"severity": "warning", "region": "north"}, ["north"]),
+        ({"severity": "critical", "region": "north", "rule_id": "promotion-over-budget"}, ["oncall", "promotions"]),
+        ({"severity": "info", "region": "south"}, ["ops"]),  # a route without receiver inherits
+    ],
+)
+def test_routing_tree(labels, expected):
+    assert routing.receivers_for(routing.loads(ROUTES), labels) == expected
+
+
+def test_errors_name_the_line():
+    with pytest.raises(PolicyError) as caught:
+        routing.loads(ROUTES.replace("receiver: north\n", "receiver: nort\n"), "r.yaml")
+    assert "'nort' is not among receivers" in str(caught.value)
+    with pytest.raises(PolicyError) as caught:
+        routing.loads(ROUTES.replace("continue: true", "continu: true"), "r.yaml")
+    assert str(caught.value).startswith("r.yaml:12:") and "unknown key 'continu'" in str(caught.value)
+
+
+def test_routes_commands(tmp_path, capsys):
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES)
+    assert main(["routes", "check", str(path)]) == 0
+    assert main(["routes", "test", "--file", str(path), "--labels", "severity=critical,region=north"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == ["oncall", "north"]
+    path.write_text(ROUTES.replace("version: 1", "version: 3"))
+    with pytest.raises(SystemExit) as exited:
+        main(["routes", "check", str(path)])
+    assert exited.value.code == 1
+
+
+def test_alerts_reach_the_receivers_of_their_route_and_routes_reload(services, amqp_url, namespace, tmp_path):
+    import httpx
+
+    from conftest import free_port, wait_for
+    from helpers import WebhookReceiver, publish
+    from test_notify import signal
+
+    ops, oncall = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
+    path = tmp_path / "routes.yaml"
+    text = """version: 1
+receivers:
+  ops: {webhook: {url_env: OPS_HOOK}}
+  oncall: {webhook: {url_env: ONCALL_HOOK}}
+route:
+  receiver: ops
+  routes:
+    - match: {severity: critical}
+      receiver: oncall
+"""
+    path.write_text(text)
+    try:
+        (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": str(path), "OPS_HOOK": ops.url,
+                                            "ONCALL_HOOK": oncall.url, "DEALERWATCH_POLICY_POLL_SECONDS": "0.2"})
+        exchange = f"{namespace}.alert-signals"
+        publish(amqp_url, exchange, "k", signal("R1", 1), signal("R2", 1, severity="critical"))
+        wait_for(lambda: ops.received and oncall.received)
+        assert [a["alert_id"] for a in ops.received] == ["R1"] and [a["alert_id"] for a in oncall.received] == ["R2"]
+        deliveries = httpx.get(f"{notify.url}/v1/alerts/R2").json()["deliveries"]
+        assert [(d["receiver"], d["status"]) for d in deliveries] == [("oncall", "delivered")]
+        assert "ONCALL" not in str(deliveries) and deliveries[0]["target"].startswith("http://127.0.0.1")
+
+        path.write_text(text.replace("severity: critical", "severity: warning"))  # hot reload
+        wait_for(lambda: "routes reloaded" in notify.log())
+        publish(amqp_url, exchange, "k", signal("R3", 1))
+        wait_for(lambda: len(oncall.received) == 2)
+        assert oncall.received[-1]["alert_id"] == "R3"
+        path.write_text("version: 1\nreceivers: {}\n")  # invalid: refused, the routes stay
+        wait_for(lambda: "routes reload refused" in notify.log())
+        publish(amqp_url, exchange, "k", signal("R4", 1))
+        wait_for(lambda: len(oncall.received) == 3)
+    finally:
+        ops.stop()
+        oncall.stop()
