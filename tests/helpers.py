@@ -167,3 +167,42 @@ async def _publish(amqp_url: str, exchange: str, routing_key: str, bodies: list[
 def publish(amqp_url: str, exchange: str, routing_key: str, *bodies: bytes) -> None:
     """Publish raw messages as another system would (persistent, confirmed)."""
     asyncio.run(_publish(amqp_url, exchange, routing_key, list(bodies)))
+
+
+class RobotServer:
+    """Records what chat robots would receive: path, query and JSON body of every POST."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.requests: list[dict] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> "RobotServer":
+        server = self
+        from urllib.parse import parse_qs, urlsplit
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server API
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("content-length", 0))
+                server.requests.append({"path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
+                                        "body": json.loads(self.rfile.read(length))})
+                answer = json.dumps({"errcode": 0, "code": 0}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()

@@ -14,7 +14,11 @@ from services.common.yamlsource import PolicyError
 
 from . import routing
 from .channels.base import Channel
+from .channels.email import EmailChannel
+from .channels.robots import DingTalkChannel, FeishuChannel, SlackChannel, WeComChannel
 from .channels.webhook import WebhookChannel
+
+ROBOTS = {"wecom": WeComChannel, "dingtalk": DingTalkChannel, "feishu": FeishuChannel, "slack": SlackChannel}
 
 log = logging.getLogger("dealerwatch.notify.router")
 
@@ -38,13 +42,30 @@ class Router:
         return WebhookChannel(name, url, self._http, self._settings.webhook_timeout_seconds, self._secret)
 
     def _use(self, spec: routing.RoutesSpec) -> None:
-        channels = {}
-        for name, receiver in spec.receivers.items():
-            url = receiver.webhook.url or os.environ.get(receiver.webhook.url_env or "")
-            if not url:
-                raise PolicyError(self._settings.routes_file, [(None, f"receiver {name!r}: ${receiver.webhook.url_env} is not set")])
-            channels[name] = self._webhook(name, url)
+        channels = {name: self._channel(name, receiver) for name, receiver in spec.receivers.items()}
         self._spec, self.channels = spec, channels
+
+    def _env(self, receiver_name: str, variable: str | None, required: bool = True) -> str | None:
+        value = os.environ.get(variable) if variable else None
+        if required and not value:
+            raise PolicyError(self._settings.routes_file, [(None, f"receiver {receiver_name!r}: ${variable} is not set")])
+        return value
+
+    def _channel(self, name: str, receiver: routing.ReceiverSpec) -> Channel:
+        kind = receiver.kind
+        config = getattr(receiver, kind)
+        if kind == "email":
+            return EmailChannel(
+                name, config.host, config.port, config.sender, config.to, language=config.language,
+                username=self._env(name, config.username_env, False), password=self._env(name, config.password_env, False),
+                starttls=config.starttls, timeout=self._settings.webhook_timeout_seconds,
+            )
+        url = config.url or self._env(name, config.url_env)
+        if kind == "webhook":
+            return self._webhook(name, url)
+        robot = ROBOTS[kind]
+        secret = self._env(name, config.secret_env) if config.secret_env else None
+        return robot(name, url, self._http, secret=secret, language=config.language, timeout=self._settings.webhook_timeout_seconds)
 
     def receivers(self, labels: dict[str, str]) -> dict[str, str]:
         """receiver name -> displayable target, for an alert with these labels."""

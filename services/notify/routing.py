@@ -21,6 +21,8 @@ Labels: severity, rule_id, dealer_id and the rule's labels (e.g. region).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.common.yamlsource import PolicyError, describe, parse_yaml, read
@@ -38,9 +40,49 @@ class WebhookReceiver(BaseModel):
         return self
 
 
-class ReceiverSpec(BaseModel):
+class RobotReceiver(WebhookReceiver):
+    """WeCom / DingTalk / Feishu / Slack incoming webhook; the URL carries a token: use url_env."""
+
+    secret_env: str | None = Field(default=None, description="DingTalk/Feishu signing secret (variable name).")
+    language: Literal["zh", "en"] = "zh"
+
+
+class EmailReceiver(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    webhook: WebhookReceiver
+    host: str
+    port: int = 25
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    username_env: str | None = None
+    password_env: str | None = None
+    starttls: bool = False
+    language: Literal["zh", "en"] = "en"
+
+
+CHANNEL_KINDS = ("webhook", "email", "wecom", "dingtalk", "feishu", "slack")
+
+
+class ReceiverSpec(BaseModel):
+    """Exactly one channel."""
+
+    model_config = ConfigDict(extra="forbid")
+    webhook: WebhookReceiver | None = None
+    email: EmailReceiver | None = None
+    wecom: RobotReceiver | None = None
+    dingtalk: RobotReceiver | None = None
+    feishu: RobotReceiver | None = None
+    slack: RobotReceiver | None = None
+
+    @model_validator(mode="after")
+    def _one_channel(self):
+        kinds = [k for k in CHANNEL_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a receiver needs exactly one of {', '.join(CHANNEL_KINDS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in CHANNEL_KINDS if getattr(self, k) is not None)
 
 
 class Route(BaseModel):

@@ -1,0 +1,108 @@
+"""Every channel against a real local receiver: robots with their signatures, and SMTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from email import message_from_bytes, policy
+from urllib.parse import unquote_plus
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from conftest import free_port, wait_for
+from helpers import RobotServer, publish
+from test_notify import signal
+
+ROUTES = """version: 1
+receivers:
+  hook: {webhook: {url_env: HOOK_URL}}
+  wecom: {wecom: {url_env: WECOM_URL}}
+  dingtalk: {dingtalk: {url_env: DINGTALK_URL, secret_env: DINGTALK_SECRET}}
+  feishu: {feishu: {url_env: FEISHU_URL, secret_env: FEISHU_SECRET, language: en}}
+  slack: {slack: {url_env: SLACK_URL, language: en}}
+  mail: {email: {host: 127.0.0.1, port: SMTP_PORT, from: dealerwatch@example.com, to: [ops@example.com], language: zh}}
+route:
+  receiver: hook
+  routes:
+    - {receiver: hook, continue: true}
+    - {receiver: wecom, continue: true}
+    - {receiver: dingtalk, continue: true}
+    - {receiver: feishu, continue: true}
+    - {receiver: slack, continue: true}
+    - {receiver: mail, continue: true}
+"""
+
+
+class Mailbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def robots():
+    server = RobotServer(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox():
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield box, controller.port
+    controller.stop()
+
+
+def test_each_channel_delivers_in_its_format_and_language(services, amqp_url, namespace, robots, mailbox, tmp_path):
+    box, smtp_port = mailbox
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.replace("SMTP_PORT", str(smtp_port)))
+    env = {
+        "DEALERWATCH_ROUTES_FILE": str(path),
+        "HOOK_URL": f"{robots.base}/hook",
+        "WECOM_URL": f"{robots.base}/wecom?key=wecom-token",
+        "DINGTALK_URL": f"{robots.base}/dingtalk?access_token=ding-token",
+        "DINGTALK_SECRET": "SEC-ding",
+        "FEISHU_URL": f"{robots.base}/feishu",
+        "FEISHU_SECRET": "feishu-secret",
+        "SLACK_URL": f"{robots.base}/slack",
+    }
+    (notify,) = services("notify", env=env)
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("C1", 1, severity="critical", owner="Li Na"))
+    wait_for(lambda: len(robots.requests) == 5 and box.messages, seconds=20)
+    by_path = {r["path"]: r for r in robots.requests}
+
+    assert by_path["/hook"]["body"]["alert_id"] == "C1"
+    wecom = by_path["/wecom"]
+    assert wecom["query"]["key"] == "wecom-token" and wecom["body"]["msgtype"] == "markdown"
+    assert wecom["body"]["markdown"]["content"].startswith("【严重】sales-drop") and "责任人：Li Na" in wecom["body"]["markdown"]["content"]
+
+    ding = by_path["/dingtalk"]  # DingTalk: sign = base64(HMAC-SHA256(secret, timestamp + "\\n" + secret))
+    expected = base64.b64encode(hmac.new(b"SEC-ding", f"{ding['query']['timestamp']}\nSEC-ding".encode(), hashlib.sha256).digest())
+    assert unquote_plus(ding["query"]["sign"]) == expected.decode() or ding["query"]["sign"] == expected.decode()
+    assert ding["body"]["markdown"]["title"].startswith("【严重】")
+
+    feishu = by_path["/feishu"]["body"]  # Feishu: sign = base64(HMAC-SHA256(key=timestamp + "\\n" + secret, msg=""))
+    key = f"{feishu['timestamp']}\nfeishu-secret".encode()
+    assert feishu["sign"] == base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
+    assert feishu["content"]["text"].startswith("[CRITICAL] sales-drop")
+
+    assert by_path["/slack"]["body"]["text"].startswith("[CRITICAL] sales-drop") and "Responsible: Li Na" in by_path["/slack"]["body"]["text"]
+
+    (mail,) = box.messages
+    assert mail["Subject"] == "[经销商预警·严重] sales-drop：经销商 D-C1" and mail["To"] == "ops@example.com"
+    assert "firing 1" in mail.get_content() and "责任人：Li Na" in mail.get_content()
+
+    import httpx
+
+    deliveries = httpx.get(f"{notify.url}/v1/alerts/C1").json()["deliveries"]
+    assert sorted(d["receiver"] for d in deliveries if d["status"] == "delivered") == sorted(
+        ["hook", "wecom", "dingtalk", "feishu", "slack", "mail"])
+    assert "wecom-token" not in str(deliveries) and "ding-token" not in str(deliveries)  # tokens are not shown
