@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("DEALERWATCH_API_KEYS is not set: alert actions are open (development mode)")
         await store.ensure_indexes()
         sender = asyncio.create_task(worker.run())
+        schedules = asyncio.create_task(worker.run_schedules())
 
         async def consume() -> None:
             await connect_with_retry(broker, start=False)
@@ -61,9 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         state["consuming"] = False
         stopping.set()
-        for task in (consumer, sender, exchange, routes):
+        tasks = (consumer, sender, schedules, exchange, routes)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(consumer, sender, exchange, routes, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await broker.stop()
         await http.aclose()
         store.close()

@@ -56,7 +56,7 @@ class SignalConsumer:
                     await self._store.keep_evaluation(signal)
                     return False
                 labels = {**signal.labels, "severity": signal.severity, "rule_id": signal.rule_id, "dealer_id": signal.dealer_id}
-                return await self._store.apply(signal, self._router.receivers(labels))
+                return await self._store.apply(signal, self._router.plans(labels))
             except ConnectionFailure as exc:
                 log.warning("database unreachable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

@@ -21,6 +21,7 @@ log = logging.getLogger("dealerwatch.notify.delivery")
 LEASE_SECONDS = 60.0
 IDLE_POLL_SECONDS = 1.0
 CONCURRENCY = 8
+SCHEDULE_SECONDS = 0.5
 
 
 class DeliveryWorker:
@@ -57,14 +58,16 @@ class DeliveryWorker:
 
     async def _deliver(self, alert: dict) -> None:
         try:
-            deliveries = [dict(d) for d in alert.get("deliveries", [])]
             payload = public_view(alert)
             now = utcnow()
-            for delivery in deliveries:
+            attempted = {}
+            for index, delivery in enumerate(alert.get("deliveries", [])):
                 if delivery["status"] != "pending" or delivery["next_attempt_at"] > now:
                     continue
-                await self._attempt(delivery, payload)
-            await self._store.record_deliveries(alert["_id"], deliveries)
+                delivery = dict(delivery)
+                await self._attempt(delivery, {**payload, "notification": delivery.get("kind", "firing")})
+                attempted[index] = delivery
+            await self._store.record_deliveries(alert["_id"], attempted)
         except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
             log.exception("delivering alert %s failed unexpectedly", alert.get("_id"))
         finally:
@@ -98,7 +101,25 @@ class DeliveryWorker:
         delivery["last_error"] = None
 
 
+    async def run_schedules(self) -> None:
+        """Reminders for alerts that stay open, escalation of critical ones nobody acknowledged."""
+        while True:
+            try:
+                while (alert := await self._store.due_reminder()) is not None:
+                    receivers = [(r["receiver"], r["target"]) for r in alert["routes"] if r.get("repeat_seconds")]
+                    await self._store.add_notices(alert["_id"], "repeat", receivers)
+                    self.wake()
+                while (alert := await self._store.due_escalation()) is not None:
+                    names = dict.fromkeys(n for r in alert["routes"] if r.get("escalate_after_seconds") for n in r["escalate_to"])
+                    await self._store.add_notices(alert["_id"], "escalation", [(n, self._router.target(n)) for n in names])
+                    log.warning("alert %s not acknowledged in time: escalated to %s", alert["_id"], ", ".join(names))
+                    self.wake()
+            except Exception as exc:  # noqa: BLE001 - the database may be briefly away
+                log.warning("reminders and escalation paused: %s", exc)
+            await asyncio.sleep(SCHEDULE_SECONDS)
+
+
 def public_view(alert: dict) -> dict:
     """What receivers and API clients see of an alert."""
-    hidden = {"_id", "delivery_due_at", "delivery_lease_until", "deliveries"}
+    hidden = {"_id", "delivery_due_at", "delivery_lease_until", "deliveries", "routes", "reminder_due_at", "escalation_due_at"}
     return {key: value for key, value in alert.items() if key not in hidden}

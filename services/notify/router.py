@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import asdict
 
 import httpx
 
@@ -67,10 +68,15 @@ class Router:
         secret = self._env(name, config.secret_env) if config.secret_env else None
         return robot(name, url, self._http, secret=secret, language=config.language, timeout=self._settings.webhook_timeout_seconds)
 
-    def receivers(self, labels: dict[str, str]) -> dict[str, str]:
-        """receiver name -> displayable target, for an alert with these labels."""
-        names = routing.receivers_for(self._spec, labels) if self._spec else list(self.channels)
-        return {name: self.channels[name].target() for name in names}
+    def plans(self, labels: dict[str, str]) -> list[dict]:
+        """What each route the alert reaches asks for (receiver, its target, options), stored with
+        the alert so that reminders, escalation and resolved notices follow the same routes."""
+        plans = routing.plans_for(self._spec, labels) if self._spec else [routing.Plan(name) for name in self.channels]
+        return [{**asdict(plan), "escalate_to": list(plan.escalate_to), "target": self.target(plan.receiver)} for plan in plans]
+
+    def target(self, name: str) -> str:
+        channel = self.channels.get(name)
+        return channel.target() if channel else "(no longer configured)"
 
     def channel(self, name: str) -> Channel | None:
         return self.channels.get(name)

@@ -21,10 +21,12 @@ Labels: severity, rule_id, dealer_id and the rule's labels (e.g. region).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from services.common.durations import DURATION, seconds
 from services.common.yamlsource import PolicyError, describe, parse_yaml, read
 
 
@@ -86,11 +88,28 @@ class ReceiverSpec(BaseModel):
 
 
 class Route(BaseModel):
+    """Options left out are inherited from the parent route."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     match: dict[str, str] = Field(default_factory=dict)
     receiver: str | None = Field(default=None, description="Default: the parent's.")
     continue_: bool = Field(default=False, alias="continue")
+    send_resolved: bool | None = Field(default=None, description="Also tell the receiver when the alert is resolved.")
+    repeat_interval: str | None = Field(default=None, pattern=DURATION, description="Remind while the alert stays open.")
+    escalate_after: str | None = Field(default=None, pattern=DURATION, description="Critical and not acknowledged by then: escalate.")
+    escalate_to: list[str] | None = Field(default=None, description="Receivers of the escalation.")
     routes: list["Route"] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one route asks for an alert: its receiver and the options in force there."""
+
+    receiver: str
+    send_resolved: bool = False
+    repeat_seconds: float | None = None
+    escalate_after_seconds: float | None = None
+    escalate_to: tuple[str, ...] = ()
 
 
 class RoutesSpec(BaseModel):
@@ -106,8 +125,9 @@ class RoutesSpec(BaseModel):
         stack = [self.route]
         while stack:
             node = stack.pop()
-            if node.receiver is not None and node.receiver not in self.receivers:
-                raise ValueError(f"route receiver {node.receiver!r} is not among receivers: {', '.join(self.receivers)}")
+            for name in [node.receiver, *(node.escalate_to or [])]:
+                if name is not None and name not in self.receivers:
+                    raise ValueError(f"route receiver {name!r} is not among receivers: {', '.join(self.receivers)}")
             stack.extend(node.routes)
         return self
 
@@ -127,22 +147,36 @@ def loads(text: str, source: str = "<routes>") -> RoutesSpec:
 
 def receivers_for(spec: RoutesSpec, labels: dict[str, str]) -> list[str]:
     """The receivers an alert with these labels reaches, in order, without repeats."""
-    found = _walk(spec.route, labels, spec.route.receiver)
-    return list(dict.fromkeys(found or [spec.route.receiver]))
+    return list(dict.fromkeys(plan.receiver for plan in plans_for(spec, labels)))
 
 
-def _walk(node: Route, labels: dict[str, str], inherited: str) -> list[str] | None:
+def plans_for(spec: RoutesSpec, labels: dict[str, str]) -> list[Plan]:
+    top = Plan(spec.route.receiver or "")
+    found = _walk(spec.route, labels, top)
+    plans: dict[str, Plan] = {}
+    for plan in found or [top]:
+        plans.setdefault(plan.receiver, plan)
+    return list(plans.values())
+
+
+def _walk(node: Route, labels: dict[str, str], inherited: Plan) -> list[Plan] | None:
     if any(labels.get(key) != value for key, value in node.match.items()):
         return None
-    receiver = node.receiver or inherited
-    result: list[str] = []
+    here = Plan(
+        receiver=node.receiver or inherited.receiver,
+        send_resolved=inherited.send_resolved if node.send_resolved is None else node.send_resolved,
+        repeat_seconds=seconds(node.repeat_interval) if node.repeat_interval else inherited.repeat_seconds,
+        escalate_after_seconds=seconds(node.escalate_after) if node.escalate_after else inherited.escalate_after_seconds,
+        escalate_to=tuple(node.escalate_to) if node.escalate_to is not None else inherited.escalate_to,
+    )
+    result: list[Plan] = []
     for child in node.routes:
-        found = _walk(child, labels, receiver)
+        found = _walk(child, labels, here)
         if found is not None:
             result += found
             if not child.continue_:
                 break
-    return result or [receiver]
+    return result or [here]
 
 
 def alert_labels(alert: dict) -> dict[str, str]:

@@ -26,7 +26,7 @@ from .changes import ChangeLog
 from .lifecycle import history_entry, transition_update
 from .silences import SilenceStore
 
-INTERNAL_FIELDS = {"_id": 0, "delivery_due_at": 0, "delivery_lease_until": 0}
+INTERNAL_FIELDS = {"_id": 0, "delivery_due_at": 0, "delivery_lease_until": 0, "reminder_due_at": 0, "escalation_due_at": 0}
 STATUSES = ("open", "acknowledged", "resolved")
 
 
@@ -57,10 +57,10 @@ class AlertStore:
 
     # --- signals ---
 
-    async def apply(self, signal: AlertSignal, receivers: dict[str, str]) -> bool:
+    async def apply(self, signal: AlertSignal, routes: list[dict]) -> bool:
         """Store a signal; True if it created the alert (the caller then notifies).
 
-        receivers: receiver name -> displayable target (never a URL with its secrets)."""
+        routes: the plans of the routes it reaches (router.plans), kept with the alert."""
         now = utcnow()
         resolved = signal.state == "resolved"
         document = {
@@ -82,7 +82,8 @@ class AlertStore:
             "policy_version": signal.policy_version,
             "created_at": now,
             "updated_at": now,
-            "deliveries": [] if resolved else [_delivery(name, target, now) for name, target in receivers.items()],
+            "routes": routes,
+            "deliveries": [] if resolved else [_delivery(r["receiver"], r["target"], now, "firing") for r in routes],
             "history": [history_entry("opened", "rules", signal.opened_at)]
             + ([history_entry("resolved", "rules", signal.at, "the condition no longer holds")] if resolved else []),
         }
@@ -93,6 +94,8 @@ class AlertStore:
                 delivery.update(status="silenced", last_error=f"silenced by {', '.join(muted_by)}")
         elif document["deliveries"]:
             document["delivery_due_at"] = now
+        if not resolved and not muted_by:
+            document.update(_schedules(routes, signal.severity, now))
         try:
             result = await self._alerts.update_one(
                 {"_id": signal.alert_id}, {"$setOnInsert": document}, upsert=True
@@ -123,7 +126,48 @@ class AlertStore:
             )
         if result.modified_count:
             await self._record("resolved" if resolved else "updated", signal.alert_id)
+            if resolved:
+                await self._after_resolve(signal.alert_id)
         return False
+
+    async def _after_resolve(self, alert_id: str) -> None:
+        """No more reminders or escalation; tell the routes that asked for it."""
+        alert = await self._alerts.find_one_and_update(
+            {"_id": alert_id}, {"$unset": {"reminder_due_at": "", "escalation_due_at": ""}}, return_document=ReturnDocument.AFTER
+        )
+        if alert and not alert.get("silenced_by"):
+            await self.add_notices(alert_id, "resolved", [(r["receiver"], r["target"]) for r in alert.get("routes", []) if r["send_resolved"]])
+
+    async def add_notices(self, alert_id: str, kind: str, receivers: list[tuple[str, str]]) -> None:
+        """Queue notifications of one kind (resolved, repeat, escalation) in the alert's outbox."""
+        if not receivers:
+            return
+        now = utcnow()
+        await self._alerts.update_one(
+            {"_id": alert_id},
+            {"$push": {"deliveries": {"$each": [_delivery(name, target, now, kind) for name, target in receivers]}},
+             "$min": {"delivery_due_at": now}},
+        )
+
+    async def due_reminder(self) -> dict | None:
+        """Claim one open alert whose reminder is due (and move its next reminder on)."""
+        now = utcnow()
+        alert = await self._alerts.find_one({"status": {"$in": ["open", "acknowledged"]}, "reminder_due_at": {"$lte": now}})
+        if alert is None:
+            return None
+        interval = min(r["repeat_seconds"] for r in alert["routes"] if r.get("repeat_seconds"))
+        claimed = await self._alerts.update_one(
+            {"_id": alert["_id"], "reminder_due_at": alert["reminder_due_at"]},
+            {"$set": {"reminder_due_at": now + dt.timedelta(seconds=interval)}},
+        )
+        return alert if claimed.modified_count else None
+
+    async def due_escalation(self) -> dict | None:
+        """Claim one open (not acknowledged) alert whose escalation time has come."""
+        return await self._alerts.find_one_and_update(
+            {"status": "open", "escalation_due_at": {"$lte": utcnow()}},
+            {"$unset": {"escalation_due_at": ""}},
+        )
 
     async def _record(self, change: str, alert_id: str) -> None:
         alert = await self.get(alert_id)
@@ -148,6 +192,10 @@ class AlertStore:
         )
         if changed is not None:
             await self.changes.record(action, _public(changed))
+            if action == "resolved":
+                await self._after_resolve(alert_id)
+            else:  # acknowledged: someone is on it, no escalation
+                await self._alerts.update_one({"_id": alert_id}, {"$unset": {"escalation_due_at": ""}})
             return changed, True
         return await self.get(alert_id), False
 
@@ -163,7 +211,7 @@ class AlertStore:
             at, alert_id = decode_cursor(cursor)
             query["$or"] = [{"first_seen_at": {"$lt": at}}, {"first_seen_at": at, "_id": {"$lt": alert_id}}]
         docs = await (
-            self._alerts.find(query, {"delivery_due_at": 0, "delivery_lease_until": 0})
+            self._alerts.find(query, {k: 0 for k in INTERNAL_FIELDS if k != "_id"})
             .sort([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit + 1)
             .to_list(None)
@@ -187,14 +235,25 @@ class AlertStore:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def record_deliveries(self, alert_id: str, deliveries: list[dict]) -> None:
-        pending = [d["next_attempt_at"] for d in deliveries if d["status"] == "pending"]
-        update: dict = {"$set": {"deliveries": deliveries}, "$unset": {"delivery_lease_until": ""}}
-        if pending:
-            update["$set"]["delivery_due_at"] = min(pending)
-        else:
-            update["$unset"]["delivery_due_at"] = ""
-        await self._alerts.update_one({"_id": alert_id}, update)
+    async def record_deliveries(self, alert_id: str, attempted: dict[int, dict]) -> None:
+        """Write back the deliveries attempted (by position: notices may be added meanwhile),
+        then the time the next pending one is due."""
+        await self._alerts.update_one(
+            {"_id": alert_id}, {"$set": {f"deliveries.{index}": d for index, d in attempted.items()}}
+        )
+        while True:
+            alert = await self._alerts.find_one({"_id": alert_id}, {"deliveries": 1})
+            deliveries = alert.get("deliveries", []) if alert else []
+            pending = [d["next_attempt_at"] for d in deliveries if d["status"] == "pending"]
+            update: dict = {"$unset": {"delivery_lease_until": ""}}
+            if pending:
+                update["$set"] = {"delivery_due_at": min(pending)}
+            else:
+                update["$unset"]["delivery_due_at"] = ""
+            # only if no notice was added since the read; otherwise read again
+            result = await self._alerts.update_one({"_id": alert_id, "deliveries": {"$size": len(deliveries)}}, update)
+            if result.matched_count or alert is None:
+                return
 
     async def next_delivery_due(self) -> dt.datetime | None:
         doc = await self._alerts.find_one(
@@ -204,11 +263,24 @@ class AlertStore:
 
 
 def _public(alert: dict) -> dict:
-    return {key: value for key, value in alert.items() if key not in ("_id", "deliveries", "delivery_due_at", "delivery_lease_until")}
+    hidden = ("_id", "deliveries", "routes", "delivery_due_at", "delivery_lease_until", "reminder_due_at", "escalation_due_at")
+    return {key: value for key, value in alert.items() if key not in hidden}
 
 
-def _delivery(receiver: str, target: str, now: dt.datetime) -> dict:
+def _schedules(routes: list[dict], severity: str, now: dt.datetime) -> dict:
+    times = {}
+    repeats = [r["repeat_seconds"] for r in routes if r.get("repeat_seconds")]
+    if repeats:
+        times["reminder_due_at"] = now + dt.timedelta(seconds=min(repeats))
+    escalations = [r["escalate_after_seconds"] for r in routes if r.get("escalate_after_seconds") and r.get("escalate_to")]
+    if escalations and severity == "critical":
+        times["escalation_due_at"] = now + dt.timedelta(seconds=min(escalations))
+    return times
+
+
+def _delivery(receiver: str, target: str, now: dt.datetime, kind: str = "firing") -> dict:
     return {
+        "kind": kind,
         "receiver": receiver,
         "target": target,
         "status": "pending",

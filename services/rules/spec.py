@@ -9,19 +9,11 @@ from typing import Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.alerts import Severity
+from services.common.durations import DURATION, seconds  # noqa: F401 - re-exported for the policy
 from services.common.events import EVENT_TYPES
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
-DURATION = r"^\d+(\.\d+)?(d|h|m|s)$"
-_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-
 Duration = str  # documented by the pattern on each field
-
-
-def seconds(duration: str) -> float:
-    match = re.match(DURATION, duration)
-    assert match, duration
-    return float(duration[:-1]) * _UNITS[duration[-1]]
 
 
 Scalar = Union[str, int, float, bool]

@@ -1,0 +1,78 @@
+"""Per-route noise control: resolved notices, reminders while open, escalation of critical
+alerts nobody acknowledged; all through the outbox, on the real broker and MongoDB protocol."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from conftest import free_port, wait_for
+from helpers import WebhookReceiver, publish
+from test_notify import signal
+
+ROUTES = """version: 1
+receivers:
+  team: {webhook: {url_env: TEAM_HOOK}}
+  boss: {webhook: {url_env: BOSS_HOOK}}
+route:
+  receiver: team
+  send_resolved: true
+  routes:
+    - match: {rule_id: reminded}
+      repeat_interval: 1s
+    - match: {severity: critical}
+      escalate_after: 2s
+      escalate_to: [boss]
+"""
+
+
+@pytest.fixture
+def stack(services, tmp_path):
+    team, boss = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES)
+    (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": str(path), "TEAM_HOOK": team.url, "BOSS_HOOK": boss.url})
+    yield notify, team, boss
+    team.stop()
+    boss.stop()
+
+
+def kinds(receiver, alert_id):
+    return [a["notification"] for a in receiver.received if a["alert_id"] == alert_id]
+
+
+def test_resolved_notice_follows_the_route(stack, amqp_url, namespace):
+    notify, team, boss = stack
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("E1", 1))
+    wait_for(lambda: kinds(team, "E1") == ["firing"])
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("E1", 1, "resolved"))
+    wait_for(lambda: kinds(team, "E1") == ["firing", "resolved"])
+    assert [a["status"] for a in team.received] == ["open", "resolved"]
+
+
+def test_reminders_while_open_stop_when_resolved(stack, amqp_url, namespace):
+    notify, team, boss = stack
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("E2", 1, rule_id="reminded"))
+    wait_for(lambda: kinds(team, "E2").count("repeat") >= 2, seconds=15)
+    httpx.post(f"{notify.url}/v1/alerts/E2/resolve", json={"by": "li.na", "cause": "fixed"}).raise_for_status()
+    wait_for(lambda: "resolved" in kinds(team, "E2"))
+    settled = len(kinds(team, "E2"))
+    time.sleep(2.5)
+    assert len(kinds(team, "E2")) == settled  # no reminder after the resolve
+    assert kinds(team, "E2")[0] == "firing"
+
+
+def test_unacknowledged_critical_alert_escalates_acknowledged_does_not(stack, amqp_url, namespace):
+    notify, team, boss = stack
+    publish(amqp_url, f"{namespace}.alert-signals", "k",
+            signal("E3", 1, severity="critical"), signal("E4", 1, severity="critical"))
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/E4").status_code == 200)
+    httpx.post(f"{notify.url}/v1/alerts/E4/ack", json={"by": "wang"}).raise_for_status()
+    wait_for(lambda: kinds(boss, "E3") == ["escalation"], seconds=15)
+    time.sleep(1.0)
+    assert kinds(boss, "E4") == []
+    deliveries = httpx.get(f"{notify.url}/v1/alerts/E3").json()["deliveries"]
+    assert [(d["kind"], d["receiver"], d["status"]) for d in deliveries] == [
+        ("firing", "team", "delivered"), ("escalation", "boss", "delivered")]
