@@ -56,7 +56,7 @@ def namespace(amqp_url):
 async def _delete_topology(amqp_url: str, name: str) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for queue in ("rules.events", "notify.alert-signals", "dead-letter", "test-subscriber"):
+        for queue in ("rules.events", "notify.alert-signals", "notify.dealer-file", "dead-letter", "test-subscriber"):
             channel = await connection.channel()
             try:
                 await channel.queue_delete(f"{name}.{queue}")

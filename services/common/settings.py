@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated API keys for notify's write endpoints (ack, resolve); unset = open development mode.",
     )
+    rules_url: str = Field(
+        default="http://127.0.0.1:8082", description="Where notify asks the rules service for a dealer's measures."
+    )
     routes_file: str | None = Field(
         default=None, description="Routes file (receivers and the routing tree); unset = every webhook gets every alert."
     )

@@ -81,6 +81,13 @@ class Topology:
         return self._work_queue("notify.alert-signals")
 
     @property
+    def dealer_file_queue(self) -> RabbitQueue:
+        """Visits and promotion events, kept by notify for each dealer's file."""
+        return self._work_queue("notify.dealer-file")
+
+    DEALER_FILE_KEYS = ("visit.#", "promotion.#")
+
+    @property
     def dead_letter_queue(self) -> RabbitQueue:
         return RabbitQueue(
             f"{self.namespace}.dead-letter", queue_type=QueueType.QUORUM, durable=True, routing_key=""
@@ -94,10 +101,12 @@ async def declare(broker, topology: Topology) -> None:
     signals = await broker.declare_exchange(topology.alert_signals)
     dead = await broker.declare_exchange(topology.dead_letter)
     await broker.declare_exchange(topology.alerts)
-    for queue, exchange in (
-        (topology.rules_queue, events),
-        (topology.notify_queue, signals),
-        (topology.dead_letter_queue, dead),
+    for queue, exchange, keys in (
+        (topology.rules_queue, events, ["#"]),
+        (topology.notify_queue, signals, ["#"]),
+        (topology.dealer_file_queue, events, list(Topology.DEALER_FILE_KEYS)),
+        (topology.dead_letter_queue, dead, [""]),
     ):
         declared = await broker.declare_queue(queue)
-        await declared.bind(exchange, routing_key=queue.routing_key or "")
+        for key in keys:
+            await declared.bind(exchange, routing_key=key)

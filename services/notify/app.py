@@ -18,6 +18,7 @@ from services.common.settings import Settings
 from services.common.topology import Topology, declare
 
 from .consumer import SignalConsumer
+from .dealerfile import DealerFile
 from .router import Router
 from .delivery import DeliveryWorker
 from .lifecycle import Acknowledge, Expire, Resolve
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     router = Router(settings, http)
     worker = DeliveryWorker(store, router, settings)
     SignalConsumer(broker, store, worker, router, settings)
+    dealer_file = DealerFile(store.db, broker, settings, http)
     state = {"consuming": False}
     stopping = asyncio.Event()
     api_keys = key_bytes(settings.api_keys)
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not api_keys:
             log.warning("DEALERWATCH_API_KEYS is not set: alert actions are open (development mode)")
         await store.ensure_indexes()
+        await dealer_file.ensure_indexes()
         sender = asyncio.create_task(worker.run())
         schedules = asyncio.create_task(worker.run_schedules())
 
@@ -150,6 +153,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if silence is None:
             raise HTTPException(404, f"no silence {silence_id!r}")
         return silence
+
+    @app.get("/v1/dealers")
+    async def dealers(sort: Literal["severity", "age"] = "severity") -> dict:
+        """Dealers with open (or acknowledged) alerts: most severe first, or longest open first."""
+        rows = await store.dealers_with_open_alerts()
+        rank = {"info": 0, "warning": 1, "critical": 2}
+        if sort == "severity":
+            rows.sort(key=lambda r: (-rank[r["highest_severity"]], r["oldest_open_since"]))
+        else:
+            rows.sort(key=lambda r: r["oldest_open_since"])
+        return {"items": rows}
+
+    @app.get("/v1/dealers/{dealer_id}")
+    async def dealer(dealer_id: str) -> dict:
+        """The dealer's file: measures the rules keep, open and past alerts, promotions with plan,
+        approval, spend and evaluation, and the visits timeline."""
+        rules_view, rules_error = await dealer_file.rules_view(dealer_id)
+        open_alerts, _ = await store.list({"dealer_id": dealer_id, "status": {"$in": ["open", "acknowledged"]}}, 100, None)
+        past_alerts, _ = await store.list({"dealer_id": dealer_id, "status": "resolved"}, 100, None)
+        evaluations = {e["promotion_id"]: e for e in await store.evaluations(dealer_id)}
+        visits = await dealer_file.timeline(dealer_id, ["visit"])
+        promotion_events = await dealer_file.timeline(dealer_id, ["promotion.planned", "promotion.approved", "promotion.spend", "promotion.ended"])
+        if not (rules_view or open_alerts or past_alerts or visits or promotion_events):
+            raise HTTPException(404, f"nothing is known of dealer {dealer_id!r}")
+        promotions: dict[str, dict] = {}
+        for event in reversed(promotion_events):
+            promotions.setdefault(event["promotion_id"], {"promotion_id": event["promotion_id"], "events": []})["events"].append(event)
+        for kept in (rules_view or {}).get("promotions", []):
+            promotions.setdefault(kept["promotion_id"], {"promotion_id": kept["promotion_id"], "events": []}).update(kept)
+        for promotion_id, promotion in promotions.items():
+            promotion["evaluation"] = evaluations.get(promotion_id)
+        return {
+            "dealer_id": dealer_id,
+            "measures": (rules_view or {}).get("measures"),
+            "measures_at": (rules_view or {}).get("at"),
+            "measures_error": rules_error,
+            "open_alerts": open_alerts,
+            "past_alerts": past_alerts,
+            "promotions": list(promotions.values()),
+            "visits": visits,
+        }
 
     @app.get("/v1/promotion-evaluations")
     async def promotion_evaluations(dealer_id: str) -> dict:

@@ -18,7 +18,9 @@ import json
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.common.alerts import AlertSignal, PromotionEvaluation
+from services.common.alerts import SEVERITY_RANK, AlertSignal, PromotionEvaluation
+
+SEVERITIES = {rank: name for name, rank in SEVERITY_RANK.items()}
 from services.common import mongo
 from services.common.settings import Settings
 
@@ -41,6 +43,7 @@ class AlertStore:
         self._evaluations = db["promotion_evaluations"]
         self.changes = ChangeLog(db)
         self.silences = SilenceStore(db)
+        self.db = db
 
     async def ensure_indexes(self) -> None:
         await self._alerts.create_index([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
@@ -69,6 +72,7 @@ class AlertStore:
             "dealer_id": signal.dealer_id,
             "subject": signal.subject,
             "severity": signal.severity,
+            "severity_rank": SEVERITY_RANK[signal.severity],
             "summary": signal.summary,
             "details": signal.details,
             "owner": signal.owner,
@@ -198,6 +202,18 @@ class AlertStore:
                 await self._alerts.update_one({"_id": alert_id}, {"$unset": {"escalation_due_at": ""}})
             return changed, True
         return await self.get(alert_id), False
+
+    async def dealers_with_open_alerts(self) -> list[dict]:
+        pipeline = [
+            {"$match": {"status": {"$in": ["open", "acknowledged"]}}},
+            {"$group": {"_id": "$dealer_id", "open_alerts": {"$sum": 1}, "severity_rank": {"$max": "$severity_rank"},
+                        "oldest_open_since": {"$min": "$first_seen_at"}}},
+        ]
+        return [
+            {"dealer_id": row["_id"], "open_alerts": row["open_alerts"], "highest_severity": SEVERITIES[row["severity_rank"]],
+             "oldest_open_since": row["oldest_open_since"]}
+            async for row in self._alerts.aggregate(pipeline)
+        ]
 
     # --- reading ---
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import time
 import logging
 
 from fastapi import FastAPI, Header, HTTPException
@@ -57,6 +59,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    @app.get("/v1/dealers/{dealer_id}")
+    async def dealer(dealer_id: str) -> dict:
+        """What the rules keep for a dealer: current measures, promotions, open episodes."""
+        state = service.core.states.get(dealer_id)
+        if state is None:
+            raise HTTPException(404, f"no state for dealer {dealer_id!r}")
+        t = max(time.time(), state.latest or 0.0)
+        return {
+            "dealer_id": dealer_id,
+            "at": _iso(t),
+            "policy_version": service.core.policy.version,
+            "first_seen": _iso(state.first_seen),
+            "judged_until": _iso(state.latest),
+            "measures": service.core.measures(dealer_id, t),
+            "promotions": [
+                {"promotion_id": pid, "budget": p.budget, "owner": p.owner, "starts_on": p.starts_on, "ends_on": p.ends_on,
+                 "approved_by": p.approved_by, "approved_at": _iso(p.approved_at), "spend": p.spend, "ended_at": _iso(p.ended_at)}
+                for pid, p in state.promotions.items()
+            ],
+            "open_episodes": [{"key": key, "alert_id": e.alert_id, "opened_at": _iso(e.opened_at)} for key, e in state.episodes.items()],
+        }
+
     @app.post("/admin/reload")
     async def reload(authorization: str = Header(default="")) -> JSONResponse:
         if not bearer_ok(authorization, admin_keys):
@@ -65,3 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(result, status_code=200 if not result["errors"] else 422)
 
     return app
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else dt.datetime.fromtimestamp(moment, dt.timezone.utc).isoformat()

@@ -1,0 +1,50 @@
+"""The dealer file after a promotion ends, and the list of dealers with open alerts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+
+from conftest import wait_for
+from factories import iso, now, promotion_planned, promotion_spend, sale, visit
+
+
+def test_dealer_file_after_a_promotion_ends(services):
+    ingest, rules = services("ingest", "rules")
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url})
+    at = now() - dt.timedelta(days=20)
+    day = dt.timedelta(days=1)
+    planned = dict(promotion_planned("F-1", at, "P-9", budget="300", owner="Wang Fang"),
+                   starts_on=(at + day).date().isoformat(), ends_on=(at + 5 * day).date().isoformat())
+    events = [
+        visit("F-1", at, kind="leadership"), planned,
+        {"event_id": "appr-F1", "type": "promotion.approved", "dealer_id": "F-1", "occurred_at": iso(at + dt.timedelta(hours=1)), "promotion_id": "P-9", "approved_by": "Zhao Lei"},
+        sale("F-1", at + 2 * day, "300"), promotion_spend("F-1", at + 2 * day, "P-9", "400"),
+        {"event_id": "end-F1", "type": "promotion.ended", "dealer_id": "F-1", "occurred_at": iso(at + 6 * day), "promotion_id": "P-9"},
+        visit("F-1", at + 8 * day), sale("F-2", now() - 50 * day),
+    ]
+    assert httpx.post(f"{ingest.url}/v1/events", json=events).status_code == 202
+
+    def file_ready():
+        response = httpx.get(f"{notify.url}/v1/dealers/F-1")
+        body = response.json() if response.status_code == 200 else {}
+        promotions = body.get("promotions") or [{}]
+        return body if len(body.get("visits", [])) == 2 and promotions[0].get("evaluation") and body.get("open_alerts") else None
+
+    record = wait_for(file_ready, seconds=30)
+    assert [v["kind"] for v in record["visits"]] == ["routine", "leadership"]  # newest first
+    (promotion,) = record["promotions"]
+    assert promotion["owner"] == "Wang Fang" and promotion["approved_by"] == "Zhao Lei" and promotion["spend"] == 400
+    assert [e["type"] for e in promotion["events"]] == ["promotion.planned", "promotion.approved", "promotion.spend", "promotion.ended"]
+    evaluation = promotion["evaluation"]
+    assert evaluation["verdict"] == "ineffective" and evaluation["sales_during"] == 300 and evaluation["spend"] == 400
+    assert record["measures"]["days_since_visit"] > 11 and record["measures_error"] is None
+    assert {a["rule_id"] for a in record["open_alerts"]} >= {"promotion-ineffective", "promotion-over-budget"}
+
+    rows = wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/dealers").json()["items"]) and len(r) == 2 and r, seconds=30)
+    # F-1 has a critical alert (over budget); F-2's warnings are older
+    assert [(r["dealer_id"], r["highest_severity"]) for r in rows] == [("F-1", "critical"), ("F-2", "warning")]
+    by_age = httpx.get(f"{notify.url}/v1/dealers", params={"sort": "age"}).json()["items"]
+    assert [r["dealer_id"] for r in by_age] == ["F-2", "F-1"]
+    assert httpx.get(f"{notify.url}/v1/dealers/nobody").status_code == 404
