@@ -129,3 +129,23 @@ def test_listing_filters_and_pages(services):
     assert [a["dealer_id"] for a in alerts(notify, since=since)] == ["D-4", "D-3"]
     assert httpx.get(f"{notify.url}/v1/alerts/nope").status_code == 404
     assert httpx.get(f"{notify.url}/v1/alerts", params={"cursor": "garbage"}).status_code == 422
+
+
+def test_delivery_gives_up_after_its_attempts_and_dead_letters_the_reason(services, amqp_url, namespace):
+    import json
+
+    from helpers import drain, queue_depth
+
+    dead_end = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+    ingest, rules, notify = services("ingest", "rules", "notify", env={
+        "DEALERWATCH_WEBHOOK_URLS": dead_end, "DEALERWATCH_WEBHOOK_MAX_ATTEMPTS": "2"})
+    at = now()
+    post(ingest, [promotion_planned("D-8", at, "P-8", budget="10"), approved("D-8", at, "P-8"),
+                  promotion_spend("D-8", at, "P-8", "11")])
+    alert = wait_for(lambda: alerts(notify, rule_id=BUDGET))[0]
+    failed = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/{alert['alert_id']}").json()["deliveries"][0])["status"] == "failed" and d)
+    assert failed["attempts"] == 2 and "Connect" in failed["last_error"]
+    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 1)
+    (dead,) = drain(amqp_url, f"{namespace}.dead-letter")
+    assert dead.headers["x-dealerwatch-error"].startswith("delivery to webhook-1 failed 2 times")
+    assert json.loads(dead.body)["alert"]["alert_id"] == alert["alert_id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 from typing import Literal
 
@@ -13,9 +14,9 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from services.common.auth import bearer_ok, key_bytes
-from services.common.broker import connect_with_retry, make_broker
+from services.common.broker import connect_with_retry, make_broker, publish_confirmed
 from services.common.settings import Settings
-from services.common.topology import Topology, declare
+from services.common.topology import ERROR_HEADER, STAGE_HEADER, Topology, declare
 
 from .consumer import SignalConsumer
 from .dealerfile import DealerFile
@@ -35,7 +36,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     broker = make_broker(settings)
     http = httpx.AsyncClient(follow_redirects=False)
     router = Router(settings, http)
-    worker = DeliveryWorker(store, router, settings)
+    topology = Topology(settings.namespace)
+
+    async def dead_letter_delivery(alert: dict, delivery: dict) -> None:
+        body = json.dumps({"alert": alert, "delivery": delivery}, default=str, ensure_ascii=False).encode()
+        reason = f"delivery to {delivery['receiver']} failed {delivery['attempts']} times: {delivery['last_error']}"
+        await publish_confirmed(broker, topology.dead_letter, f"delivery.{delivery['receiver']}", body,
+                                message_id=f"delivery:{alert['alert_id']}:{delivery['receiver']}:{delivery.get('kind')}",
+                                headers={ERROR_HEADER: reason, STAGE_HEADER: "notify.delivery"})
+
+    worker = DeliveryWorker(store, router, settings, on_failed=dead_letter_delivery)
     SignalConsumer(broker, store, worker, router, settings)
     dealer_file = DealerFile(store.db, broker, settings, http)
     state = {"consuming": False}

@@ -25,9 +25,10 @@ SCHEDULE_SECONDS = 0.5
 
 
 class DeliveryWorker:
-    def __init__(self, store: AlertStore, router, settings: Settings):
+    def __init__(self, store: AlertStore, router, settings: Settings, on_failed=None):
         self._store = store
         self._router = router
+        self._on_failed = on_failed  # async (alert, delivery): e.g. to the dead-letter queue
         self._settings = settings
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
@@ -85,6 +86,11 @@ class DeliveryWorker:
             if delivery["attempts"] >= self._settings.webhook_max_attempts or channel is None:
                 delivery["status"] = "failed"
                 log.error("giving up on alert %s to %s: %s", payload["alert_id"], delivery["receiver"], exc)
+                if self._on_failed is not None:
+                    try:
+                        await self._on_failed(payload, delivery)
+                    except Exception as error:  # noqa: BLE001 - the failure stays recorded on the alert
+                        log.warning("could not dead-letter the failed delivery: %s", error)
             else:
                 delay = min(
                     self._settings.webhook_retry_initial_seconds * 2 ** (delivery["attempts"] - 1),
