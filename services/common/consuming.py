@@ -59,3 +59,18 @@ async def retry_or_reject(
     log.exception("handling message %s failed (attempt %d)", message.message_id, attempt)
     await asyncio.sleep(min(0.1 * 2**attempt, 5.0))  # no hot loop
     await message.nack(requeue=True)
+
+
+async def ack_batch(messages: list[RabbitMessage]) -> None:
+    """One `multiple` ack per channel, on its newest message: messages are handled one at a time
+    in delivery order (subscribe), so every earlier delivery on that channel is in this batch,
+    an earlier one, or was already settled (dead-lettered or requeued). One frame instead of one
+    per message (acking one by one cost ~1 ms each, more than a batched database write)."""
+    newest: dict[int, RabbitMessage] = {}
+    for message in messages:
+        newest[id(message.raw_message.channel)] = message
+    for message in newest.values():
+        try:
+            await message.ack(multiple=True)
+        except Exception as exc:  # noqa: BLE001 - channel gone: the broker redelivers, writes are idempotent
+            log.warning("could not ack a batch (%s); it will be redelivered", exc)

@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await dealer_file.ensure_indexes()
         sender = asyncio.create_task(worker.run())
         schedules = asyncio.create_task(worker.run_schedules())
+        timeline = asyncio.create_task(dealer_file.run())
 
         async def consume() -> None:
             await connect_with_retry(broker, start=False)
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         state["consuming"] = False
         stopping.set()
-        tasks = (consumer, sender, schedules, exchange, routes)
+        tasks = (consumer, sender, schedules, timeline, exchange, routes)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -4,15 +4,16 @@ promotion evaluations and, from the rules service, the measures it keeps."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
 from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
-from services.common.consuming import reject, retry_or_reject, subscribe
+from services.common.consuming import ack_batch, reject, subscribe
 from services.common.events import parse_event
 from services.common.settings import Settings
 from services.common.topology import Topology
@@ -27,6 +28,8 @@ class DealerFile:
         self._settings = settings
         self._http = http
         self._topology = Topology(settings.namespace)
+        self._pending: list[tuple[dict, RabbitMessage]] = []
+        self._wanted = asyncio.Event()
         subscribe(broker, self._topology.dealer_file_queue, self.on_event, prefetch=settings.prefetch, title="notify: dealer file")
 
     async def ensure_indexes(self) -> None:
@@ -39,16 +42,35 @@ class DealerFile:
         except ValidationError as exc:
             await reject(self._broker, self._topology, message, f"invalid event: {exc.errors(include_url=False)[:3]}", stage="notify")
             return
-        try:
-            document = event.model_dump(mode="json")
-            document.update(_id=event.event_id, occurred_at=event.occurred_at)
-            await self._timeline.insert_one(document)
-        except DuplicateKeyError:
-            pass  # a retried event: already in the file
-        except Exception as exc:  # noqa: BLE001
-            await retry_or_reject(self._broker, self._topology, message, exc, max_attempts=self._settings.max_attempts, stage="notify")
-            return
-        await message.ack()
+        document = event.model_dump(mode="json")
+        document.update(_id=event.event_id, occurred_at=event.occurred_at)
+        self._pending.append((document, message))
+        self._wanted.set()
+
+    async def run(self) -> None:
+        """Write what arrived in one insert_many, then ack it with one frame (like rules)."""
+        while True:
+            await self._wanted.wait()
+            await asyncio.sleep(0.02)  # let a batch gather
+            self._wanted.clear()
+            batch, self._pending = self._pending, []
+            try:
+                await self._timeline.insert_many([doc for doc, _ in batch], ordered=False)
+            except BulkWriteError as exc:
+                if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                    log.error("keeping the dealer file failed (%s); retrying", exc)
+                    self._pending[:0] = batch
+                    self._wanted.set()
+                    await asyncio.sleep(1.0)
+                    continue
+                # duplicates only: retried events already in the file
+            except Exception as exc:  # noqa: BLE001 - database away: retry, nothing acked
+                log.error("keeping the dealer file failed (%s); retrying", exc)
+                self._pending[:0] = batch
+                self._wanted.set()
+                await asyncio.sleep(1.0)
+                continue
+            await ack_batch([message for _, message in batch])
 
     async def timeline(self, dealer_id: str, kinds: list[str], limit: int = 200) -> list[dict]:
         cursor = self._timeline.find({"dealer_id": dealer_id, "type": {"$in": kinds}}, {"_id": 0})

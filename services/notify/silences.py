@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+CACHE_SECONDS = 1.0
+
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from services.common.alerts import Severity
@@ -51,6 +53,8 @@ def matches(matchers: dict, alert: dict) -> bool:
 class SilenceStore:
     def __init__(self, db):
         self._silences = db["silences"]
+        self._cache: list[dict] = []
+        self._cached_at: dt.datetime | None = None
 
     async def create(self, silence: NewSilence, now: dt.datetime) -> dict:
         doc = {
@@ -63,6 +67,7 @@ class SilenceStore:
             "created_at": now,
         }
         await self._silences.insert_one(doc)
+        self.forget()
         return _view(doc)
 
     async def list(self, active_at: dt.datetime | None = None) -> list[dict]:
@@ -74,11 +79,21 @@ class SilenceStore:
             {"_id": silence_id, "ends_at": {"$gt": now}}, {"$set": {"ends_at": now, "expired_by": by}}
         )
         doc = await self._silences.find_one({"_id": silence_id})
+        self.forget()
         return _view(doc) if doc else None
 
     async def muting(self, alert: dict, now: dt.datetime) -> list[str]:
-        """Ids of the active silences that match this alert."""
-        return [s["silence_id"] for s in await self.list(now) if matches(s["matchers"], alert)]
+        """Ids of the active silences that match this alert (the list is read at most once a
+        second: one query per alert was a third of the cost of storing it)."""
+        if self._cached_at is None or (now - self._cached_at).total_seconds() >= CACHE_SECONDS:
+            self._cache, self._cached_at = await self.list(None), now
+        return [
+            s["silence_id"] for s in self._cache
+            if s["starts_at"] <= now < s["ends_at"] and matches(s["matchers"], alert)
+        ]
+
+    def forget(self) -> None:
+        self._cached_at = None
 
 
 def _view(doc: dict) -> dict:

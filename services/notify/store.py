@@ -105,7 +105,7 @@ class AlertStore:
                 {"_id": signal.alert_id}, {"$setOnInsert": document}, upsert=True
             )
             if result.upserted_id is not None:
-                await self._record("resolved" if resolved else "opened", signal.alert_id)
+                await self.changes.record("resolved" if resolved else "opened", _public(document))
                 return True
         except DuplicateKeyError:
             pass  # another instance inserted it first: update below

@@ -62,7 +62,8 @@ async def publish_changes(changes: ChangeLog, broker, topology: Topology, ready)
                 body = json.dumps({"seq": doc["_id"], "change": doc["change"], "alert": alert}, default=str).encode()
                 key = alert_routing_key(alert["severity"], alert["rule_id"], alert["dealer_id"])
                 await publish_confirmed(broker, topology.alerts, key, body, message_id=f"change:{doc['_id']}", mandatory=False)
-                await changes.advance("alerts-exchange", doc["_id"])
+            if batch:  # one cursor write per batch; a crash before it re-publishes the batch (at least once)
+                await changes.advance("alerts-exchange", batch[-1]["_id"])
             if not batch:
                 await asyncio.sleep(POLL_SECONDS)
         except PublishError as exc:

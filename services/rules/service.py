@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from services.common.alerts import AlertSignal
 from services.common.broker import connect_with_retry, make_broker, publish_all_confirmed
-from services.common.consuming import reject, retry_or_reject, subscribe
+from services.common.consuming import ack_batch, reject, retry_or_reject, subscribe
 from services.common.events import parse_event
 from services.common.settings import Settings
 from services.common.topology import Topology, alert_routing_key, declare, evaluation_routing_key
@@ -196,7 +196,7 @@ class RulesService:
             self._unacked[:0] = messages
             self.core.dirty |= dirty
             raise
-        await _ack_all(messages)
+        await ack_batch(messages)
 
 
 def _routing_key(output: Output) -> str:
@@ -209,18 +209,3 @@ def _message_id(output: Output) -> str:
     if isinstance(output, AlertSignal):
         return f"{output.alert_id}:{output.state}:{output.firing_count}"
     return f"evaluation:{output.dealer_id}:{output.promotion_id}"
-
-
-async def _ack_all(messages: list[RabbitMessage]) -> None:
-    """One `multiple` ack per channel, on its newest message: messages are handled one at a time
-    in delivery order (common.consuming.subscribe), so every earlier delivery on that channel is
-    in this batch, an earlier one, or was already settled (dead-lettered or requeued). One frame
-    instead of one per message (acking one by one cost ~1 ms each, more than the database write)."""
-    newest: dict[int, RabbitMessage] = {}
-    for message in messages:
-        newest[id(message.raw_message.channel)] = message
-    for message in newest.values():
-        try:
-            await message.ack(multiple=True)
-        except Exception as exc:  # noqa: BLE001 - channel gone: the broker redelivers, we dedup
-            log.warning("could not ack a batch (%s); it will be redelivered and deduplicated", exc)
