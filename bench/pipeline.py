@@ -95,6 +95,9 @@ def events_for(batch: int, size: int, at: dt.datetime) -> list[dict]:
             events.append({"event_id": f"{batch}-{n}-plan", "type": "promotion.planned", "dealer_id": dealer,
                            "occurred_at": stamp, "promotion_id": promotion, "budget": "100",
                            "starts_on": "2026-01-01", "ends_on": "2026-01-31", "owner": "bench"})
+            # approved, so that exactly one alert (over budget) follows from each spend
+            events.append({"event_id": f"{batch}-{n}-ok", "type": "promotion.approved", "dealer_id": dealer,
+                           "occurred_at": stamp, "promotion_id": promotion, "approved_by": "bench"})
             events.append({"event_id": f"{batch}-{n}-spend", "type": "promotion.spend", "dealer_id": dealer,
                            "occurred_at": stamp, "promotion_id": promotion, "amount": "150"})
         else:
