@@ -9,40 +9,26 @@ import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import aio_pika
 
 
-class WebhookReceiver:
-    """An HTTP server on 127.0.0.1:port that records every POST; stop() makes it unreachable."""
+class _RecordingServer:
+    """An HTTP server on 127.0.0.1:port; subclasses answer POSTs in `post(handler, body)`."""
 
-    def __init__(self, port: int, secret: bytes | None = None):
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}/hook"
-        self.secret = secret  # if set, requests with a wrong signature get 401 and are not kept
-        self.received: list[dict] = []
-        self.headers: list[dict] = []
-        self.refused = 0
-        self._server: ThreadingHTTPServer | None = None
+    port: int
+    _server: ThreadingHTTPServer | None = None
 
-    def start(self) -> "WebhookReceiver":
-        receiver = self
+    def post(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server API
-                length = int(self.headers.get("content-length", 0))
-                body = self.rfile.read(length)
-                if receiver.secret is not None:
-                    expected = "sha256=" + hmac.new(receiver.secret, body, hashlib.sha256).hexdigest()
-                    if not hmac.compare_digest(expected, self.headers.get("X-Dealerwatch-Signature", "")):
-                        receiver.refused += 1
-                        self.send_response(401)
-                        self.end_headers()
-                        return
-                receiver.received.append(json.loads(body))
-                receiver.headers.append(dict(self.headers))
-                self.send_response(204)
-                self.end_headers()
+                owner.post(self, self.rfile.read(int(self.headers.get("content-length", 0))))
 
             def log_message(self, *args):
                 pass
@@ -56,6 +42,31 @@ class WebhookReceiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class WebhookReceiver(_RecordingServer):
+    """Records every POST; stop() makes it unreachable."""
+
+    def __init__(self, port: int, secret: bytes | None = None):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/hook"
+        self.secret = secret  # if set, requests with a wrong signature get 401 and are not kept
+        self.received: list[dict] = []
+        self.headers: list[dict] = []
+        self.refused = 0
+
+    def post(self, handler, body: bytes) -> None:
+        if self.secret is not None:
+            expected = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, handler.headers.get("X-Dealerwatch-Signature", "")):
+                self.refused += 1
+                handler.send_response(401)
+                handler.end_headers()
+                return
+        self.received.append(json.loads(body))
+        self.headers.append(dict(handler.headers))
+        handler.send_response(204)
+        handler.end_headers()
 
 
 class TcpProxy:
@@ -169,40 +180,21 @@ def publish(amqp_url: str, exchange: str, routing_key: str, *bodies: bytes) -> N
     asyncio.run(_publish(amqp_url, exchange, routing_key, list(bodies)))
 
 
-class RobotServer:
+class RobotServer(_RecordingServer):
     """Records what chat robots would receive: path, query and JSON body of every POST."""
 
     def __init__(self, port: int):
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.requests: list[dict] = []
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> "RobotServer":
-        server = self
-        from urllib.parse import parse_qs, urlsplit
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("content-length", 0))
-                server.requests.append({"path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
-                                        "body": json.loads(self.rfile.read(length))})
-                answer = json.dumps({"errcode": 0, "code": 0}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+    def post(self, handler, body: bytes) -> None:
+        parts = urlsplit(handler.path)
+        self.requests.append({"path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
+                              "body": json.loads(body)})
+        answer = json.dumps({"errcode": 0, "code": 0}).encode()
+        handler.send_response(200)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(answer)))
+        handler.end_headers()
+        handler.wfile.write(answer)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import free_port, wait_for
-from factories import now, promotion_planned, promotion_spend, sale, visit
+from factories import now, promotion_planned, promotion_spend, sale
 from helpers import WebhookReceiver
 
 

@@ -1,8 +1,10 @@
 """Exchanges, queues and routing keys: declared here once, used by every service.
 
-    events exchange (topic)  --#-->  rules queue (quorum) --> rules service
-    alert-signals (topic)    --#-->  notify queue (quorum) --> notify service
-    dead-letter (fanout)     ----->  dead-letter queue (quorum, kept for inspection/replay)
+    events exchange (topic)  --#----------------->  rules queue (quorum) --> rules service
+                             --visit.#, promotion.#->  dealer-file queue (quorum) --> notify
+    alert-signals (topic)    --#----------------->  notify queue (quorum) --> notify service
+    alerts (topic)           <-- every alert change, published by notify, for other systems
+    dead-letter (fanout)     ------------------->  dead-letter queue (quorum, kept for inspection/replay)
 
 Work queues are quorum queues with a delivery limit, so that a message that
 crashes its consumer is dead-lettered after a bounded number of deliveries

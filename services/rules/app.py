@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import time
 import logging
 
@@ -17,6 +16,7 @@ from services.common.settings import Settings
 from . import policy as policies
 from .reload import PolicyReloader
 from .service import RulesService
+from .state import utc
 
 log = logging.getLogger("dealerwatch.rules")
 
@@ -92,4 +92,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _iso(moment: float | None) -> str | None:
-    return None if moment is None else dt.datetime.fromtimestamp(moment, dt.timezone.utc).isoformat()
+    return None if moment is None else utc(moment).isoformat()

@@ -57,7 +57,8 @@ def backtest(path: str, policy: Policy, now: dt.datetime | None, out: IO | None 
     judge = Judge(core)
     opened: collections.Counter = collections.Counter()
     problems = collections.Counter()
-    total = sum(1 for line in open(path, encoding="utf-8") if line.strip())
+    with open(path, encoding="utf-8") as handle:
+        total = sum(1 for line in handle if line.strip())
     last = None
 
     def emit(outputs) -> None:

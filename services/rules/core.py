@@ -21,17 +21,13 @@ from .measures import NET_SALES, WindowMeasure
 from .policy import CompiledRule, Policy
 from .promotions import promotion_measures
 from .signals import make_signal
-from .state import PROMOTION_EVENTS, DealerState, Episode, ts
+from .state import PROMOTION_EVENTS, DealerState, Episode, ts, utc
 
 Output = AlertSignal | PromotionEvaluation
 
 
 class TooLate(ValueError):
     """The event is older than the lateness bound allows; it is not counted."""
-
-
-def _utc(moment: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(moment, dt.timezone.utc)
 
 
 class RulesCore:
@@ -52,7 +48,7 @@ class RulesCore:
             patterns = {r.id: r.pattern for r in rules}
             matcher = getattr(self, attribute)
             if matcher is None:
-                setattr(self, attribute, Matcher(patterns))
+                setattr(self, attribute, Matcher.acquire(patterns))
             else:
                 matcher.replace(patterns)
         return self._close_orphans()
@@ -79,8 +75,8 @@ class RulesCore:
         return AlertSignal(
             alert_id=episode.alert_id, state="resolved", rule_id=rule_id, dealer_id=state.dealer_id,
             subject=subject or None, severity="info", summary=f"Rule {rule_id} was removed from the policy.",
-            policy_version=self.policy.version, opened_at=_utc(episode.opened_at),
-            at=_utc(state.latest or episode.opened_at), firing_count=episode.count,
+            policy_version=self.policy.version, opened_at=utc(episode.opened_at),
+            at=utc(state.latest or episode.opened_at), firing_count=episode.count,
         )
 
     # --- inputs ---
@@ -97,7 +93,7 @@ class RulesCore:
         if state.latest is not None and at < state.latest - self.policy.lateness:
             raise TooLate(
                 f"event at {event.occurred_at.isoformat()} is more than {self.policy.spec.lateness} "
-                f"older than dealer {event.dealer_id}'s latest time {_utc(state.latest).isoformat()}"
+                f"older than dealer {event.dealer_id}'s latest time {utc(state.latest).isoformat()}"
             )
         state.apply(event, self.policy.sources.get(event.type, ()))
         t = max(at, state.latest or at)
@@ -176,7 +172,7 @@ class RulesCore:
         episode = state.episodes.get(key)
         if holds:
             if episode is None:
-                alert_id = episode_alert_id(rule.id, state.dealer_id, subject, _utc(t))
+                alert_id = episode_alert_id(rule.id, state.dealer_id, subject, utc(t))
                 episode = state.episodes[key] = Episode(alert_id, t, 0)
             episode.count += 1
             return make_signal("firing", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version)
@@ -193,7 +189,7 @@ class RulesCore:
             dealer_id=state.dealer_id, promotion_id=promotion_id, owner=promotion.owner,
             starts_on=promotion.starts_on, ends_on=promotion.ends_on, days=values.get("promotion_days"),
             sales_during=values.get("promotion_sales"), sales_before=values.get("promotion_sales_before"),
-            spend=spend, ratio=roi, verdict=verdict, at=_utc(t), policy_version=self.policy.version,
+            spend=spend, ratio=roi, verdict=verdict, at=utc(t), policy_version=self.policy.version,
         )
 
     def _prune(self, state: DealerState) -> None:

@@ -68,20 +68,8 @@ _released: list["Matcher"] = []  # rulesets cannot be removed from a Host safely
 class Matcher:
     """Evaluates compiled rule patterns; calls are serialized by a lock."""
 
-    def __new__(cls, patterns: dict[str, dict]):
-        with _HOST_LOCK:
-            reused = _released.pop() if _released else None
-        if reused is not None:
-            reused.replace(patterns)
-            reused._reused = True
-            return reused
-        return super().__new__(cls)
-
     def __init__(self, patterns: dict[str, dict]):
         """patterns: rule id -> durable-rules expression over the fact's fields."""
-        if getattr(self, "_reused", False):
-            self._reused = False
-            return
         self._host = _host()
         self._name = f"matcher{next(_names)}"
         self._fired: list[str] = []
@@ -121,6 +109,16 @@ class Matcher:
             ruleset.do_actions(state, _raise_errors)
         # an `or` is expanded into one alternative per branch, each firing the action
         return list(dict.fromkeys(self._fired))
+
+    @classmethod
+    def acquire(cls, patterns: dict[str, dict]) -> "Matcher":
+        """A released matcher with these patterns, or a new one."""
+        with _HOST_LOCK:
+            reused = _released.pop() if _released else None
+        if reused is None:
+            return cls(patterns)
+        reused.replace(patterns)
+        return reused
 
     def release(self) -> None:
         """Done with this matcher: its ruleset is handed to the next Matcher created."""

@@ -252,7 +252,7 @@ def _holds(node: Condition, measures: dict[str, float]) -> bool:
 # --- compilation to durable-rules JSON ---
 
 _DURABLE_CMP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "==": "$eq", "!=": "$neq"}
-_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}  # a < b  <=>  b > a
 _NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
 _DURABLE_ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
 
@@ -277,7 +277,7 @@ def to_durable(node: Condition) -> dict:
     if not isinstance(left, Measure):
         if not isinstance(right, Measure):
             raise ExpressionError(f"one side of '{render(node)}' must be a single measure name")
-        left, op, right = right, _FLIP[op], left
+        left, op, right = right, FLIP[op], left
     comparison = {_DURABLE_CMP[op]: {left.name: _durable_value(right)}}
     # The engine evaluates arithmetic over a missing field as if it were there; an undefined
     # measure must make the comparison false, so every measure it uses must exist.

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from services.common.alerts import AlertSignal
 
 from . import expressions as ex
 from .policy import CompiledRule, render_summary
+from .state import utc
 
-_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-
-
-def _utc(moment: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(moment, dt.timezone.utc)
 
 
 def make_signal(kind, rule: CompiledRule, dealer_id, subject, episode, t, values, owner, version) -> AlertSignal:
@@ -35,8 +29,8 @@ def make_signal(kind, rule: CompiledRule, dealer_id, subject, episode, t, values
         owner=owner,
         labels=dict(rule.spec.labels),
         policy_version=version,
-        opened_at=_utc(episode.opened_at),
-        at=_utc(t),
+        opened_at=utc(episode.opened_at),
+        at=utc(t),
         firing_count=episode.count,
     )
 
@@ -58,5 +52,5 @@ def thresholds(condition: ex.Condition, values: dict) -> dict[str, float | None]
         elif isinstance(node.left, ex.Measure):
             result[f"{node.left.name} {node.op}"] = _round(ex.value_of(node.right, values))
         elif isinstance(node.right, ex.Measure):
-            result[f"{node.right.name} {_FLIP[node.op]}"] = _round(ex.value_of(node.left, values))
+            result[f"{node.right.name} {ex.FLIP[node.op]}"] = _round(ex.value_of(node.left, values))
     return result

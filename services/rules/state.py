@@ -9,6 +9,7 @@ idempotency) and the open alert episodes. Numeric series are `array('d')`:
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import hashlib
 import sys
 from array import array
@@ -23,6 +24,11 @@ PROMOTION_EVENTS = (PromotionPlanned, PromotionApproved, PromotionSpend, Promoti
 
 def ts(moment) -> float:
     return moment.timestamp()
+
+
+def utc(moment: float) -> dt.datetime:
+    """The inverse of ts()."""
+    return dt.datetime.fromtimestamp(moment, dt.timezone.utc)
 
 
 def id_key(event_id: str) -> int:
