@@ -106,3 +106,20 @@ def test_each_channel_delivers_in_its_format_and_language(services, amqp_url, na
     assert sorted(d["receiver"] for d in deliveries if d["status"] == "delivered") == sorted(
         ["hook", "wecom", "dingtalk", "feishu", "slack", "mail"])
     assert "wecom-token" not in str(deliveries) and "ding-token" not in str(deliveries)  # tokens are not shown
+
+
+@pytest.mark.parametrize("language, header", [("en", "2 dealerwatch alerts"), ("zh", "经销商预警 2 条")])
+def test_a_group_reads_as_one_message_listing_each_alert(language, header):
+    from services.notify.channels.rendering import render
+
+    alerts = [
+        {"severity": "critical", "rule_id": "sales-drop", "dealer_id": "D-1", "status": "open", "summary": "sales fell 40%", "owner": "Wang Fang"},
+        {"severity": "warning", "rule_id": "no-visit", "dealer_id": "D-2", "status": "resolved", "summary": "no visit for 30 days", "owner": None},
+    ]
+    text = render("text", alerts, language)
+    lines = text.splitlines()
+    assert lines[0] == header
+    assert [line for line in lines if line.startswith("- ")] == [line for line in lines[1:] if line.strip()]
+    assert "sales fell 40%" in lines[2] and "Wang Fang" in lines[2] and "D-2" in lines[3]
+    assert ("RESOLVED" if language == "en" else "已解决") in lines[3]
+    assert "D-1" in render("subject", alerts, language) and "D-2" in render("subject", alerts, language)

@@ -25,6 +25,8 @@ route:
     - match: {severity: critical}
       escalate_after: 2s
       escalate_to: [boss]
+    - match: {rule_id: grouped}
+      group_wait: 3s
 """
 
 
@@ -40,7 +42,7 @@ def stack(services, tmp_path):
 
 
 def kinds(receiver, alert_id):
-    return [a["notification"] for a in receiver.received if a["alert_id"] == alert_id]
+    return [a["notification"] for a in receiver.received if a.get("alert_id") == alert_id]
 
 
 def test_resolved_notice_follows_the_route(stack, amqp_url, namespace):
@@ -76,3 +78,20 @@ def test_unacknowledged_critical_alert_escalates_acknowledged_does_not(stack, am
     deliveries = httpx.get(f"{notify.url}/v1/alerts/E3").json()["deliveries"]
     assert [(d["kind"], d["receiver"], d["status"]) for d in deliveries] == [
         ("firing", "team", "delivered"), ("escalation", "boss", "delivered")]
+
+
+def test_alerts_within_the_group_window_go_out_as_one_message(stack, amqp_url, namespace):
+    notify, team, boss = stack
+    time.sleep(3.0 - time.time() % 3.0 + 0.1)  # just after a window starts: the three arrive within it
+    publish(amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"G{n}", 1, rule_id="grouped") for n in range(3)])
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("E5", 1))  # another route: not held back
+    wait_for(lambda: kinds(team, "E5") == ["firing"])
+    assert not [body for body in team.received if "alerts" in body]  # the window is still open
+    groups = wait_for(lambda: [body for body in team.received if "alerts" in body], seconds=10)
+    time.sleep(0.5)
+    assert len(groups) == 1 and groups[0]["count"] == 3 and groups[0]["notification"] == "firing"
+    assert sorted(a["alert_id"] for a in groups[0]["alerts"]) == ["G0", "G1", "G2"]
+    assert not [body for body in team.received if body.get("alert_id", "").startswith("G")]  # not one by one as well
+    for n in range(3):  # each alert's delivery log says it went out
+        (delivery,) = httpx.get(f"{notify.url}/v1/alerts/G{n}").json()["deliveries"]
+        assert delivery["status"] == "delivered" and delivery["group"].startswith("team|")

@@ -52,3 +52,33 @@ def test_rules_resolve_an_acknowledged_alert(services, amqp_url, namespace):
     done = wait_for(lambda: (a := alert(notify, "L2"))["status"] == "resolved" and a)
     assert done["resolved_by"] == "rules"
     assert [h["action"] for h in done["history"]] == ["opened", "acknowledged", "resolved"]
+
+
+def test_a_recurrence_after_a_person_resolved_is_a_new_alert(services, amqp_url, namespace):
+    (notify,) = services("notify")
+    exchange = f"{namespace}.alert-signals"
+    publish(amqp_url, exchange, "k", signal("L3", 1), signal("L3", 2))
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/L3").status_code == 200 and alert(notify, "L3")["count"] == 2)
+    httpx.post(f"{notify.url}/v1/alerts/L3/resolve", json={"by": "li.na", "cause": "called the dealer"}).raise_for_status()
+
+    # a firing from before the resolve changes nothing; the rule firing again opens a new alert,
+    # and redelivering that firing does not open a third
+    publish(amqp_url, exchange, "k", signal("L3", 2), signal("L3", 3), signal("L3", 3), signal("L3", 4))
+
+    def successor():
+        items = httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "D-L3"}).json()["items"]
+        newer = [a for a in items if a["alert_id"] != "L3"]
+        return len(items) == 2 and newer[0]["count"] == 2 and newer[0]
+
+    new = wait_for(successor)
+    assert new["status"] == "open" and new["previous_alert_id"] == "L3"
+    assert new["history"][0]["text"] == "recurred after L3 was resolved"
+    old = alert(notify, "L3")
+    assert old["status"] == "resolved" and old["resolved_by"] == "li.na" and old["count"] == 2
+    assert old["recurrence"]["alert_id"] == new["alert_id"]
+
+    # the episode's resolved signal closes the alert that carries it on
+    publish(amqp_url, exchange, "k", signal("L3", 4, "resolved"))
+    wait_for(lambda: alert(notify, new["alert_id"])["status"] == "resolved")
+    assert alert(notify, new["alert_id"])["resolved_by"] == "rules"
+    assert len(httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "D-L3"}).json()["items"]) == 2

@@ -100,7 +100,7 @@ def test_receiver_down_alert_stored_then_delivered_when_back(services, receiver)
     receiver.start()
     wait_for(lambda: receiver.received)
     assert [a["alert_id"] for a in receiver.received] == [alert["alert_id"]]
-    assert receiver.headers[0]["Idempotency-Key"] == alert["alert_id"]
+    assert receiver.headers[0]["Idempotency-Key"] == f"{alert['alert_id']}/0"  # its first notification
 
 
 def test_listing_filters_and_pages(services):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import aio_pika
 import httpx
@@ -13,10 +14,10 @@ from helpers import drain, publish
 from test_notify import signal
 
 
-def read_events(url: str, count: int, headers: dict | None = None, params: dict | None = None) -> list[dict]:
+def read_events(url: str, count: int, headers: dict | None = None, params: dict | None = None, timeout: float = 20.0) -> list[dict]:
     """Open the stream, take `count` alert events, close it."""
     found: list[dict] = []
-    with httpx.stream("GET", url, headers=headers, params=params, timeout=httpx.Timeout(20.0)) as response:
+    with httpx.stream("GET", url, headers=headers, params=params, timeout=httpx.Timeout(timeout)) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         event: dict = {}
         for line in response.iter_lines():
@@ -71,3 +72,56 @@ def test_stream_resumes_after_reconnect_and_restart(services, amqp_url, namespac
     assert [(b["change"], b["alert"]["alert_id"]) for b in bodies] == [
         ("opened", "S1"), ("opened", "S2"), ("updated", "S1"), ("resolved", "S2")]
     assert [m.routing_key for m in messages][:2] == ["warning.sales-drop.D-S1", "warning.sales-drop.D-S2"]
+
+
+def test_two_instances_publish_each_change_once(services, amqp_url, namespace):
+    first, second = services("notify", "notify")
+    asyncio.run(_bind(amqp_url, f"{namespace}.alerts", f"{namespace}.test-subscriber"))
+    publish(amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"T{n}", 1) for n in range(300)])
+    messages: list = []
+    wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber", 1000)) or len(messages) >= 300, seconds=60)
+    time.sleep(1.5)  # both instances poll every 0.3 s: a second publisher would have sent its copies by now
+    messages.extend(drain(amqp_url, f"{namespace}.test-subscriber", 1000))
+    assert sorted(json.loads(m.body)["alert"]["alert_id"] for m in messages) == sorted(f"T{n}" for n in range(300))
+
+    # an instance stops (whichever held the lease): the other one publishes from then on
+    first.stop()
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("T-after", 1))
+    wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber")) or len(messages) == 301, seconds=20)
+    assert json.loads(messages[-1].body)["alert"]["alert_id"] == "T-after"
+
+
+def test_a_change_a_stopped_writer_left_unlogged_reaches_the_stream(services, service_env, namespace):
+    """The alert write succeeded, the process died before its change-log entry: another notify
+    writes the entry, so the stream and the exchange still hear of it."""
+    from services.common.alerts import AlertSignal
+    from services.common.settings import Settings
+    from services.notify.store import AlertStore
+
+    async def write_then_die() -> None:
+        settings = Settings(mongo_url=service_env["DEALERWATCH_MONGO_URL"], mongo_db=namespace, namespace=namespace)
+        store = AlertStore(settings)
+        await store.ensure_indexes()
+
+        async def crash(*args):
+            raise SystemExit("killed between the alert write and its change-log entry")
+
+        store.changes.record = crash
+        try:
+            await store.apply(AlertSignal.model_validate_json(signal("U1", 1)), routes=[])
+        except SystemExit:
+            pass
+        store.close()
+
+    asyncio.run(write_then_die())
+    (notify,) = services("notify")
+    assert httpx.get(f"{notify.url}/v1/alerts/U1").json()["status"] == "open"
+
+    def stream_from_start():
+        try:
+            return read_events(f"{notify.url}/v1/alerts/stream", 1, params={"last_event_id": 0}, timeout=2.0)
+        except httpx.ReadTimeout:
+            return None
+
+    logged = wait_for(stream_from_start, seconds=20)
+    assert [(e["data"]["change"], e["data"]["alert"]["alert_id"]) for e in logged] == [("opened", "U1")]

@@ -22,6 +22,7 @@ from .consumer import SignalConsumer
 from .dealerfile import DealerFile
 from .router import Router
 from .delivery import DeliveryWorker
+from .leader import Lease
 from .lifecycle import Acknowledge, Expire, Resolve
 from .silences import NewSilence
 from .store import AlertStore, utcnow
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     worker = DeliveryWorker(store, router, settings, on_failed=dead_letter_delivery)
     SignalConsumer(broker, store, worker, router, settings)
     dealer_file = DealerFile(store.db, broker, settings, http)
+    lease = Lease(store.db, "alerts-exchange")
     state = {"consuming": False}
     stopping = asyncio.Event()
     api_keys = key_bytes(settings.api_keys)
@@ -71,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")
 
         consumer = asyncio.create_task(consume())
-        exchange = asyncio.create_task(publish_changes(store.changes, broker, Topology(settings.namespace), lambda: state["consuming"]))
+        await lease.ensure()
+        exchange = asyncio.create_task(publish_changes(store, broker, topology, lambda: state["consuming"], lease))
         routes = asyncio.create_task(router.watch())
         yield
         state["consuming"] = False
@@ -80,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):  # the database may be gone already
+            await lease.release()
         await broker.stop()
         await http.aclose()
         store.close()

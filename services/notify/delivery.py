@@ -14,7 +14,7 @@ import logging
 from services.common.settings import Settings
 
 from .channels.base import DeliveryFailed
-from .store import AlertStore, utcnow
+from .store import AlertStore, public_view, utcnow
 
 log = logging.getLogger("dealerwatch.notify.delivery")
 
@@ -53,59 +53,83 @@ class DeliveryWorker:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            task = asyncio.create_task(self._deliver(alert))
+            try:  # before the next claim, so that this worker does not send a member on its own
+                groups = await self._claim_groups(alert)
+            except Exception as exc:  # noqa: BLE001 - the lease expires and another attempt follows
+                log.warning("cannot claim the group of alert %s: %s", alert["_id"], exc)
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._deliver(alert, groups))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _deliver(self, alert: dict) -> None:
+    async def _claim_groups(self, alert: dict) -> dict[str, list[dict]]:
+        """The other alerts in the groups of this alert's due deliveries, claimed with it."""
+        now = utcnow()
+        groups = {}
+        for delivery in alert.get("deliveries", []):
+            if delivery.get("group") and delivery["status"] == "pending" and delivery["next_attempt_at"] <= now:
+                groups[delivery["group"]] = await self._store.claim_group(delivery["group"], alert["_id"], LEASE_SECONDS)
+        return groups
+
+    async def _deliver(self, alert: dict, groups: dict[str, list[dict]]) -> None:
         try:
-            payload = public_view(alert)
             now = utcnow()
-            attempted = {}
             for index, delivery in enumerate(alert.get("deliveries", [])):
                 if delivery["status"] != "pending" or delivery["next_attempt_at"] > now:
                     continue
-                delivery = dict(delivery)
-                await self._attempt(delivery, {**payload, "notification": delivery.get("kind", "firing")})
-                attempted[index] = delivery
-            await self._store.record_deliveries(alert["_id"], attempted)
+                members = groups.get(delivery.get("group"), [])
+                batch = [(alert, index)] + [(member, _pending_in(member, delivery["group"])) for member in members]
+                await self._send(delivery["receiver"], batch)
+                for member, member_index in batch[1:]:
+                    await self._store.record_deliveries(member["_id"], _attempted(member))
+            await self._store.record_deliveries(alert["_id"], _attempted(alert))
         except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
             log.exception("delivering alert %s failed unexpectedly", alert.get("_id"))
         finally:
             self._slots.release()
 
-    async def _attempt(self, delivery: dict, payload: dict) -> None:
-        channel = self._router.channel(delivery["receiver"])
-        delivery["attempts"] += 1
+    async def _send(self, receiver: str, batch: list[tuple[dict, int]]) -> None:
+        """One message to one receiver about one alert or a group; the outcome is written into
+        each alert's delivery entry (in place)."""
+        deliveries = [alert["deliveries"][index] for alert, index in batch]
+        payloads = [
+            {**public_view(alert), "notification": d.get("kind", "firing"), "notification_id": f"{alert['alert_id']}/{index}"}
+            for (alert, index), d in zip(batch, deliveries)
+        ]
+        channel = self._router.channel(receiver)
+        error = None
         try:
             if channel is None:
-                raise DeliveryFailed(f"receiver {delivery['receiver']!r} is no longer configured")
-            await channel.send(payload)
+                raise DeliveryFailed(f"receiver {receiver!r} is no longer configured")
+            await channel.send(payloads)
         except DeliveryFailed as exc:
-            delivery["last_error"] = str(exc)
-            if delivery["attempts"] >= self._settings.webhook_max_attempts or channel is None:
-                delivery["status"] = "failed"
-                log.error("giving up on alert %s to %s: %s", payload["alert_id"], delivery["receiver"], exc)
-                if self._on_failed is not None:
-                    try:
-                        await self._on_failed(payload, delivery)
-                    except Exception as error:  # noqa: BLE001 - the failure stays recorded on the alert
-                        log.warning("could not dead-letter the failed delivery: %s", error)
+            error = str(exc)
+        now = utcnow()
+        for delivery, payload in zip(deliveries, payloads):
+            delivery["attempted"] = True
+            delivery["attempts"] += 1
+            if error is None:
+                delivery.update(status="delivered", delivered_at=now, last_error=None)
+            elif delivery["attempts"] >= self._settings.webhook_max_attempts or channel is None:
+                delivery.update(status="failed", last_error=error)
+                log.error("giving up on alert %s to %s: %s", payload["alert_id"], receiver, error)
+                await self._dead_letter(payload, delivery)
             else:
                 delay = min(
                     self._settings.webhook_retry_initial_seconds * 2 ** (delivery["attempts"] - 1),
                     self._settings.webhook_retry_max_seconds,
                 )
-                delivery["next_attempt_at"] = utcnow() + dt.timedelta(seconds=delay)
-                log.warning(
-                    "alert %s to %s failed (%s); retry %d in %.1fs",
-                    payload["alert_id"], delivery["receiver"], exc, delivery["attempts"], delay,
-                )
-            return
-        delivery["status"] = "delivered"
-        delivery["delivered_at"] = utcnow()
-        delivery["last_error"] = None
+                delivery.update(last_error=error, next_attempt_at=now + dt.timedelta(seconds=delay))
+                log.warning("alert %s to %s failed (%s); retry %d in %.1fs", payload["alert_id"], receiver, error, delivery["attempts"], delay)
 
+    async def _dead_letter(self, payload: dict, delivery: dict) -> None:
+        if self._on_failed is None:
+            return
+        try:
+            await self._on_failed(payload, delivery)
+        except Exception as error:  # noqa: BLE001 - the failure stays recorded on the alert
+            log.warning("could not dead-letter the failed delivery: %s", error)
 
     async def run_schedules(self) -> None:
         """Reminders for alerts that stay open, escalation of critical ones nobody acknowledged."""
@@ -125,7 +149,9 @@ class DeliveryWorker:
             await asyncio.sleep(SCHEDULE_SECONDS)
 
 
-def public_view(alert: dict) -> dict:
-    """What receivers and API clients see of an alert."""
-    hidden = {"_id", "delivery_due_at", "delivery_lease_until", "deliveries", "routes", "reminder_due_at", "escalation_due_at"}
-    return {key: value for key, value in alert.items() if key not in hidden}
+def _pending_in(alert: dict, group: str) -> int:
+    return next(i for i, d in enumerate(alert["deliveries"]) if d.get("group") == group and d["status"] == "pending")
+
+
+def _attempted(alert: dict) -> dict[int, dict]:
+    return {index: d for index, d in enumerate(alert.get("deliveries", [])) if d.pop("attempted", False)}

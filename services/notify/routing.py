@@ -98,6 +98,7 @@ class Route(BaseModel):
     repeat_interval: str | None = Field(default=None, pattern=DURATION, description="Remind while the alert stays open.")
     escalate_after: str | None = Field(default=None, pattern=DURATION, description="Critical and not acknowledged by then: escalate.")
     escalate_to: list[str] | None = Field(default=None, description="Receivers of the escalation.")
+    group_wait: str | None = Field(default=None, pattern=DURATION, description="New alerts for the receiver within one such window go out as one message.")
     routes: list["Route"] = Field(default_factory=list)
 
 
@@ -110,6 +111,7 @@ class Plan:
     repeat_seconds: float | None = None
     escalate_after_seconds: float | None = None
     escalate_to: tuple[str, ...] = ()
+    group_seconds: float | None = None
 
 
 class RoutesSpec(BaseModel):
@@ -168,6 +170,7 @@ def _walk(node: Route, labels: dict[str, str], inherited: Plan) -> list[Plan] | 
         repeat_seconds=seconds(node.repeat_interval) if node.repeat_interval else inherited.repeat_seconds,
         escalate_after_seconds=seconds(node.escalate_after) if node.escalate_after else inherited.escalate_after_seconds,
         escalate_to=tuple(node.escalate_to) if node.escalate_to is not None else inherited.escalate_to,
+        group_seconds=seconds(node.group_wait) if node.group_wait else inherited.group_seconds,
     )
     result: list[Plan] = []
     for child in node.routes:

@@ -13,23 +13,27 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
+import uuid
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.common.alerts import SEVERITY_RANK, AlertSignal, PromotionEvaluation
-
-SEVERITIES = {rank: name for name, rank in SEVERITY_RANK.items()}
 from services.common import mongo
+from services.common.alerts import SEVERITY_RANK, AlertSignal, PromotionEvaluation
 from services.common.settings import Settings
 
 from .changes import ChangeLog
 from .lifecycle import history_entry, transition_update
 from .silences import SilenceStore
 
-INTERNAL_FIELDS = {"_id": 0, "delivery_due_at": 0, "delivery_lease_until": 0, "reminder_due_at": 0, "escalation_due_at": 0}
+# bookkeeping on an alert document that nobody outside this module needs to see
+BOOKKEEPING = ("delivery_due_at", "delivery_lease_until", "lease_token", "reminder_due_at", "escalation_due_at", "unlogged")
+INTERNAL_FIELDS = {"_id": 0, **{field: 0 for field in BOOKKEEPING}}
+UNLOGGED_GRACE_SECONDS = 5.0
 STATUSES = ("open", "acknowledged", "resolved")
+SEVERITIES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
 def utcnow() -> dt.datetime:
@@ -60,79 +64,98 @@ class AlertStore:
 
     # --- signals ---
 
-    async def apply(self, signal: AlertSignal, routes: list[dict]) -> bool:
-        """Store a signal; True if it created the alert (the caller then notifies).
+    async def apply(self, signal: AlertSignal, routes: list[dict], previous: str | None = None) -> bool:
+        """Store a signal; True if it created an alert (the caller then notifies).
 
-        routes: the plans of the routes it reaches (router.plans), kept with the alert."""
+        routes: the plans of the routes it reaches (router.plans), kept with the alert;
+        previous: the alert a person resolved before this episode recurred."""
         now = utcnow()
         resolved = signal.state == "resolved"
-        document = {
-            "alert_id": signal.alert_id,
-            "rule_id": signal.rule_id,
-            "dealer_id": signal.dealer_id,
-            "subject": signal.subject,
-            "severity": signal.severity,
-            "severity_rank": SEVERITY_RANK[signal.severity],
-            "summary": signal.summary,
-            "details": signal.details,
-            "owner": signal.owner,
-            "labels": signal.labels,
-            "status": "resolved" if resolved else "open",
-            "opened_at": signal.opened_at,
-            "first_seen_at": signal.at,
-            "last_seen_at": signal.at,
-            "resolved_at": signal.at if resolved else None,
-            "count": signal.firing_count,
-            "policy_version": signal.policy_version,
-            "created_at": now,
-            "updated_at": now,
-            "routes": routes,
-            "deliveries": [] if resolved else [_delivery(r["receiver"], r["target"], now, "firing") for r in routes],
-            "history": [history_entry("opened", "rules", signal.opened_at)]
-            + ([history_entry("resolved", "rules", signal.at, "the condition no longer holds")] if resolved else []),
-        }
+        document = _new_document(signal, routes, now, previous)
         muted_by = await self.silences.muting(document, now) if not resolved else []
         if muted_by:
             document["silenced_by"] = muted_by
             for delivery in document["deliveries"]:
                 delivery.update(status="silenced", last_error=f"silenced by {', '.join(muted_by)}")
         elif document["deliveries"]:
-            document["delivery_due_at"] = now
+            document["delivery_due_at"] = min(d["next_attempt_at"] for d in document["deliveries"])
         if not resolved and not muted_by:
             document.update(_schedules(routes, signal.severity, now))
+        change = "resolved" if resolved else "opened"
+        document["unlogged"] = mark = _mark(change)
         try:
-            result = await self._alerts.update_one(
-                {"_id": signal.alert_id}, {"$setOnInsert": document}, upsert=True
-            )
+            result = await self._alerts.update_one({"_id": signal.alert_id}, {"$setOnInsert": document}, upsert=True)
             if result.upserted_id is not None:
-                await self.changes.record("resolved" if resolved else "opened", _public(document))
+                await self._log(change, document, mark)
                 return True
         except DuplicateKeyError:
             pass  # another instance inserted it first: update below
+        change = "resolved" if resolved else "updated"
+        mark = _mark(change)
         if resolved:
             result = await self._alerts.update_one(
                 {"_id": signal.alert_id, "status": {"$in": ["open", "acknowledged"]}},
                 {
-                    "$set": {"status": "resolved", "resolved_at": signal.at, "resolved_by": "rules", "updated_at": now},
+                    "$set": {"status": "resolved", "resolved_at": signal.at, "resolved_by": "rules", "updated_at": now, "unlogged": mark},
                     "$push": {"history": history_entry("resolved", "rules", signal.at, "the condition no longer holds")},
                 },
             )
         else:
             result = await self._alerts.update_one(
-                {"_id": signal.alert_id, "count": {"$lt": signal.firing_count}},
+                {"_id": signal.alert_id, "count": {"$lt": signal.firing_count}, "status": {"$ne": "resolved"}},
                 {"$set": {
                     "count": signal.firing_count,
                     "last_seen_at": signal.at,
                     "summary": signal.summary,
                     "details": signal.details,
                     "updated_at": now,
+                    "unlogged": mark,
                 }},
             )
         if result.modified_count:
-            await self._record("resolved" if resolved else "updated", signal.alert_id)
+            await self._log(change, await self.get(signal.alert_id), mark)
             if resolved:
                 await self._after_resolve(signal.alert_id)
-        return False
+            return False
+        recurrence = await self._recurrence(signal)
+        if recurrence is None:
+            return False
+        # the episode goes on after a person resolved its alert: its signals now belong to the new alert
+        successor = signal.model_copy(update={
+            "alert_id": recurrence["alert_id"], "opened_at": recurrence["at"], "firing_count": signal.firing_count - recurrence["base"],
+        })
+        return await self.apply(successor, routes, previous=signal.alert_id)
+
+    async def _recurrence(self, signal: AlertSignal) -> dict | None:
+        """The alert that carries on an episode whose alert a person resolved: created by the
+        first later firing (its id derived from the resolved one, so redelivery finds it again)."""
+        alert = await self._alerts.find_one({"_id": signal.alert_id}, {"status": 1, "resolved_by": 1, "count": 1, "recurrence": 1})
+        if alert is None or alert["status"] != "resolved" or alert.get("resolved_by") == "rules":
+            return None
+        if alert.get("recurrence") or signal.state == "resolved" or signal.firing_count <= alert["count"]:
+            return alert.get("recurrence")  # (an old firing from before the resolve is ignored)
+        base = alert["count"]
+        recurrence = {"alert_id": hashlib.sha256(f"{signal.alert_id}|{base}".encode()).hexdigest()[:24], "base": base, "at": signal.at}
+        claimed = await self._alerts.update_one({"_id": signal.alert_id, "recurrence": None}, {"$set": {"recurrence": recurrence}})
+        if claimed.modified_count:
+            return recurrence
+        return (await self._alerts.find_one({"_id": signal.alert_id}, {"recurrence": 1}))["recurrence"]
+
+    async def _log(self, change: str, alert: dict | None, mark: dict) -> None:
+        """The change log entry of a write that carried `mark`; then the mark goes. A crash in
+        between leaves the mark, and `log_unlogged` writes the entry later: no change is lost."""
+        if alert is None:
+            return
+        await self.changes.record(change, public_view(alert))
+        await self._alerts.update_one({"_id": alert["alert_id"], "unlogged.token": mark["token"]}, {"$unset": {"unlogged": ""}})
+
+    async def log_unlogged(self) -> int:
+        """Change log entries for writes whose writer stopped before logging them."""
+        cutoff = utcnow() - dt.timedelta(seconds=UNLOGGED_GRACE_SECONDS)
+        stale = await self._alerts.find({"unlogged": {"$ne": None}, "updated_at": {"$lt": cutoff}}).to_list(100)
+        for alert in stale:
+            await self._log(alert["unlogged"]["change"], alert, alert["unlogged"])
+        return len(stale)
 
     async def _after_resolve(self, alert_id: str) -> None:
         """No more reminders or escalation; tell the routes that asked for it."""
@@ -173,11 +196,6 @@ class AlertStore:
             {"$unset": {"escalation_due_at": ""}},
         )
 
-    async def _record(self, change: str, alert_id: str) -> None:
-        alert = await self.get(alert_id)
-        if alert is not None:
-            await self.changes.record(change, _public(alert))
-
     async def keep_evaluation(self, evaluation: PromotionEvaluation) -> None:
         """Every ended promotion's evaluation, effective or not (the dealer's file)."""
         document = evaluation.model_dump(mode="python")
@@ -191,11 +209,12 @@ class AlertStore:
     async def act(self, alert_id: str, action: str, by: str, text: str | None) -> tuple[dict | None, bool]:
         """A person's transition: (the alert after it, or as it is, and whether it happened)."""
         condition, update = transition_update(action, by, text, utcnow())
+        update["$set"]["unlogged"] = mark = _mark(action)
         changed = await self._alerts.find_one_and_update(
             {"_id": alert_id, **condition}, update, projection=INTERNAL_FIELDS, return_document=ReturnDocument.AFTER
         )
         if changed is not None:
-            await self.changes.record(action, _public(changed))
+            await self._log(action, changed, mark)
             if action == "resolved":
                 await self._after_resolve(alert_id)
             else:  # acknowledged: someone is on it, no escalation
@@ -251,17 +270,29 @@ class AlertStore:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def claim_group(self, group: str, claimed_id: str, lease_seconds: float) -> list[dict]:
+        """The other alerts with a pending delivery in this group, leased to the caller."""
+        now, token = utcnow(), uuid.uuid4().hex
+        await self._alerts.update_many(
+            {
+                "_id": {"$ne": claimed_id},
+                "deliveries": {"$elemMatch": {"group": group, "status": "pending"}},
+                "$or": [{"delivery_lease_until": None}, {"delivery_lease_until": {"$lte": now}}],
+            },
+            {"$set": {"delivery_lease_until": now + dt.timedelta(seconds=lease_seconds), "lease_token": token}},
+        )
+        return await self._alerts.find({"lease_token": token}).sort("first_seen_at", ASCENDING).to_list(None)
+
     async def record_deliveries(self, alert_id: str, attempted: dict[int, dict]) -> None:
         """Write back the deliveries attempted (by position: notices may be added meanwhile),
         then the time the next pending one is due."""
-        await self._alerts.update_one(
-            {"_id": alert_id}, {"$set": {f"deliveries.{index}": d for index, d in attempted.items()}}
-        )
+        if attempted:
+            await self._alerts.update_one({"_id": alert_id}, {"$set": {f"deliveries.{index}": d for index, d in attempted.items()}})
         while True:
             alert = await self._alerts.find_one({"_id": alert_id}, {"deliveries": 1})
             deliveries = alert.get("deliveries", []) if alert else []
             pending = [d["next_attempt_at"] for d in deliveries if d["status"] == "pending"]
-            update: dict = {"$unset": {"delivery_lease_until": ""}}
+            update: dict = {"$unset": {"delivery_lease_until": "", "lease_token": ""}}
             if pending:
                 update["$set"] = {"delivery_due_at": min(pending)}
             else:
@@ -278,9 +309,12 @@ class AlertStore:
         return doc["delivery_due_at"] if doc else None
 
 
-def _public(alert: dict) -> dict:
-    hidden = ("_id", "deliveries", "routes", "delivery_due_at", "delivery_lease_until", "reminder_due_at", "escalation_due_at")
-    return {key: value for key, value in alert.items() if key not in hidden}
+def public_view(alert: dict) -> dict:
+    """What receivers, the change log and the stream see of an alert (no outbox, no bookkeeping)."""
+    return {key: value for key, value in alert.items() if key not in _NOT_PUBLIC}
+
+
+_NOT_PUBLIC = {"_id", "deliveries", "routes", *BOOKKEEPING}
 
 
 def _schedules(routes: list[dict], severity: str, now: dt.datetime) -> dict:
@@ -294,14 +328,23 @@ def _schedules(routes: list[dict], severity: str, now: dt.datetime) -> dict:
     return times
 
 
-def _delivery(receiver: str, target: str, now: dt.datetime, kind: str = "firing") -> dict:
+def _delivery(receiver: str, target: str, now: dt.datetime, kind: str = "firing", group_seconds: float | None = None) -> dict:
+    """One entry of an alert's outbox and delivery log. With a group window, the first
+    notifications to one receiver within the same window (a fixed grid on the clock, so every
+    instance agrees) share a `group` and go out together when the window ends."""
+    due, group = now, None
+    if group_seconds:
+        window = int(now.timestamp() // group_seconds)
+        group = f"{receiver}|{group_seconds:g}|{window}"
+        due = dt.datetime.fromtimestamp((window + 1) * group_seconds, dt.timezone.utc)
     return {
         "kind": kind,
         "receiver": receiver,
         "target": target,
+        "group": group,
         "status": "pending",
         "attempts": 0,
-        "next_attempt_at": now,
+        "next_attempt_at": due,
         "last_error": None,
         "delivered_at": None,
     }
@@ -319,3 +362,38 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         return dt.datetime.fromisoformat(at), str(alert_id)
     except (ValueError, TypeError) as exc:
         raise ValueError("invalid cursor") from exc
+
+
+def _mark(change: str) -> dict:
+    return {"change": change, "token": uuid.uuid4().hex}
+
+
+def _new_document(signal: AlertSignal, routes: list[dict], now: dt.datetime, previous: str | None) -> dict:
+    resolved = signal.state == "resolved"
+    opened = history_entry("opened", "rules", signal.opened_at, f"recurred after {previous} was resolved" if previous else None)
+    return {
+        "alert_id": signal.alert_id,
+        "rule_id": signal.rule_id,
+        "dealer_id": signal.dealer_id,
+        "subject": signal.subject,
+        "severity": signal.severity,
+        "severity_rank": SEVERITY_RANK[signal.severity],
+        "summary": signal.summary,
+        "details": signal.details,
+        "owner": signal.owner,
+        "labels": signal.labels,
+        "status": "resolved" if resolved else "open",
+        "opened_at": signal.opened_at,
+        "first_seen_at": signal.at,
+        "last_seen_at": signal.at,
+        "resolved_at": signal.at if resolved else None,
+        "count": signal.firing_count,
+        "policy_version": signal.policy_version,
+        "created_at": now,
+        "updated_at": now,
+        "routes": routes,
+        "deliveries": [] if resolved else [_delivery(r["receiver"], r["target"], now, "firing", r.get("group_seconds")) for r in routes],
+        "previous_alert_id": previous,
+        "history": [opened]
+        + ([history_entry("resolved", "rules", signal.at, "the condition no longer holds")] if resolved else []),
+    }

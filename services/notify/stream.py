@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from services.common.broker import PublishError, publish_confirmed
 from services.common.topology import Topology, alert_routing_key
@@ -16,6 +17,7 @@ log = logging.getLogger("dealerwatch.notify.stream")
 
 POLL_SECONDS = 0.3
 HEARTBEAT_SECONDS = 15.0
+SWEEP_SECONDS = 2.0
 
 
 def _matches(alert: dict, filters: dict) -> bool:
@@ -48,13 +50,20 @@ async def events(changes: ChangeLog, last_id: int | None, filters: dict, stop: a
             yield ": keep-alive\n\n"
 
 
-async def publish_changes(changes: ChangeLog, broker, topology: Topology, ready) -> None:
-    """Every change to the `alerts` exchange, at least once, in order (a cursor in MongoDB)."""
+async def publish_changes(store, broker, topology: Topology, ready, lease) -> None:
+    """Every change to the `alerts` exchange, at least once, in order (a cursor in MongoDB), by
+    the one instance holding the lease; that instance also logs changes a stopped one left."""
+    changes: ChangeLog = store.changes
+    swept_at = 0.0
     while True:
         try:
-            if not ready():
+            if not ready() or not await lease.hold():
                 await asyncio.sleep(1.0)
                 continue
+            if time.monotonic() - swept_at > SWEEP_SECONDS:
+                swept_at = time.monotonic()
+                if logged := await store.log_unlogged():
+                    log.warning("logged %d alert change(s) an instance left unlogged", logged)
             cursor = await changes.cursor("alerts-exchange")
             batch = await changes.after(cursor)
             for doc in batch:

@@ -15,5 +15,6 @@ class Channel(Protocol):
     def target(self) -> str:
         """Where it goes, safe to show (no tokens or passwords)."""
 
-    async def send(self, alert: dict) -> None:
-        """Deliver one alert or raise DeliveryFailed."""
+    async def send(self, alerts: list[dict]) -> None:
+        """Deliver one message about these alerts (one, or a group) or raise DeliveryFailed.
+        Each alert carries `notification`: firing, resolved, repeat or escalation."""

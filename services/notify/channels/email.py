@@ -21,13 +21,13 @@ class EmailChannel:
     def target(self) -> str:
         return f"smtp://{self._host}:{self._port} to {', '.join(self._to)}"
 
-    async def send(self, alert: dict) -> None:
-        language = language_of(alert, self._language)
+    async def send(self, alerts: list[dict]) -> None:
+        language = language_of(alerts, self._language)
         message = EmailMessage()
         message["From"] = self._sender
         message["To"] = ", ".join(self._to)
-        message["Subject"] = render("subject", alert, language)
-        message.set_content(render("text", alert, language))
+        message["Subject"] = render("subject", alerts, language)
+        message.set_content(render("text", alerts, language))
         try:
             await aiosmtplib.send(
                 message, hostname=self._host, port=self._port, username=self._username, password=self._password,

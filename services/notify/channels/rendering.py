@@ -15,11 +15,12 @@ _environment = jinja2.Environment(
 )
 
 
-def language_of(alert: dict, default: str) -> str:
-    """The alert's language: its `language` label, else the receiver's."""
-    wanted = (alert.get("labels") or {}).get("language") or default
+def language_of(alerts: list[dict], default: str) -> str:
+    """The (first) alert's language: its `language` label, else the receiver's."""
+    wanted = (alerts[0].get("labels") or {}).get("language") or default
     return wanted if wanted in LANGUAGES else "en"
 
 
-def render(name: str, alert: dict, language: str) -> str:
-    return _environment.get_template(f"{name}.{language}.j2").render(alert=alert).strip()
+def render(name: str, alerts: list[dict], language: str) -> str:
+    """Templates see `alerts` (a group) and `alert` (the first)."""
+    return _environment.get_template(f"{name}.{language}.j2").render(alerts=alerts, alert=alerts[0]).strip()

@@ -27,9 +27,9 @@ class _Robot:
         port = f":{parts.port}" if parts.port else ""
         return f"{type(self).__name__.removesuffix('Channel').lower()} {parts.scheme}://{parts.hostname}{port}{parts.path}"
 
-    async def send(self, alert: dict) -> None:
-        text = render("text", alert, language_of(alert, self._language))
-        url, body = self.request(text, alert)
+    async def send(self, alerts: list[dict]) -> None:
+        text = render("text", alerts, language_of(alerts, self._language))
+        url, body = self.request(text)
         try:
             response = await self._client.post(url, json=body, timeout=self._timeout)
         except httpx.HTTPError as exc:
@@ -38,7 +38,7 @@ class _Robot:
             raise DeliveryFailed(f"HTTP {response.status_code}")
         self.check(response)
 
-    def request(self, text: str, alert: dict) -> tuple[str, dict]:
+    def request(self, text: str) -> tuple[str, dict]:
         raise NotImplementedError
 
     def check(self, response: httpx.Response) -> None:
@@ -53,12 +53,12 @@ class _Robot:
 
 
 class WeComChannel(_Robot):
-    def request(self, text, alert):
+    def request(self, text):
         return self._url, {"msgtype": "markdown", "markdown": {"content": text}}
 
 
 class DingTalkChannel(_Robot):
-    def request(self, text, alert):
+    def request(self, text):
         url = self._url
         if self._secret:
             timestamp = str(round(time.time() * 1000))
@@ -70,7 +70,7 @@ class DingTalkChannel(_Robot):
 
 
 class FeishuChannel(_Robot):
-    def request(self, text, alert):
+    def request(self, text):
         body: dict = {"msg_type": "text", "content": {"text": text}}
         if self._secret:
             timestamp = str(int(time.time()))
@@ -81,5 +81,5 @@ class FeishuChannel(_Robot):
 
 
 class SlackChannel(_Robot):
-    def request(self, text, alert):
+    def request(self, text):
         return self._url, {"text": text}

@@ -1,4 +1,5 @@
-"""Webhook channel: the alert as a JSON POST."""
+"""Webhook channel: a JSON POST. One alert: its view as the body. A group: the alerts in a list,
+`{"notification": ..., "receiver": ..., "count": n, "alerts": [...]}`."""
 
 from __future__ import annotations
 
@@ -32,12 +33,17 @@ class WebhookChannel:
         parts = urlsplit(self._url)
         return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
-    async def send(self, alert: dict) -> None:
-        body = json.dumps(alert, default=str, ensure_ascii=False).encode()
+    async def send(self, alerts: list[dict]) -> None:
+        if len(alerts) == 1:
+            message, key = alerts[0], alerts[0]["notification_id"]
+        else:
+            message = {"notification": alerts[0]["notification"], "receiver": self.name, "count": len(alerts), "alerts": alerts}
+            key = hashlib.sha256(",".join(sorted(a["notification_id"] for a in alerts)).encode()).hexdigest()[:32]
+        body = json.dumps(message, default=str, ensure_ascii=False).encode()
         headers = {
             "Content-Type": "application/json",
             # receivers can drop a repeat (a retry after a lost response)
-            "Idempotency-Key": alert["alert_id"],
+            "Idempotency-Key": key,
             "User-Agent": "dealerwatch-notify",
         }
         if self._secret:
