@@ -48,3 +48,26 @@ def test_dealer_file_after_a_promotion_ends(services):
     by_age = httpx.get(f"{notify.url}/v1/dealers", params={"sort": "age"}).json()["items"]
     assert [r["dealer_id"] for r in by_age] == ["F-2", "F-1"]
     assert httpx.get(f"{notify.url}/v1/dealers/nobody").status_code == 404
+
+
+def test_both_notify_consumers_keep_going_under_a_mixed_burst(services, amqp_url, namespace):
+    """Visits for the dealer file and alert signals at once: each consumer acks its batches on
+    its own channel (sharing one, a batch ack settled the other consumer's messages and the
+    broker closed the channel: "unknown delivery tag")."""
+    import json
+
+    from helpers import publish, queue_depth  # noqa: I001
+    from test_notify import signal
+
+    (notify,) = services("notify")
+    at = now()
+    visits = [json.dumps(visit(f"DV-{n % 20}", at - dt.timedelta(minutes=n))).encode() for n in range(600)]
+    signals = [signal(f"V{n}", 1) for n in range(150)]
+    # signals first: their slow handling leaves them unacked while the visits' batches are acked
+    publish(amqp_url, f"{namespace}.alert-signals", "k", *signals)
+    publish(amqp_url, f"{namespace}.events", "visit.routine", *visits)
+    wait_for(lambda: len(httpx.get(f"{notify.url}/v1/alerts", params={"limit": 500}).json()["items"]) == 150, seconds=60)
+    wait_for(lambda: sum(len(httpx.get(f"{notify.url}/v1/dealers/DV-{d}").json()["visits"]) for d in range(20)) == 600)
+    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.notify.dealer-file") == 0
+             and queue_depth(amqp_url, f"{namespace}.notify.alert-signals") == 0)
+    assert "unknown delivery tag" not in notify.log()

@@ -66,8 +66,9 @@ async def ack_batch(messages: list[RabbitMessage]) -> None:
     in delivery order (subscribe), so every earlier delivery on that channel is in this batch,
     an earlier one, or was already settled (dead-lettered or requeued). One frame instead of one
     per message (acking one by one cost ~1 ms each, more than a batched database write).
-    Only for a process with ONE consumer: FastStream may put several subscribers on one
-    channel, and a `multiple` ack would then settle the other consumer's messages."""
+    Each consumer needs its own channel, or a `multiple` ack settles another consumer's
+    messages: `subscribe` gives each one, provided the queues are declared after
+    `broker.start()` (see topology.declare)."""
     newest: dict[int, RabbitMessage] = {}
     for message in messages:
         newest[id(message.raw_message.channel)] = message

@@ -98,7 +98,11 @@ class Topology:
 
 async def declare(broker, topology: Topology) -> None:
     """Declare every exchange, queue and binding (idempotent). Any service may call it, so that
-    nothing published before its consumer first started is ever unroutable."""
+    nothing published before its consumer first started is ever unroutable.
+    A consuming service calls it after `broker.start()`: the broker keeps the first object it
+    declared for a queue, and a consumer uses that object's channel; declared here first, every
+    consumer of the process would share this one channel (and one consumer's `multiple` ack
+    could settle another's messages)."""
     events = await broker.declare_exchange(topology.events)
     signals = await broker.declare_exchange(topology.alert_signals)
     dead = await broker.declare_exchange(topology.dead_letter)

@@ -66,8 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         async def consume() -> None:
             await connect_with_retry(broker, start=False)
-            await declare(broker, Topology(settings.namespace))
-            await broker.start()
+            await broker.start()  # first: each consumer declares its queue on its own channel
+            await declare(broker, topology)
             state["consuming"] = True
             targets = [channel.target() for channel in router.channels.values()]
             log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")

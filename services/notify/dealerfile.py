@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError
 
-from services.common.consuming import reject, subscribe
+from services.common.consuming import ack_batch, reject, subscribe
 from services.common.events import parse_event
 from services.common.settings import Settings
 from services.common.topology import Topology
@@ -70,10 +70,7 @@ class DealerFile:
                 self._wanted.set()
                 await asyncio.sleep(1.0)
                 continue
-            # one ack each: this channel may be shared with notify's other consumer, so a
-            # `multiple` ack could settle that consumer's messages (seen: "unknown delivery tag")
-            for _, message in batch:
-                await message.ack()
+            await ack_batch([message for _, message in batch])
 
     async def timeline(self, dealer_id: str, kinds: list[str], limit: int = 200) -> list[dict]:
         cursor = self._timeline.find({"dealer_id": dealer_id, "type": {"$in": kinds}}, {"_id": 0})

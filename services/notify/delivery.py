@@ -109,6 +109,7 @@ class DeliveryWorker:
         for delivery, payload in zip(deliveries, payloads):
             delivery["attempted"] = True
             delivery["attempts"] += 1
+            delivery.setdefault("log", []).append({"at": now, "outcome": "delivered" if error is None else error})
             if error is None:
                 delivery.update(status="delivered", delivered_at=now, last_error=None)
             elif delivery["attempts"] >= self._settings.webhook_max_attempts or channel is None:

@@ -68,8 +68,8 @@ class RulesService:
             self.judge.schedule(dealer_id)
         log.info("loaded %d dealer states; policy %s", len(self.core.states), self.core.policy.version)
         await connect_with_retry(self.broker, start=False)
+        await self.broker.start()  # first: the consumer declares its queue on its own channel
         await declare(self.broker, self.topology)
-        await self.broker.start()
         self._tasks = [asyncio.create_task(self._flush_loop()), asyncio.create_task(self._clock_loop())]
         self.ready = True
 
