@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import httpx
 import pytest
@@ -54,3 +55,26 @@ def test_a_wrong_secret_is_refused_by_the_receiver(services, amqp_url, namespace
     publish(amqp_url, f"{namespace}.alert-signals", "k", signal("W1", 1))
     failing = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/W1").json()["deliveries"][0])["attempts"] >= 1 and d)
     assert failing["last_error"] == "HTTP 401" and receiver.received == [] and receiver.refused >= 1
+
+
+def test_a_silence_mutes_the_open_alerts_it_matches(services, amqp_url, namespace):
+    """The receiver is down, so the alert's first notification is still being retried when
+    someone silences it: the retries stop, the alert is marked, and the change is streamed."""
+    dead_end = f"http://127.0.0.1:{free_port()}/hook"
+    (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": dead_end})
+    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("M1", 1), signal("M2", 1))
+    wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/alerts/M1")).status_code == 200 and r.json()["deliveries"][0]["attempts"] >= 1)
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/M2").status_code == 200)
+    ends = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
+    created = httpx.post(f"{notify.url}/v1/silences", json={
+        "matchers": {"dealer_id": "D-M1"}, "ends_at": ends, "created_by": "zhao.lei", "comment": "dealer closed this week"})
+    assert created.status_code == 201 and created.json()["open_alerts_silenced"] == 1
+
+    muted = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts/M1").json())["deliveries"][0]["status"] == "silenced" and a)
+    assert muted["silenced_by"] == [created.json()["silence_id"]]
+    assert muted["history"][-1]["action"] == "silenced" and muted["history"][-1]["by"] == "zhao.lei"
+    attempts = muted["deliveries"][0]["attempts"]
+    time.sleep(1.0)  # retries were every 0.2-0.5 s: none follows now
+    assert httpx.get(f"{notify.url}/v1/alerts/M1").json()["deliveries"][0]["attempts"] == attempts
+    other = httpx.get(f"{notify.url}/v1/alerts/M2").json()
+    assert "silenced_by" not in other and other["deliveries"][0]["status"] == "pending"  # another dealer: still tried

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import field_validator
 
@@ -73,6 +74,9 @@ class Settings(BaseSettings):
     rules_url: str = Field(
         default="http://127.0.0.1:8082", description="Where notify asks the rules service for a dealer's measures."
     )
+    timezone: str = Field(
+        default="UTC", description="Calendar time zone of the board's weekly sales chart (use the policy's)."
+    )
     routes_file: str | None = Field(
         default=None, description="Routes file (receivers and the routing tree); unset = every webhook gets every alert."
     )
@@ -95,6 +99,15 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Logging level.")
 
     _split_keys = field_validator("ingest_keys", "admin_keys", "api_keys", "webhook_urls", mode="before")(_split_csv)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}, e.g. UTC or Asia/Shanghai") from None
+        return value
 
     @property
     def auth_enabled(self) -> bool:

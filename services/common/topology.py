@@ -1,7 +1,7 @@
 """Exchanges, queues and routing keys: declared here once, used by every service.
 
     events exchange (topic)  --#----------------->  rules queue (quorum) --> rules service
-                             --visit.#, promotion.#->  dealer-file queue (quorum) --> notify
+                             --visit.#, promotion.#, sale.#, target.#-->  dealer-file queue (quorum) --> notify
     alert-signals (topic)    --#----------------->  notify queue (quorum) --> notify service
     alerts (topic)           <-- every alert change, published by notify, for other systems
     dead-letter (fanout)     ------------------->  dead-letter queue (quorum, kept for inspection/replay)
@@ -84,10 +84,10 @@ class Topology:
 
     @property
     def dealer_file_queue(self) -> RabbitQueue:
-        """Visits and promotion events, kept by notify for each dealer's file."""
+        """Visits, promotion events, sales and targets, kept by notify for each dealer's file."""
         return self._work_queue("notify.dealer-file")
 
-    DEALER_FILE_KEYS = ("visit.#", "promotion.#")
+    DEALER_FILE_KEYS = ("visit.#", "promotion.#", "sale.#", "target.#")
 
     @property
     def dead_letter_queue(self) -> RabbitQueue:

@@ -1,11 +1,13 @@
-"""The dealer file: visits and promotion events kept for each dealer (collection
+"""The dealer file: visits, promotion events, sales and targets kept for each dealer (collection
 `dealer_timeline`, fed by its own queue on the events exchange), with the dealer's alerts,
 promotion evaluations and, from the rules service, the measures it keeps."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+from zoneinfo import ZoneInfo
 
 import httpx
 from faststream.rabbit import RabbitBroker, RabbitMessage
@@ -18,6 +20,8 @@ from services.common.events import parse_event
 from services.common.settings import Settings
 from services.common.topology import Topology
 
+from .weekly import BASELINE_WEEKS, week_start, weekly_series
+
 log = logging.getLogger("dealerwatch.notify.dealerfile")
 
 
@@ -28,6 +32,7 @@ class DealerFile:
         self._settings = settings
         self._http = http
         self._topology = Topology(settings.namespace)
+        self.timezone = settings.timezone
         self._pending: list[tuple[dict, RabbitMessage]] = []
         self._wanted = asyncio.Event()
         subscribe(broker, self._topology.dealer_file_queue, self.on_event, prefetch=settings.prefetch, title="notify: dealer file")
@@ -42,7 +47,10 @@ class DealerFile:
         except ValidationError as exc:
             await reject(self._broker, self._topology, message, f"invalid event: {exc.errors(include_url=False)[:3]}", stage="notify")
             return
-        document = event.model_dump(mode="json")
+        if event.type == "sale":  # many: only what the weekly chart needs
+            document = {"type": "sale", "dealer_id": event.dealer_id, "amount": float(event.amount)}
+        else:
+            document = event.model_dump(mode="json")
         document.update(_id=event.event_id, occurred_at=event.occurred_at)
         self._pending.append((document, message))
         self._wanted.set()
@@ -76,6 +84,17 @@ class DealerFile:
         cursor = self._timeline.find({"dealer_id": dealer_id, "type": {"$in": kinds}}, {"_id": 0})
         return await cursor.sort("occurred_at", DESCENDING).limit(limit).to_list(None)
 
+    async def weekly_sales(self, dealer_id: str, weeks: int, until: dt.datetime) -> list[dict]:
+        zone = ZoneInfo(self.timezone)
+        since = dt.datetime.combine(week_start(until, zone) - dt.timedelta(weeks=weeks + BASELINE_WEEKS), dt.time(), zone)
+        sales = await self._timeline.find(
+            {"dealer_id": dealer_id, "type": "sale", "occurred_at": {"$gte": since}}, {"_id": 0, "occurred_at": 1, "amount": 1}
+        ).to_list(None)
+        targets: dict[str, float] = {}
+        async for doc in self._timeline.find({"dealer_id": dealer_id, "type": "target.set"}).sort("occurred_at", ASCENDING):
+            targets[doc["period"]] = float(doc["sales_target"])  # the latest setting of a month wins
+        return weekly_series([(s["occurred_at"], s["amount"]) for s in sales], targets, until, weeks, zone)
+
     async def rules_view(self, dealer_id: str) -> tuple[dict | None, str | None]:
         """(what the rules service keeps for the dealer, or None with the reason)."""
         url = f"{self._settings.rules_url.rstrip('/')}/v1/dealers/{dealer_id}"
@@ -88,3 +107,4 @@ class DealerFile:
         if response.status_code != 200:
             return None, f"rules service answered {response.status_code}"
         return response.json(), None
+

@@ -92,22 +92,27 @@ class DeliveryWorker:
     async def _send(self, receiver: str, batch: list[tuple[dict, int]]) -> None:
         """One message to one receiver about one alert or a group; the outcome is written into
         each alert's delivery entry (in place)."""
-        deliveries = [alert["deliveries"][index] for alert, index in batch]
-        payloads = [
-            {**public_view(alert), "notification": d.get("kind", "firing"), "notification_id": f"{alert['alert_id']}/{index}"}
-            for (alert, index), d in zip(batch, deliveries)
-        ]
+        entries = []
+        for alert, index in batch:
+            delivery = alert["deliveries"][index]
+            delivery["attempted"] = True
+            if alert.get("silenced_by"):  # silenced after the notification was queued
+                delivery.update(status="silenced", last_error=f"silenced by {', '.join(alert['silenced_by'])}")
+                continue
+            payload = {**public_view(alert), "notification": delivery.get("kind", "firing"), "notification_id": f"{alert['alert_id']}/{index}"}
+            entries.append((delivery, payload))
+        if not entries:
+            return
         channel = self._router.channel(receiver)
         error = None
         try:
             if channel is None:
                 raise DeliveryFailed(f"receiver {receiver!r} is no longer configured")
-            await channel.send(payloads)
+            await channel.send([payload for _, payload in entries])
         except DeliveryFailed as exc:
             error = str(exc)
         now = utcnow()
-        for delivery, payload in zip(deliveries, payloads):
-            delivery["attempted"] = True
+        for delivery, payload in entries:
             delivery["attempts"] += 1
             delivery.setdefault("log", []).append({"at": now, "outcome": "delivered" if error is None else error})
             if error is None:

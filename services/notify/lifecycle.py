@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Status = Literal["open", "acknowledged", "resolved"]
+STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
 
 # action -> (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {

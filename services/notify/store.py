@@ -25,14 +25,14 @@ from services.common.alerts import SEVERITY_RANK, AlertSignal, PromotionEvaluati
 from services.common.settings import Settings
 
 from .changes import ChangeLog
-from .lifecycle import history_entry, transition_update
+from .lifecycle import STATUSES, history_entry, transition_update
 from .silences import SilenceStore
+from .silences import query as silence_query
 
 # bookkeeping on an alert document that nobody outside this module needs to see
 BOOKKEEPING = ("delivery_due_at", "delivery_lease_until", "lease_token", "reminder_due_at", "escalation_due_at", "unlogged")
 INTERNAL_FIELDS = {"_id": 0, **{field: 0 for field in BOOKKEEPING}}
 UNLOGGED_GRACE_SECONDS = 5.0
-STATUSES = ("open", "acknowledged", "resolved")
 SEVERITIES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
@@ -222,6 +222,27 @@ class AlertStore:
             return changed, True
         return await self.get(alert_id), False
 
+    async def silence_open_alerts(self, silence: dict, now: dt.datetime) -> int:
+        """A silence that starts now also mutes the open alerts it matches: marked, no more
+        reminders or escalation, pending notifications dropped (the worker checks the mark)."""
+        if silence["starts_at"] > now:
+            return 0
+        active = {"status": {"$in": ["open", "acknowledged"]}}
+        ids = [doc["_id"] async for doc in self._alerts.find({**active, **silence_query(silence["matchers"])}, {"_id": 1})]
+        for alert_id in ids:
+            mark = _mark("silenced")
+            changed = await self._alerts.find_one_and_update(
+                {"_id": alert_id, **active},
+                {"$addToSet": {"silenced_by": silence["silence_id"]},
+                 "$unset": {"reminder_due_at": "", "escalation_due_at": ""},
+                 "$set": {"updated_at": now, "unlogged": mark},
+                 "$push": {"history": history_entry("silenced", silence["created_by"], now, silence["comment"])}},
+                projection=INTERNAL_FIELDS, return_document=ReturnDocument.AFTER,
+            )
+            if changed is not None:
+                await self._log("silenced", changed, mark)
+        return len(ids)
+
     async def dealers_with_open_alerts(self) -> list[dict]:
         pipeline = [
             {"$match": {"status": {"$in": ["open", "acknowledged"]}}},
@@ -235,6 +256,15 @@ class AlertStore:
         ]
 
     # --- reading ---
+
+    async def counts(self, query: dict) -> dict:
+        by_severity = {name: 0 for name in SEVERITY_RANK}
+        by_status = {name: 0 for name in STATUSES}
+        pipeline = [{"$match": query}, {"$group": {"_id": {"severity": "$severity", "status": "$status"}, "n": {"$sum": 1}}}]
+        async for row in self._alerts.aggregate(pipeline):
+            by_severity[row["_id"]["severity"]] += row["n"]
+            by_status[row["_id"]["status"]] += row["n"]
+        return {"total": sum(by_status.values()), "by_severity": by_severity, "by_status": by_status}
 
     async def get(self, alert_id: str) -> dict | None:
         return await self._alerts.find_one({"_id": alert_id}, INTERNAL_FIELDS)

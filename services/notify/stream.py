@@ -20,16 +20,12 @@ HEARTBEAT_SECONDS = 15.0
 SWEEP_SECONDS = 2.0
 
 
-def _matches(alert: dict, filters: dict) -> bool:
-    return all(alert.get(key) == value for key, value in filters.items())
-
-
 def sse(seq: int, change: str, alert: dict) -> str:
     data = json.dumps({"change": change, "alert": alert}, default=str, ensure_ascii=False)
     return f"id: {seq}\nevent: alert\ndata: {data}\n\n"
 
 
-async def events(changes: ChangeLog, last_id: int | None, filters: dict, stop: asyncio.Event):
+async def events(changes: ChangeLog, last_id: int | None, matches, stop: asyncio.Event):
     """SSE text: changes after `last_id` (or from now on), then live ones, with heartbeats."""
     seq = last_id if last_id is not None else await changes.last()
     yield "retry: 2000\n\n"
@@ -38,7 +34,7 @@ async def events(changes: ChangeLog, last_id: int | None, filters: dict, stop: a
         batch = await changes.after(seq)
         for doc in batch:
             seq = doc["_id"]
-            if _matches(doc["alert"], filters):
+            if matches(doc["alert"]):
                 yield sse(seq, doc["change"], doc["alert"])
         if batch:
             idle = 0.0
