@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench clean
+.PHONY: run test bench screenshot browser clean
 
 $(BIN)/dealerwatch: pyproject.toml
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed (durable-rules)"'
@@ -16,8 +16,18 @@ $(BIN)/dealerwatch: pyproject.toml
 run: $(BIN)/dealerwatch
 	$(BIN)/dealerwatch dev
 
-test: $(BIN)/dealerwatch
+test: $(BIN)/dealerwatch browser
 	$(BIN)/python -m pytest
+
+# the board's browser tests drive Debian's chromium (skipped, with the reason, without it)
+browser:
+	@command -v chromium >/dev/null || apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null 2>&1) \
+		|| echo "chromium could not be installed (apt-get install chromium): the board's browser tests will be skipped"
+
+# the README's pictures of the board, taken by its browser tests
+screenshot: $(BIN)/dealerwatch browser
+	DEALERWATCH_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_board.py -k "screenshot or chart"
 
 bench: $(BIN)/dealerwatch
 	$(BIN)/python bench/pipeline.py

@@ -71,3 +71,34 @@ def test_both_notify_consumers_keep_going_under_a_mixed_burst(services, amqp_url
     wait_for(lambda: queue_depth(amqp_url, f"{namespace}.notify.dealer-file") == 0
              and queue_depth(amqp_url, f"{namespace}.notify.alert-signals") == 0)
     assert "unknown delivery tag" not in notify.log()
+
+
+def test_weekly_sales_with_baseline_and_target(services):
+    """What the board's chart draws: net sales per Monday-first week, the average of the 8 weeks
+    before (since the first sale), and the monthly target spread over the days."""
+    ingest, notify = services("ingest", "notify")
+    start = dt.datetime(2026, 1, 5, 10, tzinfo=dt.timezone.utc)  # a Monday
+    events = [{"event_id": "t-feb", "type": "target.set", "dealer_id": "W-1", "occurred_at": iso(start), "period": "2026-02",
+               "sales_target": "2800", "active_outlets_target": 3},  # 100 a day
+              {"event_id": "t-mar", "type": "target.set", "dealer_id": "W-1", "occurred_at": iso(start), "period": "2026-03",
+               "sales_target": "3100", "active_outlets_target": 3}]  # 100 a day
+    events += [sale("W-1", start + dt.timedelta(weeks=n), "1000") for n in range(8)]  # Jan 5 .. Feb 23
+    events += [sale("W-1", start + dt.timedelta(weeks=8), "450"), sale("W-1", start + dt.timedelta(weeks=8, days=2), "-150")]  # a return
+    assert httpx.post(f"{ingest.url}/v1/events", json=events).status_code == 202
+
+    def series():
+        body = httpx.get(f"{notify.url}/v1/dealers/W-1/weekly-sales", params={"weeks": 7, "until": "2026-03-04T12:00:00Z"}).json()
+        return body if body["weeks"][-1]["net_sales"] == 300 else None
+
+    body = wait_for(series)
+    assert body["timezone"] == "UTC"
+    assert [(w["week_start"], w["net_sales"], w["baseline"], w["target"]) for w in body["weeks"]] == [
+        ("2026-01-19", 1000, 1000, None),  # no January target; baseline of the 2 weeks since the first sale
+        ("2026-01-26", 1000, 1000, 100),   # one February day
+        ("2026-02-02", 1000, 1000, 700),
+        ("2026-02-09", 1000, 1000, 700),
+        ("2026-02-16", 1000, 1000, 700),
+        ("2026-02-23", 1000, 1000, 700),   # 6 February days + March 1st
+        ("2026-03-02", 300, 1000, 700),    # 450 sold, 150 returned
+    ]
+    assert httpx.get(f"{notify.url}/v1/dealers/W-1/weekly-sales", params={"until": "2026-03-04T12:00:00"}).status_code == 422

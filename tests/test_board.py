@@ -1,0 +1,210 @@
+"""The operations board in a real headless browser (Debian's chromium driven by Playwright):
+alerts posted as events through ingest appear, new ones arrive live, and the page's actions
+change the alert in the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import wait_for
+from factories import iso, now, promotion_planned, promotion_spend, sale, visit
+from test_pipeline import approved, post
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def keep_screenshot(page, name: str, tmp_path: Path) -> Path:
+    """`make screenshot` (DEALERWATCH_SCREENSHOT=1) keeps it in docs/ for the README; otherwise
+    it goes to the test's folder."""
+    folder = DOCS if os.environ.get("DEALERWATCH_SCREENSHOT") == "1" else tmp_path
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture
+def browser(services):
+    """Per test, and set up after the services: Playwright's sync API keeps an event loop
+    running in this thread, which must be gone before the fixtures below tear down."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed: `apt-get install chromium` (`make test` does it)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1360, "height": 820}, locale="en-US")
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def over_budget(dealer: str, at: dt.datetime, promotion: str = "P-1") -> list[dict]:
+    """Events that make the rules raise `promotion-over-budget` (critical) for the dealer."""
+    return [promotion_planned(dealer, at, promotion, budget="10"), approved(dealer, at, promotion),
+            promotion_spend(dealer, at, promotion, "11")]
+
+
+def row(page, dealer: str):
+    return page.locator("tr.alert", has=page.locator("a.dealer", has_text=dealer))
+
+
+def test_the_board_shows_alerts_live_and_its_actions_are_recorded(services, page):
+    ingest, rules, notify = services("ingest", "rules", "notify")
+    at = now()
+    post(ingest, over_budget("B-1", at))
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "B-1"}).json()["items"])
+
+    page.goto(f"{notify.url}/?lang=en")
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    expect(row(page, "B-1")).to_contain_text("promotion-over-budget")
+    expect(page.locator(".count.critical strong")).to_have_text("1")
+
+    # a new alert arrives without reloading, marked new; the counts follow
+    post(ingest, over_budget("B-2", at))
+    expect(row(page, "B-2")).to_be_visible(timeout=20_000)
+    expect(row(page, "B-2").locator(".badge.new")).to_be_visible()
+    expect(page.locator(".count.critical strong")).to_have_text("2")
+
+    # acknowledge with a note, as the person named at the top
+    page.fill("#actor", "li.na")
+    page.locator("#actor").dispatch_event("change")
+    row(page, "B-2").get_by_role("button", name="Acknowledge").click()
+    page.fill("dialog textarea[name=note]", "calling the dealer")
+    page.click("dialog button[name=confirm]")
+    expect(row(page, "B-2").locator(".badge.status-acknowledged")).to_be_visible()
+    b2 = httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "B-2"}).json()["items"][0]
+    assert (b2["status"], b2["acknowledged_by"], b2["acknowledged_note"]) == ("acknowledged", "li.na", "calling the dealer")
+
+    # resolve with a cause: it leaves the default view (open or acknowledged)
+    row(page, "B-2").get_by_role("button", name="Resolve").click()
+    page.click("dialog button[name=confirm]")  # no cause: the browser refuses the form
+    expect(page.locator("dialog[open]")).to_be_visible()
+    page.fill("dialog textarea[name=cause]", "budget raised by the region")
+    page.click("dialog button[name=confirm]")
+    expect(row(page, "B-2")).to_have_count(0)
+    b2 = httpx.get(f"{notify.url}/v1/alerts/{b2['alert_id']}").json()
+    assert (b2["status"], b2["resolved_by"], b2["resolved_cause"]) == ("resolved", "li.na", "budget raised by the region")
+
+    # silence B-1's rule for this dealer for 4 hours
+    row(page, "B-1").get_by_role("button", name="Silence").click()
+    page.select_option("dialog select[name=duration]", "4")
+    page.fill("dialog textarea[name=comment]", "dealer audit this week")
+    page.click("dialog button[name=confirm]")
+    expect(row(page, "B-1").locator(".badge.silenced")).to_be_visible()
+    (silence,) = httpx.get(f"{notify.url}/v1/silences", params={"active": True}).json()["items"]
+    assert silence["created_by"] == "li.na" and silence["comment"] == "dealer audit this week"
+    assert silence["matchers"] == {"rule_id": "promotion-over-budget", "dealer_id": "B-1", "region": None, "severity": None}
+    hours = (dt.datetime.fromisoformat(silence["ends_at"]) - dt.datetime.fromisoformat(silence["starts_at"])).total_seconds() / 3600
+    assert 3.99 < hours < 4.01
+    b1 = httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "B-1"}).json()["items"][0]
+    assert b1["silenced_by"] == [silence["silence_id"]]
+
+
+def test_filters_live_in_the_url_and_the_board_reconnects(services, page):
+    ingest, rules, notify = services("ingest", "rules", "notify")
+    at = now()
+    post(ingest, over_budget("R-1", at) + over_budget("R-2", at))
+    wait_for(lambda: len(httpx.get(f"{notify.url}/v1/alerts").json()["items"]) == 2)
+
+    page.goto(f"{notify.url}/?lang=en&dealer_id=R-2")  # a shared link
+    expect(row(page, "R-2")).to_be_visible()
+    expect(row(page, "R-1")).to_have_count(0)
+    expect(page.locator("input[name=dealer_id]")).to_have_value("R-2")
+    page.fill("input[name=dealer_id]", "")
+    page.locator("input[name=dealer_id]").dispatch_event("change")
+    page.select_option("select[name=severity]", "critical")
+    expect(row(page, "R-1")).to_be_visible()
+    assert "severity=critical" in page.url and "dealer_id" not in page.url
+    page.select_option("select[name=severity]", "warning")
+    expect(page.locator("tr.alert")).to_have_count(0)
+    assert "severity=warning" in page.url
+    page.select_option("select[name=severity]", "")
+
+    # notify restarts: the page shows it is disconnected, comes back by itself, misses nothing
+    port = notify.env["DEALERWATCH_NOTIFY_PORT"]
+    notify.stop()
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "disconnected", timeout=15_000)
+    post(ingest, over_budget("R-3", at))
+    (notify,) = services("notify", env={"DEALERWATCH_NOTIFY_PORT": port})
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live", timeout=20_000)
+    expect(row(page, "R-3")).to_be_visible(timeout=20_000)
+
+
+def test_dealer_file_view_with_weekly_sales_chart_in_chinese(services, page, tmp_path):
+    ingest, rules = services("ingest", "rules")
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url})
+    today = now()
+    monday = (today - dt.timedelta(days=today.weekday())).replace(hour=9, minute=0, second=0, microsecond=0)
+    first = monday - dt.timedelta(weeks=11)
+    events = [{"event_id": f"target-{m}", "type": "target.set", "dealer_id": "C-1", "occurred_at": iso(first),
+               "period": m, "sales_target": "9000", "active_outlets_target": 2}
+              for m in sorted({(first + dt.timedelta(days=d)).strftime("%Y-%m") for d in range(0, 84)})]
+    for week in range(11):  # ~2,000 a week, then a drop in the last full week
+        for day in (0, 2, 4):
+            amount = "200" if week == 10 else "700"
+            events.append(sale("C-1", first + dt.timedelta(weeks=week, days=day), amount, outlet_id=f"O-{day}"))
+        if week % 3 == 0:
+            events.append(visit("C-1", first + dt.timedelta(weeks=week, days=1), kind="routine" if week else "leadership"))
+    start = first + dt.timedelta(weeks=9)
+    planned = dict(promotion_planned("C-1", start, "P-C", budget="500", owner="Wang Fang"),
+                   starts_on=(start + dt.timedelta(days=1)).date().isoformat(), ends_on=(start + dt.timedelta(days=5)).date().isoformat())
+    events += [planned, approved("C-1", start + dt.timedelta(hours=1), "P-C"), promotion_spend("C-1", start + dt.timedelta(days=2), "P-C", "400"),
+               {"event_id": "end-P-C", "type": "promotion.ended", "dealer_id": "C-1", "occurred_at": iso(start + dt.timedelta(days=6)), "promotion_id": "P-C"}]
+    events.sort(key=lambda e: e["occurred_at"])
+    post(ingest, events)
+    wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/dealers/C-1")).status_code == 200
+             and (r.json()["promotions"] or [{}])[0].get("evaluation"), seconds=30)
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/dealers/C-1/weekly-sales").json()["weeks"][-2]["net_sales"] == 600)
+
+    page.goto(f"{notify.url}/?dealer=C-1&lang=zh")
+    expect(page.get_by_test_id("dealer-title")).to_have_text("经销商档案: C-1")
+    bars = page.locator("svg.chart rect.bar[data-week]")
+    expect(bars).to_have_count(12)
+    weeks = httpx.get(f"{notify.url}/v1/dealers/C-1/weekly-sales").json()["weeks"]
+    assert [float(v) for v in bars.evaluate_all("bars => bars.map(b => b.dataset.netSales)")] == [w["net_sales"] for w in weeks]
+    expect(page.locator("svg.chart rect.bar.low[data-week]")).to_have_count(2)  # the drop, and this week so far
+    expect(page.locator("svg.chart polyline[data-series=baseline]")).to_have_count(1)
+    expect(page.locator("svg.chart polyline[data-series=target]")).to_have_count(1)
+    promotion = page.locator("[data-testid=promotions] tr[data-promotion=P-C]")
+    expect(promotion).to_contain_text("Wang Fang")
+    verdict = httpx.get(f"{notify.url}/v1/dealers/C-1").json()["promotions"][0]["evaluation"]["verdict"]
+    expect(promotion.locator(f".verdict.{verdict}")).to_contain_text({"effective": "有效", "ineffective": "无效", "no-spend": "无费用"}[verdict])
+    expect(page.get_by_test_id("visits").locator("tbody tr")).to_have_count(4)
+    expect(page.get_by_test_id("visits")).to_contain_text("领导拜访")
+    keep_screenshot(page, "dealer-file.png", tmp_path)
+
+
+def test_board_screenshot(services, page, tmp_path):
+    """The README's picture of the board, taken by the same tooling (see keep_screenshot)."""
+    ingest, rules, notify = services("ingest", "rules", "notify")
+    at = now()
+    events = over_budget("SZ-031", at) + [sale("HZ-207", at - dt.timedelta(days=50), "1800"), visit("NJ-118", at - dt.timedelta(days=40))]
+    events += [promotion_planned("WX-052", at, "P-77", budget="5000"), promotion_spend("WX-052", at, "P-77", "1200")]
+    post(ingest, sorted(events, key=lambda e: e["occurred_at"]))
+    items = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts", params={"limit": 100}).json()["items"]) and len(a) >= 5 and a)
+    first_warning = next(a for a in items if a["severity"] == "warning")
+    httpx.post(f"{notify.url}/v1/alerts/{first_warning['alert_id']}/ack", json={"by": "li.na", "note": "called the dealer"})
+    ends = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)).isoformat()
+    httpx.post(f"{notify.url}/v1/silences", json={"matchers": {"dealer_id": "HZ-207"}, "ends_at": ends, "created_by": "li.na",
+                                                  "comment": "shop refit, closed until next week"}).raise_for_status()
+    page.goto(f"{notify.url}/?lang=en")
+    page.fill("#actor", "li.na")
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    post(ingest, over_budget("CD-009", at))
+    expect(row(page, "CD-009").locator(".badge.new")).to_be_visible(timeout=20_000)
+    assert keep_screenshot(page, "board.png", tmp_path).stat().st_size > 10_000
