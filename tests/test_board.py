@@ -208,3 +208,27 @@ def test_board_screenshot(services, page, tmp_path):
     post(ingest, over_budget("CD-009", at))
     expect(row(page, "CD-009").locator(".badge.new")).to_be_visible(timeout=20_000)
     assert keep_screenshot(page, "board.png", tmp_path).stat().st_size > 10_000
+
+
+def test_in_production_mode_the_page_asks_for_the_api_key(services, page):
+    ingest, rules, notify = services("ingest", "rules", "notify")
+    notify.stop()
+    (notify,) = services("notify", env={"DEALERWATCH_API_KEYS": "ops-key"})
+    post(ingest, over_budget("K-1", now()))
+    page.goto(f"{notify.url}/?lang=en")
+    expect(row(page, "K-1")).to_be_visible(timeout=20_000)
+    expect(page.locator("#key-field")).to_be_visible()
+    page.fill("#actor", "li.na")
+    page.locator("#actor").dispatch_event("change")
+    row(page, "K-1").get_by_role("button", name="Acknowledge").click()
+    page.click("dialog button[name=confirm]")
+    expect(page.locator("dialog .error")).to_have_text("This action needs an API key (top right).")
+    page.locator("dialog button[value=cancel]").click()
+    assert httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}).json()["items"][0]["status"] == "open"
+
+    page.fill("#api-key", "ops-key")
+    page.locator("#api-key").dispatch_event("change")
+    row(page, "K-1").get_by_role("button", name="Acknowledge").click()
+    page.click("dialog button[name=confirm]")
+    expect(row(page, "K-1").locator(".badge.status-acknowledged")).to_be_visible()
+    assert httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}).json()["items"][0]["acknowledged_by"] == "li.na"
