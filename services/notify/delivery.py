@@ -26,7 +26,7 @@ SCHEDULE_SECONDS = 0.5
 
 class DeliveryWorker:
     def __init__(self, store: AlertStore, router, settings: Settings, on_failed=None):
-        self._store = store
+        self._outbox = store.outbox
         self._router = router
         self._on_failed = on_failed  # async (alert, delivery): e.g. to the dead-letter queue
         self._settings = settings
@@ -41,7 +41,7 @@ class DeliveryWorker:
         while True:
             await self._slots.acquire()
             try:
-                alert = await self._store.claim_due_delivery(LEASE_SECONDS)
+                alert = await self._outbox.claim_due_delivery(LEASE_SECONDS)
             except Exception as exc:  # noqa: BLE001 - the database may be briefly away
                 log.warning("cannot read the delivery outbox: %s", exc)
                 alert = None
@@ -69,7 +69,7 @@ class DeliveryWorker:
         groups = {}
         for delivery in alert.get("deliveries", []):
             if delivery.get("group") and delivery["status"] == "pending" and delivery["next_attempt_at"] <= now:
-                groups[delivery["group"]] = await self._store.claim_group(delivery["group"], alert["_id"], LEASE_SECONDS)
+                groups[delivery["group"]] = await self._outbox.claim_group(delivery["group"], alert["_id"], LEASE_SECONDS)
         return groups
 
     async def _deliver(self, alert: dict, groups: dict[str, list[dict]]) -> None:
@@ -82,8 +82,8 @@ class DeliveryWorker:
                 batch = [(alert, index)] + [(member, _pending_in(member, delivery["group"])) for member in members]
                 await self._send(delivery["receiver"], batch)
                 for member, member_index in batch[1:]:
-                    await self._store.record_deliveries(member["_id"], _attempted(member))
-            await self._store.record_deliveries(alert["_id"], _attempted(alert))
+                    await self._outbox.record_deliveries(member["_id"], _attempted(member))
+            await self._outbox.record_deliveries(alert["_id"], _attempted(alert))
         except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
             log.exception("delivering alert %s failed unexpectedly", alert.get("_id"))
         finally:
@@ -141,13 +141,13 @@ class DeliveryWorker:
         """Reminders for alerts that stay open, escalation of critical ones nobody acknowledged."""
         while True:
             try:
-                while (alert := await self._store.due_reminder()) is not None:
+                while (alert := await self._outbox.due_reminder()) is not None:
                     receivers = [(r["receiver"], r["target"]) for r in alert["routes"] if r.get("repeat_seconds")]
-                    await self._store.add_notices(alert["_id"], "repeat", receivers)
+                    await self._outbox.add_notices(alert["_id"], "repeat", receivers)
                     self.wake()
-                while (alert := await self._store.due_escalation()) is not None:
+                while (alert := await self._outbox.due_escalation()) is not None:
                     names = dict.fromkeys(n for r in alert["routes"] if r.get("escalate_after_seconds") for n in r["escalate_to"])
-                    await self._store.add_notices(alert["_id"], "escalation", [(n, self._router.target(n)) for n in names])
+                    await self._outbox.add_notices(alert["_id"], "escalation", [(n, self._router.target(n)) for n in names])
                     log.warning("alert %s not acknowledged in time: escalated to %s", alert["_id"], ", ".join(names))
                     self.wake()
             except Exception as exc:  # noqa: BLE001 - the database may be briefly away

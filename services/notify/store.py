@@ -1,12 +1,12 @@
-"""Alerts in MongoDB (collection `alerts`): the only module of notify that uses motor.
+"""Alerts in MongoDB (collection `alerts`): signals applied, people's actions, reading.
 
 One document per episode, `_id` = the episode's `alert_id` (a unique index by
 construction), so redelivered signals and several notify instances can never
 create a second alert for one episode. Every update is conditional and
 monotonic, which makes applying a signal twice, or out of order, harmless.
-Pending webhook deliveries live on the alert itself (an outbox): stored
-atomically with it, retried until delivered, claimed with a lease so that two
-instances do not send the same delivery at once.
+Its notifications live on the alert itself (outbox.py), written in the same
+write; so does a mark for its change-log entry (changes.py), so that no change
+is lost if notify stops between the two.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from services.common.settings import Settings
 
 from .changes import ChangeLog
 from .lifecycle import STATUSES, history_entry, transition_update
+from .outbox import Outbox, new_delivery, schedules, utcnow
 from .silences import SilenceStore
 from .silences import query as silence_query
 
@@ -36,15 +37,12 @@ UNLOGGED_GRACE_SECONDS = 5.0
 SEVERITIES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 class AlertStore:
     def __init__(self, settings: Settings):
         self._client, db = mongo.database(settings)
         self._alerts = db["alerts"]
         self._evaluations = db["promotion_evaluations"]
+        self.outbox = Outbox(self._alerts)
         self.changes = ChangeLog(db)
         self.silences = SilenceStore(db)
         self.db = db
@@ -53,7 +51,7 @@ class AlertStore:
         await self._alerts.create_index([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
         await self._alerts.create_index([("dealer_id", ASCENDING), ("first_seen_at", DESCENDING)])
         await self._alerts.create_index([("status", ASCENDING), ("first_seen_at", DESCENDING)])
-        await self._alerts.create_index([("delivery_due_at", ASCENDING)], sparse=True)
+        await self.outbox.ensure_indexes()
         await self.changes.ensure_indexes()
 
     async def ping(self) -> bool:
@@ -80,7 +78,7 @@ class AlertStore:
         elif document["deliveries"]:
             document["delivery_due_at"] = min(d["next_attempt_at"] for d in document["deliveries"])
         if not resolved and not muted_by:
-            document.update(_schedules(routes, signal.severity, now))
+            document.update(schedules(routes, signal.severity, now))
         change = "resolved" if resolved else "opened"
         document["unlogged"] = mark = _mark(change)
         try:
@@ -163,38 +161,7 @@ class AlertStore:
             {"_id": alert_id}, {"$unset": {"reminder_due_at": "", "escalation_due_at": ""}}, return_document=ReturnDocument.AFTER
         )
         if alert and not alert.get("silenced_by"):
-            await self.add_notices(alert_id, "resolved", [(r["receiver"], r["target"]) for r in alert.get("routes", []) if r["send_resolved"]])
-
-    async def add_notices(self, alert_id: str, kind: str, receivers: list[tuple[str, str]]) -> None:
-        """Queue notifications of one kind (resolved, repeat, escalation) in the alert's outbox."""
-        if not receivers:
-            return
-        now = utcnow()
-        await self._alerts.update_one(
-            {"_id": alert_id},
-            {"$push": {"deliveries": {"$each": [_delivery(name, target, now, kind) for name, target in receivers]}},
-             "$min": {"delivery_due_at": now}},
-        )
-
-    async def due_reminder(self) -> dict | None:
-        """Claim one open alert whose reminder is due (and move its next reminder on)."""
-        now = utcnow()
-        alert = await self._alerts.find_one({"status": {"$in": ["open", "acknowledged"]}, "reminder_due_at": {"$lte": now}})
-        if alert is None:
-            return None
-        interval = min(r["repeat_seconds"] for r in alert["routes"] if r.get("repeat_seconds"))
-        claimed = await self._alerts.update_one(
-            {"_id": alert["_id"], "reminder_due_at": alert["reminder_due_at"]},
-            {"$set": {"reminder_due_at": now + dt.timedelta(seconds=interval)}},
-        )
-        return alert if claimed.modified_count else None
-
-    async def due_escalation(self) -> dict | None:
-        """Claim one open (not acknowledged) alert whose escalation time has come."""
-        return await self._alerts.find_one_and_update(
-            {"status": "open", "escalation_due_at": {"$lte": utcnow()}},
-            {"$unset": {"escalation_due_at": ""}},
-        )
+            await self.outbox.add_notices(alert_id, "resolved", [(r["receiver"], r["target"]) for r in alert.get("routes", []) if r["send_resolved"]])
 
     async def keep_evaluation(self, evaluation: PromotionEvaluation) -> None:
         """Every ended promotion's evaluation, effective or not (the dealer's file)."""
@@ -286,98 +253,12 @@ class AlertStore:
             doc.pop("_id", None)
         return docs[:limit], next_cursor
 
-    # --- the delivery outbox ---
-
-    async def claim_due_delivery(self, lease_seconds: float) -> dict | None:
-        now = utcnow()
-        return await self._alerts.find_one_and_update(
-            {
-                "delivery_due_at": {"$lte": now},
-                "$or": [{"delivery_lease_until": None}, {"delivery_lease_until": {"$lte": now}}],
-            },
-            {"$set": {"delivery_lease_until": now + dt.timedelta(seconds=lease_seconds)}},
-            sort=[("delivery_due_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
-
-    async def claim_group(self, group: str, claimed_id: str, lease_seconds: float) -> list[dict]:
-        """The other alerts with a pending delivery in this group, leased to the caller."""
-        now, token = utcnow(), uuid.uuid4().hex
-        await self._alerts.update_many(
-            {
-                "_id": {"$ne": claimed_id},
-                "deliveries": {"$elemMatch": {"group": group, "status": "pending"}},
-                "$or": [{"delivery_lease_until": None}, {"delivery_lease_until": {"$lte": now}}],
-            },
-            {"$set": {"delivery_lease_until": now + dt.timedelta(seconds=lease_seconds), "lease_token": token}},
-        )
-        return await self._alerts.find({"lease_token": token}).sort("first_seen_at", ASCENDING).to_list(None)
-
-    async def record_deliveries(self, alert_id: str, attempted: dict[int, dict]) -> None:
-        """Write back the deliveries attempted (by position: notices may be added meanwhile),
-        then the time the next pending one is due."""
-        if attempted:
-            await self._alerts.update_one({"_id": alert_id}, {"$set": {f"deliveries.{index}": d for index, d in attempted.items()}})
-        while True:
-            alert = await self._alerts.find_one({"_id": alert_id}, {"deliveries": 1})
-            deliveries = alert.get("deliveries", []) if alert else []
-            pending = [d["next_attempt_at"] for d in deliveries if d["status"] == "pending"]
-            update: dict = {"$unset": {"delivery_lease_until": "", "lease_token": ""}}
-            if pending:
-                update["$set"] = {"delivery_due_at": min(pending)}
-            else:
-                update["$unset"]["delivery_due_at"] = ""
-            # only if no notice was added since the read; otherwise read again
-            result = await self._alerts.update_one({"_id": alert_id, "deliveries": {"$size": len(deliveries)}}, update)
-            if result.matched_count or alert is None:
-                return
-
-    async def next_delivery_due(self) -> dt.datetime | None:
-        doc = await self._alerts.find_one(
-            {"delivery_due_at": {"$ne": None}}, {"delivery_due_at": 1}, sort=[("delivery_due_at", ASCENDING)]
-        )
-        return doc["delivery_due_at"] if doc else None
-
-
 def public_view(alert: dict) -> dict:
     """What receivers, the change log and the stream see of an alert (no outbox, no bookkeeping)."""
     return {key: value for key, value in alert.items() if key not in _NOT_PUBLIC}
 
 
 _NOT_PUBLIC = {"_id", "deliveries", "routes", *BOOKKEEPING}
-
-
-def _schedules(routes: list[dict], severity: str, now: dt.datetime) -> dict:
-    times = {}
-    repeats = [r["repeat_seconds"] for r in routes if r.get("repeat_seconds")]
-    if repeats:
-        times["reminder_due_at"] = now + dt.timedelta(seconds=min(repeats))
-    escalations = [r["escalate_after_seconds"] for r in routes if r.get("escalate_after_seconds") and r.get("escalate_to")]
-    if escalations and severity == "critical":
-        times["escalation_due_at"] = now + dt.timedelta(seconds=min(escalations))
-    return times
-
-
-def _delivery(receiver: str, target: str, now: dt.datetime, kind: str = "firing", group_seconds: float | None = None) -> dict:
-    """One entry of an alert's outbox and delivery log. With a group window, the first
-    notifications to one receiver within the same window (a fixed grid on the clock, so every
-    instance agrees) share a `group` and go out together when the window ends."""
-    due, group = now, None
-    if group_seconds:
-        window = int(now.timestamp() // group_seconds)
-        group = f"{receiver}|{group_seconds:g}|{window}"
-        due = dt.datetime.fromtimestamp((window + 1) * group_seconds, dt.timezone.utc)
-    return {
-        "kind": kind,
-        "receiver": receiver,
-        "target": target,
-        "group": group,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": due,
-        "last_error": None,
-        "delivered_at": None,
-    }
 
 
 def encode_cursor(doc: dict) -> str:
@@ -422,7 +303,7 @@ def _new_document(signal: AlertSignal, routes: list[dict], now: dt.datetime, pre
         "created_at": now,
         "updated_at": now,
         "routes": routes,
-        "deliveries": [] if resolved else [_delivery(r["receiver"], r["target"], now, "firing", r.get("group_seconds")) for r in routes],
+        "deliveries": [] if resolved else [new_delivery(r["receiver"], r["target"], now, "firing", r.get("group_seconds")) for r in routes],
         "previous_alert_id": previous,
         "history": [opened]
         + ([history_entry("resolved", "rules", signal.at, "the condition no longer holds")] if resolved else []),
