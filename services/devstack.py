@@ -112,7 +112,7 @@ def run() -> int:
         children.append((name, subprocess.Popen(command, env=env)))
     print(
         f"dealerwatch is running: ingest http://{settings.ingest_host}:{settings.ingest_port}/docs, "
-        f"alerts http://{settings.notify_host}:{settings.notify_port}/v1/alerts (Ctrl-C stops)",
+        f"operations board http://{settings.notify_host}:{settings.notify_port}/ (Ctrl-C stops)",
         flush=True,
     )
     code = 0

@@ -89,6 +89,11 @@ def test_the_board_shows_alerts_live_and_its_actions_are_recorded(services, page
     expect(row(page, "B-2").locator(".badge.status-acknowledged")).to_be_visible()
     b2 = httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "B-2"}).json()["items"][0]
     assert (b2["status"], b2["acknowledged_by"], b2["acknowledged_note"]) == ("acknowledged", "li.na", "calling the dealer")
+    row(page, "B-2").locator("button[data-action=details]").click()  # who did what, as the page shows it
+    history = page.locator(f"tr[data-details-for='{b2['alert_id']}'] ol li")
+    expect(history).to_have_count(2)
+    expect(history.nth(1)).to_contain_text("acknowledged · li.na")
+    expect(history.nth(1)).to_contain_text("calling the dealer")
 
     # resolve with a cause: it leaves the default view (open or acknowledged)
     row(page, "B-2").get_by_role("button", name="Resolve").click()
@@ -207,6 +212,7 @@ def test_board_screenshot(services, page, tmp_path):
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
     post(ingest, over_budget("CD-009", at))
     expect(row(page, "CD-009").locator(".badge.new")).to_be_visible(timeout=20_000)
+    row(page, first_warning["dealer_id"]).first.locator("button[data-action=details]").click()
     assert keep_screenshot(page, "board.png", tmp_path).stat().st_size > 10_000
 
 

@@ -18,6 +18,7 @@ export function showBoard(view, setConnection) {
   if (!(filters.status in STATUS_CHOICES)) filters.status = "active";
   const alerts = new Map();
   const fresh = new Set();
+  const expanded = new Set();
   let stop = () => {};
 
   const counts = h("div", { class: "counts", "data-testid": "counts" });
@@ -80,7 +81,14 @@ export function showBoard(view, setConnection) {
     // most severe first, then newest first
     const sorted = [...alerts.values()].sort((a, b) =>
       RANK[b.severity] - RANK[a.severity] || String(b.first_seen_at).localeCompare(String(a.first_seen_at)));
-    rows.replaceChildren(...sorted.map((alert) => row(alert, fresh.has(alert.alert_id), load)));
+    const toggle = (id) => {
+      if (!expanded.delete(id)) expanded.add(id);
+      render();
+    };
+    rows.replaceChildren(...sorted.flatMap((alert) => [
+      row(alert, fresh.has(alert.alert_id), load, toggle),
+      expanded.has(alert.alert_id) ? details(alert) : null,
+    ].filter(Boolean)));
     if (!sorted.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "empty" }, t("noAlerts"))));
     shown.textContent = t("showing", { n: sorted.length });
   }
@@ -100,7 +108,7 @@ function filterForm(filters, apply) {
     text("rule_id", "rule"), text("region", "region"), text("dealer_id", "dealer"));
 }
 
-function row(alert, isNew, reload) {
+function row(alert, isNew, reload, toggle) {
   const marks = [h("span", { class: `badge status-${alert.status}` }, t(alert.status))];
   if (isNew && alert.status === "open") marks.unshift(h("span", { class: "badge new" }, t("new")));
   if (alert.silenced_by?.length) marks.push(h("span", { class: "badge silenced" }, t("silenced")));
@@ -110,13 +118,26 @@ function row(alert, isNew, reload) {
     h("td", { class: "marks" }, marks),
     h("td", {}, alert.rule_id, alert.count > 1 ? h("small", {}, ` ×${alert.count}`) : null),
     h("td", { class: "nowrap" }, h("a", { href: `?dealer=${encodeURIComponent(alert.dealer_id)}${langSuffix()}`, class: "dealer" }, alert.dealer_id)),
-    h("td", { class: "summary" }, alert.summary),
+    h("td", { class: "summary" }, alert.summary, " ",
+      h("button", { type: "button", class: "link", "data-action": "details", onclick: () => toggle(alert.alert_id) }, t("details"))),
     h("td", {}, alert.owner || ""),
     h("td", { class: "nowrap" }, formatTime(alert.first_seen_at)),
     h("td", { class: "row-actions" },
       alert.status === "open" ? act("acknowledge") : null,
       alert.status !== "resolved" ? act("resolve") : null,
       alert.status !== "resolved" && !alert.silenced_by?.length ? act("silence") : null));
+}
+
+// who did what, and who was told: the alert's history and its delivery log
+function details(alert) {
+  const history = (alert.history || []).map((step) => h("li", {},
+    h("strong", {}, t(step.action)), ` · ${step.by} · ${formatTime(step.at)}`, step.text ? ` · ${step.text}` : ""));
+  const deliveries = (alert.deliveries || []).map((d) => h("li", {},
+    `${t(d.kind)} → ${d.receiver}: `, h("strong", {}, t(d.status)), ` (${d.attempts}×${d.last_error ? `, ${d.last_error}` : ""})`));
+  return h("tr", { class: "details", "data-details-for": alert.alert_id }, h("td", { colspan: 8 },
+    h("div", { class: "columns" },
+      h("div", {}, h("h4", {}, t("history")), h("ol", {}, history)),
+      h("div", {}, h("h4", {}, t("deliveries")), deliveries.length ? h("ul", {}, deliveries) : h("p", { class: "empty" }, t("none"))))));
 }
 
 function langSuffix() {

@@ -27,6 +27,9 @@ const TEXT = {
     ratio: "ratio", kind: "Kind", role: "Role", visitor: "Visitor", date: "Date", period: "Period",
     routine: "routine", leadership: "leadership", symposium: "symposium",
     unavailable: "not available: {reason}",
+    details: "details", history: "History", deliveries: "Notifications",
+    opened: "opened", firing: "firing", repeat: "reminder", escalation: "escalation",
+    pending: "pending", delivered: "delivered", failed: "failed",
   },
   zh: {
     title: "经销商预警 · 运营看板",
@@ -53,6 +56,9 @@ const TEXT = {
     ratio: "比率", kind: "类型", role: "角色", visitor: "拜访人", date: "日期", period: "期间",
     routine: "例行拜访", leadership: "领导拜访", symposium: "座谈会",
     unavailable: "暂不可用：{reason}",
+    details: "详情", history: "处理记录", deliveries: "通知记录",
+    opened: "发现", firing: "首次通知", repeat: "提醒", escalation: "升级",
+    pending: "待发送", delivered: "已送达", failed: "发送失败",
   },
 };
 

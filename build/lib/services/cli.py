@@ -1,0 +1,176 @@
+"""The `dealerwatch` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.common import logs
+    from services.common.settings import Settings
+
+    settings = Settings()
+    logs.configure(settings.log_level, args.service)
+    if args.service == "ingest":
+        from services.ingest.app import create_app
+
+        host, port = settings.ingest_host, settings.ingest_port
+    elif args.service == "rules":
+        from services.rules.app import create_app
+
+        host, port = settings.rules_host, settings.rules_port
+    else:
+        from services.notify.app import create_app
+
+        host, port = settings.notify_host, settings.notify_port
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    return 0
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from services.rules import policy
+
+    try:
+        loaded = policy.load(args.file)
+    except policy.PolicyError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK, {len(loaded.rules)} rules, version {loaded.version}")
+    return 0
+
+
+def _policy_schema(args: argparse.Namespace) -> int:
+    from services.rules.policy import PolicySpec
+
+    print(json.dumps(PolicySpec.model_json_schema(), indent=2))
+    return 0
+
+
+def _load_policy(path: str):
+    from services.rules import policy
+
+    try:
+        return policy.load(path)
+    except policy.PolicyError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _moment(text: str | None):
+    import datetime as dt
+
+    if text is None:
+        return None
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise SystemExit(f"{text}: give a time zone offset, e.g. 2026-03-01T00:00:00Z")
+    return moment
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from services.rules.backtest import backtest
+
+    backtest(args.events, _load_policy(args.policy), _moment(args.now))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from services.rules.backtest import explain
+
+    return explain(args.events, _load_policy(args.policy), args.dealer, _moment(args.at))
+
+
+def _load_routes(path: str):
+    from services.common.yamlsource import PolicyError
+    from services.notify import routing
+
+    try:
+        return routing.load(path)
+    except PolicyError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _routes_check(args: argparse.Namespace) -> int:
+    spec = _load_routes(args.file)
+    print(f"{args.file}: OK, {len(spec.receivers)} receivers")
+    return 0
+
+
+def _routes_test(args: argparse.Namespace) -> int:
+    from services.notify import routing
+
+    spec = _load_routes(args.file)
+    labels = dict(item.split("=", 1) for item in args.labels.split(",") if "=" in item)
+    for receiver in routing.receivers_for(spec, labels):
+        print(receiver)
+    return 0
+
+
+def _asyncapi(args: argparse.Namespace) -> int:
+    from services.common.asyncapi import document
+
+    print(document().to_specification().to_json())
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from services import devstack
+
+    return devstack.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dealerwatch", description="Early warning for a dealer network.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one service")
+    serve.add_argument("service", choices=["ingest", "rules", "notify"])
+    serve.set_defaults(func=_serve)
+
+    dev = commands.add_parser("dev", help="run the whole stack locally (what `make run` does)")
+    dev.set_defaults(func=_dev)
+
+    policy = commands.add_parser("policy", help="work with policy files").add_subparsers(dest="action", required=True)
+    check = policy.add_parser("check", help="validate a policy file (exit 1 with line numbers on errors)")
+    check.add_argument("file")
+    check.set_defaults(func=_policy_check)
+    policy.add_parser("schema", help="print the policy JSON Schema").set_defaults(func=_policy_schema)
+
+    backtest = commands.add_parser("backtest", help="replay an NDJSON event file through a policy")
+    backtest.add_argument("events")
+    backtest.add_argument("--policy", default="policies/default.yaml")
+    backtest.add_argument("--now", help="RFC 3339 end of the replay (default: the last event's time)")
+    backtest.set_defaults(func=_backtest)
+
+    explain = commands.add_parser("explain", help="every measure of one dealer and how far each rule is from firing")
+    explain.add_argument("events")
+    explain.add_argument("--dealer", required=True)
+    explain.add_argument("--at", help="RFC 3339 time (default: the dealer's last event)")
+    explain.add_argument("--policy", default="policies/default.yaml")
+    explain.set_defaults(func=_explain)
+
+    routes = commands.add_parser("routes", help="work with the routes file").add_subparsers(dest="action", required=True)
+    routes_check = routes.add_parser("check", help="validate a routes file")
+    routes_check.add_argument("file")
+    routes_check.set_defaults(func=_routes_check)
+    routes_test = routes.add_parser("test", help="which receivers an alert with these labels reaches")
+    routes_test.add_argument("--labels", required=True, help="k=v,k=v (severity, rule_id, dealer_id, region, ...)")
+    routes_test.add_argument("--file", default="routes.yaml")
+    routes_test.set_defaults(func=_routes_test)
+
+    commands.add_parser("asyncapi", help="print the AsyncAPI document of the messages").set_defaults(func=_asyncapi)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Alert messages: what the rules service tells notify.
+
+One episode of a rule holding for a dealer (or for one of its promotions) has
+one stable `alert_id`. While it holds, every evaluation that finds it still
+holding sends a `firing` signal with an increasing `firing_count`; when a
+condition rule stops holding, one `resolved` signal closes the episode.
+Signals are idempotent, so redelivery never creates a second alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+
+
+def episode_alert_id(rule_id: str, dealer_id: str, subject: str | None, opened_at: dt.datetime) -> str:
+    """Deterministic id: re-evaluating the same episode after a crash yields the same alert."""
+    key = "\x1f".join([rule_id, dealer_id, subject or "", opened_at.isoformat()])
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+class AlertSignal(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["alert-signal"] = "alert-signal"
+    alert_id: str
+    state: Literal["firing", "resolved"]
+    rule_id: str
+    dealer_id: str
+    subject: str | None = Field(default=None, description="e.g. the promotion id for promotion rules")
+    severity: Severity
+    summary: str
+    details: dict[str, Any] = Field(default_factory=dict, description="condition, measured values, thresholds")
+    owner: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    policy_version: str
+    opened_at: AwareDatetime = Field(description="Event time at which the episode began.")
+    at: AwareDatetime = Field(description="Event time of this evaluation.")
+    firing_count: int = Field(ge=0, description="Evaluations that found the rule holding so far.")
+
+
+
+class PromotionEvaluation(BaseModel):
+    """The judgement of an ended promotion, effective or not, for the dealer's file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["promotion-evaluation"] = "promotion-evaluation"
+    dealer_id: str
+    promotion_id: str
+    owner: str | None = None
+    starts_on: str | None = None
+    ends_on: str | None = None
+    days: float | None = Field(default=None, description="L: days from starts_on to ends_on inclusive")
+    sales_during: float | None = Field(default=None, description="P: net sales from starts_on to the end of ends_on")
+    sales_before: float | None = Field(default=None, description="S: net sales in the L days before starts_on")
+    spend: float = Field(description="X: cumulative spend")
+    ratio: float | None = Field(default=None, description="(P - S) / X")
+    verdict: Literal["effective", "ineffective", "no-spend"]
+    at: AwareDatetime
+    policy_version: str
+
+
+RulesOutput = Annotated[Union[AlertSignal, PromotionEvaluation], Field(discriminator="kind")]
+rules_output_adapter: TypeAdapter = TypeAdapter(RulesOutput)

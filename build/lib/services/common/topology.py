@@ -1,0 +1,118 @@
+"""Exchanges, queues and routing keys: declared here once, used by every service.
+
+    events exchange (topic)  --#----------------->  rules queue (quorum) --> rules service
+                             --visit.#, promotion.#, sale.#, target.#-->  dealer-file queue (quorum) --> notify
+    alert-signals (topic)    --#----------------->  notify queue (quorum) --> notify service
+    alerts (topic)           <-- every alert change, published by notify, for other systems
+    dead-letter (fanout)     ------------------->  dead-letter queue (quorum, kept for inspection/replay)
+
+Work queues are quorum queues with a delivery limit, so that a message that
+crashes its consumer is dead-lettered after a bounded number of deliveries
+instead of looping. Handled failures are dead-lettered by the services with a
+readable reason in the `x-dealerwatch-error` header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+ERROR_HEADER = "x-dealerwatch-error"
+STAGE_HEADER = "x-dealerwatch-stage"
+
+
+def event_routing_key(event_type: str, dealer_id: str) -> str:
+    """`<type>.<dealer>`; dots in dealer ids become `_` so the key stays pattern-friendly."""
+    return f"{event_type}.{dealer_id.replace('.', '_')}"[:255]
+
+
+def alert_routing_key(severity: str, rule_id: str, dealer_id: str) -> str:
+    return f"{severity}.{rule_id}.{dealer_id.replace('.', '_')}"[:255]
+
+
+def evaluation_routing_key(dealer_id: str) -> str:
+    """Promotion evaluations travel with the alert signals (notify keeps them in the dealer file)."""
+    return f"evaluation.promotion.{dealer_id.replace('.', '_')}"[:255]
+
+
+@dataclass(frozen=True)
+class Topology:
+    namespace: str = "dealerwatch"
+    # Safety net for consumers that crash mid-message (a crash loop); handled
+    # failures are dead-lettered by the service itself before this is reached.
+    delivery_limit: int = 10
+
+    @property
+    def events(self) -> RabbitExchange:
+        return RabbitExchange(f"{self.namespace}.events", type=ExchangeType.TOPIC, durable=True)
+
+    @property
+    def alert_signals(self) -> RabbitExchange:
+        return RabbitExchange(f"{self.namespace}.alert-signals", type=ExchangeType.TOPIC, durable=True)
+
+    @property
+    def alerts(self) -> RabbitExchange:
+        """Every alert change, for other systems to subscribe to (key severity.rule.dealer)."""
+        return RabbitExchange(f"{self.namespace}.alerts", type=ExchangeType.TOPIC, durable=True)
+
+    @property
+    def dead_letter(self) -> RabbitExchange:
+        return RabbitExchange(f"{self.namespace}.dead-letter", type=ExchangeType.FANOUT, durable=True)
+
+    def _work_queue(self, name: str) -> RabbitQueue:
+        return RabbitQueue(
+            f"{self.namespace}.{name}",
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            routing_key="#",
+            arguments={
+                "x-delivery-limit": self.delivery_limit,
+                "x-dead-letter-exchange": self.dead_letter.name,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+
+    @property
+    def rules_queue(self) -> RabbitQueue:
+        return self._work_queue("rules.events")
+
+    @property
+    def notify_queue(self) -> RabbitQueue:
+        return self._work_queue("notify.alert-signals")
+
+    @property
+    def dealer_file_queue(self) -> RabbitQueue:
+        """Visits, promotion events, sales and targets, kept by notify for each dealer's file."""
+        return self._work_queue("notify.dealer-file")
+
+    DEALER_FILE_KEYS = ("visit.#", "promotion.#", "sale.#", "target.#")
+
+    @property
+    def dead_letter_queue(self) -> RabbitQueue:
+        return RabbitQueue(
+            f"{self.namespace}.dead-letter", queue_type=QueueType.QUORUM, durable=True, routing_key=""
+        )
+
+
+async def declare(broker, topology: Topology) -> None:
+    """Declare every exchange, queue and binding (idempotent). Any service may call it, so that
+    nothing published before its consumer first started is ever unroutable.
+    A consuming service calls it after `broker.start()`: the broker keeps the first object it
+    declared for a queue, and a consumer uses that object's channel; declared here first, every
+    consumer of the process would share this one channel (and one consumer's `multiple` ack
+    could settle another's messages)."""
+    events = await broker.declare_exchange(topology.events)
+    signals = await broker.declare_exchange(topology.alert_signals)
+    dead = await broker.declare_exchange(topology.dead_letter)
+    await broker.declare_exchange(topology.alerts)
+    for queue, exchange, keys in (
+        (topology.rules_queue, events, ["#"]),
+        (topology.notify_queue, signals, ["#"]),
+        (topology.dealer_file_queue, events, list(Topology.DEALER_FILE_KEYS)),
+        (topology.dead_letter_queue, dead, [""]),
+    ):
+        declared = await broker.declare_queue(queue)
+        for key in keys:
+            await declared.bind(exchange, routing_key=key)

@@ -1,0 +1,135 @@
+"""Ingest: POS/ERP systems post events over HTTP; each is published durably to RabbitMQ.
+
+202 is answered only after the broker confirmed every event of the request, so
+an accepted event is never lost; anything else (invalid batch, broker down)
+publishes nothing the client is told about as accepted, and a retry with the
+same `event_id`s is safe because the rules service deduplicates them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.common.auth import bearer_ok, key_bytes
+from services.common.broker import PublishError, connect_with_retry, make_broker, publish_all_confirmed
+from services.common.events import Event
+from services.common.settings import Settings
+from services.common.topology import Topology, declare, event_routing_key
+
+from .parsing import InvalidBatch, parse_body
+from . import openapi
+
+log = logging.getLogger("dealerwatch.ingest")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    topology = Topology(settings.namespace)
+    broker = make_broker(settings)
+    keys = key_bytes(settings.ingest_keys)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if not keys:
+            log.warning("DEALERWATCH_INGEST_KEYS is not set: POST /v1/events is open (development mode)")
+
+        async def connect() -> None:
+            await connect_with_retry(broker, start=False)
+            await declare(broker, topology)
+            log.info("connected to the broker; publishing to %s", topology.events.name)
+
+        task = asyncio.create_task(connect())
+        yield
+        task.cancel()
+        await broker.stop()
+
+    app = FastAPI(
+        title="dealerwatch ingest",
+        version="1",
+        description="Event intake for POS/ERP systems. See the event contract v1 in the README.",
+        lifespan=lifespan,
+    )
+
+    async def broker_ready() -> bool:
+        return await broker.ping(timeout=0.05)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ready = await broker_ready()
+        return JSONResponse({"ready": ready, "broker": ready}, status_code=200 if ready else 503)
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        openapi_extra=openapi.EVENTS_REQUEST_BODY,
+        responses={
+            202: {"description": "Every event was confirmed by the broker: `{\"accepted\": n}`"},
+            401: {"description": "Missing or wrong API key"},
+            413: {"description": "Body larger than the configured limit"},
+            422: {"description": "At least one invalid event; nothing was published: `{\"errors\": [{index, field, message}]}`"},
+            503: {"description": "Broker unavailable; nothing is accepted, retry later"},
+        },
+    )
+    async def post_events(request: Request) -> JSONResponse:
+        if not bearer_ok(request.headers.get("authorization", ""), keys):
+            return JSONResponse(
+                {"error": "missing or invalid API key"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        body = await _read_limited(request, settings.ingest_max_body_bytes)
+        if body is None:
+            return JSONResponse(
+                {"error": f"body larger than {settings.ingest_max_body_bytes} bytes"}, status_code=413
+            )
+        try:
+            events = parse_body(body, request.headers.get("content-type", "application/json"), settings.ingest_max_batch)
+        except InvalidBatch as exc:
+            return JSONResponse({"errors": [e.as_dict() for e in exc.errors]}, status_code=422)
+        if not await broker_ready():
+            return _unavailable("message broker is not connected")
+        try:
+            await publish_all_confirmed(broker, _messages(topology, events), timeout=settings.publish_timeout_seconds)
+        except PublishError as exc:
+            log.error("publishing %d events failed: %s", len(events), exc)
+            return _unavailable("message broker did not confirm the events")
+        return JSONResponse({"accepted": len(events)}, status_code=202)
+
+    openapi.install(app)
+    return app
+
+
+def _messages(topology: Topology, events: list[Event]):
+    for event in events:
+        yield (
+            topology.events,
+            event_routing_key(event.type, event.dealer_id),
+            event.model_dump_json(exclude_none=True).encode(),
+            event.event_id,
+        )
+
+
+def _unavailable(reason: str) -> JSONResponse:
+    return JSONResponse({"error": f"{reason}; nothing was accepted, retry later"}, status_code=503, headers={"Retry-After": "5"})
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

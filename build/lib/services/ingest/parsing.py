@@ -1,0 +1,103 @@
+"""Request bodies -> validated events, or a list of errors an integrator can act on.
+
+Accepted bodies: one JSON object, a JSON array of objects, or NDJSON (one
+object per line). Errors are `{index, field, message}` where `index` is the
+event's position in the request (the line's position for NDJSON).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from services.common.events import EVENT_TYPES, Event, event_adapter
+
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    index: int | None
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "field": self.field, "message": self.message}
+
+
+class InvalidBatch(Exception):
+    def __init__(self, errors: list[FieldError]):
+        super().__init__(f"{len(errors)} invalid event(s)")
+        self.errors = errors
+
+
+def parse_body(body: bytes, content_type: str, max_events: int) -> list[Event]:
+    """All or nothing: returns every event, or raises InvalidBatch listing every problem."""
+    items = _split(body, content_type)
+    if not items:
+        raise InvalidBatch([FieldError(None, None, "the request contains no events")])
+    if len(items) > max_events:
+        raise InvalidBatch(
+            [FieldError(None, None, f"{len(items)} events in one request; the limit is {max_events}")]
+        )
+    events: list[Event] = []
+    errors: list[FieldError] = []
+    for index, item in enumerate(items):
+        if isinstance(item, FieldError):
+            errors.append(item)
+            continue
+        if not isinstance(item, dict):
+            errors.append(FieldError(index, None, "each event must be a JSON object"))
+            continue
+        try:
+            events.append(event_adapter.validate_python(item))
+        except ValidationError as exc:
+            errors.extend(_describe(index, exc))
+    if errors:
+        raise InvalidBatch(errors)
+    return events
+
+
+def _split(body: bytes, content_type: str) -> list:
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type in NDJSON_TYPES:
+        items: list = []
+        for line in body.splitlines():
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except ValueError as exc:
+                items.append(FieldError(len(items), None, f"invalid JSON: {exc}"))
+        return items
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise InvalidBatch([FieldError(None, None, f"invalid JSON: {exc}")]) from None
+    return document if isinstance(document, list) else [document]
+
+
+def _describe(index: int, exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        # A discriminated union puts the event type first in `loc`; integrators want the field.
+        if loc and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        field = ".".join(loc) or None
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = f"unknown field '{field}' (not part of this event type)"
+        elif kind == "union_tag_invalid":
+            field = "type"
+            message = f"unknown event type {error['input'].get('type')!r}; expected one of {', '.join(EVENT_TYPES)}"
+        elif kind == "union_tag_not_found":
+            field, message = "type", "missing field 'type'"
+        elif kind == "missing":
+            message = f"missing field '{field}'"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        errors.append(FieldError(index, field, message))
+    return errors

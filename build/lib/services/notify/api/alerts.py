@@ -1,0 +1,84 @@
+"""Alerts: list, counts, the live stream, one alert, and a person's actions (ack, resolve)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+
+from ..lifecycle import Acknowledge, Resolve
+from ..store import AlertStore
+from ..stream import events
+from .filters import AlertFilter, alert_filter
+
+log = logging.getLogger("dealerwatch.notify")
+
+
+def router(store: AlertStore, authorized, stopping: asyncio.Event) -> APIRouter:
+    api = APIRouter(tags=["alerts"])
+
+    @api.get("/v1/alerts")
+    async def list_alerts(
+        where: AlertFilter = Depends(alert_filter),
+        limit: int = Query(50, ge=1, le=500),
+        cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+    ) -> dict:
+        """Newest first. `stream_position`: open the stream with `last_event_id` set to it to
+        receive every change made after this list was read."""
+        position = await store.changes.last()
+        try:
+            items, next_cursor = await store.list(where.query(), limit, cursor)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"items": items, "next_cursor": next_cursor, "stream_position": position}
+
+    @api.get("/v1/alerts/counts")
+    async def counts(where: AlertFilter = Depends(alert_filter)) -> dict:
+        """How many alerts match, by severity and by status."""
+        return await store.counts(where.query())
+
+    @api.get("/v1/alerts/stream")
+    async def stream(
+        request: Request,
+        where: AlertFilter = Depends(alert_filter),
+        last_event_id: int | None = Query(None, description="Resume after this event id (or send Last-Event-ID)."),
+    ) -> StreamingResponse:
+        """Server-Sent Events: every alert change (`id` = its number); reconnect with Last-Event-ID
+        to receive what was missed, also across a notify restart."""
+        header = request.headers.get("last-event-id")
+        resume = int(header) if header and header.isdigit() else last_event_id
+        return StreamingResponse(
+            events(store.changes, resume, where.matches, stopping),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @api.get("/v1/alerts/{alert_id}")
+    async def get_alert(alert_id: str) -> dict:
+        alert = await store.get(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        return alert
+
+    async def act(alert_id: str, action: str, by: str, text: str | None) -> dict:
+        alert, changed = await store.act(alert_id, action, by, text)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        if not changed:
+            raise HTTPException(409, f"alert {alert_id!r} is {alert['status']}; it cannot become {action}")
+        log.info("alert %s %s by %s", alert_id, action, by)
+        return alert
+
+    @api.post("/v1/alerts/{alert_id}/ack", dependencies=[Depends(authorized)])
+    async def acknowledge(alert_id: str, body: Acknowledge) -> dict:
+        """Acknowledge an open alert: someone is on it (recorded with a note)."""
+        return await act(alert_id, "acknowledged", body.by, body.note)
+
+    @api.post("/v1/alerts/{alert_id}/resolve", dependencies=[Depends(authorized)])
+    async def resolve(alert_id: str, body: Resolve) -> dict:
+        """Resolve an open or acknowledged alert, with its cause."""
+        return await act(alert_id, "resolved", body.by, body.cause)
+
+    return api

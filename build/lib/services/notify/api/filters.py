@@ -1,0 +1,63 @@
+"""The alert filters shared by the list, the counts and the live stream."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Query
+
+from services.common.alerts import Severity
+
+from ..lifecycle import STATUSES
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    dealer_id: str | None = None
+    rule_id: str | None = None
+    severity: str | None = None
+    region: str | None = None
+    statuses: tuple[str, ...] = ()
+    since: dt.datetime | None = None
+
+    def query(self) -> dict:
+        """As a MongoDB query on the alerts collection."""
+        query: dict = {}
+        for key in ("dealer_id", "rule_id", "severity"):
+            if getattr(self, key) is not None:
+                query[key] = getattr(self, key)
+        if self.region is not None:
+            query["labels.region"] = self.region
+        if self.statuses:
+            query["status"] = {"$in": list(self.statuses)}
+        if self.since is not None:
+            query["first_seen_at"] = {"$gte": self.since}
+        return query
+
+    def matches(self, alert: dict) -> bool:
+        """The same test on an alert document (the live stream)."""
+        return (
+            all(getattr(self, key) is None or alert.get(key) == getattr(self, key) for key in ("dealer_id", "rule_id", "severity"))
+            and (self.region is None or (alert.get("labels") or {}).get("region") == self.region)
+            and (not self.statuses or alert.get("status") in self.statuses)
+            and (self.since is None or alert["first_seen_at"] >= self.since)
+        )
+
+
+def alert_filter(
+    dealer_id: str | None = None,
+    rule_id: str | None = None,
+    severity: Severity | None = None,
+    region: str | None = Query(None, description="The alert's `region` label."),
+    status: str | None = Query(None, description="open, acknowledged or resolved; several comma-separated."),
+    since: dt.datetime | None = Query(None, description="Only alerts first seen at or after this time (RFC 3339)."),
+) -> AlertFilter:
+    """FastAPI dependency: the filters from the query string, checked."""
+    statuses = tuple(s.strip() for s in status.split(",") if s.strip()) if status else ()
+    unknown = [s for s in statuses if s not in STATUSES]
+    if unknown:
+        raise HTTPException(422, f"unknown status {', '.join(unknown)}: use {', '.join(STATUSES)}")
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(422, "since needs a time zone offset, e.g. 2026-01-01T00:00:00Z")
+    return AlertFilter(dealer_id, rule_id, severity, region, statuses, since)

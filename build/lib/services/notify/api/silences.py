@@ -1,0 +1,41 @@
+"""Silences: create, list, expire."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from ..lifecycle import Expire
+from ..silences import NewSilence
+from ..store import AlertStore, utcnow
+
+log = logging.getLogger("dealerwatch.notify")
+
+
+def router(store: AlertStore, authorized) -> APIRouter:
+    api = APIRouter(tags=["silences"])
+    silences = store.silences
+
+    @api.post("/v1/silences", status_code=201, dependencies=[Depends(authorized)])
+    async def create_silence(body: NewSilence) -> dict:
+        """Mute matching alerts between starts_at and ends_at: new ones are stored, marked and not
+        sent; open ones are marked and get no further notifications."""
+        now = utcnow()
+        silence = await silences.create(body, now)
+        muted = await store.silence_open_alerts(silence, now)
+        log.info("silence %s by %s (%d open alerts): %s", silence["silence_id"], body.created_by, muted, body.comment)
+        return {**silence, "open_alerts_silenced": muted}
+
+    @api.get("/v1/silences")
+    async def list_silences(active: bool = False) -> dict:
+        return {"items": await silences.list(utcnow() if active else None)}
+
+    @api.post("/v1/silences/{silence_id}/expire", dependencies=[Depends(authorized)])
+    async def expire_silence(silence_id: str, body: Expire) -> dict:
+        silence = await silences.expire(silence_id, body.by, utcnow())
+        if silence is None:
+            raise HTTPException(404, f"no silence {silence_id!r}")
+        return silence
+
+    return api

@@ -1,0 +1,117 @@
+"""Notify: stores alerts, sends them to receivers, and serves them over HTTP (the API and the
+operations board). This module only wires the parts together and runs their loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+import httpx
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
+
+from services.common.auth import bearer_ok, key_bytes
+from services.common.broker import connect_with_retry, make_broker, publish_confirmed
+from services.common.settings import Settings
+from services.common.topology import ERROR_HEADER, STAGE_HEADER, Topology, declare
+
+from . import board
+from .api import alerts, dealers, silences
+from .consumer import SignalConsumer
+from .dealerfile import DealerFile
+from .delivery import DeliveryWorker
+from .leader import Lease
+from .router import Router
+from .store import AlertStore
+from .stream import publish_changes
+
+log = logging.getLogger("dealerwatch.notify")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    store = AlertStore(settings)
+    broker = make_broker(settings)
+    http = httpx.AsyncClient(follow_redirects=False)
+    router = Router(settings, http)
+    topology = Topology(settings.namespace)
+
+    async def dead_letter_delivery(alert: dict, delivery: dict) -> None:
+        body = json.dumps({"alert": alert, "delivery": delivery}, default=str, ensure_ascii=False).encode()
+        reason = f"delivery to {delivery['receiver']} failed {delivery['attempts']} times: {delivery['last_error']}"
+        await publish_confirmed(broker, topology.dead_letter, f"delivery.{delivery['receiver']}", body,
+                                message_id=f"delivery:{alert['alert_id']}:{delivery['receiver']}:{delivery.get('kind')}",
+                                headers={ERROR_HEADER: reason, STAGE_HEADER: "notify.delivery"})
+
+    worker = DeliveryWorker(store, router, settings, on_failed=dead_letter_delivery)
+    SignalConsumer(broker, store, worker, router, settings)
+    dealer_file = DealerFile(store.db, broker, settings, http)
+    lease = Lease(store.db, "alerts-exchange")
+    state = {"consuming": False}
+    stopping = asyncio.Event()
+    api_keys = key_bytes(settings.api_keys)
+
+    def authorized(authorization: str | None = Header(default=None)) -> None:
+        """Every write endpoint: a valid bearer key, unless no keys are set (development mode)."""
+        if not bearer_ok(authorization or "", api_keys):
+            raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if not api_keys:
+            log.warning("DEALERWATCH_API_KEYS is not set: alert actions are open (development mode)")
+        await store.ensure_indexes()
+        await dealer_file.ensure_indexes()
+        await lease.ensure()
+
+        async def consume() -> None:
+            await connect_with_retry(broker, start=False)
+            await broker.start()  # first: each consumer declares its queue on its own channel
+            await declare(broker, topology)
+            state["consuming"] = True
+            targets = [channel.target() for channel in router.channels.values()]
+            log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")
+
+        tasks = [
+            asyncio.create_task(loop)
+            for loop in (
+                consume(),
+                worker.run(),
+                worker.run_schedules(),
+                dealer_file.run(),
+                publish_changes(store, broker, topology, lambda: state["consuming"], lease),
+                router.watch(),
+            )
+        ]
+        yield
+        state["consuming"] = False
+        stopping.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):  # the database may be gone already
+            await lease.release()
+        await broker.stop()
+        await http.aclose()
+        store.close()
+
+    app = FastAPI(title="dealerwatch notify", version="1", lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        broker_up = state["consuming"] and await broker.ping(timeout=0.05)
+        database_up = await store.ping()
+        ready = broker_up and database_up
+        return JSONResponse({"ready": ready, "broker": broker_up, "database": database_up}, status_code=200 if ready else 503)
+
+    app.include_router(alerts.router(store, authorized, stopping))
+    app.include_router(silences.router(store, authorized))
+    app.include_router(dealers.router(store, dealer_file))
+    board.mount(app, auth_required=bool(api_keys))
+    return app

@@ -1,0 +1,25 @@
+"""The operations board: a web page at `/` (plain HTML, CSS and JavaScript modules shipped in
+`static/`, no build step, nothing loaded from the internet) on top of notify's public API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).with_name("static")
+
+
+def mount(app: FastAPI, *, auth_required: bool) -> None:
+    @app.get("/", include_in_schema=False)
+    async def board() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/board/config.json", include_in_schema=False)
+    async def config() -> dict:
+        """What the page needs to know: whether actions need an API key."""
+        return {"auth_required": auth_required}
+
+    app.mount("/board", StaticFiles(directory=STATIC), name="board")

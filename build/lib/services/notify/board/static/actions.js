@@ -1,0 +1,69 @@
+// Acknowledge, resolve and silence, in one dialog. Every action is recorded with the person
+// named at the top of the page; the API decides whether it is allowed.
+
+import { actor, post } from "./api.js";
+import { h } from "./dom.js";
+import { t } from "./i18n.js";
+
+const DURATIONS = [[1, "hours"], [4, "hours"], [24, "hours"], [7, "days"]];
+
+export function openAction(kind, alert, done) {
+  const dialog = document.getElementById("action-dialog");
+  const error = h("p", { class: "error", role: "alert" });
+  const fields = kind === "silence" ? silenceFields(alert) : [textField(kind === "acknowledge" ? "note" : "cause", kind === "resolve")];
+  const form = h("form", { method: "dialog" },
+    h("h2", {}, `${t(kind)}: ${alert.rule_id} · ${alert.dealer_id}`),
+    h("p", { class: "summary" }, alert.summary),
+    ...fields,
+    error,
+    h("menu", {},
+      h("button", { type: "button", value: "cancel", onclick: () => dialog.close() }, t("cancel")),
+      h("button", { type: "submit", class: "primary", name: "confirm" }, t("submit"))));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!actor()) {
+      error.textContent = t("whoFirst");
+      return;
+    }
+    try {
+      await send(kind, alert, new FormData(form));
+      dialog.close();
+      done();
+    } catch (failure) {
+      error.textContent = failure.status === 401 ? t("keyNeeded") : failure.message;
+    }
+  });
+  dialog.replaceChildren(form);
+  dialog.showModal();
+}
+
+function textField(name, required) {
+  return h("label", {}, t(name), h("textarea", { name, rows: 3, required }));
+}
+
+function silenceFields(alert) {
+  const region = alert.labels?.region;
+  const matcher = (name, value, checked) => value && h("label", { class: "check" },
+    h("input", { type: "checkbox", name: `match.${name}`, value, checked }), `${t(name === "rule_id" ? "rule" : name === "dealer_id" ? "dealer" : name)}: ${value}`);
+  return [
+    h("fieldset", {}, h("legend", {}, t("matchers")),
+      matcher("rule_id", alert.rule_id, true), matcher("dealer_id", alert.dealer_id, true),
+      matcher("region", region, false), matcher("severity", alert.severity, false)),
+    h("label", {}, t("duration"), h("select", { name: "duration" },
+      DURATIONS.map(([n, unit]) => h("option", { value: n * (unit === "days" ? 24 : 1) }, `${n} ${t(unit)}`)))),
+    textField("comment", true),
+  ];
+}
+
+async function send(kind, alert, data) {
+  const id = encodeURIComponent(alert.alert_id);
+  if (kind === "acknowledge") return post(`/v1/alerts/${id}/ack`, { by: actor(), note: data.get("note") || null });
+  if (kind === "resolve") return post(`/v1/alerts/${id}/resolve`, { by: actor(), cause: data.get("cause") });
+  const matchers = {};
+  for (const [name, value] of data.entries()) if (name.startsWith("match.")) matchers[name.slice(6)] = value;
+  const hours = Number(data.get("duration"));
+  return post("/v1/silences", {
+    matchers, created_by: actor(), comment: data.get("comment"),
+    ends_at: new Date(Date.now() + hours * 3600 * 1000).toISOString(),
+  });
+}

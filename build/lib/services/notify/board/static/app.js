@@ -1,0 +1,40 @@
+// Entry point: the header (who you are, API key, language, connection), then the board or a
+// dealer's file, chosen by the URL (?dealer=ID), so that every view can be shared as a link.
+
+import { actor, apiKey, get, setActor, setApiKey } from "./api.js";
+import { showBoard } from "./board.js";
+import { showDealer } from "./dealer.js";
+import { language, switchLanguage, t } from "./i18n.js";
+
+function setConnection(state) {
+  const badge = document.getElementById("connection");
+  badge.dataset.state = state;
+  badge.textContent = t(state);
+}
+
+async function start() {
+  document.documentElement.lang = language() === "zh" ? "zh-CN" : "en";
+  document.title = t("title");
+  for (const element of document.querySelectorAll("[data-i18n]")) element.textContent = t(element.dataset.i18n);
+  const you = document.getElementById("actor");
+  you.value = actor();
+  you.addEventListener("change", () => setActor(you.value));
+  const key = document.getElementById("api-key");
+  key.value = apiKey();
+  key.addEventListener("change", () => setApiKey(key.value));
+  document.getElementById("language").addEventListener("click", switchLanguage);
+  const config = await get("/board/config.json").catch(() => ({ auth_required: true }));
+  document.getElementById("key-field").hidden = !config.auth_required;
+
+  const view = document.getElementById("view");
+  const dealer = new URLSearchParams(location.search).get("dealer");
+  if (dealer) {
+    setConnection("live");
+    document.getElementById("connection").hidden = true;
+    await showDealer(view, dealer);
+  } else {
+    showBoard(view, setConnection);
+  }
+}
+
+start();

@@ -1,0 +1,125 @@
+// The board: counts by severity, filters kept in the URL, the alert list, updated live.
+
+import { get } from "./api.js";
+import { openAction } from "./actions.js";
+import { formatTime, h } from "./dom.js";
+import { t } from "./i18n.js";
+import { follow } from "./live.js";
+
+const SEVERITIES = ["critical", "warning", "info"];
+const RANK = { critical: 2, warning: 1, info: 0 };
+const STATUS_CHOICES = { active: "open,acknowledged", open: "open", acknowledged: "acknowledged", resolved: "resolved", all: "" };
+const FILTERS = ["severity", "status", "rule_id", "region", "dealer_id"];
+const LIMIT = 500;
+
+export function showBoard(view, setConnection) {
+  const params = new URLSearchParams(location.search);
+  const filters = Object.fromEntries(FILTERS.map((name) => [name, params.get(name) || ""]));
+  if (!(filters.status in STATUS_CHOICES)) filters.status = "active";
+  const alerts = new Map();
+  const fresh = new Set();
+  let stop = () => {};
+
+  const counts = h("div", { class: "counts", "data-testid": "counts" });
+  const shown = h("p", { class: "shown" });
+  const rows = h("tbody");
+  const table = h("table", { class: "alerts", "data-testid": "alerts" },
+    h("thead", {}, h("tr", {}, ["severity", "status", "rule", "dealer", "summary", "owner", "firstSeen", "actions"].map((k) => h("th", {}, t(k))))),
+    rows);
+  view.replaceChildren(filterForm(filters, apply), counts, shown, table);
+
+  function apply(changed) {
+    Object.assign(filters, changed);
+    const query = new URLSearchParams(location.search);
+    for (const name of FILTERS) {
+      if (filters[name] && !(name === "status" && filters[name] === "active")) query.set(name, filters[name]);
+      else query.delete(name);
+    }
+    history.replaceState(null, "", `${location.pathname}${query.size ? `?${query}` : ""}`);
+    load();
+  }
+
+  // the alert's fixed properties go to the server; status changes, so it is checked here
+  const fixed = () => ({ severity: filters.severity, rule_id: filters.rule_id, region: filters.region, dealer_id: filters.dealer_id });
+  const statuses = () => STATUS_CHOICES[filters.status].split(",").filter(Boolean);
+  const wanted = (alert) => !statuses().length || statuses().includes(alert.status);
+
+  async function load() {
+    stop();
+    const page = await get("/v1/alerts", { ...fixed(), status: STATUS_CHOICES[filters.status], limit: LIMIT });
+    alerts.clear();
+    for (const alert of page.items) alerts.set(alert.alert_id, alert);
+    render();
+    refreshCounts();
+    stop = follow(fixed(), page.stream_position, onChange, setConnection);
+  }
+
+  function onChange({ change, alert }) {
+    if (change === "opened") fresh.add(alert.alert_id);
+    if (wanted(alert)) alerts.set(alert.alert_id, { ...(alerts.get(alert.alert_id) || {}), ...alert });
+    else alerts.delete(alert.alert_id);
+    render();
+    refreshCounts();
+  }
+
+  let counting = null;
+  function refreshCounts() {
+    clearTimeout(counting);
+    counting = setTimeout(async () => {
+      const { severity, ...others } = fixed();
+      const result = await get("/v1/alerts/counts", { ...others, status: "open,acknowledged" }).catch(() => null);
+      if (!result) return;
+      counts.replaceChildren(...SEVERITIES.map((name) => h("button", {
+        type: "button", class: `count ${name}${filters.severity === name ? " selected" : ""}`, "data-severity": name,
+        onclick: () => apply({ severity: filters.severity === name ? "" : name }),
+      }, h("strong", {}, result.by_severity[name]), " ", t(name))));
+    }, 150);
+  }
+
+  function render() {
+    // most severe first, then newest first
+    const sorted = [...alerts.values()].sort((a, b) =>
+      RANK[b.severity] - RANK[a.severity] || String(b.first_seen_at).localeCompare(String(a.first_seen_at)));
+    rows.replaceChildren(...sorted.map((alert) => row(alert, fresh.has(alert.alert_id), load)));
+    if (!sorted.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "empty" }, t("noAlerts"))));
+    shown.textContent = t("showing", { n: sorted.length });
+  }
+
+  load().catch((error) => setConnection("disconnected", error.message));
+}
+
+function filterForm(filters, apply) {
+  const select = (name, choices) => h("label", {}, t(name === "rule_id" ? "rule" : name === "dealer_id" ? "dealer" : name),
+    h("select", { name, onchange: (e) => apply({ [name]: e.target.value }) },
+      choices.map(([value, label]) => h("option", { value, selected: filters[name] === value }, label))));
+  const text = (name, label) => h("label", {}, t(label),
+    h("input", { name, value: filters[name], size: 12, onchange: (e) => apply({ [name]: e.target.value.trim() }) }));
+  return h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+    select("severity", [["", t("any")], ...SEVERITIES.map((s) => [s, t(s)])]),
+    select("status", Object.keys(STATUS_CHOICES).map((s) => [s, t(s)])),
+    text("rule_id", "rule"), text("region", "region"), text("dealer_id", "dealer"));
+}
+
+function row(alert, isNew, reload) {
+  const marks = [h("span", { class: `badge status-${alert.status}` }, t(alert.status))];
+  if (isNew && alert.status === "open") marks.unshift(h("span", { class: "badge new" }, t("new")));
+  if (alert.silenced_by?.length) marks.push(h("span", { class: "badge silenced" }, t("silenced")));
+  const act = (kind) => h("button", { type: "button", "data-action": kind, onclick: () => openAction(kind, alert, reload) }, t(kind));
+  return h("tr", { class: `alert ${alert.status}${isNew ? " fresh" : ""}`, "data-alert-id": alert.alert_id, "data-status": alert.status },
+    h("td", {}, h("span", { class: `severity ${alert.severity}` }, t(alert.severity))),
+    h("td", { class: "marks" }, marks),
+    h("td", {}, alert.rule_id, alert.count > 1 ? h("small", {}, ` ×${alert.count}`) : null),
+    h("td", { class: "nowrap" }, h("a", { href: `?dealer=${encodeURIComponent(alert.dealer_id)}${langSuffix()}`, class: "dealer" }, alert.dealer_id)),
+    h("td", { class: "summary" }, alert.summary),
+    h("td", {}, alert.owner || ""),
+    h("td", { class: "nowrap" }, formatTime(alert.first_seen_at)),
+    h("td", { class: "row-actions" },
+      alert.status === "open" ? act("acknowledge") : null,
+      alert.status !== "resolved" ? act("resolve") : null,
+      alert.status !== "resolved" && !alert.silenced_by?.length ? act("silence") : null));
+}
+
+function langSuffix() {
+  const lang = new URLSearchParams(location.search).get("lang");
+  return lang ? `&lang=${lang}` : "";
+}

@@ -1,0 +1,65 @@
+"""The change log of alerts (collection `alert_changes`): what the live stream and the `alerts`
+exchange are made of.
+
+Every change of an alert (opened, updated, acknowledged, resolved) gets the next
+number of a counter and is kept with a snapshot of the alert. A reader resumes
+after the last number it saw, so a dashboard that reconnects, or a notify that
+restarts, misses nothing. Numbers are taken before the change is written, so with
+several notify instances a later number can be written first: readers hand out
+only contiguous numbers, and skip a gap only once it is `GAP_SECONDS` old (a
+number taken by an instance that died before writing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pymongo import ASCENDING, ReturnDocument
+
+GAP_SECONDS = 2.0
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class ChangeLog:
+    def __init__(self, db):
+        self._changes = db["alert_changes"]
+        self._counters = db["counters"]
+
+    async def ensure_indexes(self) -> None:
+        await self._changes.create_index([("alert_id", ASCENDING)])
+        # the counter exists before anyone increments it (an upserting find_one_and_update
+        # returns nothing on the MongoDB-compatible test server)
+        await self._counters.update_one({"_id": "alert_changes"}, {"$setOnInsert": {"seq": 0}}, upsert=True)
+
+    async def record(self, change: str, alert: dict) -> int:
+        counter = await self._counters.find_one_and_update(
+            {"_id": "alert_changes"}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER
+        )
+        seq = counter["seq"]
+        await self._changes.insert_one({"_id": seq, "change": change, "alert_id": alert["alert_id"], "at": _now(), "alert": alert})
+        return seq
+
+    async def after(self, seq: int, limit: int = 500) -> list[dict]:
+        """Changes numbered above `seq`, in order, stopping at a gap that is still young."""
+        docs = await self._changes.find({"_id": {"$gt": seq}}).sort("_id", ASCENDING).limit(limit).to_list(None)
+        ready, expected = [], seq + 1
+        for doc in docs:
+            if doc["_id"] != expected and _now() - doc["at"] < dt.timedelta(seconds=GAP_SECONDS):
+                break  # an earlier number may still be written by another instance
+            ready.append(doc)
+            expected = doc["_id"] + 1
+        return ready
+
+    async def last(self) -> int:
+        counter = await self._counters.find_one({"_id": "alert_changes"})
+        return counter["seq"] if counter else 0
+
+    async def cursor(self, name: str) -> int:
+        doc = await self._counters.find_one({"_id": f"cursor:{name}"})
+        return doc["seq"] if doc else 0
+
+    async def advance(self, name: str, seq: int) -> None:
+        await self._counters.update_one({"_id": f"cursor:{name}"}, {"$max": {"seq": seq}}, upsert=True)

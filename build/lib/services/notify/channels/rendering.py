@@ -1,0 +1,26 @@
+"""Message text from Jinja2 templates, per channel kind and language (templates/)."""
+
+from __future__ import annotations
+
+import jinja2
+
+LANGUAGES = ("zh", "en")
+
+_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("services.notify.channels", "templates"),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,  # plain text and markdown; HTML is not produced
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def language_of(alerts: list[dict], default: str) -> str:
+    """The (first) alert's language: its `language` label, else the receiver's."""
+    wanted = (alerts[0].get("labels") or {}).get("language") or default
+    return wanted if wanted in LANGUAGES else "en"
+
+
+def render(name: str, alerts: list[dict], language: str) -> str:
+    """Templates see `alerts` (a group) and `alert` (the first)."""
+    return _environment.get_template(f"{name}.{language}.j2").render(alerts=alerts, alert=alerts[0]).strip()

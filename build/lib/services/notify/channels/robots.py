@@ -1,0 +1,85 @@
+"""Group robots operations teams read: WeCom, DingTalk and Feishu (with their request signing),
+and Slack-compatible incoming webhooks. One small class each, one shared POST."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import urllib.parse
+from urllib.parse import urlsplit
+
+import httpx
+
+from .base import DeliveryFailed
+from .rendering import language_of, render
+
+
+class _Robot:
+    def __init__(self, name: str, url: str, client: httpx.AsyncClient, *, secret: str | None = None,
+                 language: str = "zh", timeout: float = 5.0):
+        self.name, self._url, self._client = name, url, client
+        self._secret, self._language, self._timeout = secret, language, timeout
+
+    def target(self) -> str:
+        parts = urlsplit(self._url)  # the token in the query string is a secret: not shown
+        port = f":{parts.port}" if parts.port else ""
+        return f"{type(self).__name__.removesuffix('Channel').lower()} {parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+    async def send(self, alerts: list[dict]) -> None:
+        text = render("text", alerts, language_of(alerts, self._language))
+        url, body = self.request(text)
+        try:
+            response = await self._client.post(url, json=body, timeout=self._timeout)
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        if response.status_code >= 300:
+            raise DeliveryFailed(f"HTTP {response.status_code}")
+        self.check(response)
+
+    def request(self, text: str) -> tuple[str, dict]:
+        raise NotImplementedError
+
+    def check(self, response: httpx.Response) -> None:
+        """Robots answer 200 with an error code in the body."""
+        try:
+            answer = response.json()
+        except ValueError:
+            return
+        code = answer.get("errcode", answer.get("code", answer.get("StatusCode", 0)))
+        if code not in (0, None):
+            raise DeliveryFailed(f"robot refused: {code} {answer.get('errmsg') or answer.get('msg') or ''}".strip())
+
+
+class WeComChannel(_Robot):
+    def request(self, text):
+        return self._url, {"msgtype": "markdown", "markdown": {"content": text}}
+
+
+class DingTalkChannel(_Robot):
+    def request(self, text):
+        url = self._url
+        if self._secret:
+            timestamp = str(round(time.time() * 1000))
+            digest = hmac.new(self._secret.encode(), f"{timestamp}\n{self._secret}".encode(), hashlib.sha256).digest()
+            sign = urllib.parse.quote_plus(base64.b64encode(digest))
+            url = f"{url}{'&' if '?' in url else '?'}timestamp={timestamp}&sign={sign}"
+        title = text.splitlines()[0]
+        return url, {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
+
+
+class FeishuChannel(_Robot):
+    def request(self, text):
+        body: dict = {"msg_type": "text", "content": {"text": text}}
+        if self._secret:
+            timestamp = str(int(time.time()))
+            key = f"{timestamp}\n{self._secret}".encode()
+            body["timestamp"] = timestamp
+            body["sign"] = base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
+        return self._url, body
+
+
+class SlackChannel(_Robot):
+    def request(self, text):
+        return self._url, {"text": text}

@@ -1,0 +1,110 @@
+"""The dealer file: visits, promotion events, sales and targets kept for each dealer (collection
+`dealer_timeline`, fed by its own queue on the events exchange), with the dealer's alerts,
+promotion evaluations and, from the rules service, the measures it keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+import httpx
+from faststream.rabbit import RabbitBroker, RabbitMessage
+from pydantic import ValidationError
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import BulkWriteError
+
+from services.common.consuming import ack_batch, reject, subscribe
+from services.common.events import parse_event
+from services.common.settings import Settings
+from services.common.topology import Topology
+
+from .weekly import BASELINE_WEEKS, week_start, weekly_series
+
+log = logging.getLogger("dealerwatch.notify.dealerfile")
+
+
+class DealerFile:
+    def __init__(self, db, broker: RabbitBroker, settings: Settings, http: httpx.AsyncClient):
+        self._timeline = db["dealer_timeline"]
+        self._broker = broker
+        self._settings = settings
+        self._http = http
+        self._topology = Topology(settings.namespace)
+        self.timezone = settings.timezone
+        self._pending: list[tuple[dict, RabbitMessage]] = []
+        self._wanted = asyncio.Event()
+        subscribe(broker, self._topology.dealer_file_queue, self.on_event, prefetch=settings.prefetch, title="notify: dealer file")
+
+    async def ensure_indexes(self) -> None:
+        await self._timeline.create_index([("dealer_id", ASCENDING), ("occurred_at", DESCENDING)])
+
+    async def on_event(self, body: bytes) -> None:
+        message: RabbitMessage = self._broker.context.get_local("message")
+        try:
+            event = parse_event(body)
+        except ValidationError as exc:
+            await reject(self._broker, self._topology, message, f"invalid event: {exc.errors(include_url=False)[:3]}", stage="notify")
+            return
+        if event.type == "sale":  # many: only what the weekly chart needs
+            document = {"type": "sale", "dealer_id": event.dealer_id, "amount": float(event.amount)}
+        else:
+            document = event.model_dump(mode="json")
+        document.update(_id=event.event_id, occurred_at=event.occurred_at)
+        self._pending.append((document, message))
+        self._wanted.set()
+
+    async def run(self) -> None:
+        """Write what arrived in one insert_many, then ack it with one frame (like rules)."""
+        while True:
+            await self._wanted.wait()
+            await asyncio.sleep(0.02)  # let a batch gather
+            self._wanted.clear()
+            batch, self._pending = self._pending, []
+            try:
+                await self._timeline.insert_many([doc for doc, _ in batch], ordered=False)
+            except BulkWriteError as exc:
+                if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                    log.error("keeping the dealer file failed (%s); retrying", exc)
+                    self._pending[:0] = batch
+                    self._wanted.set()
+                    await asyncio.sleep(1.0)
+                    continue
+                # duplicates only: retried events already in the file
+            except Exception as exc:  # noqa: BLE001 - database away: retry, nothing acked
+                log.error("keeping the dealer file failed (%s); retrying", exc)
+                self._pending[:0] = batch
+                self._wanted.set()
+                await asyncio.sleep(1.0)
+                continue
+            await ack_batch([message for _, message in batch])
+
+    async def timeline(self, dealer_id: str, kinds: list[str], limit: int = 200) -> list[dict]:
+        cursor = self._timeline.find({"dealer_id": dealer_id, "type": {"$in": kinds}}, {"_id": 0})
+        return await cursor.sort("occurred_at", DESCENDING).limit(limit).to_list(None)
+
+    async def weekly_sales(self, dealer_id: str, weeks: int, until: dt.datetime) -> list[dict]:
+        zone = ZoneInfo(self.timezone)
+        since = dt.datetime.combine(week_start(until, zone) - dt.timedelta(weeks=weeks + BASELINE_WEEKS), dt.time(), zone)
+        sales = await self._timeline.find(
+            {"dealer_id": dealer_id, "type": "sale", "occurred_at": {"$gte": since}}, {"_id": 0, "occurred_at": 1, "amount": 1}
+        ).to_list(None)
+        targets: dict[str, float] = {}
+        async for doc in self._timeline.find({"dealer_id": dealer_id, "type": "target.set"}).sort("occurred_at", ASCENDING):
+            targets[doc["period"]] = float(doc["sales_target"])  # the latest setting of a month wins
+        return weekly_series([(s["occurred_at"], s["amount"]) for s in sales], targets, until, weeks, zone)
+
+    async def rules_view(self, dealer_id: str) -> tuple[dict | None, str | None]:
+        """(what the rules service keeps for the dealer, or None with the reason)."""
+        url = f"{self._settings.rules_url.rstrip('/')}/v1/dealers/{dealer_id}"
+        try:
+            response = await self._http.get(url, timeout=3.0)
+        except httpx.HTTPError as exc:
+            return None, f"rules service unreachable: {type(exc).__name__}"
+        if response.status_code == 404:
+            return None, "the rules service has no state for this dealer"
+        if response.status_code != 200:
+            return None, f"rules service answered {response.status_code}"
+        return response.json(), None
+

@@ -1,0 +1,163 @@
+"""Sends stored alerts to their receivers, retrying with exponential backoff.
+
+Works from the outbox kept on each alert, so a receiver that is down delays
+only its own deliveries: alerts keep being stored, and a delivery survives a
+notify restart. Several instances can run: an alert is claimed with a lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from services.common.settings import Settings
+
+from .channels.base import DeliveryFailed
+from .store import AlertStore, public_view, utcnow
+
+log = logging.getLogger("dealerwatch.notify.delivery")
+
+LEASE_SECONDS = 60.0
+IDLE_POLL_SECONDS = 1.0
+CONCURRENCY = 8
+SCHEDULE_SECONDS = 0.5
+
+
+class DeliveryWorker:
+    def __init__(self, store: AlertStore, router, settings: Settings, on_failed=None):
+        self._outbox = store.outbox
+        self._router = router
+        self._on_failed = on_failed  # async (alert, delivery): e.g. to the dead-letter queue
+        self._settings = settings
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._running: set[asyncio.Task] = set()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                alert = await self._outbox.claim_due_delivery(LEASE_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - the database may be briefly away
+                log.warning("cannot read the delivery outbox: %s", exc)
+                alert = None
+            if alert is None:
+                self._slots.release()
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            try:  # before the next claim, so that this worker does not send a member on its own
+                groups = await self._claim_groups(alert)
+            except Exception as exc:  # noqa: BLE001 - the lease expires and another attempt follows
+                log.warning("cannot claim the group of alert %s: %s", alert["_id"], exc)
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._deliver(alert, groups))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _claim_groups(self, alert: dict) -> dict[str, list[dict]]:
+        """The other alerts in the groups of this alert's due deliveries, claimed with it."""
+        now = utcnow()
+        groups = {}
+        for delivery in alert.get("deliveries", []):
+            if delivery.get("group") and delivery["status"] == "pending" and delivery["next_attempt_at"] <= now:
+                groups[delivery["group"]] = await self._outbox.claim_group(delivery["group"], alert["_id"], LEASE_SECONDS)
+        return groups
+
+    async def _deliver(self, alert: dict, groups: dict[str, list[dict]]) -> None:
+        try:
+            now = utcnow()
+            for index, delivery in enumerate(alert.get("deliveries", [])):
+                if delivery["status"] != "pending" or delivery["next_attempt_at"] > now:
+                    continue
+                members = groups.get(delivery.get("group"), [])
+                batch = [(alert, index)] + [(member, _pending_in(member, delivery["group"])) for member in members]
+                await self._send(delivery["receiver"], batch)
+                for member, member_index in batch[1:]:
+                    await self._outbox.record_deliveries(member["_id"], _attempted(member))
+            await self._outbox.record_deliveries(alert["_id"], _attempted(alert))
+        except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
+            log.exception("delivering alert %s failed unexpectedly", alert.get("_id"))
+        finally:
+            self._slots.release()
+
+    async def _send(self, receiver: str, batch: list[tuple[dict, int]]) -> None:
+        """One message to one receiver about one alert or a group; the outcome is written into
+        each alert's delivery entry (in place)."""
+        entries = []
+        for alert, index in batch:
+            delivery = alert["deliveries"][index]
+            delivery["attempted"] = True
+            if alert.get("silenced_by"):  # silenced after the notification was queued
+                delivery.update(status="silenced", last_error=f"silenced by {', '.join(alert['silenced_by'])}")
+                continue
+            payload = {**public_view(alert), "notification": delivery.get("kind", "firing"), "notification_id": f"{alert['alert_id']}/{index}"}
+            entries.append((delivery, payload))
+        if not entries:
+            return
+        channel = self._router.channel(receiver)
+        error = None
+        try:
+            if channel is None:
+                raise DeliveryFailed(f"receiver {receiver!r} is no longer configured")
+            await channel.send([payload for _, payload in entries])
+        except DeliveryFailed as exc:
+            error = str(exc)
+        now = utcnow()
+        for delivery, payload in entries:
+            delivery["attempts"] += 1
+            delivery.setdefault("log", []).append({"at": now, "outcome": "delivered" if error is None else error})
+            if error is None:
+                delivery.update(status="delivered", delivered_at=now, last_error=None)
+            elif delivery["attempts"] >= self._settings.webhook_max_attempts or channel is None:
+                delivery.update(status="failed", last_error=error)
+                log.error("giving up on alert %s to %s: %s", payload["alert_id"], receiver, error)
+                await self._dead_letter(payload, delivery)
+            else:
+                delay = min(
+                    self._settings.webhook_retry_initial_seconds * 2 ** (delivery["attempts"] - 1),
+                    self._settings.webhook_retry_max_seconds,
+                )
+                delivery.update(last_error=error, next_attempt_at=now + dt.timedelta(seconds=delay))
+                log.warning("alert %s to %s failed (%s); retry %d in %.1fs", payload["alert_id"], receiver, error, delivery["attempts"], delay)
+
+    async def _dead_letter(self, payload: dict, delivery: dict) -> None:
+        if self._on_failed is None:
+            return
+        try:
+            await self._on_failed(payload, delivery)
+        except Exception as error:  # noqa: BLE001 - the failure stays recorded on the alert
+            log.warning("could not dead-letter the failed delivery: %s", error)
+
+    async def run_schedules(self) -> None:
+        """Reminders for alerts that stay open, escalation of critical ones nobody acknowledged."""
+        while True:
+            try:
+                while (alert := await self._outbox.due_reminder()) is not None:
+                    receivers = [(r["receiver"], r["target"]) for r in alert["routes"] if r.get("repeat_seconds")]
+                    await self._outbox.add_notices(alert["_id"], "repeat", receivers)
+                    self.wake()
+                while (alert := await self._outbox.due_escalation()) is not None:
+                    names = dict.fromkeys(n for r in alert["routes"] if r.get("escalate_after_seconds") for n in r["escalate_to"])
+                    await self._outbox.add_notices(alert["_id"], "escalation", [(n, self._router.target(n)) for n in names])
+                    log.warning("alert %s not acknowledged in time: escalated to %s", alert["_id"], ", ".join(names))
+                    self.wake()
+            except Exception as exc:  # noqa: BLE001 - the database may be briefly away
+                log.warning("reminders and escalation paused: %s", exc)
+            await asyncio.sleep(SCHEDULE_SECONDS)
+
+
+def _pending_in(alert: dict, group: str) -> int:
+    return next(i for i, d in enumerate(alert["deliveries"]) if d.get("group") == group and d["status"] == "pending")
+
+
+def _attempted(alert: dict) -> dict[int, dict]:
+    return {index: d for index, d in enumerate(alert.get("deliveries", [])) if d.pop("attempted", False)}

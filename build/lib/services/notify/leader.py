@@ -1,0 +1,43 @@
+"""One notify instance at a time does the work that must not be done twice (publishing the change
+log to the `alerts` exchange, writing change-log entries a stopped instance left unwritten).
+
+A lease in MongoDB (collection `leases`): the holder renews it; when it stops renewing, another
+instance takes over once the lease has run out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+
+LEASE_SECONDS = 10.0
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Lease:
+    def __init__(self, db, name: str, seconds: float = LEASE_SECONDS):
+        self._leases = db["leases"]
+        self._name = name
+        self._seconds = seconds
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def ensure(self) -> None:
+        # created before anyone claims it (an upserting claim could race into a duplicate key)
+        await self._leases.update_one({"_id": self._name}, {"$setOnInsert": {"holder": None, "until": _now()}}, upsert=True)
+
+    async def hold(self) -> bool:
+        """Take or renew the lease; True while this instance holds it."""
+        now = _now()
+        result = await self._leases.update_one(
+            {"_id": self._name, "$or": [{"holder": self.holder}, {"until": {"$lte": now}}]},
+            {"$set": {"holder": self.holder, "until": now + dt.timedelta(seconds=self._seconds)}},
+        )
+        return result.matched_count == 1
+
+    async def release(self) -> None:
+        await self._leases.update_one({"_id": self._name, "holder": self.holder}, {"$set": {"until": _now()}})

@@ -1,0 +1,191 @@
+"""The routes file: which receivers an alert reaches, as a tree of matchers (like Alertmanager's).
+
+    version: 1
+    receivers:
+      ops:        {webhook: {url_env: DEALERWATCH_OPS_WEBHOOK}}   # secrets stay in the environment
+      north-team: {webhook: {url_env: DEALERWATCH_NORTH_WEBHOOK}}
+    route:
+      receiver: ops                  # the default
+      routes:
+        - match: {severity: critical}
+          receiver: ops
+          continue: true             # also try the next siblings
+        - match: {region: north}
+          receiver: north-team
+
+An alert walks the tree depth first: a node applies if all its `match` labels equal the
+alert's; its children are tried in order and the first that applies wins, unless it says
+`continue`; a node none of whose children apply delivers to its own receiver.
+Labels: severity, rule_id, dealer_id and the rule's labels (e.g. region).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from services.common.durations import DURATION, seconds
+from services.common.yamlsource import PolicyError, describe, parse_yaml, read
+
+
+class WebhookReceiver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(default=None, description="Only for URLs without secrets.")
+    url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url, url_env")
+        return self
+
+
+class RobotReceiver(WebhookReceiver):
+    """WeCom / DingTalk / Feishu / Slack incoming webhook; the URL carries a token: use url_env."""
+
+    secret_env: str | None = Field(default=None, description="DingTalk/Feishu signing secret (variable name).")
+    language: Literal["zh", "en"] = "zh"
+
+
+class EmailReceiver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str
+    port: int = 25
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    username_env: str | None = None
+    password_env: str | None = None
+    starttls: bool = False
+    language: Literal["zh", "en"] = "en"
+
+
+CHANNEL_KINDS = ("webhook", "email", "wecom", "dingtalk", "feishu", "slack")
+
+
+class ReceiverSpec(BaseModel):
+    """Exactly one channel."""
+
+    model_config = ConfigDict(extra="forbid")
+    webhook: WebhookReceiver | None = None
+    email: EmailReceiver | None = None
+    wecom: RobotReceiver | None = None
+    dingtalk: RobotReceiver | None = None
+    feishu: RobotReceiver | None = None
+    slack: RobotReceiver | None = None
+
+    @model_validator(mode="after")
+    def _one_channel(self):
+        kinds = [k for k in CHANNEL_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a receiver needs exactly one of {', '.join(CHANNEL_KINDS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in CHANNEL_KINDS if getattr(self, k) is not None)
+
+
+class Route(BaseModel):
+    """Options left out are inherited from the parent route."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    match: dict[str, str] = Field(default_factory=dict)
+    receiver: str | None = Field(default=None, description="Default: the parent's.")
+    continue_: bool = Field(default=False, alias="continue")
+    send_resolved: bool | None = Field(default=None, description="Also tell the receiver when the alert is resolved.")
+    repeat_interval: str | None = Field(default=None, pattern=DURATION, description="Remind while the alert stays open.")
+    escalate_after: str | None = Field(default=None, pattern=DURATION, description="Critical and not acknowledged by then: escalate.")
+    escalate_to: list[str] | None = Field(default=None, description="Receivers of the escalation.")
+    group_wait: str | None = Field(default=None, pattern=DURATION, description="New alerts for the receiver within one such window go out as one message.")
+    routes: list["Route"] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one route asks for an alert: its receiver and the options in force there."""
+
+    receiver: str
+    send_resolved: bool = False
+    repeat_seconds: float | None = None
+    escalate_after_seconds: float | None = None
+    escalate_to: tuple[str, ...] = ()
+    group_seconds: float | None = None
+
+
+class RoutesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, le=1)
+    receivers: dict[str, ReceiverSpec] = Field(min_length=1)
+    route: Route
+
+    @model_validator(mode="after")
+    def _known_receivers(self):
+        if self.route.receiver is None:
+            raise ValueError("the top route needs a receiver (the default)")
+        stack = [self.route]
+        while stack:
+            node = stack.pop()
+            for name in [node.receiver, *(node.escalate_to or [])]:
+                if name is not None and name not in self.receivers:
+                    raise ValueError(f"route receiver {name!r} is not among receivers: {', '.join(self.receivers)}")
+            stack.extend(node.routes)
+        return self
+
+
+def load(path) -> RoutesSpec:
+    text, source = read(path)
+    return loads(text, source)
+
+
+def loads(text: str, source: str = "<routes>") -> RoutesSpec:
+    data, lines = parse_yaml(text, source)
+    try:
+        return RoutesSpec.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(source, [describe(error, lines) for error in exc.errors(include_url=False)]) from None
+
+
+def receivers_for(spec: RoutesSpec, labels: dict[str, str]) -> list[str]:
+    """The receivers an alert with these labels reaches, in order, without repeats."""
+    return list(dict.fromkeys(plan.receiver for plan in plans_for(spec, labels)))
+
+
+def plans_for(spec: RoutesSpec, labels: dict[str, str]) -> list[Plan]:
+    top = Plan(spec.route.receiver or "")
+    found = _walk(spec.route, labels, top)
+    plans: dict[str, Plan] = {}
+    for plan in found or [top]:
+        plans.setdefault(plan.receiver, plan)
+    return list(plans.values())
+
+
+def _walk(node: Route, labels: dict[str, str], inherited: Plan) -> list[Plan] | None:
+    if any(labels.get(key) != value for key, value in node.match.items()):
+        return None
+    here = Plan(
+        receiver=node.receiver or inherited.receiver,
+        send_resolved=inherited.send_resolved if node.send_resolved is None else node.send_resolved,
+        repeat_seconds=seconds(node.repeat_interval) if node.repeat_interval else inherited.repeat_seconds,
+        escalate_after_seconds=seconds(node.escalate_after) if node.escalate_after else inherited.escalate_after_seconds,
+        escalate_to=tuple(node.escalate_to) if node.escalate_to is not None else inherited.escalate_to,
+        group_seconds=seconds(node.group_wait) if node.group_wait else inherited.group_seconds,
+    )
+    result: list[Plan] = []
+    for child in node.routes:
+        found = _walk(child, labels, here)
+        if found is not None:
+            result += found
+            if not child.continue_:
+                break
+    return result or [here]
+
+
+def alert_labels(alert: dict) -> dict[str, str]:
+    return {
+        **(alert.get("labels") or {}),
+        "severity": alert.get("severity", ""),
+        "rule_id": alert.get("rule_id", ""),
+        "dealer_id": alert.get("dealer_id", ""),
+    }

@@ -1,0 +1,81 @@
+"""The live alert stream: Server-Sent Events from the change log, resumable with Last-Event-ID,
+and the same changes published to the `alerts` topic exchange for other systems."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from services.common.broker import PublishError, publish_confirmed
+from services.common.topology import Topology, alert_routing_key
+
+from .changes import ChangeLog
+
+log = logging.getLogger("dealerwatch.notify.stream")
+
+POLL_SECONDS = 0.3
+HEARTBEAT_SECONDS = 15.0
+SWEEP_SECONDS = 2.0
+
+
+def sse(seq: int, change: str, alert: dict) -> str:
+    data = json.dumps({"change": change, "alert": alert}, default=str, ensure_ascii=False)
+    return f"id: {seq}\nevent: alert\ndata: {data}\n\n"
+
+
+async def events(changes: ChangeLog, last_id: int | None, matches, stop: asyncio.Event):
+    """SSE text: changes after `last_id` (or from now on), then live ones, with heartbeats."""
+    seq = last_id if last_id is not None else await changes.last()
+    yield "retry: 2000\n\n"
+    idle = 0.0
+    while not stop.is_set():
+        batch = await changes.after(seq)
+        for doc in batch:
+            seq = doc["_id"]
+            if matches(doc["alert"]):
+                yield sse(seq, doc["change"], doc["alert"])
+        if batch:
+            idle = 0.0
+            continue
+        await asyncio.sleep(POLL_SECONDS)
+        idle += POLL_SECONDS
+        if idle >= HEARTBEAT_SECONDS:
+            idle = 0.0
+            yield ": keep-alive\n\n"
+
+
+async def publish_changes(store, broker, topology: Topology, ready, lease) -> None:
+    """Every change to the `alerts` exchange, at least once, in order (a cursor in MongoDB), by
+    the one instance holding the lease; that instance also logs changes a stopped one left."""
+    changes: ChangeLog = store.changes
+    swept_at = 0.0
+    while True:
+        try:
+            if not ready() or not await lease.hold():
+                await asyncio.sleep(1.0)
+                continue
+            if time.monotonic() - swept_at > SWEEP_SECONDS:
+                swept_at = time.monotonic()
+                if logged := await store.log_unlogged():
+                    log.warning("logged %d alert change(s) an instance left unlogged", logged)
+            cursor = await changes.cursor("alerts-exchange")
+            batch = await changes.after(cursor)
+            for doc in batch:
+                alert = doc["alert"]
+                body = json.dumps({"seq": doc["_id"], "change": doc["change"], "alert": alert}, default=str).encode()
+                key = alert_routing_key(alert["severity"], alert["rule_id"], alert["dealer_id"])
+                await publish_confirmed(broker, topology.alerts, key, body, message_id=f"change:{doc['_id']}", mandatory=False)
+            if batch:  # one cursor write per batch; a crash before it re-publishes the batch (at least once)
+                await changes.advance("alerts-exchange", batch[-1]["_id"])
+            if not batch:
+                await asyncio.sleep(POLL_SECONDS)
+        except PublishError as exc:
+            log.warning("publishing alert changes failed (%s); retrying", exc)
+            await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep publishing after a database hiccup
+            log.exception("alert change publisher failed; retrying")
+            await asyncio.sleep(1.0)

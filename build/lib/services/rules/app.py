@@ -1,0 +1,95 @@
+"""The rules service process: RulesService plus a small HTTP app (health, policy reload)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import logging
+
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
+
+from services.common.auth import bearer_ok, key_bytes
+from services.common.settings import Settings
+
+from . import policy as policies
+from .reload import PolicyReloader
+from .service import RulesService
+from .state import utc
+
+log = logging.getLogger("dealerwatch.rules")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    service = RulesService(settings, policies.load(settings.policy_file))
+    reloader = PolicyReloader(settings.policy_file, service, settings.policy_poll_seconds)
+    admin_keys = key_bytes(settings.admin_keys)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if not admin_keys:
+            log.warning("DEALERWATCH_ADMIN_KEYS is not set: POST /admin/reload is open (development mode)")
+        await service.start()
+        reloader.install_signal()
+        watcher = asyncio.create_task(reloader.watch())
+        yield
+        watcher.cancel()
+        await service.stop()
+
+    app = FastAPI(title="dealerwatch rules", version="1", lifespan=lifespan)
+    app.state.service = service
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        broker_up = service.ready and await service.broker.ping(timeout=0.05)
+        database_up = await service.store.ping()
+        ready = broker_up and database_up
+        body = {
+            "ready": ready,
+            "broker": broker_up,
+            "database": database_up,
+            "policy_version": service.core.policy.version,
+            "dealers": len(service.core.states),
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/v1/dealers/{dealer_id}")
+    async def dealer(dealer_id: str) -> dict:
+        """What the rules keep for a dealer: current measures, promotions, open episodes."""
+        state = service.core.states.get(dealer_id)
+        if state is None:
+            raise HTTPException(404, f"no state for dealer {dealer_id!r}")
+        t = max(time.time(), state.latest or 0.0)
+        return {
+            "dealer_id": dealer_id,
+            "at": _iso(t),
+            "policy_version": service.core.policy.version,
+            "first_seen": _iso(state.first_seen),
+            "judged_until": _iso(state.latest),
+            "measures": service.core.measures(dealer_id, t),
+            "promotions": [
+                {"promotion_id": pid, "budget": p.budget, "owner": p.owner, "starts_on": p.starts_on, "ends_on": p.ends_on,
+                 "approved_by": p.approved_by, "approved_at": _iso(p.approved_at), "spend": p.spend, "ended_at": _iso(p.ended_at)}
+                for pid, p in state.promotions.items()
+            ],
+            "open_episodes": [{"key": key, "alert_id": e.alert_id, "opened_at": _iso(e.opened_at)} for key, e in state.episodes.items()],
+        }
+
+    @app.post("/admin/reload")
+    async def reload(authorization: str = Header(default="")) -> JSONResponse:
+        if not bearer_ok(authorization, admin_keys):
+            raise HTTPException(401, "missing or invalid admin key", headers={"WWW-Authenticate": "Bearer"})
+        result = reloader.reload("admin endpoint")
+        return JSONResponse(result, status_code=200 if not result["errors"] else 422)
+
+    return app
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else utc(moment).isoformat()

@@ -1,0 +1,163 @@
+"""`dealerwatch backtest` and `dealerwatch explain`: replay a v1 event file through the same
+core, engine and clock as the live service (see judge.py), with event time as the clock."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import sys
+from typing import IO, Iterator
+
+from pydantic import ValidationError
+
+from services.common.alerts import AlertSignal, PromotionEvaluation
+from services.common.events import Event, parse_event
+
+from . import expressions as ex
+from .core import RulesCore, TooLate
+from .judge import Judge
+from .policy import Policy
+from .state import ts
+
+
+def read_events(path: str, dealer: str | None = None) -> Iterator[tuple[int, Event | str]]:
+    """(line number, event or error text) for each non-empty line of an NDJSON file."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = parse_event(line)
+            except ValidationError as exc:
+                yield number, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)[:3])
+                continue
+            if dealer is None or event.dealer_id == dealer:
+                yield number, event
+
+
+def alert_line(signal: AlertSignal) -> dict:
+    return {
+        "rule_id": signal.rule_id,
+        "dealer_id": signal.dealer_id,
+        "subject": signal.subject,
+        "severity": signal.severity,
+        "state": "open" if signal.state == "firing" else "resolved",
+        "at": signal.at.isoformat(),
+        "opened_at": signal.opened_at.isoformat(),
+        "owner": signal.owner,
+        "summary": signal.summary,
+        "alert_id": signal.alert_id,
+    }
+
+
+def backtest(path: str, policy: Policy, now: dt.datetime | None, out: IO | None = None, err: IO | None = None) -> dict:
+    out, err = out or sys.stdout, err or sys.stderr
+    core = RulesCore(policy)
+    judge = Judge(core)
+    opened: collections.Counter = collections.Counter()
+    problems = collections.Counter()
+    with open(path, encoding="utf-8") as handle:
+        total = sum(1 for line in handle if line.strip())
+    last = None
+
+    def emit(outputs) -> None:
+        for output in outputs:
+            if isinstance(output, PromotionEvaluation):
+                continue
+            if output.state == "resolved" or output.firing_count == 1:
+                out.write(json.dumps(alert_line(output), ensure_ascii=False) + "\n")
+                if output.state == "firing":
+                    opened[(output.rule_id, output.severity)] += 1
+
+    for done, (number, item) in enumerate(read_events(path), start=1):
+        if isinstance(item, str):
+            problems["invalid"] += 1
+            err.write(f"{path}:{number}: skipped, not a valid event: {item}\n")
+            continue
+        try:
+            outputs, counted = judge.handle(item)
+        except TooLate as exc:
+            problems["too late"] += 1
+            err.write(f"{path}:{number}: skipped: {exc}\n")
+            continue
+        problems["duplicate"] += 0 if counted else 1
+        last = max(last or item.occurred_at, item.occurred_at)
+        emit(outputs)
+        if err.isatty() and (done % 2000 == 0 or done == total):
+            width = 30
+            filled = int(width * done / max(total, 1))
+            err.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} events")
+    if err.isatty():
+        err.write("\n")
+    end = now or last
+    if end is not None:
+        emit(judge.finish(ts(end)))
+    _summary(opened, problems, len(core.states), err)
+    core.close()
+    return {"opened": dict(opened), "problems": dict(problems), "dealers": len(core.states)}
+
+
+def _summary(opened, problems, dealers: int, err: IO) -> None:
+    err.write(f"\n{'rule':<30} {'severity':<9} alerts\n")
+    for (rule_id, severity), count in sorted(opened.items()):
+        err.write(f"{rule_id:<30} {severity:<9} {count:>6}\n")
+    err.write(f"{'total':<40} {sum(opened.values()):>6}   ({dealers} dealers)\n")
+    for kind, count in sorted(problems.items()):
+        if count:
+            err.write(f"skipped ({kind}): {count}\n")
+
+
+def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out: IO | None = None) -> int:
+    out = out or sys.stdout
+    core = RulesCore(policy)
+    judge = Judge(core)
+    last = None
+    for _, item in read_events(path, dealer):
+        if isinstance(item, str):
+            continue
+        try:
+            judge.handle(item)
+        except TooLate:
+            continue
+        last = max(last or item.occurred_at, item.occurred_at)
+    if dealer not in core.states:
+        out.write(f"no events for dealer {dealer!r} in {path}\n")
+        core.close()
+        return 1
+    moment = at or last
+    t = ts(moment)
+    judge.advance(t)
+    values = core.measures(dealer, t)
+    out.write(f"dealer {dealer} at {moment.isoformat()} (policy {policy.version})\n\nmeasures\n")
+    for name in policy.measures:
+        value = values.get(name)
+        out.write(f"  {name:<30} {'undefined' if value is None else f'{value:,.4f}'}\n")
+    out.write("\nrules\n")
+    for rule in policy.scoped("dealer"):
+        holds = ex.holds(rule.condition, values)
+        out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}   when {' '.join(rule.spec.when.split())}\n")
+        for line in _distances(rule.condition, values):
+            out.write(f"      {line}\n")
+    for promotion_id in core.states[dealer].promotions:
+        out.write(f"  promotion {promotion_id}: judged on its events (see backtest)\n")
+    core.close()
+    return 0
+
+
+def _distances(condition, values) -> list[str]:
+    lines = []
+    stack = [ex.push_negations(condition)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ex.Logic):
+            stack.extend(reversed(node.items))
+            continue
+        left, right = ex.value_of(node.left, values), ex.value_of(node.right, values)
+        text = ex.render(node)
+        if left is None or right is None:
+            lines.append(f"{text}: undefined ({', '.join(sorted(m for m in ex.measures_of(node) if m not in values))} not known yet)")
+        else:
+            verdict = "holds" if ex.holds(node, values) else "does not hold"
+            lines.append(f"{text}: {left:,.4f} vs {right:,.4f}, {verdict} (difference {left - right:+,.4f})")
+    return lines

@@ -1,0 +1,40 @@
+"""Calendar arithmetic in the policy's time zone (months, midnights, promotion days)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from functools import lru_cache
+
+
+class Calendar:
+    def __init__(self, timezone: str):
+        self.zone = zoneinfo.ZoneInfo(timezone)
+
+    def local(self, t: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(t, self.zone)
+
+    def month_key(self, t: float) -> str:
+        return self.local(t).strftime("%Y-%m")
+
+    def month_bounds(self, t: float) -> tuple[float, float]:
+        local = self.local(t)
+        return _month_bounds(self.zone, local.year, local.month)
+
+    def day_of_month(self, t: float) -> int:
+        return self.local(t).day
+
+    def next_midnight(self, t: float) -> float:
+        local = self.local(t)
+        tomorrow = local.date() + dt.timedelta(days=1)
+        return self.day_start(tomorrow)
+
+    def day_start(self, day: dt.date) -> float:
+        return dt.datetime.combine(day, dt.time(), self.zone).timestamp()
+
+
+@lru_cache(maxsize=256)
+def _month_bounds(zone: zoneinfo.ZoneInfo, year: int, month: int) -> tuple[float, float]:
+    start = dt.datetime(year, month, 1, tzinfo=zone)
+    end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
+    return start.timestamp(), end.timestamp()

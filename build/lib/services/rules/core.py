@@ -1,0 +1,212 @@
+"""The rules core, shared by the live service and the backtest: events and clock ticks in,
+alert signals and promotion evaluations out. It does no I/O, so the same inputs always give
+the same outputs.
+
+A dealer is judged at the time of each of its events and whenever the clock
+reaches its next deadline (the earliest moment a measure can change, or the
+next local midnight). A dealer's judgement time never goes backwards: a late
+event (within the policy's lateness) is counted in its windows and the dealer
+is judged again at the latest time already reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from services.common.alerts import AlertSignal, PromotionEvaluation, episode_alert_id
+from services.common.events import Event, PromotionEnded
+
+from .engine import Matcher
+from .measures import NET_SALES, WindowMeasure
+from .policy import CompiledRule, Policy
+from .promotions import promotion_measures
+from .signals import make_signal
+from .state import PROMOTION_EVENTS, DealerState, Episode, ts, utc
+
+Output = AlertSignal | PromotionEvaluation
+
+
+class TooLate(ValueError):
+    """The event is older than the lateness bound allows; it is not counted."""
+
+
+class RulesCore:
+    def __init__(self, policy: Policy, states: dict[str, DealerState] | None = None):
+        self.states: dict[str, DealerState] = states if states is not None else {}
+        self.dirty: set[str] = set()  # dealers changed since the last save
+        self._dealer_matcher: Matcher | None = None
+        self._promotion_matcher: Matcher | None = None
+        self.use(policy)
+
+    def use(self, policy: Policy) -> list[Output]:
+        """Switch to a policy (hot reload); dealer state is kept. Open episodes of rules that
+        are gone are resolved."""
+        self.policy = policy
+        self._dealer_rules = policy.scoped("dealer")
+        self._promotion_rules = policy.scoped("promotion")
+        for attribute, rules in (("_dealer_matcher", self._dealer_rules), ("_promotion_matcher", self._promotion_rules)):
+            patterns = {r.id: r.pattern for r in rules}
+            matcher = getattr(self, attribute)
+            if matcher is None:
+                setattr(self, attribute, Matcher.acquire(patterns))
+            else:
+                matcher.replace(patterns)
+        return self._close_orphans()
+
+    def close(self) -> None:
+        """Release the engine's rulesets (for short-lived cores: replays, tests)."""
+        for matcher in (self._dealer_matcher, self._promotion_matcher):
+            if matcher is not None:
+                matcher.release()
+        self._dealer_matcher = self._promotion_matcher = None
+
+    def _close_orphans(self) -> list[Output]:
+        known = {rule.id for rule in self.policy.rules}
+        outputs: list[Output] = []
+        for state in self.states.values():
+            for key in [k for k in state.episodes if k.split("|")[0] not in known]:
+                episode = state.episodes.pop(key)
+                outputs.append(self._orphan_signal(state, key, episode))
+                self.dirty.add(state.dealer_id)
+        return outputs
+
+    def _orphan_signal(self, state, key, episode) -> AlertSignal:
+        rule_id, _, subject = key.partition("|")
+        return AlertSignal(
+            alert_id=episode.alert_id, state="resolved", rule_id=rule_id, dealer_id=state.dealer_id,
+            subject=subject or None, severity="info", summary=f"Rule {rule_id} was removed from the policy.",
+            policy_version=self.policy.version, opened_at=utc(episode.opened_at),
+            at=utc(state.latest or episode.opened_at), firing_count=episode.count,
+        )
+
+    # --- inputs ---
+
+    def handle(self, event: Event) -> list[Output] | None:
+        """Count one event and judge its dealer; None if the event was already counted.
+        Raises TooLate for an event older than the lateness bound."""
+        state = self.states.get(event.dealer_id)
+        if state is None:
+            state = self.states[event.dealer_id] = DealerState(event.dealer_id)
+        if state.knows(event):
+            return None
+        at = ts(event.occurred_at)
+        if state.latest is not None and at < state.latest - self.policy.lateness:
+            raise TooLate(
+                f"event at {event.occurred_at.isoformat()} is more than {self.policy.spec.lateness} "
+                f"older than dealer {event.dealer_id}'s latest time {utc(state.latest).isoformat()}"
+            )
+        state.apply(event, self.policy.sources.get(event.type, ()))
+        t = max(at, state.latest or at)
+        outputs: list[Output] = self._judge_dealer(state, t, trigger=event)
+        if isinstance(event, PROMOTION_EVENTS):
+            outputs += self._judge_promotion(state, event.promotion_id, t, trigger=event)
+        self._prune(state)
+        self.dirty.add(state.dealer_id)
+        return outputs
+
+    def tick(self, dealer_id: str, t: float) -> list[Output]:
+        """Judge a dealer at time t without a new event (the clock)."""
+        state = self.states[dealer_id]
+        outputs = self._judge_dealer(state, max(t, state.latest or t), trigger=None)
+        self._prune(state)
+        self.dirty.add(dealer_id)
+        return outputs
+
+    def next_deadline(self, dealer_id: str) -> float | None:
+        """The earliest time after the dealer's last judgement at which a judgement can change."""
+        state = self.states[dealer_id]
+        t = state.latest
+        if t is None:
+            return None
+        candidates = [self.policy.calendar.next_midnight(t)]
+        for measure in self.policy.measures.values():
+            if isinstance(measure, WindowMeasure):
+                candidates.append(measure.next_change(state, t))
+        for rule in self._dealer_rules:
+            for name, days in rule.age_thresholds:
+                reference = self.policy.measures[name].reference(state)
+                if reference is not None:
+                    # "more than N days" first holds one second after N days (clock resolution)
+                    candidates += [reference + days * 86400.0, reference + days * 86400.0 + 1.0]
+        return min(c for c in candidates if c is not None and c > t)
+
+    def measures(self, dealer_id: str, t: float) -> dict[str, float]:
+        state = self.states[dealer_id]
+        calendar = self.policy.calendar
+        values = {name: m.value(state, t, calendar) for name, m in self.policy.measures.items()}
+        return {name: value for name, value in values.items() if value is not None}
+
+    # --- judging ---
+
+    def _judge_dealer(self, state: DealerState, t: float, trigger: Event | None) -> list[Output]:
+        state.latest = t
+        values = self.measures(state.dealer_id, t)
+        holding = set(self._dealer_matcher.match(values))
+        outputs: list[Output] = []
+        for rule in self._dealer_rules:
+            if rule.spec.kind == "event" and (trigger is None or trigger.type not in rule.spec.trigger):
+                continue  # event rules are judged on their events only
+            signal = self._episode(state, rule, None, rule.id in holding, t, values, owner=None)
+            if signal:
+                outputs.append(signal)
+        return outputs
+
+    def _judge_promotion(self, state: DealerState, promotion_id: str, t: float, trigger: Event) -> list[Output]:
+        promotion = state.promotions[promotion_id]
+        values = promotion_measures(promotion, state, t, self.policy.calendar)
+        holding = set(self._promotion_matcher.match(values))
+        outputs: list[Output] = []
+        for rule in self._promotion_rules:
+            if rule.spec.kind == "event" and trigger.type not in rule.spec.trigger:
+                continue
+            signal = self._episode(state, rule, promotion_id, rule.id in holding, t, values, owner=promotion.owner)
+            if signal:
+                outputs.append(signal)
+        if isinstance(trigger, PromotionEnded):
+            outputs.append(self._evaluation(state, promotion_id, promotion, values, t))
+        return outputs
+
+    def _episode(self, state, rule: CompiledRule, subject, holds, t, values, owner) -> AlertSignal | None:
+        """Open, continue or close the (rule, dealer, subject) episode."""
+        key = rule.id if subject is None else f"{rule.id}|{subject}"
+        episode = state.episodes.get(key)
+        if holds:
+            if episode is None:
+                alert_id = episode_alert_id(rule.id, state.dealer_id, subject, utc(t))
+                episode = state.episodes[key] = Episode(alert_id, t, 0)
+            episode.count += 1
+            return make_signal("firing", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version)
+        if episode is not None and rule.spec.kind == "condition":
+            del state.episodes[key]
+            return make_signal("resolved", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version)
+        return None
+
+    def _evaluation(self, state, promotion_id, promotion, values, t) -> PromotionEvaluation:
+        roi = values.get("promotion_roi")
+        spend = values.get("promotion_spend", 0.0)
+        verdict = "no-spend" if not spend else ("effective" if roi is not None and roi >= 1.0 else "ineffective")
+        return PromotionEvaluation(
+            dealer_id=state.dealer_id, promotion_id=promotion_id, owner=promotion.owner,
+            starts_on=promotion.starts_on, ends_on=promotion.ends_on, days=values.get("promotion_days"),
+            sales_during=values.get("promotion_sales"), sales_before=values.get("promotion_sales_before"),
+            spend=spend, ratio=roi, verdict=verdict, at=utc(t), policy_version=self.policy.version,
+        )
+
+    def _prune(self, state: DealerState) -> None:
+        t = state.latest
+        policy = self.policy
+        # judgement time never goes back, so nothing older than a window's reach counts again
+        cutoffs = {key: t - reach for key, reach in policy.source_horizons.items()}
+        net_sales = cutoffs.get(NET_SALES.key, t - policy.lateness)
+        for promotion in state.promotions.values():
+            if promotion.ended_at is None and promotion.starts_on is not None:
+                days = (dt.date.fromisoformat(promotion.ends_on) - dt.date.fromisoformat(promotion.starts_on)).days + 1
+                start = policy.calendar.day_start(dt.date.fromisoformat(promotion.starts_on))
+                net_sales = min(net_sales, start - days * 86400.0)  # its "before" period is still needed
+        cutoffs[NET_SALES.key] = net_sales
+        # ids older than the lateness bound cannot come back as anything but too late
+        state.prune(cutoffs, t - policy.lateness - 86400.0, t - 90 * 86400.0)
+        net = state.series.get(NET_SALES.key)
+        if net is not None and not len(net.times):
+            del state.series[NET_SALES.key]
+

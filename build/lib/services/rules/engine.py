@@ -1,0 +1,141 @@
+"""The only module that imports durable_rules: a stateless matcher.
+
+Facts (measures of one dealer or promotion at one time) go in; the ids of the
+rules whose conditions hold come out. durable-rules is used the way the stack
+facts found safe: one Host per process, one fixed session per ruleset, facts
+asserted and retracted at once (so every matching rule fires, not just the
+first), actions that only record the match. Per-dealer state, windows and time
+live in our own code, never in durable-rules sessions.
+
+durable-rules has no way to replace a ruleset; `Matcher.replace` swaps one in
+place with the sequence that was measured not to leak or crash over thousands
+of reloads (see ../shared/notes/stack-facts.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+
+import durable_rules_engine
+from durable import engine as durable_engine
+
+_SID = "0"
+_SENTINEL = "__sentinel__"
+
+
+class _Host(durable_engine.Host):
+    """One per process (a Host starts two timer threads and cannot be stopped)."""
+
+    def __init__(self) -> None:
+        self.sinks: dict[str, list[str]] = {}
+        super().__init__()
+
+    def get_action(self, action_name: str):
+        ruleset, _, rule_id = action_name.partition("/")
+        sinks = self.sinks
+
+        def record(c) -> None:
+            if rule_id != _SENTINEL:
+                sinks[ruleset].append(rule_id)
+
+        return record
+
+
+_HOST: _Host | None = None
+_HOST_LOCK = threading.Lock()
+_names = itertools.count()
+
+
+def _host() -> _Host:
+    global _HOST
+    with _HOST_LOCK:
+        if _HOST is None:
+            _HOST = _Host()
+        return _HOST
+
+
+def _raise_errors(error, state) -> None:
+    if error:
+        raise error
+
+
+_released: list["Matcher"] = []  # rulesets cannot be removed from a Host safely: reuse them
+
+
+class Matcher:
+    """Evaluates compiled rule patterns; calls are serialized by a lock."""
+
+    def __init__(self, patterns: dict[str, dict]):
+        """patterns: rule id -> durable-rules expression over the fact's fields."""
+        self._host = _host()
+        self._name = f"matcher{next(_names)}"
+        self._fired: list[str] = []
+        self._host.sinks[self._name] = self._fired
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._host.set_rulesets({self._name: self._definition(patterns)})
+
+    def _definition(self, patterns: dict[str, dict]) -> dict:
+        definition = {
+            rule_id: {"all": [{"m": copy.deepcopy(pattern)}], "run": f"{self._name}/{rule_id}"}
+            for rule_id, pattern in patterns.items()
+        }
+        # a no-op rule: its action runs before a session is deleted (deleting a session whose
+        # action never ran crashes the process)
+        definition[_SENTINEL] = {"all": [{"m": {"$eq": {_SENTINEL: 1}}}], "run": f"{self._name}/{_SENTINEL}"}
+        return definition
+
+    def match(self, fact: dict) -> list[str]:
+        """Ids of every rule whose pattern holds for `fact` (a flat dict of numbers)."""
+        with self._lock:
+            return self._match(fact)
+
+    def _match(self, fact: dict) -> list[str]:
+        """Host.assert_fact + Host.retract_fact, encoding the fact once instead of twice."""
+        self._fired.clear()
+        message = dict(fact, id=next(self._ids), sid=_SID)
+        text = json.dumps(message)
+        ruleset = self._host._ruleset_directory[self._name]
+        for operation in (durable_rules_engine.assert_fact, durable_rules_engine.retract_fact):
+            try:
+                state = ruleset._handle_result(operation(ruleset._handle, text), message)
+            except durable_engine.MessageNotHandledException:
+                if operation is durable_rules_engine.assert_fact:
+                    return []
+                continue
+            ruleset.do_actions(state, _raise_errors)
+        # an `or` is expanded into one alternative per branch, each firing the action
+        return list(dict.fromkeys(self._fired))
+
+    @classmethod
+    def acquire(cls, patterns: dict[str, dict]) -> "Matcher":
+        """A released matcher with these patterns, or a new one."""
+        with _HOST_LOCK:
+            reused = _released.pop() if _released else None
+        if reused is None:
+            return cls(patterns)
+        reused.replace(patterns)
+        return reused
+
+    def release(self) -> None:
+        """Done with this matcher: its ruleset is handed to the next Matcher created."""
+        self.replace({})
+        with _HOST_LOCK:
+            _released.append(self)
+
+    def replace(self, patterns: dict[str, dict]) -> None:
+        """Swap in new patterns without a new Host (no thread or memory growth per reload)."""
+        with self._lock:
+            host = self._host
+            old = host._ruleset_directory[self._name]
+            # the constructor deletes the "run" keys of what it is given: give it a copy
+            new = durable_engine.Ruleset(self._name, host, copy.deepcopy(self._definition(patterns)))
+            self._match({_SENTINEL: 1})  # make sure the old session has run an action
+            host._ruleset_directory[self._name] = new
+            # same slot: shrinking the list races the host's timer thread
+            host._ruleset_list[host._ruleset_list.index(old)] = new
+            old.delete_state(_SID)
+            durable_rules_engine.delete_ruleset(old._handle)

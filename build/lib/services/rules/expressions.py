@@ -1,0 +1,305 @@
+"""The condition language of policy files: parse, evaluate, compile to durable-rules JSON.
+
+    condition  := or
+    or         := and ("or" and)*
+    and        := not ("and" not)*
+    not        := "not" not | comparison | "(" condition ")"
+    comparison := sum ("<" | "<=" | ">" | ">=" | "==" | "!=") sum
+    sum        := product (("+" | "-") product)*
+    product    := factor (("*" | "/") factor)*
+    factor     := NUMBER | MEASURE | "(" sum ")" | "-" factor
+
+Example: `sales_7d < 0.7 * sales_baseline_weekly and first_seen_days >= 63`.
+Nothing is ever passed to `eval`: text becomes a small tree of dataclasses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Union
+
+
+class ExpressionError(ValueError):
+    def __init__(self, message: str, column: int | None = None):
+        super().__init__(message if column is None else f"{message} (at column {column + 1})")
+        self.column = column
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+
+
+@dataclass(frozen=True)
+class Arith:
+    op: str  # + - * /
+    left: "Value"
+    right: "Value"
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str  # < <= > >= == !=
+    left: "Value"
+    right: "Value"
+
+
+@dataclass(frozen=True)
+class Logic:
+    op: str  # and / or
+    items: tuple["Condition", ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: "Condition"
+
+
+Value = Union[Number, Measure, Arith]
+Condition = Union[Compare, Logic, Not]
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op><=|>=|==|!=|<|>|\+|-|\*|/|\(|\)))"
+)
+_KEYWORDS = {"and", "or", "not"}
+_COMPARISONS = {"<", "<=", ">", ">=", "==", "!="}
+
+
+def _tokenize(text: str) -> list[tuple[str, str, int]]:
+    tokens, pos = [], 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        match = _TOKEN.match(text, pos)
+        if not match:
+            raise ExpressionError(f"unexpected character {text[pos:].lstrip()[0]!r}", len(text) - len(text[pos:].lstrip()))
+        kind = match.lastgroup
+        value = match.group(kind)
+        column = match.start(kind)
+        if kind == "name" and value in _KEYWORDS:
+            kind = "keyword"
+        tokens.append((kind, value, column))
+        pos = match.end()
+    tokens.append(("end", "", len(text)))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.tokens = _tokenize(text)
+        self.pos = 0
+
+    def peek(self) -> tuple[str, str, int]:
+        return self.tokens[self.pos]
+
+    def take(self, value: str | None = None) -> tuple[str, str, int]:
+        token = self.tokens[self.pos]
+        if value is not None and token[1] != value:
+            raise ExpressionError(f"expected {value!r} but found {token[1] or 'the end'!r}", token[2])
+        self.pos += 1
+        return token
+
+    def condition(self) -> Condition:
+        items = [self.conjunction()]
+        while self.peek()[1] == "or":
+            self.take()
+            items.append(self.conjunction())
+        return items[0] if len(items) == 1 else Logic("or", tuple(items))
+
+    def conjunction(self) -> Condition:
+        items = [self.negation()]
+        while self.peek()[1] == "and":
+            self.take()
+            items.append(self.negation())
+        return items[0] if len(items) == 1 else Logic("and", tuple(items))
+
+    def negation(self) -> Condition:
+        if self.peek()[1] == "not":
+            self.take()
+            return Not(self.negation())
+        if self.peek()[1] == "(" and self._parenthesised_condition():
+            self.take("(")
+            inner = self.condition()
+            self.take(")")
+            return inner
+        left = self.sum()
+        kind, op, column = self.peek()
+        if op not in _COMPARISONS:
+            raise ExpressionError(
+                f"expected a comparison (<, <=, >, >=, ==, !=) but found {op or 'the end'!r}", column
+            )
+        self.take()
+        return Compare(op, left, self.sum())
+
+    def _parenthesised_condition(self) -> bool:
+        """Does the '(' at the cursor open a condition (and/or/not/comparison inside)?"""
+        depth = 0
+        for kind, value, _ in self.tokens[self.pos :]:
+            if value == "(":
+                depth += 1
+            elif value == ")":
+                depth -= 1
+                if depth == 0:
+                    return False
+            elif kind == "keyword" or value in _COMPARISONS:
+                return True
+        return False
+
+    def sum(self) -> Value:
+        left = self.product()
+        while self.peek()[1] in ("+", "-"):
+            op = self.take()[1]
+            left = Arith(op, left, self.product())
+        return left
+
+    def product(self) -> Value:
+        left = self.factor()
+        while self.peek()[1] in ("*", "/"):
+            op = self.take()[1]
+            left = Arith(op, left, self.factor())
+        return left
+
+    def factor(self) -> Value:
+        kind, value, column = self.take()
+        if kind == "number":
+            return Number(float(value))
+        if kind == "name":
+            return Measure(value)
+        if value == "-":
+            inner = self.factor()
+            return Number(-inner.value) if isinstance(inner, Number) else Arith("-", Number(0.0), inner)
+        if value == "(":
+            inner = self.sum()
+            self.take(")")
+            return inner
+        raise ExpressionError(f"expected a number or a measure name but found {value or 'the end'!r}", column)
+
+
+def parse(text: str) -> Condition:
+    parser = _Parser(text)
+    result = parser.condition()
+    kind, value, column = parser.peek()
+    if kind != "end":
+        raise ExpressionError(f"unexpected {value!r} after a complete condition", column)
+    return result
+
+
+def measures_of(node) -> set[str]:
+    if isinstance(node, Measure):
+        return {node.name}
+    if isinstance(node, Number):
+        return set()
+    if isinstance(node, (Arith, Compare)):
+        return measures_of(node.left) | measures_of(node.right)
+    if isinstance(node, Logic):
+        return set().union(*(measures_of(item) for item in node.items))
+    return measures_of(node.item)
+
+
+def render(node) -> str:
+    """Canonical text; `parse(render(x)) == x` (tested)."""
+    if isinstance(node, Number):
+        return repr(node.value) if node.value >= 0 else f"({node.value!r})"
+    if isinstance(node, Measure):
+        return node.name
+    if isinstance(node, (Arith, Compare)):
+        return f"({render(node.left)} {node.op} {render(node.right)})" if isinstance(node, Arith) else f"{render(node.left)} {node.op} {render(node.right)}"
+    if isinstance(node, Logic):
+        return "(" + f" {node.op} ".join(render(item) for item in node.items) + ")"
+    return f"not ({render(node.item)})"
+
+
+# --- evaluation in Python (explain, details, and a cross-check of the engine) ---
+
+_ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+          "/": lambda a, b: a / b if b else float("inf") if a > 0 else float("-inf") if a < 0 else 0.0}
+_CMP = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+
+def value_of(node: Value, measures: dict[str, float]) -> float | None:
+    if isinstance(node, Number):
+        return node.value
+    if isinstance(node, Measure):
+        return measures.get(node.name)
+    left, right = value_of(node.left, measures), value_of(node.right, measures)
+    return None if left is None or right is None else _ARITH[node.op](left, right)
+
+
+def holds(node: Condition, measures: dict[str, float]) -> bool:
+    """A comparison with an undefined measure is false, as in the engine (which is why
+    negations are pushed into the comparisons first, exactly as for the engine)."""
+    return _holds(push_negations(node), measures)
+
+
+def _holds(node: Condition, measures: dict[str, float]) -> bool:
+    if isinstance(node, Compare):
+        left, right = value_of(node.left, measures), value_of(node.right, measures)
+        return left is not None and right is not None and _CMP[node.op](left, right)
+    if isinstance(node, Logic):
+        results = (_holds(item, measures) for item in node.items)
+        return all(results) if node.op == "and" else any(results)
+    raise AssertionError("negations were pushed into comparisons")
+
+
+# --- compilation to durable-rules JSON ---
+
+_DURABLE_CMP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "==": "$eq", "!=": "$neq"}
+FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}  # a < b  <=>  b > a
+_NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+_DURABLE_ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
+
+
+def push_negations(node: Condition, negate: bool = False) -> Condition:
+    """Remove `not` by De Morgan and flipped comparisons (the engine has no `not`)."""
+    if isinstance(node, Not):
+        return push_negations(node.item, not negate)
+    if isinstance(node, Logic):
+        op = {"and": "or", "or": "and"}[node.op] if negate else node.op
+        return Logic(op, tuple(push_negations(item, negate) for item in node.items))
+    return Compare(_NEGATE[node.op], node.left, node.right) if negate else node
+
+
+def to_durable(node: Condition) -> dict:
+    """One pattern for durable-rules' `m`. Each comparison must have a lone measure on one side
+    (the engine compares a field with an expression); the loader reports it otherwise."""
+    node = push_negations(node)
+    if isinstance(node, Logic):
+        return {f"${node.op}": [to_durable(item) for item in node.items]}
+    left, op, right = node.left, node.op, node.right
+    if not isinstance(left, Measure):
+        if not isinstance(right, Measure):
+            raise ExpressionError(f"one side of '{render(node)}' must be a single measure name")
+        left, op, right = right, FLIP[op], left
+    comparison = {_DURABLE_CMP[op]: {left.name: _durable_value(right)}}
+    # The engine evaluates arithmetic over a missing field as if it were there; an undefined
+    # measure must make the comparison false, so every measure it uses must exist.
+    guards = [{"$ex": {name: 1}} for name in sorted(measures_of(node))]
+    return {"$and": [*guards, comparison]}
+
+
+def fold(node: Value) -> Value:
+    """Compute constant sub-expressions (the engine mis-evaluates arithmetic on two constants:
+    found by the property test `0 <= a + 0 * 0`)."""
+    if isinstance(node, Arith):
+        left, right = fold(node.left), fold(node.right)
+        if isinstance(left, Number) and isinstance(right, Number):
+            return Number(_ARITH[node.op](left.value, right.value))
+        return Arith(node.op, left, right)
+    return node
+
+
+def _durable_value(node: Value):
+    node = fold(node)
+    if isinstance(node, Number):
+        return node.value
+    if isinstance(node, Measure):
+        return {"$m": node.name}
+    return {_DURABLE_ARITH[node.op]: {"$l": _durable_value(node.left), "$r": _durable_value(node.right)}}

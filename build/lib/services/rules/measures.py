@@ -1,0 +1,181 @@
+"""Measures: named values of a dealer (or promotion) at a time t, declared in the policy.
+
+Events feed *sources* (one per distinct event type + filter + field); a source
+keeps what its measures need in the dealer state:
+- series: (time, value) of matching events, for sum / count / avg / distinct;
+- last:   the time of the latest matching event, for days_since;
+- latest: (time, value, period) of matching events, for latest.
+Several measures share a source (sales_7d and sales_mtd both read sale amounts).
+
+Time enters in two ways, and the clock needs to know when a judgement can change:
+- window measures change only when an event enters or leaves a window (or a
+  warm-up ends), so their next change is computed exactly from event times;
+- ages (days_since, first_seen_days) grow continuously: compared with a number,
+  the crossing time is exact; otherwise they are judged at every local midnight.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable
+
+from .calendar import Calendar
+
+DAY = 86400.0
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b,
+    "gt": lambda a, b: a is not None and a > b,
+    "gte": lambda a, b: a is not None and a >= b,
+    "lt": lambda a, b: a is not None and a < b,
+    "lte": lambda a, b: a is not None and a <= b,
+    "ne": lambda a, b: a != b,
+    "in": lambda a, b: a in b,
+}
+
+
+def plain(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+@dataclass(frozen=True)
+class Source:
+    key: str
+    kind: str  # series | last | latest
+    event_type: str
+    field: str | None  # None: the value is 1 (count)
+    where: tuple[tuple[str, str, Any], ...]
+    text: bool = False  # distinct: values are strings
+
+    def matches(self, event) -> bool:
+        return all(_OPS[op](plain(getattr(event, name, None)), value) for name, op, value in self.where)
+
+    def value(self, event) -> Any:
+        if self.field is None:
+            return 1.0
+        value = plain(getattr(event, self.field, None))
+        return value if self.text or value is None else float(value)
+
+
+# --- dealer measures ---
+
+@dataclass(frozen=True)
+class WindowMeasure:
+    name: str
+    source: str
+    aggregate: str  # sum | count | avg | distinct
+    start: float | None  # seconds back; None = month to date
+    end: float = 0.0
+    divide_by: float = 1.0
+
+    def bounds(self, t: float, calendar: Calendar) -> tuple[float, float, bool]:
+        """(lo, hi, lo_included)."""
+        if self.start is None:
+            return calendar.month_bounds(t)[0], t, True
+        return t - self.start, t - self.end, False
+
+    def value(self, state, t: float, calendar: Calendar) -> float | None:
+        if self.start is not None and (state.first_seen is None or state.first_seen > t - self.start):
+            return None  # warm-up: a window of length L does not judge a dealer seen for less than L
+        series = state.series.get(self.source)
+        lo, hi, included = self.bounds(t, calendar)
+        if series is None:
+            values: list = []
+        else:
+            first = (bisect.bisect_left if included else bisect.bisect_right)(series.times, lo)
+            values = series.values[first:bisect.bisect_right(series.times, hi)]
+        if self.aggregate == "sum":
+            result = float(sum(values))
+        elif self.aggregate == "count":
+            result = float(len(values))
+        elif self.aggregate == "distinct":
+            result = float(len(set(values)))
+        else:
+            if not values:
+                return None
+            result = float(sum(values)) / len(values)
+        return result / self.divide_by
+
+    def next_change(self, state, t: float) -> float | None:
+        candidates = []
+        if self.start is not None and state.first_seen is not None and state.first_seen + self.start > t:
+            candidates.append(state.first_seen + self.start)  # warm-up ends
+        series = state.series.get(self.source)
+        if series is not None and self.start is not None:
+            for edge in (self.end, self.start):
+                # an event at s is inside from s + end until s + start (exclusive)
+                index = bisect.bisect_right(series.times, t - edge)
+                if index < len(series.times):
+                    candidates.append(series.times[index] + edge)
+        return min(candidates) if candidates else None
+
+
+@dataclass(frozen=True)
+class DaysSince:
+    name: str
+    source: str
+    or_first_seen: bool = False
+
+    def reference(self, state) -> float | None:
+        last = state.last.get(self.source)
+        return state.first_seen if last is None and self.or_first_seen else last
+
+    def value(self, state, t: float, calendar: Calendar) -> float | None:
+        ref = self.reference(state)
+        return None if ref is None else (t - ref) / DAY
+
+
+@dataclass(frozen=True)
+class FirstSeenDays:
+    name: str = "first_seen_days"
+
+    def reference(self, state) -> float | None:
+        return state.first_seen
+
+    def value(self, state, t: float, calendar: Calendar) -> float | None:
+        return None if state.first_seen is None else (t - state.first_seen) / DAY
+
+
+@dataclass(frozen=True)
+class Latest:
+    name: str
+    source: str
+    by_month: bool = False
+
+    def value(self, state, t: float, calendar: Calendar) -> float | None:
+        month = calendar.month_key(t) if self.by_month else None
+        for at, value, period in reversed(state.latest_values.get(self.source, ())):
+            if at <= t and (month is None or period == month):
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Calendrical:
+    """day_of_month, month_fraction_elapsed: step or grow with the calendar."""
+
+    name: str
+
+    def value(self, state, t: float, calendar: Calendar) -> float:
+        if self.name == "day_of_month":
+            return float(calendar.day_of_month(t))
+        start, end = calendar.month_bounds(t)
+        return (t - start) / (end - start)
+
+
+BUILTIN_DEALER_MEASURES = {
+    "first_seen_days": FirstSeenDays(),
+    "day_of_month": Calendrical("day_of_month"),
+    "month_fraction_elapsed": Calendrical("month_fraction_elapsed"),
+}
+AGES = (DaysSince, FirstSeenDays)
+
+# Net sales of the dealer (amounts, returns included): promotions are judged on it.
+NET_SALES = Source("series|sale|amount|[]", "series", "sale", "amount", ())
+
+PROMOTION_MEASURES = (
+    "promotion_budget", "promotion_spend", "promotion_planned", "promotion_approved",
+    "promotion_days", "promotion_sales", "promotion_sales_before", "promotion_net_effect", "promotion_roi",
+)

@@ -1,0 +1,245 @@
+"""Policy files: YAML -> validated spec (spec.py) -> compiled policy, with errors that name the line.
+
+A policy is data: it is parsed with yaml.safe_load, validated by pydantic
+models, and its conditions are parsed by `expressions` (never `eval`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+import zoneinfo
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from services.common.events import EVENT_MODELS
+
+from . import expressions as ex
+from .calendar import Calendar
+from .measures import (
+    AGES,
+    BUILTIN_DEALER_MEASURES,
+    NET_SALES,
+    PROMOTION_MEASURES,
+    DaysSince,
+    Latest,
+    Source,
+    WindowMeasure,
+)
+from .spec import Comparison, MeasureSpec, PolicySpec, RuleSpec, Window, seconds
+from services.common.yamlsource import PolicyError, describe, parse_yaml, read
+
+__all__ = ["CompiledRule", "Policy", "PolicyError", "load", "loads", "render_summary"]
+
+TEMPLATE_NAMES = {"dealer_id", "promotion_id", "owner"}
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    spec: RuleSpec
+    condition: ex.Condition
+    pattern: dict
+    # (age measure, days): the clock wakes the dealer when an age crosses one of them
+    age_thresholds: tuple[tuple[str, float], ...]
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+@dataclass(frozen=True)
+class Policy:
+    source: str
+    version: str  # content hash: every alert records which policy raised it
+    spec: PolicySpec
+    rules: tuple[CompiledRule, ...]
+    measures: dict  # name -> dealer measure
+    sources: dict[str, tuple[Source, ...]]  # event type -> sources it feeds
+    calendar: Calendar = field(compare=False)
+    lateness: float = 0.0
+    series_horizon: float = 0.0  # how far back any window reaches
+    source_horizons: dict = field(default_factory=dict, compare=False)  # source key -> how far back
+
+    def scoped(self, scope: str) -> tuple[CompiledRule, ...]:
+        return tuple(rule for rule in self.rules if rule.spec.scope == scope)
+
+    def rule(self, rule_id: str) -> CompiledRule:
+        return next(rule for rule in self.rules if rule.id == rule_id)
+
+
+def load(path) -> Policy:
+    text, source = read(path)
+    return loads(text, source=source)
+
+
+def loads(text: str, source: str = "<policy>") -> Policy:
+    data, lines = parse_yaml(text, source)
+    try:
+        spec = PolicySpec.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(source, [describe(error, lines) for error in exc.errors(include_url=False)]) from None
+    problems: list[tuple[int | None, str]] = []
+    try:
+        calendar = Calendar(spec.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.append((lines.get(("timezone",)), f"unknown time zone {spec.timezone!r} (e.g. UTC, Asia/Shanghai)"))
+        calendar = Calendar("UTC")
+    measures, sources = {}, {NET_SALES.key: NET_SALES}
+    for name, measure in spec.measures.items():
+        where = ("measures", name)
+        if name in BUILTIN_DEALER_MEASURES or name in PROMOTION_MEASURES or name in TEMPLATE_NAMES:
+            problems.append((lines.get(where), f"measure {name!r} is built in; choose another name"))
+            continue
+        try:
+            measures[name], source_ = _compile_measure(name, measure)
+            sources.setdefault(source_.key, source_)
+        except ValueError as exc:
+            problems.append((lines.get(where), f"measure {name!r}: {exc}"))
+    measures.update(BUILTIN_DEALER_MEASURES)
+    compiled, seen = [], {}
+    for index, rule in enumerate(spec.rules):
+        where = ("rules", index)
+        if rule.id in seen:
+            problems.append((lines.get(where + ("id",)), f"rule id {rule.id!r} is used twice (first on line {seen[rule.id]})"))
+        seen.setdefault(rule.id, lines.get(where + ("id",)))
+        try:
+            compiled.append(_compile_rule(rule, measures))
+        except ex.ExpressionError as exc:
+            problems.append((lines.get(where + ("when",)), f"rule {rule.id!r}, when: {exc}"))
+        except _TemplateError as exc:
+            problems.append((lines.get(where + ("summary",)), f"rule {rule.id!r}, summary: {exc}"))
+    if problems:
+        raise PolicyError(source, problems)
+    by_type: dict[str, list[Source]] = {}
+    for source_ in sources.values():
+        by_type.setdefault(source_.event_type, []).append(source_)
+    windows = [m for m in measures.values() if isinstance(m, WindowMeasure)]
+    reach = {}
+    for m in windows:
+        reach[m.source] = max(reach.get(m.source, 0.0), m.start if m.start is not None else 32 * 86400.0)
+    horizon = max(reach.values(), default=0.0)
+    return Policy(
+        source=source,
+        version=hashlib.sha256(text.encode()).hexdigest()[:12],
+        spec=spec,
+        rules=tuple(compiled),
+        measures=measures,
+        sources={kind: tuple(items) for kind, items in by_type.items()},
+        calendar=calendar,
+        lateness=seconds(spec.lateness),
+        series_horizon=horizon,
+        source_horizons=reach,
+    )
+
+
+def _compile_measure(name: str, spec: MeasureSpec):
+    event_type, field_name = spec.event_type, spec.field
+    model = EVENT_MODELS[event_type]
+    for name_ in [field_name, *spec.where] if field_name else list(spec.where):
+        if name_ not in model.model_fields:
+            fields = ", ".join(f for f in model.model_fields if f != "type")
+            raise ValueError(f"{event_type} events have no field {name_!r} (they have {fields})")
+    where = tuple(sorted(_conditions(spec.where)))
+    kind = {"days_since": "last", "latest": "latest"}.get(spec.kind, "series")
+    source = Source(
+        key=f"{kind}|{event_type}|{field_name or ''}|{json.dumps(where)}" + ("|text" if spec.kind == "distinct" else ""),
+        kind=kind,
+        event_type=event_type,
+        field=field_name,
+        where=where,
+        text=spec.kind == "distinct",
+    )
+    if spec.kind == "days_since":
+        return DaysSince(name, source.key, spec.or_first_seen), source
+    if spec.kind == "latest":
+        return Latest(name, source.key, spec.period == "month"), source
+    if spec.window == "month_to_date":
+        start, end = None, 0.0
+    elif isinstance(spec.window, Window):
+        start, end = seconds(spec.window.from_), seconds(spec.window.to)
+        if end >= start:
+            raise ValueError("window 'to' must be shorter than 'from'")
+    else:
+        start, end = seconds(spec.window), 0.0
+    return WindowMeasure(name, source.key, spec.kind, start, end, spec.divide_by), source
+
+
+def _conditions(where: dict):
+    for name, test in where.items():
+        if isinstance(test, Comparison):
+            for op, value in test.model_dump(by_alias=True, exclude_none=True).items():
+                yield name, op, tuple(value) if isinstance(value, list) else value
+        else:
+            yield name, "eq", test
+
+
+def _compile_rule(rule: RuleSpec, measures: dict) -> CompiledRule:
+    condition = ex.parse(rule.when)
+    available = set(measures) if rule.scope == "dealer" else set(PROMOTION_MEASURES)
+    unknown = ex.measures_of(condition) - available
+    if unknown:
+        raise ex.ExpressionError(
+            f"unknown measure {', '.join(sorted(unknown))}; {rule.scope} rules can use {', '.join(sorted(available))}"
+        )
+    pattern = ex.to_durable(condition)
+    thresholds = []
+    if rule.scope == "dealer":
+        for compare in _comparisons(ex.push_negations(condition)):
+            for side, other in ((compare.left, compare.right), (compare.right, compare.left)):
+                if isinstance(side, ex.Measure) and isinstance(measures.get(side.name), AGES) and isinstance(other, ex.Number):
+                    thresholds.append((side.name, other.value))
+    _check_template(rule.summary, available | TEMPLATE_NAMES)
+    return CompiledRule(rule, condition, pattern, tuple(thresholds))
+
+
+def _comparisons(node):
+    if isinstance(node, ex.Compare):
+        yield node
+    elif isinstance(node, ex.Logic):
+        for item in node.items:
+            yield from _comparisons(item)
+
+
+class _TemplateError(ValueError):
+    pass
+
+
+class SafeFormatter(string.Formatter):
+    """str.format without attribute or index access: templates see plain values only."""
+
+    def get_field(self, field_name, args, kwargs):
+        if not field_name.isidentifier():
+            raise _TemplateError(f"'{{{field_name}}}' is not a plain name")
+        return self.get_value(field_name, args, kwargs), field_name
+
+
+def _check_template(template: str, names: set[str]) -> None:
+    try:
+        fields = [f for _, f, _, _ in SafeFormatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise _TemplateError(str(exc)) from None
+    for name in fields:
+        if not name.isidentifier():
+            raise _TemplateError(f"'{{{name}}}' is not a plain name")
+        if name not in names:
+            raise _TemplateError(f"unknown name {{{name}}}; use one of {', '.join(sorted(names))}")
+
+
+class _Undefined:
+    """Stands for a measure with no value yet, whatever format the template asks for."""
+
+    def __format__(self, spec: str) -> str:
+        return "n/a"
+
+
+def render_summary(template: str, values: dict) -> str:
+    class Missing(dict):
+        def __missing__(self, key):
+            return _Undefined()
+
+    try:
+        return SafeFormatter().vformat(template, (), Missing(values))
+    except (ValueError, TypeError, _TemplateError):
+        return template

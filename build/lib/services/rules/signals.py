@@ -1,0 +1,56 @@
+"""Alert signals as the rules core emits them: summary text, measured values, thresholds."""
+
+from __future__ import annotations
+
+from services.common.alerts import AlertSignal
+
+from . import expressions as ex
+from .policy import CompiledRule, render_summary
+from .state import utc
+
+
+
+def make_signal(kind, rule: CompiledRule, dealer_id, subject, episode, t, values, owner, version) -> AlertSignal:
+    names = {"dealer_id": dealer_id, "promotion_id": subject, "owner": owner or "unknown"}
+    used = sorted(ex.measures_of(rule.condition))
+    return AlertSignal(
+        alert_id=episode.alert_id,
+        state=kind,
+        rule_id=rule.id,
+        dealer_id=dealer_id,
+        subject=subject,
+        severity=rule.spec.severity,
+        summary=" ".join(render_summary(rule.spec.summary, {**values, **names}).split()),
+        details={
+            "condition": " ".join(rule.spec.when.split()),
+            "measures": {name: _round(values.get(name)) for name in used},
+            "thresholds": thresholds(rule.condition, values),
+        },
+        owner=owner,
+        labels=dict(rule.spec.labels),
+        policy_version=version,
+        opened_at=utc(episode.opened_at),
+        at=utc(t),
+        firing_count=episode.count,
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def thresholds(condition: ex.Condition, values: dict) -> dict[str, float | None]:
+    """For each comparison `measure op expression`: the value the measure is compared with."""
+    result = {}
+    stack = [condition]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ex.Logic):
+            stack.extend(node.items)
+        elif isinstance(node, ex.Not):
+            stack.append(node.item)
+        elif isinstance(node.left, ex.Measure):
+            result[f"{node.left.name} {node.op}"] = _round(ex.value_of(node.right, values))
+        elif isinstance(node.right, ex.Measure):
+            result[f"{node.right.name} {ex.FLIP[node.op]}"] = _round(ex.value_of(node.left, values))
+    return result

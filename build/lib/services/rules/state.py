@@ -1,0 +1,176 @@
+"""Per-dealer state in event time, kept by our own code (never in durable-rules sessions).
+
+Times are POSIX seconds (float). A state holds what the policy's sources need
+(see measures.py), the dealer's promotions, the ids of recent events (for
+idempotency) and the open alert episodes. Numeric series are `array('d')`:
+8 bytes a value instead of a Python float object.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import hashlib
+import sys
+from array import array
+from dataclasses import dataclass, field
+
+from services.common.events import Event, PromotionApproved, PromotionEnded, PromotionPlanned, PromotionSpend
+
+from .measures import Source
+
+PROMOTION_EVENTS = (PromotionPlanned, PromotionApproved, PromotionSpend, PromotionEnded)
+
+
+def ts(moment) -> float:
+    return moment.timestamp()
+
+
+def utc(moment: float) -> dt.datetime:
+    """The inverse of ts()."""
+    return dt.datetime.fromtimestamp(moment, dt.timezone.utc)
+
+
+def id_key(event_id: str) -> int:
+    """64 bits of a hash of the event id: the chance that two of a dealer's recent ids collide
+    is about n^2 / 2^65 (nil for the few thousand ids a dealer holds)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+class TextCodes:
+    """Text values of `distinct` measures (outlet ids) as numbers: one table per process."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, float] = {}
+        self._texts: list[str] = []
+
+    def code(self, text: str) -> float:
+        code = self._codes.get(text)
+        if code is None:
+            code = self._codes[text] = float(len(self._texts))
+            self._texts.append(text)
+        return code
+
+    def text(self, code: float) -> str:
+        return self._texts[int(code)]
+
+
+TEXT_CODES = TextCodes()
+
+
+@dataclass(slots=True)
+class Series:
+    times: array = field(default_factory=lambda: array("d"))
+    values: array = field(default_factory=lambda: array("d"))
+
+    def add(self, at: float, value) -> None:
+        index = bisect.bisect_right(self.times, at)
+        self.times.insert(index, at)
+        self.values.insert(index, value)
+
+    def drop_before(self, cutoff: float) -> None:
+        index = bisect.bisect_left(self.times, cutoff)
+        if index:
+            del self.times[:index]
+            del self.values[:index]
+
+
+@dataclass(slots=True)
+class Promotion:
+    budget: float | None = None
+    owner: str | None = None
+    starts_on: str | None = None
+    ends_on: str | None = None
+    approved_by: str | None = None
+    approved_at: float | None = None
+    spend: float = 0.0
+    spend_ids: array = field(default_factory=lambda: array("q"))  # id_key() of counted spends
+    ended_at: float | None = None
+
+
+@dataclass(slots=True)
+class Episode:
+    alert_id: str
+    opened_at: float
+    count: int = 1
+
+
+@dataclass(slots=True)
+class DealerState:
+    dealer_id: str
+    first_seen: float | None = None
+    latest: float | None = None  # the latest time this dealer was judged at (never goes back)
+    series: dict[str, Series] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+    latest_values: dict[str, list[tuple[float, float, str | None]]] = field(default_factory=dict)
+    promotions: dict[str, Promotion] = field(default_factory=dict)
+    # ids of recently counted events (id_key) and their times: 16 bytes an event
+    seen_ids: array = field(default_factory=lambda: array("q"))
+    seen_times: array = field(default_factory=lambda: array("d"))
+    episodes: dict[str, Episode] = field(default_factory=dict)
+
+    def knows(self, event: Event) -> bool:
+        if isinstance(event, PromotionSpend):
+            promotion = self.promotions.get(event.promotion_id)
+            return promotion is not None and id_key(event.event_id) in promotion.spend_ids
+        return id_key(event.event_id) in self.seen_ids
+
+    def apply(self, event: Event, sources: list[Source]) -> None:
+        """Count one new event (callers check `knows` first: apply is not idempotent)."""
+        at = ts(event.occurred_at)
+        self.first_seen = at if self.first_seen is None else min(self.first_seen, at)
+        for source in sources:
+            if not source.matches(event):
+                continue
+            if source.kind == "last":
+                self.last[source.key] = max(self.last.get(source.key, at), at)
+                continue
+            value = source.value(event)
+            if value is None:
+                continue
+            if source.text:
+                value = TEXT_CODES.code(value)  # 8 bytes a value instead of a string per sale
+            if source.kind == "series":
+                series = self.series.get(source.key)
+                if series is None:
+                    series = self.series[source.key] = Series()
+                series.add(at, value)
+            else:
+                entries = self.latest_values.setdefault(source.key, [])
+                period = getattr(event, "period", None)
+                bisect.insort(entries, (at, value, sys.intern(period) if period else None))
+                del entries[:-2]  # the current period and one more (the one before, or one set early)
+        if isinstance(event, PROMOTION_EVENTS):
+            self._apply_promotion(event, at)
+        if isinstance(event, PromotionSpend):
+            self.promotions[event.promotion_id].spend_ids.append(id_key(event.event_id))
+        else:
+            self.seen_ids.append(id_key(event.event_id))
+            self.seen_times.append(at)
+
+    def _apply_promotion(self, event, at: float) -> None:
+        promotion = self.promotions.setdefault(event.promotion_id, Promotion())
+        if isinstance(event, PromotionPlanned):
+            promotion.budget = float(event.budget)
+            promotion.owner = event.owner
+            promotion.starts_on = event.starts_on.isoformat()
+            promotion.ends_on = event.ends_on.isoformat()
+        elif isinstance(event, PromotionApproved):
+            promotion.approved_by = event.approved_by
+            promotion.approved_at = at if promotion.approved_at is None else min(promotion.approved_at, at)
+        elif isinstance(event, PromotionSpend):
+            promotion.spend += float(event.amount)
+        else:
+            promotion.ended_at = at
+
+    def prune(self, series_cutoffs: dict[str, float], ids_cutoff: float, promotions_cutoff: float) -> None:
+        """Forget what no window, lateness bound or open promotion can reach any more."""
+        for key, series in self.series.items():
+            series.drop_before(series_cutoffs.get(key, float("inf")))
+        if self.seen_times and min(self.seen_times) < ids_cutoff:
+            keep = [i for i, at in enumerate(self.seen_times) if at >= ids_cutoff]
+            self.seen_ids = array("q", [self.seen_ids[i] for i in keep])
+            self.seen_times = array("d", [self.seen_times[i] for i in keep])
+        ended = [pid for pid, p in self.promotions.items() if p.ended_at is not None and p.ended_at < promotions_cutoff]
+        for pid in ended:
+            del self.promotions[pid]

@@ -1,0 +1,100 @@
+"""Dealer state in MongoDB (collection `rules_dealers`): the only module of rules using motor.
+
+Ids chosen by upstream systems (event, promotion ids) may contain `.` or `$`,
+so they are stored as values in lists, never as document keys.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from dataclasses import asdict
+
+from pymongo import ReplaceOne
+
+from services.common import mongo
+from services.common.settings import Settings
+
+from .state import TEXT_CODES, DealerState, Episode, Promotion, Series
+
+COLLECTION = "rules_dealers"
+FORMAT = 3
+
+
+def to_doc(state: DealerState) -> dict:
+    return {
+        "_id": state.dealer_id,
+        "format": FORMAT,
+        "first_seen": state.first_seen,
+        "latest": state.latest,
+        "series": [
+            {"source": key, "times": s.times.tolist(), "values": _values_out(key, s.values)}
+            for key, s in state.series.items()
+        ],
+        "last": [[key, at] for key, at in state.last.items()],
+        "latest_values": [[key, [list(e) for e in entries]] for key, entries in state.latest_values.items()],
+        "promotions": [{"id": key, **asdict(p), "spend_ids": p.spend_ids.tolist()} for key, p in state.promotions.items()],
+        "seen": [state.seen_ids.tolist(), state.seen_times.tolist()],
+        "episodes": [{"key": key, **asdict(e)} for key, e in state.episodes.items()],
+    }
+
+
+def from_doc(doc: dict) -> DealerState:
+    series = {
+        sys.intern(item["source"]): Series(array("d", item["times"]), _values_in(item["source"], item["values"]))
+        for item in doc.get("series", [])
+    }
+    return DealerState(
+        dealer_id=doc["_id"],
+        first_seen=doc.get("first_seen"),
+        latest=doc.get("latest"),
+        series=series,
+        last={sys.intern(key): at for key, at in doc.get("last", [])},
+        latest_values={
+            sys.intern(key): [(at, value, sys.intern(period) if period else None) for at, value, period in entries]
+            for key, entries in doc.get("latest_values", [])
+        },
+        promotions={p.pop("id"): Promotion(**{**p, "spend_ids": array("q", p["spend_ids"])}) for p in doc.get("promotions", [])},
+        seen_ids=array("q", doc["seen"][0]),
+        seen_times=array("d", doc["seen"][1]),
+        episodes={e.pop("key"): Episode(**e) for e in doc.get("episodes", [])},
+    )
+
+
+def _values_out(key: str, values) -> list:
+    # text values (outlet ids) are stored as text: codes are only valid inside one process
+    return [TEXT_CODES.text(v) for v in values] if _is_text(key) else values.tolist()
+
+
+def _values_in(key: str, values: list) -> array:
+    return array("d", [TEXT_CODES.code(v) for v in values] if _is_text(key) else values)
+
+
+def _is_text(key: str) -> bool:
+    return key.startswith("series|") and key.endswith("|text")
+
+
+class StateStore:
+    def __init__(self, settings: Settings):
+        self._client, db = mongo.database(settings)
+        self._collection = db[COLLECTION]
+
+    async def ping(self) -> bool:
+        return await mongo.ping(self._client)
+
+    async def load_all(self) -> dict[str, DealerState]:
+        states = {}
+        async for doc in self._collection.find({}):
+            state = from_doc(doc)
+            states[state.dealer_id] = state
+        return states
+
+    async def save_docs(self, docs: list[dict]) -> None:
+        """Write dealer documents made by `to_doc` (one bulk write)."""
+        if docs:
+            await self._collection.bulk_write(
+                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False
+            )
+
+    def close(self) -> None:
+        self._client.close()
