@@ -69,6 +69,24 @@ class WebhookReceiver(_RecordingServer):
         handler.end_headers()
 
 
+class HangingReceiver(_RecordingServer):
+    """Takes the request and never answers (a receiver that hangs): the sender times out."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/hook"
+        self.requests = 0
+        self._release = threading.Event()
+
+    def post(self, handler, body: bytes) -> None:
+        self.requests += 1
+        self._release.wait(60)
+
+    def stop(self) -> None:
+        self._release.set()
+        super().stop()
+
+
 class TcpProxy:
     """Forwards 127.0.0.1:port to a target; close() cuts every connection (a broker outage)."""
 

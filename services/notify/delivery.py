@@ -14,6 +14,7 @@ import logging
 from services.common.settings import Settings
 
 from .channels.base import DeliveryFailed
+from .health import ReceiverHealth
 from .store import AlertStore, public_view, utcnow
 
 log = logging.getLogger("dealerwatch.notify.delivery")
@@ -33,6 +34,7 @@ class DeliveryWorker:
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._running: set[asyncio.Task] = set()
+        self._health = ReceiverHealth(settings.webhook_retry_initial_seconds, settings.webhook_retry_max_seconds)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -75,14 +77,16 @@ class DeliveryWorker:
     async def _deliver(self, alert: dict, groups: dict[str, list[dict]]) -> None:
         try:
             now = utcnow()
+            sends = []
             for index, delivery in enumerate(alert.get("deliveries", [])):
                 if delivery["status"] != "pending" or delivery["next_attempt_at"] > now:
                     continue
                 members = groups.get(delivery.get("group"), [])
-                batch = [(alert, index)] + [(member, _pending_in(member, delivery["group"])) for member in members]
-                await self._send(delivery["receiver"], batch)
-                for member, member_index in batch[1:]:
-                    await self._outbox.record_deliveries(member["_id"], _attempted(member))
+                sends.append((delivery["receiver"], [(alert, index)] + [(m, _pending_in(m, delivery["group"])) for m in members]))
+            # to every receiver at once: a slow one does not delay the others
+            await asyncio.gather(*(self._send(receiver, batch) for receiver, batch in sends))
+            for member in {id(m): m for _, batch in sends for m, _ in batch[1:]}.values():
+                await self._outbox.record_deliveries(member["_id"], _attempted(member))
             await self._outbox.record_deliveries(alert["_id"], _attempted(alert))
         except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
             log.exception("delivering alert %s failed unexpectedly", alert.get("_id"))
@@ -103,14 +107,22 @@ class DeliveryWorker:
             entries.append((delivery, payload))
         if not entries:
             return
+        if (later := self._health.wait_until(receiver, utcnow())) is not None:
+            for delivery, _ in entries:  # the receiver is busy or resting: not an attempt
+                delivery["next_attempt_at"] = max(delivery["next_attempt_at"], later)
+            return
         channel = self._router.channel(receiver)
-        error = None
+        error, answered = None, False
+        self._health.started(receiver)
         try:
             if channel is None:
                 raise DeliveryFailed(f"receiver {receiver!r} is no longer configured")
             await channel.send([payload for _, payload in entries])
+            answered = True
         except DeliveryFailed as exc:
             error = str(exc)
+        finally:
+            self._health.finished(receiver, answered, utcnow())
         now = utcnow()
         for delivery, payload in entries:
             delivery["attempts"] += 1
