@@ -73,7 +73,7 @@ def test_both_notify_consumers_keep_going_under_a_mixed_burst(services, amqp_url
     assert "unknown delivery tag" not in notify.log()
 
 
-def test_weekly_sales_with_baseline_and_target(services):
+def test_weekly_sales_with_baseline_and_target(services, mongo_url, namespace):
     """What the board's chart draws: net sales per Monday-first week, the average of the 8 weeks
     before (since the first sale), and the monthly target spread over the days."""
     ingest, notify = services("ingest", "notify")
@@ -102,3 +102,10 @@ def test_weekly_sales_with_baseline_and_target(services):
         ("2026-03-02", 300, 1000, 700),    # 450 sold, 150 returned
     ]
     assert httpx.get(f"{notify.url}/v1/dealers/W-1/weekly-sales", params={"until": "2026-03-04T12:00:00"}).status_code == 422
+
+    # sales are kept as long as the longest chart needs them (104 weeks and the 8 before), then expire
+    import pymongo
+
+    with pymongo.MongoClient(mongo_url) as client:
+        kept = client[namespace]["dealer_timeline"].index_information()["sales_kept"]
+    assert kept["expireAfterSeconds"] == (104 + 8 + 1) * 7 * 86400 and dict(kept["partialFilterExpression"]) == {"type": "sale"}

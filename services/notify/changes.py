@@ -17,6 +17,7 @@ import datetime as dt
 from pymongo import ASCENDING, ReturnDocument
 
 GAP_SECONDS = 2.0
+KEPT_DAYS = 30  # a dashboard or the exchange publisher can resume within this (MongoDB expires older ones)
 
 
 def _now() -> dt.datetime:
@@ -30,6 +31,7 @@ class ChangeLog:
 
     async def ensure_indexes(self) -> None:
         await self._changes.create_index([("alert_id", ASCENDING)])
+        await self._changes.create_index([("at", ASCENDING)], expireAfterSeconds=KEPT_DAYS * 86400)
         # the counter exists before anyone increments it (an upserting find_one_and_update
         # returns nothing on the MongoDB-compatible test server)
         await self._counters.update_one({"_id": "alert_changes"}, {"$setOnInsert": {"seq": 0}}, upsert=True)

@@ -23,6 +23,7 @@ from services.common.topology import Topology
 from .weekly import BASELINE_WEEKS, week_start, weekly_series
 
 log = logging.getLogger("dealerwatch.notify.dealerfile")
+SALES_KEPT_DAYS = 7 * (104 + BASELINE_WEEKS + 1)
 
 
 class DealerFile:
@@ -39,6 +40,9 @@ class DealerFile:
 
     async def ensure_indexes(self) -> None:
         await self._timeline.create_index([("dealer_id", ASCENDING), ("occurred_at", DESCENDING)])
+        # sales only serve the weekly chart: kept for its longest view (104 weeks) and baseline
+        await self._timeline.create_index([("occurred_at", ASCENDING)], name="sales_kept", expireAfterSeconds=SALES_KEPT_DAYS * 86400,
+                                          partialFilterExpression={"type": "sale"})
 
     async def on_event(self, body: bytes) -> None:
         message: RabbitMessage = self._broker.context.get_local("message")
