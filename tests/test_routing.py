@@ -108,3 +108,52 @@ route:
     finally:
         ops.stop()
         oncall.stop()
+
+
+def test_the_dealers_region_from_its_events_routes_and_silences_its_alerts(services, tmp_path):
+    """Events carry the dealer's region; it becomes the alerts' `region` label end to end."""
+    import datetime as dt
+
+    import httpx
+
+    from conftest import free_port, wait_for
+    from factories import now, promotion_planned, promotion_spend
+    from helpers import WebhookReceiver
+    from test_pipeline import approved, post
+
+    ops, north = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
+    path = tmp_path / "routes.yaml"
+    path.write_text("""version: 1
+receivers:
+  ops: {webhook: {url_env: OPS_HOOK}}
+  north: {webhook: {url_env: NORTH_HOOK}}
+route:
+  receiver: ops
+  routes:
+    - match: {region: north}
+      receiver: north
+""")
+    try:
+        ingest, rules = services("ingest", "rules")
+        (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": str(path), "OPS_HOOK": ops.url, "NORTH_HOOK": north.url})
+        at = now()
+        ends = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
+        httpx.post(f"{notify.url}/v1/silences", json={"matchers": {"region": "south"}, "ends_at": ends, "created_by": "zhao.lei",
+                                                      "comment": "south region audit"}).raise_for_status()
+
+        def over_budget(dealer, region):
+            events = [promotion_planned(dealer, at, "P-1", budget="10"), approved(dealer, at, "P-1"), promotion_spend(dealer, at, "P-1", "11")]
+            return [{**event, "region": region} if region else event for event in events]
+
+        post(ingest, over_budget("N-1", "north") + over_budget("S-1", "south") + over_budget("X-1", None))
+        stored = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts").json()["items"]) and len(a) == 3 and a)
+        assert {a["dealer_id"]: a["labels"].get("region") for a in stored} == {"N-1": "north", "S-1": "south", "X-1": None}
+        wait_for(lambda: north.received and ops.received)
+        assert [a["dealer_id"] for a in north.received] == ["N-1"] and [a["dealer_id"] for a in ops.received] == ["X-1"]
+        south = httpx.get(f"{notify.url}/v1/alerts", params={"region": "south"}).json()["items"]
+        assert [a["dealer_id"] for a in south] == ["S-1"] and south[0]["silenced_by"]
+        refused = httpx.post(f"{ingest.url}/v1/events", json=[{**over_budget("Y-1", None)[0], "region": ""}])
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "region"
+    finally:
+        ops.stop()
+        north.stop()

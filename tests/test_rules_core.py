@@ -264,3 +264,16 @@ def test_state_round_trips_through_the_document_format(core):
          target("D7", end, "2026-01", 100, 2))
     state = core.states["D7"]
     assert from_doc(to_doc(state)) == state
+
+
+def test_the_latest_region_given_labels_the_dealers_alerts(core):
+    from services.rules.store import from_doc, to_doc
+
+    at = T0 + 62 * DAY
+    feed(core, {**sale("G1", at), "region": "north"}, {**sale("G1", at - DAY), "region": "west"})  # an older event
+    state = core.states["G1"]
+    assert state.region == "north" and from_doc(to_doc(state)) == state
+    outputs = feed(core, promotion_planned("G1", at, "P", budget="10"), promotion_spend("G1", at, "P", "20"))
+    assert {s.labels.get("region") for s in outputs if isinstance(s, AlertSignal)} == {"north"}
+    feed(core, {**sale("G1", at + DAY), "region": "east"})  # the dealer moved
+    assert core.states["G1"].region == "east"

@@ -29,6 +29,11 @@ class _EventBase(BaseModel):
     dealer_id: Id
     occurred_at: AwareDatetime = Field(description="Event time, RFC 3339 with offset.")
     source: str | None = Field(default=None, max_length=128, description="Posting system.")
+    region: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$",
+        description="The dealer's sales region, if the posting system knows it; the latest one given is the "
+        "dealer's region, a label on its alerts (routes, silences, the board's filter).",
+    )
 
 
 class Sale(_EventBase):

@@ -175,10 +175,10 @@ class RulesCore:
                 alert_id = episode_alert_id(rule.id, state.dealer_id, subject, utc(t))
                 episode = state.episodes[key] = Episode(alert_id, t, 0)
             episode.count += 1
-            return make_signal("firing", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version)
+            return make_signal("firing", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version, state.region)
         if episode is not None and rule.spec.kind == "condition":
             del state.episodes[key]
-            return make_signal("resolved", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version)
+            return make_signal("resolved", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version, state.region)
         return None
 
     def _evaluation(self, state, promotion_id, promotion, values, t) -> PromotionEvaluation:

@@ -10,7 +10,7 @@ from .state import utc
 
 
 
-def make_signal(kind, rule: CompiledRule, dealer_id, subject, episode, t, values, owner, version) -> AlertSignal:
+def make_signal(kind, rule: CompiledRule, dealer_id, subject, episode, t, values, owner, version, region=None) -> AlertSignal:
     names = {"dealer_id": dealer_id, "promotion_id": subject, "owner": owner or "unknown"}
     used = sorted(ex.measures_of(rule.condition))
     return AlertSignal(
@@ -27,7 +27,7 @@ def make_signal(kind, rule: CompiledRule, dealer_id, subject, episode, t, values
             "thresholds": thresholds(rule.condition, values),
         },
         owner=owner,
-        labels=dict(rule.spec.labels),
+        labels={**({"region": region} if region else {}), **rule.spec.labels},  # a rule's own label wins
         policy_version=version,
         opened_at=utc(episode.opened_at),
         at=utc(t),

@@ -108,6 +108,8 @@ class DealerState:
     seen_ids: array = field(default_factory=lambda: array("q"))
     seen_times: array = field(default_factory=lambda: array("d"))
     episodes: dict[str, Episode] = field(default_factory=dict)
+    region: str | None = None  # the latest given (by event time): a label on the dealer's alerts
+    region_at: float | None = None
 
     def knows(self, event: Event) -> bool:
         if isinstance(event, PromotionSpend):
@@ -119,6 +121,8 @@ class DealerState:
         """Count one new event (callers check `knows` first: apply is not idempotent)."""
         at = ts(event.occurred_at)
         self.first_seen = at if self.first_seen is None else min(self.first_seen, at)
+        if event.region is not None and (self.region_at is None or at >= self.region_at):
+            self.region, self.region_at = sys.intern(event.region), at
         for source in sources:
             if not source.matches(event):
                 continue

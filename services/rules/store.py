@@ -36,6 +36,7 @@ def to_doc(state: DealerState) -> dict:
         "promotions": [{"id": key, **asdict(p), "spend_ids": p.spend_ids.tolist()} for key, p in state.promotions.items()],
         "seen": [state.seen_ids.tolist(), state.seen_times.tolist()],
         "episodes": [{"key": key, **asdict(e)} for key, e in state.episodes.items()],
+        "region": [state.region, state.region_at],
     }
 
 
@@ -58,6 +59,8 @@ def from_doc(doc: dict) -> DealerState:
         seen_ids=array("q", doc["seen"][0]),
         seen_times=array("d", doc["seen"][1]),
         episodes={e.pop("key"): Episode(**e) for e in doc.get("episodes", [])},
+        region=doc.get("region", [None, None])[0],
+        region_at=doc.get("region", [None, None])[1],
     )
 
 
