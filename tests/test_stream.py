@@ -125,3 +125,31 @@ def test_a_change_a_stopped_writer_left_unlogged_reaches_the_stream(services, se
 
     logged = wait_for(stream_from_start, seconds=20)
     assert [(e["data"]["change"], e["data"]["alert"]["alert_id"]) for e in logged] == [("opened", "U1")]
+
+
+def test_many_dashboards_each_receive_every_change_in_order(services, amqp_url, namespace):
+    (notify,) = services("notify")
+    url = f"{notify.url}/v1/alerts/stream"
+
+    async def dashboard(client: httpx.AsyncClient, count: int) -> list[tuple[int, str]]:
+        seen = []
+        async with client.stream("GET", url, params={"last_event_id": 0}) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:])["alert"]["alert_id"])
+                    if len(seen) == count:
+                        return seen
+        return seen
+
+    async def watch() -> list[list[str]]:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=50)) as client:
+            watchers = [asyncio.create_task(dashboard(client, 12)) for _ in range(25)]
+            await asyncio.sleep(1.0)  # all connected and waiting
+            await asyncio.to_thread(publish, amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"F{n}", 1) for n in range(6)])
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(publish, amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"F{n}", 2) for n in range(6)])
+            return await asyncio.wait_for(asyncio.gather(*watchers), 30)
+
+    received = asyncio.run(watch())
+    expected = [f"F{n}" for n in range(6)] * 2
+    assert all(seen == expected for seen in received), received[0]

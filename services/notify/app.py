@@ -22,6 +22,7 @@ from .api import alerts, dealers, silences
 from .consumer import SignalConsumer
 from .dealerfile import DealerFile
 from .delivery import DeliveryWorker
+from .feed import ChangeFeed
 from .leader import Lease
 from .router import Router
 from .store import AlertStore
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     SignalConsumer(broker, store, worker, router, settings)
     dealer_file = DealerFile(store.db, broker, settings, http)
     lease = Lease(store.db, "alerts-exchange")
+    feed = ChangeFeed(store.changes)
     state = {"consuming": False}
     stopping = asyncio.Event()
     api_keys = key_bytes(settings.api_keys)
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 dealer_file.run(),
                 publish_changes(store, broker, topology, lambda: state["consuming"], lease),
                 router.watch(),
+                feed.run(),
             )
         ]
         yield
@@ -110,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ready = broker_up and database_up
         return JSONResponse({"ready": ready, "broker": broker_up, "database": database_up}, status_code=200 if ready else 503)
 
-    app.include_router(alerts.router(store, authorized, stopping))
+    app.include_router(alerts.router(store, feed, authorized, stopping))
     app.include_router(silences.router(store, authorized))
     app.include_router(dealers.router(store, dealer_file))
     board.mount(app, auth_required=bool(api_keys))

@@ -12,6 +12,7 @@ from services.common.broker import PublishError, publish_confirmed
 from services.common.topology import Topology, alert_routing_key
 
 from .changes import ChangeLog
+from .feed import ChangeFeed
 
 log = logging.getLogger("dealerwatch.notify.stream")
 
@@ -25,24 +26,24 @@ def sse(seq: int, change: str, alert: dict) -> str:
     return f"id: {seq}\nevent: alert\ndata: {data}\n\n"
 
 
-async def events(changes: ChangeLog, last_id: int | None, matches, stop: asyncio.Event):
+async def events(feed: ChangeFeed, last_id: int | None, matches, stop: asyncio.Event):
     """SSE text: changes after `last_id` (or from now on), then live ones, with heartbeats."""
-    seq = last_id if last_id is not None else await changes.last()
+    seq = last_id if last_id is not None else await feed.start_position()
     yield "retry: 2000\n\n"
-    idle = 0.0
     while not stop.is_set():
-        batch = await changes.after(seq)
+        arrived = feed.arrival()
+        batch = await feed.after(seq)
         for doc in batch:
             seq = doc["_id"]
             if matches(doc["alert"]):
                 yield sse(seq, doc["change"], doc["alert"])
         if batch:
-            idle = 0.0
             continue
-        await asyncio.sleep(POLL_SECONDS)
-        idle += POLL_SECONDS
-        if idle >= HEARTBEAT_SECONDS:
-            idle = 0.0
+        waits = [asyncio.ensure_future(arrived.wait()), asyncio.ensure_future(stop.wait())]
+        done, pending = await asyncio.wait(waits, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in pending:
+            waiting.cancel()
+        if not done:
             yield ": keep-alive\n\n"
 
 

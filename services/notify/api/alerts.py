@@ -10,13 +10,14 @@ from fastapi.responses import StreamingResponse
 
 from ..lifecycle import Acknowledge, Resolve
 from ..store import AlertStore
+from ..feed import ChangeFeed
 from ..stream import events
 from .filters import AlertFilter, alert_filter
 
 log = logging.getLogger("dealerwatch.notify")
 
 
-def router(store: AlertStore, authorized, stopping: asyncio.Event) -> APIRouter:
+def router(store: AlertStore, feed: ChangeFeed, authorized, stopping: asyncio.Event) -> APIRouter:
     api = APIRouter(tags=["alerts"])
 
     @api.get("/v1/alerts")
@@ -50,7 +51,7 @@ def router(store: AlertStore, authorized, stopping: asyncio.Event) -> APIRouter:
         header = request.headers.get("last-event-id")
         resume = int(header) if header and header.isdigit() else last_event_id
         return StreamingResponse(
-            events(store.changes, resume, where.matches, stopping),
+            events(feed, resume, where.matches, stopping),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
