@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker.run(),
                 worker.run_schedules(),
                 dealer_file.run(),
-                publish_changes(store, broker, topology, lambda: state["consuming"], lease),
+                publish_changes(store, feed, broker, topology, lambda: state["consuming"], lease),
                 router.watch(),
                 feed.run(),
             )

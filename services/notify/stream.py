@@ -4,6 +4,7 @@ and the same changes published to the `alerts` topic exchange for other systems.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -16,7 +17,6 @@ from .feed import ChangeFeed
 
 log = logging.getLogger("dealerwatch.notify.stream")
 
-POLL_SECONDS = 0.3
 HEARTBEAT_SECONDS = 15.0
 SWEEP_SECONDS = 2.0
 
@@ -47,21 +47,27 @@ async def events(feed: ChangeFeed, last_id: int | None, matches, stop: asyncio.E
             yield ": keep-alive\n\n"
 
 
-async def publish_changes(store, broker, topology: Topology, ready, lease) -> None:
+async def publish_changes(store, feed: ChangeFeed, broker, topology: Topology, ready, lease) -> None:
     """Every change to the `alerts` exchange, at least once, in order (a cursor in MongoDB), by
-    the one instance holding the lease; that instance also logs changes a stopped one left."""
+    the one instance holding the lease; that instance also logs changes a stopped one left.
+    It reads the log when the feed has seen new changes, or every few seconds (a gap that
+    aged, a sweep), not on a short poll."""
     changes: ChangeLog = store.changes
     swept_at = 0.0
+    cursor: int | None = None  # while holding the lease, this instance is the only one moving it
     while True:
         try:
             if not ready() or not await lease.hold():
+                cursor = None
                 await asyncio.sleep(1.0)
                 continue
             if time.monotonic() - swept_at > SWEEP_SECONDS:
                 swept_at = time.monotonic()
                 if logged := await store.log_unlogged():
                     log.warning("logged %d alert change(s) an instance left unlogged", logged)
-            cursor = await changes.cursor("alerts-exchange")
+            if cursor is None:
+                cursor = await changes.cursor("alerts-exchange")
+            arrived = feed.arrival()
             batch = await changes.after(cursor)
             for doc in batch:
                 alert = doc["alert"]
@@ -70,13 +76,17 @@ async def publish_changes(store, broker, topology: Topology, ready, lease) -> No
                 await publish_confirmed(broker, topology.alerts, key, body, message_id=f"change:{doc['_id']}", mandatory=False)
             if batch:  # one cursor write per batch; a crash before it re-publishes the batch (at least once)
                 await changes.advance("alerts-exchange", batch[-1]["_id"])
-            if not batch:
-                await asyncio.sleep(POLL_SECONDS)
+                cursor = batch[-1]["_id"]
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), SWEEP_SECONDS)
         except PublishError as exc:
+            cursor = None
             log.warning("publishing alert changes failed (%s); retrying", exc)
             await asyncio.sleep(1.0)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - keep publishing after a database hiccup
+            cursor = None
             log.exception("alert change publisher failed; retrying")
             await asyncio.sleep(1.0)
