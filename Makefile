@@ -32,6 +32,7 @@ screenshot: $(BIN)/dealerwatch browser
 bench: $(BIN)/dealerwatch
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/rules.py
+	$(BIN)/python bench/dashboards.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache
