@@ -1,1 +1,0 @@
-"""Notify's HTTP API, one module per resource: alerts (list, stream, actions), silences, dealers."""
