@@ -161,3 +161,27 @@ def wait_for(predicate, seconds: float = 20, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {seconds}s (last value: {value!r})")
+
+
+@pytest.fixture
+def hooks():
+    """Factory: hooks() starts a recording webhook receiver (or hooks(OtherKind)); all are
+    stopped at the end."""
+    from helpers import WebhookReceiver
+
+    started = []
+
+    def start(kind=WebhookReceiver):
+        server = kind(free_port()).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def routes_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "routes.yaml"
+    path.write_text(text)
+    return str(path)

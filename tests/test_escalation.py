@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import free_port, routes_file, wait_for
 from helpers import WebhookReceiver, publish
 from test_notify import signal
 
@@ -97,14 +97,13 @@ def test_alerts_within_the_group_window_go_out_as_one_message(stack, amqp_url, n
         assert delivery["status"] == "delivered" and delivery["group"].startswith("team|")
 
 
-def test_a_hanging_receiver_does_not_hold_up_the_others(services, amqp_url, namespace, tmp_path):
+def test_a_hanging_receiver_does_not_hold_up_the_others(services, amqp_url, namespace, tmp_path, hooks):
     """Every alert goes to a receiver that hangs and to one that works: the working one gets
     them all at once, not one timeout after another, and the hanging one is retried later."""
     from helpers import HangingReceiver
 
-    hanging, team = HangingReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
-    path = tmp_path / "routes.yaml"
-    path.write_text("""version: 1
+    hanging, team = hooks(HangingReceiver), hooks()
+    path = routes_file(tmp_path, """version: 1
 receivers:
   stuck: {webhook: {url_env: STUCK_HOOK}}
   team: {webhook: {url_env: TEAM_HOOK}}
@@ -114,16 +113,12 @@ route:
     - {receiver: stuck, continue: true}
     - {receiver: team}
 """)
-    try:
-        (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": str(path), "STUCK_HOOK": hanging.url, "TEAM_HOOK": team.url,
-                                            "DEALERWATCH_WEBHOOK_TIMEOUT_SECONDS": "5"})
-        publish(amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"H{n}", 1) for n in range(30)])
-        wait_for(lambda: len(httpx.get(f"{notify.url}/v1/alerts", params={"limit": 100}).json()["items"]) == 30)
-        # one timeout is 5 s; one after another (8 at a time) would take 4 timeouts, 20 s
-        wait_for(lambda: len(team.received) == 30, seconds=4)
-        stuck = httpx.get(f"{notify.url}/v1/alerts/H29").json()["deliveries"][0]
-        assert stuck["receiver"] == "stuck" and stuck["status"] == "pending"
-        assert hanging.requests < 30  # a receiver that hangs is left alone for a while, not sent everything
-    finally:
-        hanging.stop()
-        team.stop()
+    (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": path, "STUCK_HOOK": hanging.url, "TEAM_HOOK": team.url,
+                                        "DEALERWATCH_WEBHOOK_TIMEOUT_SECONDS": "5"})
+    publish(amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"H{n}", 1) for n in range(30)])
+    wait_for(lambda: len(httpx.get(f"{notify.url}/v1/alerts", params={"limit": 100}).json()["items"]) == 30)
+    # one timeout is 5 s; one after another (8 at a time) would take 4 timeouts, 20 s
+    wait_for(lambda: len(team.received) == 30, seconds=4)
+    stuck = httpx.get(f"{notify.url}/v1/alerts/H29").json()["deliveries"][0]
+    assert stuck["receiver"] == "stuck" and stuck["status"] == "pending"
+    assert hanging.requests < 30  # a receiver that hangs is left alone for a while, not sent everything

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import httpx
 import pytest
 
+from conftest import routes_file, wait_for
+from factories import now, promotion_planned, promotion_spend
+from helpers import publish
 from services.cli import main
 from services.common.yamlsource import PolicyError
 from services.notify import routing
+from test_notify import signal
+from test_pipeline import approved, post
 
 ROUTES = """version: 1
 receivers:
@@ -65,15 +73,8 @@ def test_routes_commands(tmp_path, capsys):
     assert exited.value.code == 1
 
 
-def test_alerts_reach_the_receivers_of_their_route_and_routes_reload(services, amqp_url, namespace, tmp_path):
-    import httpx
-
-    from conftest import free_port, wait_for
-    from helpers import WebhookReceiver, publish
-    from test_notify import signal
-
-    ops, oncall = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
-    path = tmp_path / "routes.yaml"
+def test_alerts_reach_the_receivers_of_their_route_and_routes_reload(services, amqp_url, namespace, tmp_path, hooks):
+    ops, oncall = hooks(), hooks()
     text = """version: 1
 receivers:
   ops: {webhook: {url_env: OPS_HOOK}}
@@ -84,46 +85,32 @@ route:
     - match: {severity: critical}
       receiver: oncall
 """
-    path.write_text(text)
-    try:
-        (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": str(path), "OPS_HOOK": ops.url,
-                                            "ONCALL_HOOK": oncall.url, "DEALERWATCH_POLICY_POLL_SECONDS": "0.2"})
-        exchange = f"{namespace}.alert-signals"
-        publish(amqp_url, exchange, "k", signal("R1", 1), signal("R2", 1, severity="critical"))
-        wait_for(lambda: ops.received and oncall.received)
-        assert [a["alert_id"] for a in ops.received] == ["R1"] and [a["alert_id"] for a in oncall.received] == ["R2"]
-        deliveries = httpx.get(f"{notify.url}/v1/alerts/R2").json()["deliveries"]
-        assert [(d["receiver"], d["status"]) for d in deliveries] == [("oncall", "delivered")]
-        assert "ONCALL" not in str(deliveries) and deliveries[0]["target"].startswith("http://127.0.0.1")
+    path = routes_file(tmp_path, text)
+    (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": path, "OPS_HOOK": ops.url,
+                                        "ONCALL_HOOK": oncall.url, "DEALERWATCH_POLICY_POLL_SECONDS": "0.2"})
+    exchange = f"{namespace}.alert-signals"
+    publish(amqp_url, exchange, "k", signal("R1", 1), signal("R2", 1, severity="critical"))
+    wait_for(lambda: ops.received and oncall.received)
+    assert [a["alert_id"] for a in ops.received] == ["R1"] and [a["alert_id"] for a in oncall.received] == ["R2"]
+    deliveries = httpx.get(f"{notify.url}/v1/alerts/R2").json()["deliveries"]
+    assert [(d["receiver"], d["status"]) for d in deliveries] == [("oncall", "delivered")]
+    assert "ONCALL" not in str(deliveries) and deliveries[0]["target"].startswith("http://127.0.0.1")
 
-        path.write_text(text.replace("severity: critical", "severity: warning"))  # hot reload
-        wait_for(lambda: "routes reloaded" in notify.log())
-        publish(amqp_url, exchange, "k", signal("R3", 1))
-        wait_for(lambda: len(oncall.received) == 2)
-        assert oncall.received[-1]["alert_id"] == "R3"
-        path.write_text("version: 1\nreceivers: {}\n")  # invalid: refused, the routes stay
-        wait_for(lambda: "routes reload refused" in notify.log())
-        publish(amqp_url, exchange, "k", signal("R4", 1))
-        wait_for(lambda: len(oncall.received) == 3)
-    finally:
-        ops.stop()
-        oncall.stop()
+    routes_file(tmp_path, text.replace("severity: critical", "severity: warning"))  # hot reload
+    wait_for(lambda: "routes reloaded" in notify.log())
+    publish(amqp_url, exchange, "k", signal("R3", 1))
+    wait_for(lambda: len(oncall.received) == 2)
+    assert oncall.received[-1]["alert_id"] == "R3"
+    routes_file(tmp_path, "version: 1\nreceivers: {}\n")  # invalid: refused, the routes stay
+    wait_for(lambda: "routes reload refused" in notify.log())
+    publish(amqp_url, exchange, "k", signal("R4", 1))
+    wait_for(lambda: len(oncall.received) == 3)
 
 
-def test_the_dealers_region_from_its_events_routes_and_silences_its_alerts(services, tmp_path):
+def test_the_dealers_region_from_its_events_routes_and_silences_its_alerts(services, tmp_path, hooks):
     """Events carry the dealer's region; it becomes the alerts' `region` label end to end."""
-    import datetime as dt
-
-    import httpx
-
-    from conftest import free_port, wait_for
-    from factories import now, promotion_planned, promotion_spend
-    from helpers import WebhookReceiver
-    from test_pipeline import approved, post
-
-    ops, north = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
-    path = tmp_path / "routes.yaml"
-    path.write_text("""version: 1
+    ops, north = hooks(), hooks()
+    path = routes_file(tmp_path, """version: 1
 receivers:
   ops: {webhook: {url_env: OPS_HOOK}}
   north: {webhook: {url_env: NORTH_HOOK}}
@@ -133,27 +120,23 @@ route:
     - match: {region: north}
       receiver: north
 """)
-    try:
-        ingest, rules = services("ingest", "rules")
-        (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": str(path), "OPS_HOOK": ops.url, "NORTH_HOOK": north.url})
-        at = now()
-        ends = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
-        httpx.post(f"{notify.url}/v1/silences", json={"matchers": {"region": "south"}, "ends_at": ends, "created_by": "zhao.lei",
-                                                      "comment": "south region audit"}).raise_for_status()
+    ingest, rules = services("ingest", "rules")
+    (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": path, "OPS_HOOK": ops.url, "NORTH_HOOK": north.url})
+    at = now()
+    ends = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
+    httpx.post(f"{notify.url}/v1/silences", json={"matchers": {"region": "south"}, "ends_at": ends, "created_by": "zhao.lei",
+                                                  "comment": "south region audit"}).raise_for_status()
 
-        def over_budget(dealer, region):
-            events = [promotion_planned(dealer, at, "P-1", budget="10"), approved(dealer, at, "P-1"), promotion_spend(dealer, at, "P-1", "11")]
-            return [{**event, "region": region} if region else event for event in events]
+    def over_budget(dealer, region):
+        events = [promotion_planned(dealer, at, "P-1", budget="10"), approved(dealer, at, "P-1"), promotion_spend(dealer, at, "P-1", "11")]
+        return [{**event, "region": region} if region else event for event in events]
 
-        post(ingest, over_budget("N-1", "north") + over_budget("S-1", "south") + over_budget("X-1", None))
-        stored = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts").json()["items"]) and len(a) == 3 and a)
-        assert {a["dealer_id"]: a["labels"].get("region") for a in stored} == {"N-1": "north", "S-1": "south", "X-1": None}
-        wait_for(lambda: north.received and ops.received)
-        assert [a["dealer_id"] for a in north.received] == ["N-1"] and [a["dealer_id"] for a in ops.received] == ["X-1"]
-        south = httpx.get(f"{notify.url}/v1/alerts", params={"region": "south"}).json()["items"]
-        assert [a["dealer_id"] for a in south] == ["S-1"] and south[0]["silenced_by"]
-        refused = httpx.post(f"{ingest.url}/v1/events", json=[{**over_budget("Y-1", None)[0], "region": ""}])
-        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "region"
-    finally:
-        ops.stop()
-        north.stop()
+    post(ingest, over_budget("N-1", "north") + over_budget("S-1", "south") + over_budget("X-1", None))
+    stored = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts").json()["items"]) and len(a) == 3 and a)
+    assert {a["dealer_id"]: a["labels"].get("region") for a in stored} == {"N-1": "north", "S-1": "south", "X-1": None}
+    wait_for(lambda: north.received and ops.received)
+    assert [a["dealer_id"] for a in north.received] == ["N-1"] and [a["dealer_id"] for a in ops.received] == ["X-1"]
+    south = httpx.get(f"{notify.url}/v1/alerts", params={"region": "south"}).json()["items"]
+    assert [a["dealer_id"] for a in south] == ["S-1"] and south[0]["silenced_by"]
+    refused = httpx.post(f"{ingest.url}/v1/events", json=[{**over_budget("Y-1", None)[0], "region": ""}])
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "region"
