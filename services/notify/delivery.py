@@ -1,8 +1,10 @@
 """Sends stored alerts to their receivers, retrying with exponential backoff.
 
-Works from the outbox kept on each alert, so a receiver that is down delays
-only its own deliveries: alerts keep being stored, and a delivery survives a
-notify restart. Several instances can run: an alert is claimed with a lease.
+Works from the outbox kept on each alert (outbox.py), so a delivery survives a notify restart
+and several instances can run: an alert is claimed with a lease, and with it the other alerts
+of a group it heads (one message for the group). An alert goes to all its receivers at once;
+a receiver that hangs or fails is left alone for a while (health.py), so it delays only its
+own deliveries. Reminders and escalation add notices to the outbox (run_schedules).
 """
 
 from __future__ import annotations
