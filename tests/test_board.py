@@ -95,15 +95,19 @@ def test_the_board_shows_alerts_live_and_its_actions_are_recorded(services, page
     expect(history.nth(1)).to_contain_text("acknowledged · li.na")
     expect(history.nth(1)).to_contain_text("calling the dealer")
 
-    # resolve with a cause: it leaves the default view (open or acknowledged)
+    # resolve with a cause: the row stays, marked resolved, until the view is reloaded
     row(page, "B-2").get_by_role("button", name="Resolve").click()
     page.click("dialog button[name=confirm]")  # no cause: the browser refuses the form
     expect(page.locator("dialog[open]")).to_be_visible()
     page.fill("dialog textarea[name=cause]", "budget raised by the region")
     page.click("dialog button[name=confirm]")
-    expect(row(page, "B-2")).to_have_count(0)
+    expect(row(page, "B-2").locator(".badge.status-resolved")).to_be_visible()
+    expect(row(page, "B-2").get_by_role("button")).to_have_text(["details"])  # no more actions
     b2 = httpx.get(f"{notify.url}/v1/alerts/{b2['alert_id']}").json()
     assert (b2["status"], b2["resolved_by"], b2["resolved_cause"]) == ("resolved", "li.na", "budget raised by the region")
+    page.reload()  # the default view is open or acknowledged alerts
+    expect(row(page, "B-1")).to_be_visible()
+    expect(row(page, "B-2")).to_have_count(0)
 
     # silence B-1's rule for this dealer for 4 hours
     row(page, "B-1").get_by_role("button", name="Silence").click()

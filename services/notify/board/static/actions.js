@@ -1,5 +1,6 @@
 // Acknowledge, resolve and silence, in one dialog. Every action is recorded with the person
-// named at the top of the page; the API decides whether it is allowed.
+// named at the top of the page; the API decides whether it is allowed. `done` gets the API's
+// answer (the alert after an acknowledge or resolve; a silence reaches the list by the stream).
 
 import { actor, post } from "./api.js";
 import { h } from "./dom.js";
@@ -26,9 +27,9 @@ export function openAction(kind, alert, done) {
       return;
     }
     try {
-      await send(kind, alert, new FormData(form));
+      const answer = await send(kind, alert, new FormData(form));
       dialog.close();
-      done();
+      done(answer);
     } catch (failure) {
       error.textContent = failure.status === 401 ? t("keyNeeded") : failure.message;
     }

@@ -55,10 +55,11 @@ export function showBoard(view, setConnection) {
     stop = follow(fixed(), page.stream_position, onChange, setConnection);
   }
 
+  // an alert in view stays until the view is reloaded, showing its new state (a resolved one
+  // is seen to be resolved, not just gone); a new one joins if it matches the filters
   function onChange({ change, alert }) {
     if (change === "opened") fresh.add(alert.alert_id);
-    if (wanted(alert)) alerts.set(alert.alert_id, { ...(alerts.get(alert.alert_id) || {}), ...alert });
-    else alerts.delete(alert.alert_id);
+    if (alerts.has(alert.alert_id) || wanted(alert)) alerts.set(alert.alert_id, { ...(alerts.get(alert.alert_id) || {}), ...alert });
     render();
     refreshCounts();
   }
@@ -85,8 +86,11 @@ export function showBoard(view, setConnection) {
       if (!expanded.delete(id)) expanded.add(id);
       render();
     };
+    const acted = (answer) => {
+      if (answer?.alert_id) onChange({ change: answer.status, alert: answer });
+    };
     rows.replaceChildren(...sorted.flatMap((alert) => [
-      row(alert, fresh.has(alert.alert_id), load, toggle),
+      row(alert, fresh.has(alert.alert_id), acted, toggle),
       expanded.has(alert.alert_id) ? details(alert) : null,
     ].filter(Boolean)));
     if (!sorted.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "empty" }, t("noAlerts"))));
@@ -108,11 +112,11 @@ function filterForm(filters, apply) {
     text("rule_id", "rule"), text("region", "region"), text("dealer_id", "dealer"));
 }
 
-function row(alert, isNew, reload, toggle) {
+function row(alert, isNew, acted, toggle) {
   const marks = [h("span", { class: `badge status-${alert.status}` }, t(alert.status))];
   if (isNew && alert.status === "open") marks.unshift(h("span", { class: "badge new" }, t("new")));
   if (alert.silenced_by?.length) marks.push(h("span", { class: "badge silenced" }, t("silenced")));
-  const act = (kind) => h("button", { type: "button", "data-action": kind, onclick: () => openAction(kind, alert, reload) }, t(kind));
+  const act = (kind) => h("button", { type: "button", "data-action": kind, onclick: () => openAction(kind, alert, acted) }, t(kind));
   return h("tr", { class: `alert ${alert.status}${isNew ? " fresh" : ""}`, "data-alert-id": alert.alert_id, "data-status": alert.status },
     h("td", {}, h("span", { class: `severity ${alert.severity}` }, t(alert.severity))),
     h("td", { class: "marks" }, marks),
