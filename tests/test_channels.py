@@ -123,3 +123,28 @@ def test_a_group_reads_as_one_message_listing_each_alert(language, header):
     assert "sales fell 40%" in lines[2] and "Wang Fang" in lines[2] and "D-2" in lines[3]
     assert ("RESOLVED" if language == "en" else "已解决") in lines[3]
     assert "D-1" in render("subject", alerts, language) and "D-2" in render("subject", alerts, language)
+
+
+def test_a_large_group_is_cut_to_the_robots_size_limit_and_says_how_many_are_left_out(robots):
+    """WeCom refuses markdown over 4,096 bytes: a group of 80 alerts must still arrive."""
+    import asyncio
+
+    import httpx
+
+    from services.notify.channels.robots import WeComChannel
+
+    alerts = [{"severity": "warning", "rule_id": "visit-overdue", "dealer_id": f"D-{n:03d}", "status": "open", "owner": None,
+               "summary": f"经销商 D-{n:03d} 已超过 30 天未拜访，请安排例行拜访。", "labels": {}} for n in range(80)]
+
+    async def send():
+        async with httpx.AsyncClient() as client:
+            await WeComChannel("wecom", f"{robots.base}/cgi-bin/webhook/send?key=k", client, language="zh").send(alerts)
+
+    asyncio.run(send())
+    (request,) = robots.requests
+    text = request["body"]["markdown"]["content"]
+    lines = text.splitlines()
+    assert len(text.encode()) <= 4096 and lines[0] == "经销商预警 80 条"
+    listed = [line for line in lines if line.startswith("- ")]
+    assert 0 < len(listed) < 80 and lines[-1] == f"…… 另有 {80 - len(listed)} 条"
+    assert [line.split(" · 经销商 ")[1][:5] for line in listed] == [f"D-{n:03d}" for n in range(len(listed))]  # in order, whole lines

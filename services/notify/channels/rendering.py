@@ -24,3 +24,23 @@ def language_of(alerts: list[dict], default: str) -> str:
 def render(name: str, alerts: list[dict], language: str) -> str:
     """Templates see `alerts` (a group) and `alert` (the first)."""
     return _environment.get_template(f"{name}.{language}.j2").render(alerts=alerts, alert=alerts[0]).strip()
+
+
+MORE = {"en": "… and {n} more", "zh": "…… 另有 {n} 条"}
+
+
+def fit(text: str, max_bytes: int, language: str) -> str:
+    """The text within a robot's size limit: whole lines, and how many list lines were left out
+    (a large group must still arrive, not be refused for its size)."""
+    if len(text.encode()) <= max_bytes:
+        return text
+    lines = text.splitlines()
+    kept: list[str] = []
+    size = len(MORE[language].format(n=len(lines)).encode()) + 1
+    for line in lines:
+        size += len(line.encode()) + 1
+        if size > max_bytes:
+            break
+        kept.append(line)
+    left_out = sum(1 for line in lines[len(kept):] if line.startswith("- "))
+    return "\n".join(kept + [MORE[language].format(n=left_out)])

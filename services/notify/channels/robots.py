@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from .base import DeliveryFailed
-from .rendering import language_of, render
+from .rendering import fit, language_of, render
 
 
 class _Robot:
+    MAX_BYTES = 4096  # the message size the robot accepts (its documented limit, with room to spare)
+
     def __init__(self, name: str, url: str, client: httpx.AsyncClient, *, secret: str | None = None,
                  language: str = "zh", timeout: float = 5.0):
         self.name, self._url, self._client = name, url, client
@@ -28,7 +30,8 @@ class _Robot:
         return f"{type(self).__name__.removesuffix('Channel').lower()} {parts.scheme}://{parts.hostname}{port}{parts.path}"
 
     async def send(self, alerts: list[dict]) -> None:
-        text = render("text", alerts, language_of(alerts, self._language))
+        language = language_of(alerts, self._language)
+        text = fit(render("text", alerts, language), self.MAX_BYTES, language)
         url, body = self.request(text)
         try:
             response = await self._client.post(url, json=body, timeout=self._timeout)
@@ -53,11 +56,13 @@ class _Robot:
 
 
 class WeComChannel(_Robot):
+    MAX_BYTES = 4000  # markdown content: 4,096 bytes
     def request(self, text):
         return self._url, {"msgtype": "markdown", "markdown": {"content": text}}
 
 
 class DingTalkChannel(_Robot):
+    MAX_BYTES = 19_000  # markdown text: 20,000 bytes
     def request(self, text):
         url = self._url
         if self._secret:
@@ -70,6 +75,7 @@ class DingTalkChannel(_Robot):
 
 
 class FeishuChannel(_Robot):
+    MAX_BYTES = 18_000  # request body: 20 KB
     def request(self, text):
         body: dict = {"msg_type": "text", "content": {"text": text}}
         if self._secret:
@@ -81,5 +87,6 @@ class FeishuChannel(_Robot):
 
 
 class SlackChannel(_Robot):
+    MAX_BYTES = 39_000  # text: 40,000 characters
     def request(self, text):
         return self._url, {"text": text}

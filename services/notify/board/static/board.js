@@ -19,6 +19,7 @@ export function showBoard(view, setConnection) {
   const alerts = new Map();
   const fresh = new Set();
   const expanded = new Set();
+  let truncated = false;
   let stop = () => {};
 
   const counts = h("div", { class: "counts", "data-testid": "counts" });
@@ -50,6 +51,7 @@ export function showBoard(view, setConnection) {
     const page = await get("/v1/alerts", { ...fixed(), status: STATUS_CHOICES[filters.status], limit: LIMIT });
     alerts.clear();
     for (const alert of page.items) alerts.set(alert.alert_id, alert);
+    truncated = Boolean(page.next_cursor);
     render();
     refreshCounts();
     stop = follow(fixed(), page.stream_position, onChange, setConnection);
@@ -94,7 +96,7 @@ export function showBoard(view, setConnection) {
       expanded.has(alert.alert_id) ? details(alert) : null,
     ].filter(Boolean)));
     if (!sorted.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "empty" }, t("noAlerts"))));
-    shown.textContent = t("showing", { n: sorted.length });
+    shown.textContent = truncated ? t("truncated", { n: LIMIT }) : t("showing", { n: sorted.length });
   }
 
   load().catch((error) => setConnection("disconnected", error.message));
