@@ -52,6 +52,9 @@ class AlertStore:
         await self._alerts.create_index([("dealer_id", ASCENDING), ("first_seen_at", DESCENDING)])
         await self._alerts.create_index([("status", ASCENDING), ("first_seen_at", DESCENDING)])
         await self.outbox.ensure_indexes()
+        # only alerts whose change is not logged yet (a moment, normally): the sweep reads few
+        await self._alerts.create_index([("updated_at", ASCENDING)], name="unlogged",
+                                        partialFilterExpression={"unlogged": {"$exists": True}})
         await self.changes.ensure_indexes()
 
     async def ping(self) -> bool:
@@ -150,7 +153,7 @@ class AlertStore:
     async def log_unlogged(self) -> int:
         """Change log entries for writes whose writer stopped before logging them."""
         cutoff = utcnow() - dt.timedelta(seconds=UNLOGGED_GRACE_SECONDS)
-        stale = await self._alerts.find({"unlogged": {"$ne": None}, "updated_at": {"$lt": cutoff}}).to_list(100)
+        stale = await self._alerts.find({"unlogged": {"$exists": True}, "updated_at": {"$lt": cutoff}}).to_list(100)
         for alert in stale:
             await self._log(alert["unlogged"]["change"], alert, alert["unlogged"])
         return len(stale)
