@@ -24,6 +24,9 @@ class Outbox:
         await self._alerts.create_index([("delivery_due_at", ASCENDING)], sparse=True)
         await self._alerts.create_index([("reminder_due_at", ASCENDING)], sparse=True)
         await self._alerts.create_index([("escalation_due_at", ASCENDING)], sparse=True)
+        # group members among the alerts with something to send (claim_group)
+        await self._alerts.create_index([("deliveries.group", ASCENDING)], name="pending_groups",
+                                        partialFilterExpression={"delivery_due_at": {"$exists": True}})
 
     async def add_notices(self, alert_id: str, kind: str, receivers: list[tuple[str, str]]) -> None:
         """Queue notifications of one kind (resolved, repeat, escalation) in the alert's outbox."""
@@ -74,6 +77,7 @@ class Outbox:
         await self._alerts.update_many(
             {
                 "_id": {"$ne": claimed_id},
+                "delivery_due_at": {"$exists": True},
                 "deliveries": {"$elemMatch": {"group": group, "status": "pending"}},
                 "$or": [{"delivery_lease_until": None}, {"delivery_lease_until": {"$lte": now}}],
             },
