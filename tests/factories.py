@@ -47,3 +47,16 @@ def promotion_planned(dealer: str, at: dt.datetime, promotion: str, budget="1000
 
 def promotion_spend(dealer: str, at: dt.datetime, promotion: str, amount="100", event_id=None) -> dict:
     return {**_base("promotion.spend", dealer, at, event_id), "promotion_id": promotion, "amount": str(amount)}
+
+
+def promotion_approved(dealer: str, at: dt.datetime, promotion: str, approved_by="Zhao Lei", event_id=None) -> dict:
+    event_id = event_id or f"approve-{dealer}-{promotion}"
+    return {**_base("promotion.approved", dealer, at, event_id), "promotion_id": promotion, "approved_by": approved_by}
+
+
+def over_budget(dealer: str, at: dt.datetime, promotion: str = "P-1", region: str | None = None) -> list[dict]:
+    """Events that make the default policy raise `promotion-over-budget` (critical): a budget
+    of 10, approved, 11 spent; `region`, if given, on each."""
+    events = [promotion_planned(dealer, at, promotion, budget="10"), promotion_approved(dealer, at, promotion),
+              promotion_spend(dealer, at, promotion, "11")]
+    return [{**event, "region": region} for event in events] if region else events

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from conftest import wait_for
-from factories import iso, now, promotion_planned, promotion_spend, sale, visit
-from test_pipeline import approved, post
+from factories import iso, now, over_budget, promotion_approved, promotion_planned, promotion_spend, sale, visit
+from test_pipeline import post
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -51,12 +51,6 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
-
-
-def over_budget(dealer: str, at: dt.datetime, promotion: str = "P-1") -> list[dict]:
-    """Events that make the rules raise `promotion-over-budget` (critical) for the dealer."""
-    return [promotion_planned(dealer, at, promotion, budget="10"), approved(dealer, at, promotion),
-            promotion_spend(dealer, at, promotion, "11")]
 
 
 def row(page, dealer: str):
@@ -172,7 +166,7 @@ def test_dealer_file_view_with_weekly_sales_chart_in_chinese(services, page, tmp
     start = first + dt.timedelta(weeks=9)
     planned = dict(promotion_planned("C-1", start, "P-C", budget="500", owner="Wang Fang"),
                    starts_on=(start + dt.timedelta(days=1)).date().isoformat(), ends_on=(start + dt.timedelta(days=5)).date().isoformat())
-    events += [planned, approved("C-1", start + dt.timedelta(hours=1), "P-C"), promotion_spend("C-1", start + dt.timedelta(days=2), "P-C", "400"),
+    events += [planned, promotion_approved("C-1", start + dt.timedelta(hours=1), "P-C"), promotion_spend("C-1", start + dt.timedelta(days=2), "P-C", "400"),
                {"event_id": "end-P-C", "type": "promotion.ended", "dealer_id": "C-1", "occurred_at": iso(start + dt.timedelta(days=6)), "promotion_id": "P-C"}]
     events.sort(key=lambda e: e["occurred_at"])
     post(ingest, events)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import free_port, wait_for
-from factories import now, promotion_planned, promotion_spend, sale
+from factories import now, over_budget, promotion_approved, promotion_planned, promotion_spend, sale
 from helpers import WebhookReceiver
 
 
@@ -28,11 +28,6 @@ def post(ingest, events) -> None:
 BUDGET = "promotion-over-budget"
 
 
-def approved(dealer, at, promotion) -> dict:
-    return {"event_id": f"approve-{dealer}-{promotion}", "type": "promotion.approved", "dealer_id": dealer,
-            "occurred_at": at.isoformat(), "promotion_id": promotion, "approved_by": "Zhao Lei"}
-
-
 def alerts(notify, **params) -> list[dict]:
     return httpx.get(f"{notify.url}/v1/alerts", params=params).json()["items"]
 
@@ -43,7 +38,7 @@ def test_events_become_stored_and_delivered_alerts(services, receiver):
     at = now()
     post(ingest, [
         promotion_planned("D-100", at, "P-7", budget="1000", owner="Wang Fang"),
-        approved("D-100", at, "P-7"),
+        promotion_approved("D-100", at, "P-7"),
         promotion_spend("D-100", at, "P-7", "800"),
         promotion_spend("D-100", at, "P-7", "300.50"),
         # never visited, last sale 31 days ago: the clock raises visit-overdue and dealer-inactive
@@ -92,8 +87,7 @@ def test_a_retried_event_is_counted_once(services):
 def test_receiver_down_alert_stored_then_delivered_when_back(services, receiver):
     ingest, rules, notify = services("ingest", "rules", "notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url})
     at = now()
-    post(ingest, [promotion_planned("D-9", at, "P-9", budget="10"), approved("D-9", at, "P-9"),
-                  promotion_spend("D-9", at, "P-9", "11")])
+    post(ingest, over_budget("D-9", at, "P-9"))
     alert = wait_for(lambda: alerts(notify))[0]
     failing = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/{alert['alert_id']}").json()["deliveries"][0])["attempts"] >= 2 and d)
     assert failing["status"] == "pending" and "Connect" in failing["last_error"]
@@ -110,7 +104,7 @@ def test_listing_filters_and_pages(services):
     for n in range(5):
         dealer, promotion = f"D-{n}", f"P-{n}"
         events += [promotion_planned(dealer, at + dt.timedelta(seconds=n), promotion, budget="1"),
-                   approved(dealer, at + dt.timedelta(seconds=n), promotion),
+                   promotion_approved(dealer, at + dt.timedelta(seconds=n), promotion),
                    promotion_spend(dealer, at + dt.timedelta(seconds=n), promotion, "2")]
     post(ingest, events)
     wait_for(lambda: len(alerts(notify)) == 5)
@@ -140,8 +134,7 @@ def test_delivery_gives_up_after_its_attempts_and_dead_letters_the_reason(servic
     ingest, rules, notify = services("ingest", "rules", "notify", env={
         "DEALERWATCH_WEBHOOK_URLS": dead_end, "DEALERWATCH_WEBHOOK_MAX_ATTEMPTS": "2"})
     at = now()
-    post(ingest, [promotion_planned("D-8", at, "P-8", budget="10"), approved("D-8", at, "P-8"),
-                  promotion_spend("D-8", at, "P-8", "11")])
+    post(ingest, over_budget("D-8", at, "P-8"))
     alert = wait_for(lambda: alerts(notify, rule_id=BUDGET))[0]
     failed = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/{alert['alert_id']}").json()["deliveries"][0])["status"] == "failed" and d)
     assert failed["attempts"] == 2 and "Connect" in failed["last_error"]

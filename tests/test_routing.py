@@ -8,13 +8,13 @@ import httpx
 import pytest
 
 from conftest import routes_file, wait_for
-from factories import now, promotion_planned, promotion_spend
+from factories import now, over_budget
 from helpers import publish
 from services.cli import main
 from services.common.yamlsource import PolicyError
 from services.notify import routing
 from test_notify import signal
-from test_pipeline import approved, post
+from test_pipeline import post
 
 ROUTES = """version: 1
 receivers:
@@ -127,16 +127,12 @@ route:
     httpx.post(f"{notify.url}/v1/silences", json={"matchers": {"region": "south"}, "ends_at": ends, "created_by": "zhao.lei",
                                                   "comment": "south region audit"}).raise_for_status()
 
-    def over_budget(dealer, region):
-        events = [promotion_planned(dealer, at, "P-1", budget="10"), approved(dealer, at, "P-1"), promotion_spend(dealer, at, "P-1", "11")]
-        return [{**event, "region": region} if region else event for event in events]
-
-    post(ingest, over_budget("N-1", "north") + over_budget("S-1", "south") + over_budget("X-1", None))
+    post(ingest, over_budget("N-1", at, region="north") + over_budget("S-1", at, region="south") + over_budget("X-1", at))
     stored = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts").json()["items"]) and len(a) == 3 and a)
     assert {a["dealer_id"]: a["labels"].get("region") for a in stored} == {"N-1": "north", "S-1": "south", "X-1": None}
     wait_for(lambda: north.received and ops.received)
     assert [a["dealer_id"] for a in north.received] == ["N-1"] and [a["dealer_id"] for a in ops.received] == ["X-1"]
     south = httpx.get(f"{notify.url}/v1/alerts", params={"region": "south"}).json()["items"]
     assert [a["dealer_id"] for a in south] == ["S-1"] and south[0]["silenced_by"]
-    refused = httpx.post(f"{ingest.url}/v1/events", json=[{**over_budget("Y-1", None)[0], "region": ""}])
+    refused = httpx.post(f"{ingest.url}/v1/events", json=[{**over_budget("Y-1", at)[0], "region": ""}])
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "region"

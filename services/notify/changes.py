@@ -16,12 +16,10 @@ import datetime as dt
 
 from pymongo import ASCENDING, ReturnDocument
 
+from services.common.timeutil import utcnow
+
 GAP_SECONDS = 2.0
 KEPT_DAYS = 30  # a dashboard or the exchange publisher can resume within this (MongoDB expires older ones)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class ChangeLog:
@@ -41,7 +39,7 @@ class ChangeLog:
             {"_id": "alert_changes"}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER
         )
         seq = counter["seq"]
-        await self._changes.insert_one({"_id": seq, "change": change, "alert_id": alert["alert_id"], "at": _now(), "alert": alert})
+        await self._changes.insert_one({"_id": seq, "change": change, "alert_id": alert["alert_id"], "at": utcnow(), "alert": alert})
         return seq
 
     async def after(self, seq: int, limit: int = 500) -> list[dict]:
@@ -49,7 +47,7 @@ class ChangeLog:
         docs = await self._changes.find({"_id": {"$gt": seq}}).sort("_id", ASCENDING).limit(limit).to_list(None)
         ready, expected = [], seq + 1
         for doc in docs:
-            if doc["_id"] != expected and _now() - doc["at"] < dt.timedelta(seconds=GAP_SECONDS):
+            if doc["_id"] != expected and utcnow() - doc["at"] < dt.timedelta(seconds=GAP_SECONDS):
                 break  # an earlier number may still be written by another instance
             ready.append(doc)
             expected = doc["_id"] + 1

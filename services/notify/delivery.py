@@ -14,10 +14,11 @@ import datetime as dt
 import logging
 
 from services.common.settings import Settings
+from services.common.timeutil import utcnow
 
 from .channels.base import DeliveryFailed
 from .health import ReceiverHealth
-from .store import AlertStore, public_view, utcnow
+from .store import AlertStore, public_view
 
 log = logging.getLogger("dealerwatch.notify.delivery")
 

@@ -13,11 +13,9 @@ import socket
 import time
 import uuid
 
+from services.common.timeutil import utcnow
+
 LEASE_SECONDS = 10.0
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class Lease:
@@ -30,14 +28,14 @@ class Lease:
 
     async def ensure(self) -> None:
         # created before anyone claims it (an upserting claim could race into a duplicate key)
-        await self._leases.update_one({"_id": self._name}, {"$setOnInsert": {"holder": None, "until": _now()}}, upsert=True)
+        await self._leases.update_one({"_id": self._name}, {"$setOnInsert": {"holder": None, "until": utcnow()}}, upsert=True)
 
     async def hold(self) -> bool:
         """Take or renew the lease; True while this instance holds it. Renewed a third of the
         way through, not on every call (a write each time would be most of an idle notify's load)."""
         if self._renewed_at is not None and time.monotonic() - self._renewed_at < self._seconds / 3:
             return True
-        now = _now()
+        now = utcnow()
         result = await self._leases.update_one(
             {"_id": self._name, "$or": [{"holder": self.holder}, {"until": {"$lte": now}}]},
             {"$set": {"holder": self.holder, "until": now + dt.timedelta(seconds=self._seconds)}},
@@ -48,4 +46,4 @@ class Lease:
 
     async def release(self) -> None:
         self._renewed_at = None
-        await self._leases.update_one({"_id": self._name, "holder": self.holder}, {"$set": {"until": _now()}})
+        await self._leases.update_one({"_id": self._name, "holder": self.holder}, {"$set": {"until": utcnow()}})

@@ -11,9 +11,7 @@ import uuid
 
 from pymongo import ASCENDING, ReturnDocument
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+from services.common.timeutil import utcnow
 
 
 class Outbox:

@@ -23,10 +23,11 @@ from pymongo.errors import DuplicateKeyError
 from services.common import mongo
 from services.common.alerts import SEVERITY_RANK, AlertSignal, PromotionEvaluation
 from services.common.settings import Settings
+from services.common.timeutil import utcnow
 
 from .changes import ChangeLog
 from .lifecycle import STATUSES, history_entry, transition_update
-from .outbox import Outbox, new_delivery, schedules, utcnow
+from .outbox import Outbox, new_delivery, schedules
 from .silences import SilenceStore
 from .silences import query as silence_query
 
@@ -94,29 +95,29 @@ class AlertStore:
         change = "resolved" if resolved else "updated"
         mark = _mark(change)
         if resolved:
-            result = await self._alerts.update_one(
-                {"_id": signal.alert_id, "status": {"$in": ["open", "acknowledged"]}},
-                {
-                    "$set": {"status": "resolved", "resolved_at": signal.at, "resolved_by": "rules", "updated_at": now, "unlogged": mark},
-                    "$push": {"history": history_entry("resolved", "rules", signal.at, "the condition no longer holds")},
-                },
-            )
+            condition = {"status": {"$in": ["open", "acknowledged"]}}
+            update = {
+                "$set": {"status": "resolved", "resolved_at": signal.at, "resolved_by": "rules", "updated_at": now, "unlogged": mark},
+                "$push": {"history": history_entry("resolved", "rules", signal.at, "the condition no longer holds")},
+                "$unset": {"reminder_due_at": "", "escalation_due_at": ""},  # no more reminders or escalation
+            }
         else:
-            result = await self._alerts.update_one(
-                {"_id": signal.alert_id, "count": {"$lt": signal.firing_count}, "status": {"$ne": "resolved"}},
-                {"$set": {
-                    "count": signal.firing_count,
-                    "last_seen_at": signal.at,
-                    "summary": signal.summary,
-                    "details": signal.details,
-                    "updated_at": now,
-                    "unlogged": mark,
-                }},
-            )
-        if result.modified_count:
-            await self._log(change, await self.get(signal.alert_id), mark)
+            condition = {"count": {"$lt": signal.firing_count}, "status": {"$ne": "resolved"}}
+            update = {"$set": {
+                "count": signal.firing_count,
+                "last_seen_at": signal.at,
+                "summary": signal.summary,
+                "details": signal.details,
+                "updated_at": now,
+                "unlogged": mark,
+            }}
+        changed = await self._alerts.find_one_and_update(
+            {"_id": signal.alert_id, **condition}, update, return_document=ReturnDocument.AFTER
+        )
+        if changed is not None:
+            await self._log(change, changed, mark)
             if resolved:
-                await self._after_resolve(signal.alert_id)
+                await self._send_resolved_notices(changed)
             return False
         recurrence = await self._recurrence(signal)
         if recurrence is None:
@@ -158,13 +159,11 @@ class AlertStore:
             await self._log(alert["unlogged"]["change"], alert, alert["unlogged"])
         return len(stale)
 
-    async def _after_resolve(self, alert_id: str) -> None:
-        """No more reminders or escalation; tell the routes that asked for it."""
-        alert = await self._alerts.find_one_and_update(
-            {"_id": alert_id}, {"$unset": {"reminder_due_at": "", "escalation_due_at": ""}}, return_document=ReturnDocument.AFTER
-        )
-        if alert and not alert.get("silenced_by"):
-            await self.outbox.add_notices(alert_id, "resolved", [(r["receiver"], r["target"]) for r in alert.get("routes", []) if r["send_resolved"]])
+    async def _send_resolved_notices(self, alert: dict) -> None:
+        """Tell the routes of a resolved alert that asked for it (unless it was silenced)."""
+        if not alert.get("silenced_by"):
+            receivers = [(r["receiver"], r["target"]) for r in alert.get("routes", []) if r["send_resolved"]]
+            await self.outbox.add_notices(alert["alert_id"], "resolved", receivers)
 
     async def keep_evaluation(self, evaluation: PromotionEvaluation) -> None:
         """Every ended promotion's evaluation, effective or not (the dealer's file)."""
@@ -180,15 +179,15 @@ class AlertStore:
         """A person's transition: (the alert after it, or as it is, and whether it happened)."""
         condition, update = transition_update(action, by, text, utcnow())
         update["$set"]["unlogged"] = mark = _mark(action)
+        # resolved: no more reminders or escalation; acknowledged: someone is on it, no escalation
+        update["$unset"] = {"reminder_due_at": "", "escalation_due_at": ""} if action == "resolved" else {"escalation_due_at": ""}
         changed = await self._alerts.find_one_and_update(
             {"_id": alert_id, **condition}, update, projection=INTERNAL_FIELDS, return_document=ReturnDocument.AFTER
         )
         if changed is not None:
             await self._log(action, changed, mark)
             if action == "resolved":
-                await self._after_resolve(alert_id)
-            else:  # acknowledged: someone is on it, no escalation
-                await self._alerts.update_one({"_id": alert_id}, {"$unset": {"escalation_due_at": ""}})
+                await self._send_resolved_notices(changed)
             return changed, True
         return await self.get(alert_id), False
 

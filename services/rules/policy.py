@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from services.common.durations import seconds
 from services.common.events import EVENT_MODELS
+from services.common.yamlsource import PolicyError, describe, parse_yaml, read
 
 from . import expressions as ex
 from .calendar import Calendar
@@ -28,8 +30,7 @@ from .measures import (
     Source,
     WindowMeasure,
 )
-from .spec import Comparison, MeasureSpec, PolicySpec, RuleSpec, Window, seconds
-from services.common.yamlsource import PolicyError, describe, parse_yaml, read
+from .spec import Comparison, MeasureSpec, PolicySpec, RuleSpec, Window
 
 __all__ = ["CompiledRule", "Policy", "PolicyError", "load", "loads", "render_summary"]
 

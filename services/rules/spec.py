@@ -9,7 +9,7 @@ from typing import Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.alerts import Severity
-from services.common.durations import DURATION, seconds  # noqa: F401 - re-exported for the policy
+from services.common.durations import DURATION
 from services.common.events import EVENT_TYPES
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]

@@ -8,9 +8,10 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from services.common.alerts import SEVERITY_RANK
+from services.common.timeutil import utcnow
 
 from ..dealerfile import DealerFile
-from ..store import AlertStore, utcnow
+from ..store import AlertStore
 
 PROMOTION_EVENTS = ["promotion.planned", "promotion.approved", "promotion.spend", "promotion.ended"]
 

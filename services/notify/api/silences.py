@@ -6,9 +6,11 @@ import logging
 
 from fastapi import APIRouter, Depends, HTTPException
 
+from services.common.timeutil import utcnow
+
 from ..lifecycle import Expire
 from ..silences import NewSilence
-from ..store import AlertStore, utcnow
+from ..store import AlertStore
 
 log = logging.getLogger("dealerwatch.notify")
 
