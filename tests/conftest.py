@@ -81,8 +81,13 @@ def service_env(amqp_url, mongo_url, namespace) -> dict:
         DEALERWATCH_POLICY_FILE=str(ROOT / "policies" / "default.yaml"),
         DEALERWATCH_WEBHOOK_RETRY_INITIAL_SECONDS="0.2",
         DEALERWATCH_WEBHOOK_RETRY_MAX_SECONDS="0.5",
+        # the clock at wall time and holds of a second: a test's old events are judged at once
+        # (the event-time tests set the production grace and holds longer than their pauses)
+        DEALERWATCH_CLOCK_GRACE_SECONDS="0",
+        DEALERWATCH_CLOCK_HOLD_SECONDS="1",
     )
     return env
+
 
 
 class Service:

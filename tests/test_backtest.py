@@ -5,54 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import random
 
 import httpx
 
 from conftest import wait_for
-from factories import iso, promotion_planned, promotion_spend, sale, visit
+from factories import sale, visit
 from helpers import drain, queue_depth
+from histories import assert_converged, history, opened, write
 from services.cli import main
 from services.rules import policy
 from services.rules.backtest import backtest
 
 DAY = dt.timedelta(days=1)
-
-
-def history(end: dt.datetime, dealers: int = 6, days: int = 80, seed: int = 11) -> list[dict]:
-    """A few dealers' sales, visits, targets and promotions ending at `end`, in time order."""
-    rng = random.Random(seed)
-    start = end - days * DAY
-    events = []
-    for d in range(dealers):
-        dealer = f"H-{d}"
-        for day in range(days):
-            at = start + day * DAY + dt.timedelta(hours=rng.randint(1, 20), minutes=rng.randint(0, 59))
-            if day < days - 25 or d % 2:
-                events.append(sale(dealer, at, rng.randint(150, 450) if day < days - 12 or d % 3 else 20,
-                                   outlet_id=f"O-{rng.randint(1, 4)}"))
-            if day % (9 + 4 * d) == 0:
-                events.append(visit(dealer, at + dt.timedelta(minutes=1), kind=rng.choice(["routine", "leadership", "symposium"])))
-        month = (start + 40 * DAY).strftime("%Y-%m")
-        events.append({"event_id": f"t-{dealer}", "type": "target.set", "dealer_id": dealer,
-                       "occurred_at": iso(start + 30 * DAY), "period": month,
-                       "sales_target": str(rng.choice([3000, 9000, 20000])), "active_outlets_target": rng.choice([3, 5])})
-        planned = promotion_planned(dealer, start + 20 * DAY, f"P-{d}", budget="500")
-        planned["starts_on"] = (start + 25 * DAY).date().isoformat()
-        planned["ends_on"] = (start + 34 * DAY).date().isoformat()
-        events += [planned, promotion_spend(dealer, start + 26 * DAY, f"P-{d}", str(300 + 150 * (d % 3))),
-                   {"event_id": f"end-{dealer}", "type": "promotion.ended", "dealer_id": dealer,
-                    "occurred_at": iso(start + 36 * DAY), "promotion_id": f"P-{d}"}]
-    return sorted(events, key=lambda e: e["occurred_at"])
-
-
-def write(path, events) -> str:
-    path.write_text("".join(json.dumps(e) + "\n" for e in events))
-    return str(path)
-
-
-def opened(lines) -> set[tuple]:
-    return {(a["rule_id"], a["dealer_id"], a["subject"], a["opened_at"]) for a in lines if a["state"] == "open"}
 
 
 def test_backtest_writes_alerts_and_a_summary(tmp_path, capsys):
@@ -103,27 +67,15 @@ def test_backtest_and_live_service_raise_the_same_alerts(services, tmp_path, amq
     expected = opened(json.loads(line) for line in out.getvalue().splitlines())
     assert len(expected) > 10
 
-    ingest, rules, notify = services("ingest", "rules", "notify")
+    clock = {"DEALERWATCH_CLOCK_GRACE_SECONDS": "300", "DEALERWATCH_CLOCK_HOLD_SECONDS": "5"}
+    ingest, rules, notify = services("ingest", "rules", "notify", env=clock)
     for chunk in range(0, len(events), 500):
         response = httpx.post(f"{ingest.url}/v1/events", json=events[chunk:chunk + 500], timeout=30)
         assert response.status_code == 202
-    last = events[-1]["occurred_at"]
-
-    def live() -> set[tuple]:
-        items = []
-        cursor = None
-        while True:
-            body = httpx.get(f"{notify.url}/v1/alerts", params={"limit": 500, **({"cursor": cursor} if cursor else {})}).json()
-            items += body["items"]
-            if not (cursor := body["next_cursor"]):
-                break
-        # up to the last event (the live clock then goes on to wall time: later alerts are newer)
-        return {(a["rule_id"], a["dealer_id"], a["subject"], a["opened_at"].replace("Z", "+00:00"))
-                for a in items if a["opened_at"].replace("Z", "+00:00") <= last.replace("Z", "+00:00")}
-
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.rules.events") == 0, seconds=60)
-    got = wait_for(lambda: (found := live()) and len(found) >= len(expected) and found, seconds=60)
-    assert got == expected
+    last = events[-1]["occurred_at"].replace("Z", "+00:00")
+    live = assert_converged(rules, ingest, notify, path)
+    # up to the last event (the live clock then goes on towards wall time: later alerts are newer)
+    assert {key for key in live if key[3] <= last} == expected
     evaluations = httpx.get(f"{notify.url}/v1/promotion-evaluations", params={"dealer_id": "H-1"}).json()["items"]
     assert [e["promotion_id"] for e in evaluations] == ["P-1"] and evaluations[0]["verdict"] in ("effective", "ineffective")
     assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0, [m.headers for m in drain(amqp_url, f"{namespace}.dead-letter")]

@@ -82,3 +82,27 @@ def test_loader_never_runs_code(payload, suffix):
     import os
 
     assert not os.path.exists("/tmp/dealerwatch-pwned")
+
+
+any_finite = st.floats(allow_nan=False, allow_infinity=False)
+edge_numbers = st.one_of(any_finite, st.sampled_from([1e-05, 3e-05, 2e16, -0.0, 5e-324, 1.7976931348623157e308, 2.0**63, 1e-300]))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), edge_numbers, edge_numbers, edge_numbers)
+def test_engine_takes_every_finite_number_in_facts_and_conditions(op, constant, a, b):
+    """Unrounded, tiny and huge numbers (durable-rules refuses `1e-05` and clamps big integers
+    when they are written the way json.dumps writes them)."""
+    conditions = [ex.Compare(op, ex.Measure("a"), ex.Number(abs(constant))), ex.Compare(op, ex.Measure("a"), ex.Measure("b"))]
+    matcher = MATCHER_CACHE.setdefault("edges", Matcher({"r": ex.to_durable(conditions[0])}))
+    for condition in conditions:
+        matcher.replace({"r": ex.to_durable(condition)})
+        assert (matcher.match({"a": a, "b": b}) == ["r"]) == ex.holds(condition, {"a": a, "b": b}), condition
+
+
+def test_engine_reads_infinity_as_the_largest_number_and_nan_as_undefined():
+    matcher = Matcher({"big": ex.to_durable(ex.parse("a > 1e300")), "small": ex.to_durable(ex.parse("a < -1e300"))})
+    assert matcher.match({"a": float("inf")}) == ["big"]
+    assert matcher.match({"a": float("-inf")}) == ["small"]
+    assert matcher.match({"a": float("nan")}) == []
+    matcher.release()

@@ -13,12 +13,17 @@ import aiormq
 from faststream.rabbit import Channel, RabbitBroker, RabbitExchange
 
 from .settings import Settings
+from .topology import shortstr
 
 log = logging.getLogger(__name__)
 
 
 class PublishError(RuntimeError):
     """The broker did not confirm a message (down, nacked or unroutable)."""
+
+
+class PublishTimeout(PublishError):
+    """No confirm in time: the broker is away or overloaded, not refusing this message."""
 
 
 def make_broker(settings: Settings, **kwargs) -> RabbitBroker:
@@ -54,17 +59,17 @@ async def publish_confirmed(
             broker.publish(
                 body,
                 exchange=exchange,
-                routing_key=routing_key,
+                routing_key=shortstr(routing_key),
                 persist=True,
                 mandatory=mandatory,
-                message_id=message_id,
+                message_id=shortstr(message_id),
                 headers=headers,
                 content_type="application/json",
             ),
             timeout,
         )
     except asyncio.TimeoutError as exc:
-        raise PublishError(f"no confirm from the broker within {timeout:g}s") from exc
+        raise PublishTimeout(f"no confirm from the broker within {timeout:g}s") from exc
     except PublishError:
         raise
     except Exception as exc:  # connection lost, channel closed, message returned
@@ -73,8 +78,9 @@ async def publish_confirmed(
         raise PublishError(f"broker did not acknowledge the message: {confirmation!r}")
 
 
-async def publish_all_confirmed(broker, messages, *, timeout: float) -> None:
-    """Publish `(exchange, routing_key, body, message_id)` tuples, confirms pipelined."""
+async def publish_each(broker, messages, *, timeout: float) -> list[PublishError | None]:
+    """Publish `(exchange, routing_key, body, message_id)` tuples, confirms pipelined; the error
+    of each message, or None where it was confirmed."""
     results = await asyncio.gather(
         *(
             publish_confirmed(broker, ex, key, body, message_id=mid, timeout=timeout)
@@ -82,9 +88,19 @@ async def publish_all_confirmed(broker, messages, *, timeout: float) -> None:
         ),
         return_exceptions=True,
     )
-    errors = [r for r in results if isinstance(r, BaseException)]
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, PublishError):
+            raise result  # cancelled: not a publishing problem
+    return [result if isinstance(result, PublishError) else None for result in results]
+
+
+async def publish_all_confirmed(broker, messages, *, timeout: float) -> None:
+    """Publish `(exchange, routing_key, body, message_id)` tuples, confirms pipelined; raises
+    PublishError unless every one was confirmed."""
+    messages = list(messages)
+    errors = [e for e in await publish_each(broker, messages, timeout=timeout) if e is not None]
     if errors:
-        raise PublishError(f"{len(errors)} of {len(results)} messages not confirmed: {errors[0]}")
+        raise PublishError(f"{len(errors)} of {len(messages)} messages not confirmed: {errors[0]}")
 
 
 async def connect_with_retry(broker: RabbitBroker, *, start: bool, stop_event: asyncio.Event | None = None) -> None:

@@ -11,21 +11,22 @@ from .topology import ERROR_HEADER, STAGE_HEADER, Topology
 
 
 async def dead_letter(broker: RabbitBroker, topology: Topology, message: RabbitMessage, reason: str, *, stage: str) -> None:
+    """A consumed message, as it was."""
     raw = message.raw_message
-    headers = dict(raw.headers or {})
-    headers.update(
-        {
-            ERROR_HEADER: reason[:4000],
-            STAGE_HEADER: stage,
-            "x-original-exchange": raw.exchange or "",
-            "x-original-routing-key": raw.routing_key or "",
-        }
-    )
+    await dead_letter_body(broker, topology, raw.body, raw.routing_key or "", raw.message_id or "", reason, stage=stage,
+                           headers={**(raw.headers or {}), "x-original-exchange": raw.exchange or ""})
+
+
+async def dead_letter_body(
+    broker: RabbitBroker, topology: Topology, body: bytes, routing_key: str, message_id: str, reason: str, *,
+    stage: str, headers: dict | None = None,
+) -> None:
+    """Any message body (a consumed message, or an output that could not be published)."""
     await publish_confirmed(
         broker,
         topology.dead_letter,
-        raw.routing_key or "",
-        raw.body,
-        message_id=raw.message_id or "",
-        headers=headers,
+        routing_key,
+        body,
+        message_id=message_id,
+        headers={**(headers or {}), ERROR_HEADER: reason[:4000], STAGE_HEADER: stage, "x-original-routing-key": routing_key},
     )

@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     clock_max_sleep_seconds: float = Field(
         default=30.0, gt=0, description="Longest the live clock sleeps between checks."
     )
+    clock_grace_seconds: float = Field(
+        default=300.0, ge=0,
+        description="The live clock judges dealers at wall time minus this: events up to this late are judged as they "
+        "happened; an older one is history and holds its dealer (see the next).",
+    )
+    clock_hold_seconds: float = Field(
+        default=3600.0, gt=0,
+        description="A dealer receiving history is judged at its own events only, not by the clock, until none "
+        "arrived for it for this long (a backfill may pause this long, or restart, without a false alarm).",
+    )
 
     notify_host: str = Field(default="127.0.0.1", description="Notify HTTP bind address.")
     notify_port: int = Field(default=8081, description="Notify HTTP port.")

@@ -22,18 +22,34 @@ ERROR_HEADER = "x-dealerwatch-error"
 STAGE_HEADER = "x-dealerwatch-stage"
 
 
+SHORTSTR_BYTES = 255  # AMQP routing keys and message ids: bytes, not characters
+
+
+def shortstr(text: str) -> str:
+    """`text` cut to 255 bytes of UTF-8 at a character boundary (78 Chinese characters are
+    234 bytes; a longer string makes the client refuse the whole publish)."""
+    data = text.encode()
+    return text if len(data) <= SHORTSTR_BYTES else data[:SHORTSTR_BYTES].decode(errors="ignore")
+
+
+def routing_key(*parts: str) -> str:
+    """Parts joined by `.`, dots inside a part (a dealer id) replaced by `_` so that binding
+    patterns stay meaningful, cut to fit. Keys serve bindings, not identity: a cut key only routes."""
+    return shortstr(".".join(part.replace(".", "_") for part in parts))
+
+
 def event_routing_key(event_type: str, dealer_id: str) -> str:
-    """`<type>.<dealer>`; dots in dealer ids become `_` so the key stays pattern-friendly."""
-    return f"{event_type}.{dealer_id.replace('.', '_')}"[:255]
+    """`<type>.<dealer>`, e.g. `promotion.spend.D-001`."""
+    return routing_key(*event_type.split("."), dealer_id)
 
 
 def alert_routing_key(severity: str, rule_id: str, dealer_id: str) -> str:
-    return f"{severity}.{rule_id}.{dealer_id.replace('.', '_')}"[:255]
+    return routing_key(severity, rule_id, dealer_id)
 
 
 def evaluation_routing_key(dealer_id: str) -> str:
     """Promotion evaluations travel with the alert signals (notify keeps them in the dealer file)."""
-    return f"evaluation.promotion.{dealer_id.replace('.', '_')}"[:255]
+    return routing_key("evaluation", "promotion", dealer_id)
 
 
 @dataclass(frozen=True)

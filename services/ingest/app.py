@@ -15,14 +15,16 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.common import mongo
 from services.common.auth import bearer_ok, key_bytes
 from services.common.broker import PublishError, connect_with_retry, make_broker, publish_all_confirmed
 from services.common.events import Event
 from services.common.settings import Settings
 from services.common.topology import Topology, declare, event_routing_key
 
-from .parsing import InvalidBatch, parse_body
 from . import openapi
+from .countable import too_late
+from .parsing import InvalidBatch, parse_body
 
 log = logging.getLogger("dealerwatch.ingest")
 
@@ -31,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     topology = Topology(settings.namespace)
     broker = make_broker(settings)
+    client, db = mongo.database(settings)
     keys = key_bytes(settings.ingest_keys)
 
     @contextlib.asynccontextmanager
@@ -47,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         task.cancel()
         await broker.stop()
+        client.close()
 
     app = FastAPI(
         title="dealerwatch ingest",
@@ -64,8 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        ready = await broker_ready()
-        return JSONResponse({"ready": ready, "broker": ready}, status_code=200 if ready else 503)
+        broker_up = await broker_ready()
+        database_up = await mongo.ping(client)
+        ready = broker_up and database_up
+        return JSONResponse({"ready": ready, "broker": broker_up, "database": database_up}, status_code=200 if ready else 503)
 
     @app.post(
         "/v1/events",
@@ -75,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             202: {"description": "Every event was confirmed by the broker: `{\"accepted\": n}`"},
             401: {"description": "Missing or wrong API key"},
             413: {"description": "Body larger than the configured limit"},
-            422: {"description": "At least one invalid event; nothing was published: `{\"errors\": [{index, field, message}]}`"},
+            422: {"description": "At least one invalid event, or one older than rules can still count for its dealer "
+                  "(`too late: ...`); nothing was published: `{\"errors\": [{index, field, message}]}`"},
             503: {"description": "Broker unavailable; nothing is accepted, retry later"},
         },
     )
@@ -95,6 +102,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             events = parse_body(body, request.headers.get("content-type", "application/json"), settings.ingest_max_batch)
         except InvalidBatch as exc:
             return JSONResponse({"errors": [e.as_dict() for e in exc.errors]}, status_code=422)
+        try:
+            late = await too_late(db, events)
+        except Exception as exc:  # noqa: BLE001 - cannot tell what rules can count: accept nothing
+            log.error("checking event times against the rules' judgement times failed: %s", exc)
+            return _unavailable("the database is not reachable")
+        if late:
+            return JSONResponse({"errors": [e.as_dict() for e in late]}, status_code=422)
         if not await broker_ready():
             return _unavailable("message broker is not connected")
         try:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from services.common.auth import bearer_ok, key_bytes
 from services.common.broker import connect_with_retry, make_broker, publish_confirmed
 from services.common.settings import Settings
-from services.common.topology import ERROR_HEADER, STAGE_HEADER, Topology, declare
+from services.common.topology import ERROR_HEADER, STAGE_HEADER, Topology, declare, routing_key
 
 from . import board
 from .api import alerts, dealers, silences
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def dead_letter_delivery(alert: dict, delivery: dict) -> None:
         body = json.dumps({"alert": alert, "delivery": delivery}, default=str, ensure_ascii=False).encode()
         reason = f"delivery to {delivery['receiver']} failed {delivery['attempts']} times: {delivery['last_error']}"
-        await publish_confirmed(broker, topology.dead_letter, f"delivery.{delivery['receiver']}", body,
+        await publish_confirmed(broker, topology.dead_letter, routing_key("delivery", delivery["receiver"]), body,
                                 message_id=f"delivery:{alert['alert_id']}:{delivery['receiver']}:{delivery.get('kind')}",
                                 headers={ERROR_HEADER: reason, STAGE_HEADER: "notify.delivery"})
 

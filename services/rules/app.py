@@ -47,17 +47,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
+        """Ready: connected, and no loop stuck (a flush failing, the clock stopped)."""
         broker_up = service.ready and await service.broker.ping(timeout=0.05)
         database_up = await service.store.ping()
-        ready = broker_up and database_up
+        problems = service.health.problems()
+        ready = broker_up and database_up and not problems
         body = {
             "ready": ready,
             "broker": broker_up,
             "database": database_up,
+            "problems": problems,
             "policy_version": service.core.policy.version,
             "dealers": len(service.core.states),
+            "dealers_set_aside": len(service.judge.set_aside),
         }
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/clock")
+    async def clock() -> dict:
+        """Where the live clock stands: time judged up to, dealers held for their history."""
+        view = service.clock_view()
+        return {**view, "judged_until": _iso(view["judged_until"]), "next_hold_end": _iso(view["next_hold_end"])}
+
+    @app.get("/v1/set-aside")
+    async def set_aside() -> dict:
+        """Dealers whose judgement failed: left as they were, skipped by the clock until a
+        policy reload or a restart (or their next event), with the reason."""
+        items = [{"dealer_id": a.dealer_id, "at": _iso(a.at), "reason": a.reason} for a in service.judge.set_aside.values()]
+        return {"items": items}
 
     @app.get("/v1/dealers/{dealer_id}")
     async def dealer(dealer_id: str) -> dict:
@@ -72,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "policy_version": service.core.policy.version,
             "first_seen": _iso(state.first_seen),
             "judged_until": _iso(state.latest),
+            "events_counted": state.events,
+            "held_until": _iso(state.hold_until),
             "measures": service.core.measures(dealer_id, t),
             "promotions": [
                 {"promotion_id": pid, "budget": p.budget, "owner": p.owner, "starts_on": p.starts_on, "ends_on": p.ends_on,

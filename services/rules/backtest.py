@@ -1,5 +1,10 @@
 """`dealerwatch backtest` and `dealerwatch explain`: replay a v1 event file through the same
-core, engine and clock as the live service (see judge.py), with event time as the clock."""
+core, engine and clock as the live service (see judge.py), with event time as the clock.
+
+Each dealer is judged at its events and at its deadlines in between, in time order; the others
+are not moved by its events (an event dated tomorrow judges its own dealer only, as live). At
+the end every dealer is judged up to `--now` (default: the newest event). Output lines are in
+the order judgements are made: each dealer's in time order."""
 
 from __future__ import annotations
 
@@ -16,9 +21,9 @@ from services.common.events import Event, parse_event
 
 from . import expressions as ex
 from .core import RulesCore, TooLate
-from .judge import Judge
+from .judge import Judge, Refused
 from .policy import Policy
-from .state import ts
+from .state import ts, utc
 
 
 def read_events(path: str, dealer: str | None = None) -> Iterator[tuple[int, Event | str]]:
@@ -77,8 +82,9 @@ def backtest(path: str, policy: Policy, now: dt.datetime | None, out: IO | None 
             continue
         try:
             outputs, counted = judge.handle(item)
-        except TooLate as exc:
-            problems["too late"] += 1
+        except Refused as exc:
+            emit(exc.outputs)
+            problems["too late" if isinstance(exc.cause, TooLate) else "failed"] += 1
             err.write(f"{path}:{number}: skipped: {exc}\n")
             continue
         problems["duplicate"] += 0 if counted else 1
@@ -93,6 +99,9 @@ def backtest(path: str, policy: Policy, now: dt.datetime | None, out: IO | None 
     end = now or last
     if end is not None:
         emit(judge.finish(ts(end)))
+    for aside in judge.set_aside.values():
+        problems["dealers set aside"] += 1
+        err.write(f"dealer {aside.dealer_id}: judging at {utc(aside.at).isoformat()} failed ({aside.reason}); set aside\n")
     _summary(opened, problems, len(core.states), err)
     core.close()
     return {"opened": dict(opened), "problems": dict(problems), "dealers": len(core.states)}
@@ -118,7 +127,7 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
             continue
         try:
             judge.handle(item)
-        except TooLate:
+        except Refused:
             continue
         last = max(last or item.occurred_at, item.occurred_at)
     if dealer not in core.states:

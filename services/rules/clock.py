@@ -27,6 +27,9 @@ class DeadlineClock:
         self._deadline[dealer_id] = deadline
         heapq.heappush(self._heap, (deadline, dealer_id))
 
+    def deadline(self, dealer_id: str) -> float | None:
+        return self._deadline.get(dealer_id)
+
     def next_time(self) -> float | None:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None

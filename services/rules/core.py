@@ -83,34 +83,50 @@ class RulesCore:
 
     def handle(self, event: Event) -> list[Output] | None:
         """Count one event and judge its dealer; None if the event was already counted.
-        Raises TooLate for an event older than the lateness bound."""
+        Raises TooLate for an event older than the lateness bound. All or nothing: if judging
+        raises, the dealer is left exactly as it was (the event is not counted)."""
         state = self.states.get(event.dealer_id)
-        if state is None:
-            state = self.states[event.dealer_id] = DealerState(event.dealer_id)
-        if state.knows(event):
+        if state is not None and state.knows(event):
             return None
         at = ts(event.occurred_at)
-        if state.latest is not None and at < state.latest - self.policy.lateness:
+        if state is not None and state.latest is not None and at < state.latest - self.policy.lateness:
             raise TooLate(
                 f"event at {event.occurred_at.isoformat()} is more than {self.policy.spec.lateness} "
                 f"older than dealer {event.dealer_id}'s latest time {utc(state.latest).isoformat()}"
             )
-        state.apply(event, self.policy.sources.get(event.type, ()))
-        t = max(at, state.latest or at)
-        outputs: list[Output] = self._judge_dealer(state, t, trigger=event)
-        if isinstance(event, PROMOTION_EVENTS):
-            outputs += self._judge_promotion(state, event.promotion_id, t, trigger=event)
-        self._prune(state)
+        before = state
+        state = self.states[event.dealer_id] = DealerState(event.dealer_id) if state is None else state.copy()
+        try:
+            state.apply(event, self.policy.sources.get(event.type, ()))
+            t = max(at, state.latest or at)
+            outputs: list[Output] = self._judge_dealer(state, t, trigger=event)
+            if isinstance(event, PROMOTION_EVENTS):
+                outputs += self._judge_promotion(state, event.promotion_id, t, trigger=event)
+            self._prune(state)
+        except BaseException:
+            self._put_back(event.dealer_id, before)
+            raise
         self.dirty.add(state.dealer_id)
         return outputs
 
     def tick(self, dealer_id: str, t: float) -> list[Output]:
-        """Judge a dealer at time t without a new event (the clock)."""
-        state = self.states[dealer_id]
-        outputs = self._judge_dealer(state, max(t, state.latest or t), trigger=None)
-        self._prune(state)
+        """Judge a dealer at time t without a new event (the clock); all or nothing, like handle."""
+        before = self.states[dealer_id]
+        state = self.states[dealer_id] = before.copy()
+        try:
+            outputs = self._judge_dealer(state, max(t, state.latest or t), trigger=None)
+            self._prune(state)
+        except BaseException:
+            self._put_back(dealer_id, before)
+            raise
         self.dirty.add(dealer_id)
         return outputs
+
+    def _put_back(self, dealer_id: str, state: DealerState | None) -> None:
+        if state is None:
+            del self.states[dealer_id]
+        else:
+            self.states[dealer_id] = state
 
     def next_deadline(self, dealer_id: str) -> float | None:
         """The earliest time after the dealer's last judgement at which a judgement can change."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
+import sys
 import threading
 
 import durable_rules_engine
@@ -57,6 +59,64 @@ def _host() -> _Host:
         return _HOST
 
 
+_LARGEST = sys.float_info.max
+
+
+def number(value: float) -> str | None:
+    """A number as text durable-rules parses right, or None for NaN (an undefined measure).
+
+    Its parser reads a number without a decimal point as a 64-bit integer: `1e-05` and `2e+16`
+    are refused (error 204) and integers beyond 64 bits are silently clamped. Every value is
+    therefore written as a double with a decimal point (`1.0e-05`); infinities become the
+    largest double, which compares the same way with every finite number."""
+    value = float(value)
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        value = math.copysign(_LARGEST, value)
+    text = repr(value)
+    if "." not in text:
+        text = text.replace("e", ".0e") if "e" in text else text + ".0"
+    return text
+
+
+def dumps(data) -> str:
+    """JSON for durable-rules: like json.dumps, with every number written by `number`."""
+    if isinstance(data, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in data.items()) + "}"
+    if isinstance(data, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in data) + "]"
+    if isinstance(data, bool) or data is None or isinstance(data, str):
+        return json.dumps(data, ensure_ascii=False)
+    text = number(data)
+    if text is None:
+        raise ValueError("not a number (NaN) cannot be compared")
+    return text
+
+
+_QUOTED: dict[str, str] = {}
+
+
+def _quoted(name: str) -> str:
+    quoted = _QUOTED.get(name)
+    if quoted is None:
+        quoted = _QUOTED[name] = json.dumps(name)
+    return quoted
+
+
+class _Ruleset(durable_engine.Ruleset):
+    """durable-rules' Ruleset, its definition encoded by `dumps` (json.dumps writes 1e-05)."""
+
+    def __init__(self, name, host, definition):
+        self._actions = {}
+        self._name = name
+        self._host = host
+        for rule_name, rule in definition.items():
+            self._actions[rule_name] = durable_engine.Promise(host.get_action(rule.pop("run")))
+        self._handle = durable_rules_engine.create_ruleset(name, dumps(definition))
+        self._definition = definition
+
+
 def _raise_errors(error, state) -> None:
     if error:
         raise error
@@ -76,7 +136,10 @@ class Matcher:
         self._host.sinks[self._name] = self._fired
         self._lock = threading.Lock()
         self._ids = itertools.count()
-        self._host.set_rulesets({self._name: self._definition(patterns)})
+        ruleset = _Ruleset(self._name, self._host, copy.deepcopy(self._definition(patterns)))
+        with _HOST_LOCK:
+            self._host._ruleset_directory[self._name] = ruleset
+            self._host._ruleset_list.append(ruleset)
 
     def _definition(self, patterns: dict[str, dict]) -> dict:
         definition = {
@@ -96,8 +159,13 @@ class Matcher:
     def _match(self, fact: dict) -> list[str]:
         """Host.assert_fact + Host.retract_fact, encoding the fact once instead of twice."""
         self._fired.clear()
-        message = dict(fact, id=next(self._ids), sid=_SID)
-        text = json.dumps(message)
+        message = {"id": next(self._ids), "sid": _SID}
+        fields = [f'"id":{message["id"]},"sid":"{_SID}"']
+        for name, value in fact.items():
+            text = number(value)
+            if text is not None:  # NaN: the measure is undefined, its comparisons false
+                fields.append(f"{_quoted(name)}:{text}")
+        text = "{" + ",".join(fields) + "}"
         ruleset = self._host._ruleset_directory[self._name]
         for operation in (durable_rules_engine.assert_fact, durable_rules_engine.retract_fact):
             try:
@@ -132,7 +200,7 @@ class Matcher:
             host = self._host
             old = host._ruleset_directory[self._name]
             # the constructor deletes the "run" keys of what it is given: give it a copy
-            new = durable_engine.Ruleset(self._name, host, copy.deepcopy(self._definition(patterns)))
+            new = _Ruleset(self._name, host, copy.deepcopy(self._definition(patterns)))
             self._match({_SENTINEL: 1})  # make sure the old session has run an action
             host._ruleset_directory[self._name] = new
             # same slot: shrinking the list races the host's timer thread

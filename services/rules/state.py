@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import sys
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from services.common.events import Event, PromotionApproved, PromotionEnded, PromotionPlanned, PromotionSpend
 
@@ -110,6 +110,24 @@ class DealerState:
     episodes: dict[str, Episode] = field(default_factory=dict)
     region: str | None = None  # the latest given (by event time): a label on the dealer's alerts
     region_at: float | None = None
+    events: int = 0  # events counted (every accepted event is counted once: a check for tests and audits)
+    # live only: while history arrives for the dealer, the clock judges it at its own events and
+    # not beyond them until this wall time (see judge.Holds)
+    hold_until: float | None = None
+
+    def copy(self) -> "DealerState":
+        """An independent copy: judging works on the state, and a judgement that fails puts the
+        copy back (nothing of the event or tick stays)."""
+        return replace(
+            self,
+            series={key: Series(array("d", s.times), array("d", s.values)) for key, s in self.series.items()},
+            last=dict(self.last),
+            latest_values={key: list(entries) for key, entries in self.latest_values.items()},
+            promotions={key: replace(p, spend_ids=array("q", p.spend_ids)) for key, p in self.promotions.items()},
+            seen_ids=array("q", self.seen_ids),
+            seen_times=array("d", self.seen_times),
+            episodes={key: replace(e) for key, e in self.episodes.items()},
+        )
 
     def knows(self, event: Event) -> bool:
         if isinstance(event, PromotionSpend):
@@ -146,6 +164,7 @@ class DealerState:
                 del entries[:-2]  # the current period and one more (the one before, or one set early)
         if isinstance(event, PROMOTION_EVENTS):
             self._apply_promotion(event, at)
+        self.events += 1
         if isinstance(event, PromotionSpend):
             self.promotions[event.promotion_id].spend_ids.append(id_key(event.event_id))
         else:

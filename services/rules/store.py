@@ -10,15 +10,19 @@ import sys
 from array import array
 from dataclasses import asdict
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo import ReplaceOne
+from pymongo.errors import BulkWriteError
 
 from services.common import mongo
+from services.common.judgement_time import CLOCK, CLOCK_ID, DEALERS
 from services.common.settings import Settings
 
 from .state import TEXT_CODES, DealerState, Episode, Promotion, Series
 
-COLLECTION = "rules_dealers"
-FORMAT = 3
+FORMAT = 4
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's limit
 
 
 def to_doc(state: DealerState) -> dict:
@@ -37,6 +41,8 @@ def to_doc(state: DealerState) -> dict:
         "seen": [state.seen_ids.tolist(), state.seen_times.tolist()],
         "episodes": [{"key": key, **asdict(e)} for key, e in state.episodes.items()],
         "region": [state.region, state.region_at],
+        "events": state.events,
+        "hold_until": state.hold_until,
     }
 
 
@@ -61,6 +67,8 @@ def from_doc(doc: dict) -> DealerState:
         episodes={e.pop("key"): Episode(**e) for e in doc.get("episodes", [])},
         region=doc.get("region", [None, None])[0],
         region_at=doc.get("region", [None, None])[1],
+        events=doc.get("events", 0),
+        hold_until=doc.get("hold_until"),
     )
 
 
@@ -77,10 +85,23 @@ def _is_text(key: str) -> bool:
     return key.startswith("series|") and key.endswith("|text")
 
 
+def encode(state: DealerState) -> RawBSONDocument:
+    """The dealer's document as BSON, or ValueError saying why it cannot be stored. Encoded
+    here, before anything is published, so one dealer that cannot be stored is found alone."""
+    try:
+        raw = bson.encode(to_doc(state))
+    except Exception as exc:  # noqa: BLE001 - InvalidDocument, OverflowError, anything bson refuses
+        raise ValueError(f"its state cannot be stored: {type(exc).__name__}: {exc}") from exc
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"its state is {len(raw):,} bytes, over MongoDB's {MAX_DOCUMENT_BYTES:,}")
+    return RawBSONDocument(raw)
+
+
 class StateStore:
     def __init__(self, settings: Settings):
         self._client, db = mongo.database(settings)
-        self._collection = db[COLLECTION]
+        self._collection = db[DEALERS]
+        self._clock = db[CLOCK]
 
     async def ping(self) -> bool:
         return await mongo.ping(self._client)
@@ -92,12 +113,30 @@ class StateStore:
             states[state.dealer_id] = state
         return states
 
-    async def save_docs(self, docs: list[dict]) -> None:
-        """Write dealer documents made by `to_doc` (one bulk write)."""
+    async def load(self, dealer_id: str) -> DealerState | None:
+        doc = await self._collection.find_one({"_id": dealer_id})
+        return None if doc is None else from_doc(doc)
+
+    async def save(self, docs: list[RawBSONDocument], clock: dict) -> dict[str, str]:
+        """Write dealer documents (made by `encode`) and the clock document; returns the dealers
+        the database refused, with its reason (the others are written). Raises when the database
+        is not reachable (nothing can be said about what was written: the caller retries)."""
+        refused = {}
         if docs:
-            await self._collection.bulk_write(
-                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False
-            )
+            try:
+                await self._collection.bulk_write(
+                    [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False
+                )
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if not errors:
+                    raise
+                refused = {docs[e["index"]]["_id"]: f"the database refused its state: {e.get('errmsg')}" for e in errors}
+        await self._clock.replace_one({"_id": CLOCK_ID}, {"_id": CLOCK_ID, **clock}, upsert=True)
+        return refused
+
+    async def load_clock(self) -> dict | None:
+        return await self._clock.find_one({"_id": CLOCK_ID})
 
     def close(self) -> None:
         self._client.close()

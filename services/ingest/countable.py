@@ -1,0 +1,47 @@
+"""Events rules could no longer count are refused at the door (422), never accepted and dropped.
+
+Rules judges each dealer in time order and can count an event up to the policy's lateness
+older than the time the dealer was judged at (services/common/judgement_time.py). An event
+older than that, or more than the lateness older than an earlier event of the same dealer in
+the same request, would be dead-lettered as too late after the 202: it is refused here instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from services.common.events import Event
+from services.common.judgement_time import earliest_countable
+
+from .parsing import FieldError
+
+
+async def too_late(db, events: list[Event]) -> list[FieldError]:
+    lateness, bounds = await earliest_countable(db, sorted({event.dealer_id for event in events}))
+    if lateness is None:
+        return []  # rules has judged nothing yet
+    errors = []
+    newest: dict[str, float] = {}  # dealer -> newest event time earlier in this request
+    for index, event in enumerate(events):
+        at = event.occurred_at.timestamp()
+        stored = bounds.get(event.dealer_id)
+        in_request = newest.get(event.dealer_id, at) - lateness
+        if stored is not None and at < stored:
+            errors.append(FieldError(index, "occurred_at", (
+                f"too late: dealer {event.dealer_id!r} has been judged up to {_iso(stored + lateness)}; events more than "
+                f"the policy's lateness ({_days(lateness)}) older than that can no longer be counted (a backfill of a "
+                f"dealer's history must come before its newer events; see 'Event time' in the README)")))
+        elif at < in_request:
+            errors.append(FieldError(index, "occurred_at", (
+                f"too late: more than the policy's lateness ({_days(lateness)}) older than an earlier event of dealer "
+                f"{event.dealer_id!r} in this request; post a dealer's events in time order")))
+        newest[event.dealer_id] = max(newest.get(event.dealer_id, at), at)
+    return errors
+
+
+def _iso(moment: float) -> str:
+    return dt.datetime.fromtimestamp(moment, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds:g} seconds"

@@ -1,0 +1,138 @@
+"""Event histories for tests that compare the live stack with `dealerwatch backtest`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import random
+import uuid
+
+import httpx
+
+from factories import iso, promotion_planned, promotion_spend, sale, visit
+from services.rules import policy
+from services.rules.backtest import backtest
+
+DAY = dt.timedelta(days=1)
+
+
+def history(end: dt.datetime, dealers: int = 6, days: int = 80, seed: int = 11) -> list[dict]:
+    """A few dealers' sales, visits, targets and promotions ending at `end`, in time order."""
+    rng = random.Random(seed)
+    start = end - days * DAY
+    events = []
+    for d in range(dealers):
+        dealer = f"H-{d}"
+        for day in range(days):
+            at = start + day * DAY + dt.timedelta(hours=rng.randint(1, 20), minutes=rng.randint(0, 59))
+            if day < days - 25 or d % 2:
+                events.append(sale(dealer, at, rng.randint(150, 450) if day < days - 12 or d % 3 else 20,
+                                   outlet_id=f"O-{rng.randint(1, 4)}"))
+            if day % (9 + 4 * d) == 0:
+                events.append(visit(dealer, at + dt.timedelta(minutes=1), kind=rng.choice(["routine", "leadership", "symposium"])))
+        month = (start + 40 * DAY).strftime("%Y-%m")
+        events.append({"event_id": f"t-{dealer}", "type": "target.set", "dealer_id": dealer,
+                       "occurred_at": iso(start + 30 * DAY), "period": month,
+                       "sales_target": str(rng.choice([3000, 9000, 20000])), "active_outlets_target": rng.choice([3, 5])})
+        planned = promotion_planned(dealer, start + 20 * DAY, f"P-{d}", budget="500")
+        planned["starts_on"] = (start + 25 * DAY).date().isoformat()
+        planned["ends_on"] = (start + 34 * DAY).date().isoformat()
+        events += [planned, promotion_spend(dealer, start + 26 * DAY, f"P-{d}", str(300 + 150 * (d % 3))),
+                   {"event_id": f"end-{dealer}", "type": "promotion.ended", "dealer_id": dealer,
+                    "occurred_at": iso(start + 36 * DAY), "promotion_id": f"P-{d}"}]
+    return sorted(events, key=lambda e: e["occurred_at"])
+
+
+def write(path, events) -> str:
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
+    return str(path)
+
+
+def opened(lines) -> set[tuple]:
+    """(rule, dealer, subject, opened_at) of every alert a backtest opened."""
+    return {(a["rule_id"], a["dealer_id"], a["subject"], a["opened_at"]) for a in lines if a["state"] == "open"}
+
+
+def backtest_opened(path: str, now: dt.datetime | None = None) -> set[tuple]:
+    out = io.StringIO()
+    backtest(path, policy.load("policies/default.yaml"), now, out=out, err=io.StringIO())
+    return opened(json.loads(line) for line in out.getvalue().splitlines())
+
+
+def stored_alerts(notify) -> list[dict]:
+    """Every alert notify stored, all pages."""
+    items, cursor = [], None
+    while True:
+        params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+        body = httpx.get(f"{notify.url}/v1/alerts", params=params, timeout=10).json()
+        items += body["items"]
+        if not (cursor := body["next_cursor"]):
+            return items
+
+
+def alert_key(alert: dict) -> tuple:
+    opened_at = dt.datetime.fromisoformat(str(alert["opened_at"]).replace("Z", "+00:00")).isoformat()
+    return (alert["rule_id"], alert["dealer_id"], alert["subject"], opened_at)
+
+
+def post(ingest, events: list[dict], attempts: int = 60) -> None:
+    """POST as an integrator does: a refused request (503, or ingest away) is retried with the
+    same events; anything else but 202 fails the test."""
+    for attempt in range(attempts):
+        try:
+            response = httpx.post(f"{ingest.url}/v1/events", json=events, timeout=30)
+        except httpx.HTTPError:
+            response = None
+        if response is not None and response.status_code == 202:
+            return
+        if response is not None and response.status_code != 503:
+            raise AssertionError(f"{response.status_code}: {response.text[:2000]}")
+        import time
+
+        time.sleep(0.5)
+    raise AssertionError(f"not accepted after {attempts} attempts")
+
+
+def chunks(events: list[dict], size: int) -> list[list[dict]]:
+    return [events[i:i + size] for i in range(0, len(events), size)]
+
+
+MARKER = "marker-dealer"
+
+
+def settle(ingest, notify, seconds: float = 90) -> None:
+    """Wait until everything posted before now is judged and stored: a marker alert posted last
+    comes through rules and notify after everything before it (both consume in order)."""
+    from conftest import wait_for
+    from factories import now, over_budget
+
+    promotion = f"M-{uuid.uuid4().hex[:6]}"
+    post(ingest, over_budget(MARKER, now(), promotion))
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": MARKER, "limit": 500}).json()["items"]
+             and any(a["subject"] == promotion for a in httpx.get(
+                 f"{notify.url}/v1/alerts", params={"dealer_id": MARKER, "limit": 500}).json()["items"]), seconds)
+
+
+def live_opened(notify) -> set[tuple]:
+    return {alert_key(a) for a in stored_alerts(notify) if a["dealer_id"] != MARKER}
+
+
+def clock(rules) -> dt.datetime:
+    return dt.datetime.fromisoformat(httpx.get(f"{rules.url}/clock").json()["judged_until"])
+
+
+def assert_converged(rules, ingest, notify, path: str) -> set[tuple]:
+    """Once no dealer is held any more, the live alerts are those of a backtest up to where the
+    live clock stands (read before and after, as it moves on); returns them."""
+    from conftest import wait_for
+
+    wait_for(lambda: httpx.get(f"{rules.url}/clock").json()["dealers_held"] == 0, 120)
+    before = clock(rules)
+    settle(ingest, notify)
+    live = live_opened(notify)
+    after = clock(rules)
+    lower, upper = backtest_opened(path, before), backtest_opened(path, after)
+    assert lower <= live, f"missing: {sorted(lower - live)}"
+    assert live <= upper, f"not raised by the backtest: {sorted(live - upper)}"
+    return live
