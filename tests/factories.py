@@ -26,6 +26,11 @@ def _base(kind: str, dealer: str, at: dt.datetime, event_id: str | None) -> dict
     }
 
 
+def event_base(kind: str, dealer: str, at: dt.datetime, event_id: str | None = None) -> dict:
+    """The fields every event has."""
+    return _base(kind, dealer, at, event_id)
+
+
 def sale(dealer: str, at: dt.datetime, amount: float | str = "100.00", quantity: int = 1, event_id=None, **extra) -> dict:
     return {**_base("sale", dealer, at, event_id), "sku": "JK-9100", "quantity": quantity, "amount": str(amount), **extra}
 

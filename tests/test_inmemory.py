@@ -10,6 +10,7 @@ from faststream.rabbit import TestRabbitBroker
 from services.common.alerts import AlertSignal
 from services.common.settings import Settings
 from services.common.topology import Topology
+from services.common.health import Health
 from services.notify.consumer import SignalConsumer
 from services.notify.delivery import DeliveryWorker
 from services.notify.router import Router
@@ -31,7 +32,7 @@ async def test_consumer_stores_once_and_keeps_the_newest(mongo_url, namespace):
     store = AlertStore(settings)
     router = Router(settings, None)
     worker = DeliveryWorker(store, router, settings)
-    SignalConsumer(broker, store, worker, router, settings)
+    SignalConsumer(broker, store, worker, router, settings, Health())
     queue = Topology(namespace).notify_queue
     async with TestRabbitBroker(broker) as test_broker:
         for count in (1, 3, 2, 3):

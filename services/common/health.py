@@ -48,7 +48,6 @@ class Health:
             if now - at > within + STUCK_SECONDS
         ]
         for loop, task in self._tasks.items():
-            if task.done() and not task.cancelled():
-                error = task.exception()
-                found.append(f"{loop} stopped: {type(error).__name__}: {error}" if error else f"{loop} stopped")
+            if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+                found.append(f"{loop} stopped: {type(error).__name__}: {error}")
         return found

@@ -7,8 +7,14 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from .settings import Settings
 
 
+# an unreachable database fails a call after this long (the default is 30 s): loops retry, and
+# readiness says so sooner
+SERVER_SELECTION_MS = 5000
+
+
 def database(settings: Settings) -> tuple[AsyncIOMotorClient, AsyncIOMotorDatabase]:
-    client = AsyncIOMotorClient(settings.mongo_url.get_secret_value(), tz_aware=True)
+    client = AsyncIOMotorClient(settings.mongo_url.get_secret_value(), tz_aware=True,
+                                serverSelectionTimeoutMS=SERVER_SELECTION_MS)
     return client, client[settings.mongo_db]
 
 

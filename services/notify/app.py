@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from services.common.auth import bearer_ok, key_bytes
 from services.common.broker import connect_with_retry, make_broker, publish_confirmed
+from services.common.health import Health
 from services.common.settings import Settings
 from services.common.topology import ERROR_HEADER, STAGE_HEADER, Topology, declare, routing_key
 
@@ -46,9 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 message_id=f"delivery:{alert['alert_id']}:{delivery['receiver']}:{delivery.get('kind')}",
                                 headers={ERROR_HEADER: reason, STAGE_HEADER: "notify.delivery"})
 
+    health = Health()
     worker = DeliveryWorker(store, router, settings, on_failed=dead_letter_delivery)
-    SignalConsumer(broker, store, worker, router, settings)
-    dealer_file = DealerFile(store.db, broker, settings, http)
+    SignalConsumer(broker, store, worker, router, settings, health)
+    dealer_file = DealerFile(store.db, broker, settings, http, health)
     lease = Lease(store.db, "alerts-exchange")
     feed = ChangeFeed(store.changes)
     state = {"consuming": False}
@@ -76,18 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             targets = [channel.target() for channel in router.channels.values()]
             log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")
 
-        tasks = [
-            asyncio.create_task(loop)
-            for loop in (
-                consume(),
-                worker.run(),
-                worker.run_schedules(),
-                dealer_file.run(),
-                publish_changes(store, feed, broker, topology, lambda: state["consuming"], lease),
-                router.watch(),
-                feed.run(),
-            )
-        ]
+        loops = {
+            "consumer start": consume(),
+            "delivery": worker.run(),
+            "reminders and escalation": worker.run_schedules(),
+            "dealer file": dealer_file.run(),
+            "alerts exchange": publish_changes(store, feed, broker, topology, lambda: state["consuming"], lease, health),
+            "routes file": router.watch(),
+            "change feed": feed.run(),
+        }
+        tasks = [health.watch(name, asyncio.create_task(loop)) for name, loop in loops.items()]
         yield
         state["consuming"] = False
         stopping.set()
@@ -108,10 +108,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
+        """Ready: connected, and no loop stuck (signals not stored, the dealer file failing)."""
         broker_up = state["consuming"] and await broker.ping(timeout=0.05)
         database_up = await store.ping()
-        ready = broker_up and database_up
-        return JSONResponse({"ready": ready, "broker": broker_up, "database": database_up}, status_code=200 if ready else 503)
+        problems = health.problems()
+        ready = broker_up and database_up and not problems
+        body = {"ready": ready, "broker": broker_up, "database": database_up, "problems": problems}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     app.include_router(alerts.router(store, feed, authorized, stopping))
     app.include_router(silences.router(store, authorized))

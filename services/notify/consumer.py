@@ -11,6 +11,7 @@ from pymongo.errors import ConnectionFailure
 
 from services.common.alerts import AlertSignal, PromotionEvaluation, rules_output_adapter
 from services.common.consuming import reject, retry_or_reject, subscribe
+from services.common.health import Health
 from services.common.settings import Settings
 from services.common.topology import Topology
 
@@ -21,8 +22,9 @@ log = logging.getLogger("dealerwatch.notify")
 
 
 class SignalConsumer:
-    def __init__(self, broker: RabbitBroker, store: AlertStore, worker: DeliveryWorker, router, settings: Settings):
+    def __init__(self, broker: RabbitBroker, store: AlertStore, worker: DeliveryWorker, router, settings: Settings, health: Health):
         self._broker = broker
+        self._health = health
         self._store = store
         self._worker = worker
         self._router = router
@@ -54,10 +56,14 @@ class SignalConsumer:
             try:
                 if isinstance(signal, PromotionEvaluation):
                     await self._store.keep_evaluation(signal)
+                    self._health.ok("alert signals")
                     return False
                 labels = {**signal.labels, "severity": signal.severity, "rule_id": signal.rule_id, "dealer_id": signal.dealer_id}
-                return await self._store.apply(signal, self._router.plans(labels))
+                created = await self._store.apply(signal, self._router.plans(labels))
+                self._health.ok("alert signals")
+                return created
             except ConnectionFailure as exc:
+                self._health.failed("alert signals", exc)
                 log.warning("database unreachable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -9,7 +9,9 @@ import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
 
+import bson
 import httpx
+from bson.raw_bson import RawBSONDocument
 from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING
@@ -17,6 +19,7 @@ from pymongo.errors import BulkWriteError
 
 from services.common.consuming import ack_batch, reject, subscribe
 from services.common.events import parse_event
+from services.common.health import Health
 from services.common.settings import Settings
 from services.common.topology import Topology
 
@@ -27,8 +30,9 @@ SALES_KEPT_DAYS = 7 * (104 + BASELINE_WEEKS + 1)
 
 
 class DealerFile:
-    def __init__(self, db, broker: RabbitBroker, settings: Settings, http: httpx.AsyncClient):
+    def __init__(self, db, broker: RabbitBroker, settings: Settings, http: httpx.AsyncClient, health: Health):
         self._timeline = db["dealer_timeline"]
+        self._health = health
         self._broker = broker
         self._settings = settings
         self._http = http
@@ -60,29 +64,50 @@ class DealerFile:
         self._wanted.set()
 
     async def run(self) -> None:
-        """Write what arrived in one insert_many, then ack it with one frame (like rules)."""
+        """Write what arrived in one insert_many, then ack it with one frame (like rules). A
+        document the database cannot take is dead-lettered with the reason and the rest of its
+        batch written; only an unreachable database holds the batch (retried, nothing acked)."""
         while True:
             await self._wanted.wait()
             await asyncio.sleep(0.02)  # let a batch gather
             self._wanted.clear()
             batch, self._pending = self._pending, []
             try:
-                await self._timeline.insert_many([doc for doc, _ in batch], ordered=False)
-            except BulkWriteError as exc:
-                if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
-                    log.error("keeping the dealer file failed (%s); retrying", exc)
-                    self._pending[:0] = batch
-                    self._wanted.set()
-                    await asyncio.sleep(1.0)
-                    continue
-                # duplicates only: retried events already in the file
+                refused = await self._write([doc for doc, _ in batch])
             except Exception as exc:  # noqa: BLE001 - database away: retry, nothing acked
+                self._health.failed("dealer file", exc)
                 log.error("keeping the dealer file failed (%s); retrying", exc)
                 self._pending[:0] = batch
                 self._wanted.set()
                 await asyncio.sleep(1.0)
                 continue
-            await ack_batch([message for _, message in batch])
+            self._health.ok("dealer file")
+            for index, reason in refused.items():
+                await reject(self._broker, self._topology, batch[index][1], f"not kept in the dealer file: {reason}", stage="notify")
+            await ack_batch([message for index, (_, message) in enumerate(batch) if index not in refused])
+
+    async def _write(self, docs: list[dict]) -> dict[int, str]:
+        """Insert the documents; {index: reason} of those that cannot be stored (already
+        stored ones, from a retried event, are fine)."""
+        refused, encoded, positions = {}, [], []
+        for index, doc in enumerate(docs):
+            try:
+                encoded.append(RawBSONDocument(bson.encode(doc)))
+                positions.append(index)
+            except Exception as exc:  # noqa: BLE001 - e.g. an integer beyond 64 bits
+                refused[index] = f"{type(exc).__name__}: {exc}"
+        if not encoded:
+            return refused
+        try:
+            await self._timeline.insert_many(encoded, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors:
+                raise
+            for error in errors:
+                if error.get("code") != 11000:  # not a duplicate: this document is refused
+                    refused[positions[error["index"]]] = str(error.get("errmsg"))
+        return refused
 
     async def timeline(self, dealer_id: str, kinds: list[str], limit: int = 200) -> list[dict]:
         cursor = self._timeline.find({"dealer_id": dealer_id, "type": {"$in": kinds}}, {"_id": 0})

@@ -47,7 +47,7 @@ async def events(feed: ChangeFeed, last_id: int | None, matches, stop: asyncio.E
             yield ": keep-alive\n\n"
 
 
-async def publish_changes(store, feed: ChangeFeed, broker, topology: Topology, ready, lease) -> None:
+async def publish_changes(store, feed: ChangeFeed, broker, topology: Topology, ready, lease, health) -> None:
     """Every change to the `alerts` exchange, at least once, in order (a cursor in MongoDB), by
     the one instance holding the lease; that instance also logs changes a stopped one left.
     It reads the log when the feed has seen new changes, or every few seconds (a gap that
@@ -74,6 +74,7 @@ async def publish_changes(store, feed: ChangeFeed, broker, topology: Topology, r
                 body = json.dumps({"seq": doc["_id"], "change": doc["change"], "alert": alert}, default=str).encode()
                 key = alert_routing_key(alert["severity"], alert["rule_id"], alert["dealer_id"])
                 await publish_confirmed(broker, topology.alerts, key, body, message_id=f"change:{doc['_id']}", mandatory=False)
+            health.ok("alerts exchange")
             if batch:  # one cursor write per batch; a crash before it re-publishes the batch (at least once)
                 await changes.advance("alerts-exchange", batch[-1]["_id"])
                 cursor = batch[-1]["_id"]
@@ -82,11 +83,13 @@ async def publish_changes(store, feed: ChangeFeed, broker, topology: Topology, r
                     await asyncio.wait_for(arrived.wait(), SWEEP_SECONDS)
         except PublishError as exc:
             cursor = None
+            health.failed("alerts exchange", exc)
             log.warning("publishing alert changes failed (%s); retrying", exc)
             await asyncio.sleep(1.0)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - keep publishing after a database hiccup
+        except Exception as exc:  # noqa: BLE001 - keep publishing after a database hiccup
             cursor = None
+            health.failed("alerts exchange", exc)
             log.exception("alert change publisher failed; retrying")
             await asyncio.sleep(1.0)

@@ -1,0 +1,124 @@
+"""Awkward but valid input never stalls or poisons the pipeline (real broker, real processes):
+long Chinese ids, numbers durable-rules refuses in the form json.dumps writes them, a value
+the database cannot store, a signal the broker cannot route."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import httpx
+import pytest
+
+from conftest import wait_for
+from factories import event_base, now, over_budget, promotion_approved, sale, visit
+from helpers import bind, drain, queue_depth, unbind
+from histories import post
+
+LONG = "经销商" * 26  # 78 characters, 234 bytes: the alert's routing key is over 255 bytes
+LONGEST = "销" * 128  # the longest id the contract allows: 384 bytes
+
+
+def alerts(notify, **params) -> list[dict]:
+    return httpx.get(f"{notify.url}/v1/alerts", params={"limit": 500, **params}).json()["items"]
+
+
+def test_long_chinese_dealer_ids_go_through_and_stall_nobody(services, amqp_url, namespace):
+    ingest, rules, notify = services("ingest", "rules", "notify")
+    subscriber = f"{namespace}.test-subscriber"
+    bind(amqp_url, f"{namespace}.alerts", subscriber)  # another system on the alerts exchange
+    at = now()
+    for dealer in (LONG, LONGEST, "D-1"):
+        events = over_budget(dealer, at, "P-1")
+        post(ingest, [{**e, "event_id": f"{dealer[:40]}-{n}"} for n, e in enumerate(events)])
+    stored = wait_for(lambda: len(found := alerts(notify)) == 3 and found)
+    assert {a["dealer_id"] for a in stored} == {LONG, LONGEST, "D-1"}
+    # one `opened` change per alert reaches the exchange
+    wait_for(lambda: queue_depth(amqp_url, subscriber) >= 3)
+    published = [json.loads(m.body) for m in drain(amqp_url, subscriber)]
+    assert {p["alert"]["dealer_id"] for p in published} == {LONG, LONGEST, "D-1"}
+    assert httpx.get(f"{rules.url}/readyz").status_code == 200
+    assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0
+
+
+def promotion_with_ratio(dealer: str, at: dt.datetime) -> list[dict]:
+    """A promotion whose (P - S) / X is 0.03 / 1000 = 3e-05: json.dumps writes `3e-05`."""
+    day = dt.timedelta(days=1)
+    start, end = (at - 3 * day).date(), (at - 2 * day).date()
+    return [
+        {**event_base("promotion.planned", dealer, at - 5 * day), "promotion_id": "P-R", "budget": "1000",
+         "starts_on": start.isoformat(), "ends_on": end.isoformat(), "owner": "Li Na"},
+        promotion_approved(dealer, at - 5 * day, "P-R"),
+        {**event_base("promotion.spend", dealer, at - 3 * day), "promotion_id": "P-R", "amount": "1000"},
+        sale(dealer, at - dt.timedelta(days=2, hours=12), "0.03"),
+        {**event_base("promotion.ended", dealer, at - dt.timedelta(hours=1)), "promotion_id": "P-R"},
+    ]
+
+
+def test_tiny_and_huge_numbers_are_judged_kept_and_survive_a_restart(services, amqp_url, namespace):
+    ingest, rules, notify = services("ingest", "rules", "notify")
+    at = now()
+    post(ingest, promotion_with_ratio("D-R", at))
+    post(ingest, [sale("D-T", at - dt.timedelta(minutes=1), "0.00001"), sale("D-H", at, "20000000000000000")])
+    ineffective = wait_for(lambda: alerts(notify, rule_id="promotion-ineffective"))[0]
+    assert ineffective["dealer_id"] == "D-R" and ineffective["details"]["measures"]["promotion_roi"] == pytest.approx(3e-05)
+    (evaluation,) = httpx.get(f"{notify.url}/v1/promotion-evaluations", params={"dealer_id": "D-R"}).json()["items"]
+    assert evaluation["ratio"] == pytest.approx(3e-05) and evaluation["verdict"] == "ineffective"
+
+    def counted() -> dict:
+        return {d: httpx.get(f"{rules.url}/v1/dealers/{d}").json().get("events_counted") for d in ("D-R", "D-T", "D-H")}
+
+    wait_for(lambda: counted() == {"D-R": 5, "D-T": 1, "D-H": 1})
+    assert httpx.get(f"{rules.url}/v1/dealers/D-T").json()["measures"]["sales_mtd"] == 1e-05
+    rules.stop(kill=True)  # what was counted was stored: nothing is lost on a restart
+    (rules,) = services("rules")
+    assert counted() == {"D-R": 5, "D-T": 1, "D-H": 1}
+    assert httpx.get(f"{rules.url}/v1/set-aside").json()["items"] == []
+    assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0
+
+
+def test_the_clock_keeps_every_dealer_going(services):
+    """A dealer whose values once stopped the clock loop (a tick that raised) comes first; the
+    dealers after it still get their time-based alerts."""
+    ingest, rules, notify = services("ingest", "rules", "notify")
+    at = now()
+    post(ingest, [sale("D-X", at - dt.timedelta(days=40), "0.00001"), visit("D-X", at - dt.timedelta(days=40)),
+                  sale("D-Y", at - dt.timedelta(days=25)), visit("D-Y", at - dt.timedelta(days=1))])
+    inactive = wait_for(lambda: {a["dealer_id"] for a in alerts(notify, rule_id="dealer-inactive")} == {"D-X", "D-Y"})
+    assert inactive
+    assert httpx.get(f"{rules.url}/v1/set-aside").json()["items"] == []
+    assert httpx.get(f"{rules.url}/readyz").status_code == 200
+
+
+def test_an_event_the_dealer_file_cannot_store_is_set_aside_and_the_others_are_kept(services, amqp_url, namespace):
+    ingest, rules, notify = services("ingest", "rules", "notify")
+    at = now()
+    huge = {**event_base("target.set", "D-1", at), "period": at.strftime("%Y-%m"), "sales_target": "100",
+            "active_outlets_target": 2**63}  # valid today, but not a 64-bit integer
+    post(ingest, [huge, visit("D-2", at)])
+    post(ingest, [visit("D-3", at)])
+    for dealer in ("D-2", "D-3"):
+        wait_for(lambda: httpx.get(f"{notify.url}/v1/dealers/{dealer}").json()["visits"], 20)
+    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 1)
+    (dead,) = drain(amqp_url, f"{namespace}.dead-letter")
+    assert json.loads(dead.body)["event_id"] == huge["event_id"]
+    assert dead.headers["x-dealerwatch-error"].startswith("not kept in the dealer file: OverflowError")
+    assert httpx.get(f"{notify.url}/readyz").status_code == 200
+
+
+def test_a_signal_the_broker_cannot_route_is_dead_lettered_after_its_attempts(services, amqp_url, namespace):
+    ingest, rules = services("ingest", "rules", env={"DEALERWATCH_MAX_ATTEMPTS": "3"})
+    unbind(amqp_url, f"{namespace}.alert-signals", f"{namespace}.notify.alert-signals")  # nothing takes signals
+    at = now()
+    post(ingest, over_budget("D-1", at, "P-1"))
+    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") >= 1, 30)
+    dead = drain(amqp_url, f"{namespace}.dead-letter")
+    signal = json.loads(dead[0].body)
+    assert signal["rule_id"] == "promotion-over-budget" and signal["dealer_id"] == "D-1"
+    assert dead[0].headers["x-dealerwatch-error"].startswith("not published after 3 tries")
+    assert dead[0].headers["x-dealerwatch-stage"] == "rules.output"
+    # the events were stored and acked: the flush goes on for everything else
+    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.rules.events") == 0)
+    post(ingest, [sale("D-2", at)])
+    wait_for(lambda: httpx.get(f"{rules.url}/v1/dealers/D-2").json().get("events_counted") == 1)
+    wait_for(lambda: httpx.get(f"{rules.url}/readyz").status_code == 200)
