@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench screenshot browser clean
+.PHONY: run test chaos bench screenshot browser clean
 
 $(BIN)/dealerwatch: pyproject.toml
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed (durable-rules)"'
@@ -18,6 +18,10 @@ run: $(BIN)/dealerwatch
 
 test: $(BIN)/dealerwatch browser
 	$(BIN)/python -m pytest
+
+# the fault suite: services killed, broker and database restarted while history is posted
+chaos: $(BIN)/dealerwatch
+	$(BIN)/python tests/chaos.py
 
 # the board's browser tests drive Debian's chromium (skipped, with the reason, without it)
 browser:

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import wait_for
 from factories import event_base, now, over_budget, promotion_approved, sale, visit
-from helpers import bind, drain, queue_depth, unbind
+from helpers import bind, drain, publish, queue_depth, unbind
 from histories import post
 
 LONG = "经销商" * 26  # 78 characters, 234 bytes: the alert's routing key is over 255 bytes
@@ -122,3 +122,46 @@ def test_a_signal_the_broker_cannot_route_is_dead_lettered_after_its_attempts(se
     post(ingest, [sale("D-2", at)])
     wait_for(lambda: httpx.get(f"{rules.url}/v1/dealers/D-2").json().get("events_counted") == 1)
     wait_for(lambda: httpx.get(f"{rules.url}/readyz").status_code == 200)
+
+
+async def test_a_dealer_whose_state_cannot_be_stored_is_set_aside_and_its_events_dead_lettered(
+        service_env, amqp_url, mongo_url, namespace, monkeypatch):
+    """The rules flush finds the one dealer at fault (in process, to give it a state that cannot
+    be stored: no contract-valid event does any more), on the real broker and database."""
+    import asyncio
+
+    import motor.motor_asyncio
+
+    from services.common.settings import Settings
+    from services.rules import policy, service as rules_service
+
+    real_encode = rules_service.encode
+
+    def encode(state):
+        if state.dealer_id == "BAD":
+            raise ValueError("its state cannot be stored: OverflowError: MongoDB can only handle up to 8-byte ints")
+        return real_encode(state)
+
+    monkeypatch.setattr(rules_service, "encode", encode)
+    settings = Settings(**{k.removeprefix("DEALERWATCH_").lower(): v for k, v in service_env.items() if k.startswith("DEALERWATCH_")})
+    live = rules_service.RulesService(settings, policy.load(settings.policy_file))
+    await live.start()
+    try:
+        at = now()
+        bodies = [json.dumps(e).encode() for e in (sale("GOOD", at), sale("BAD", at), sale("GOOD", at))]
+        await asyncio.to_thread(publish, amqp_url, f"{namespace}.events", "sale.x", *bodies)
+        for _ in range(200):
+            if "BAD" in live.judge.set_aside and await asyncio.to_thread(queue_depth, amqp_url, f"{namespace}.dead-letter"):
+                break
+            await asyncio.sleep(0.05)
+        (dead,) = await asyncio.to_thread(drain, amqp_url, f"{namespace}.dead-letter")
+        assert json.loads(dead.body)["dealer_id"] == "BAD"
+        assert dead.headers["x-dealerwatch-error"].startswith("dealer BAD is set aside: its state cannot be stored")
+        client = motor.motor_asyncio.AsyncIOMotorClient(mongo_url)
+        good = await client[namespace]["rules_dealers"].find_one({"_id": "GOOD"})
+        assert good["events"] == 2 and await client[namespace]["rules_dealers"].find_one({"_id": "BAD"}) is None
+        client.close()
+        assert "BAD" not in live.core.states  # back to what was stored: nothing
+        assert await asyncio.to_thread(queue_depth, amqp_url, f"{namespace}.rules.events") == 0
+    finally:
+        await live.stop()

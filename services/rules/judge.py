@@ -64,15 +64,18 @@ class Judge:
 
     def schedule(self, dealer_id: str) -> None:
         state = self.core.states[dealer_id]
+        deadline = None
         if dealer_id in self.set_aside:
-            deadline = None
+            pass
         elif state.hold_until is not None:
             if dealer_id not in self._held:
                 self._held.add(dealer_id)
                 heapq.heappush(self._holds, (state.hold_until, dealer_id))
-            deadline = None  # judged at its own events only
-        else:
-            deadline = self.core.next_deadline(dealer_id)
+        else:  # judged at its own events only while held
+            try:
+                deadline = self.core.next_deadline(dealer_id)
+            except Exception as exc:  # noqa: BLE001 - one dealer must not stop the clock for all
+                self._put_aside(dealer_id, state.latest or 0.0, exc)
         self.clock.schedule(dealer_id, deadline)
 
     # --- time ---
@@ -162,12 +165,15 @@ class Judge:
         try:
             outputs = self.core.tick(dealer_id, t)
         except Exception as exc:  # noqa: BLE001 - one dealer must not stop the clock for all
-            self.set_aside[dealer_id] = SetAside(dealer_id, t, f"{type(exc).__name__}: {exc}")
-            self.clock.schedule(dealer_id, None)
-            log.exception("judging dealer %s at %s failed; it is set aside", dealer_id, utc(t).isoformat())
+            self._put_aside(dealer_id, t, exc)
             return []
         self.schedule(dealer_id)
         return outputs
+
+    def _put_aside(self, dealer_id: str, t: float, exc: Exception) -> None:
+        self.set_aside[dealer_id] = SetAside(dealer_id, t, f"{type(exc).__name__}: {exc}")
+        self.clock.schedule(dealer_id, None)
+        log.error("judging dealer %s at %s failed; it is set aside", dealer_id, utc(t).isoformat(), exc_info=exc)
 
     def retry_set_aside(self) -> int:
         """After a policy reload: dealers set aside are judged by the clock again."""

@@ -166,28 +166,39 @@ class RulesService:
         max_sleep = self.settings.clock_max_sleep_seconds
         while True:
             self.health.beat("clock", max_sleep)
-            if self._catching_up:
-                try:
-                    self._catching_up = not await self._caught_up()
-                except Exception as exc:  # noqa: BLE001 - broker away: stay where we are
-                    log.warning("cannot count the waiting events yet (%s)", exc)
-                if not self._catching_up:
-                    log.info("caught up with the events that waited; the clock follows wall time")
-            wall = time.time()
-            self.judge.release_holds(wall)
-            now = self.clock_now()
-            outputs = self.judge.advance(now)
-            if outputs or self.core.dirty:
-                self._outputs += outputs
-                self._flush_wanted.set()
-            timeout = QUIET_SECONDS if self._catching_up else max_sleep
-            timeout = min(max(self._next_wake() - wall, 0.05), timeout)
-            self._clock_wake_at = wall + timeout
-            self._clock_wakeup.clear()
+            self._clock_wakeup.clear()  # a wake-up during the round below is kept
+            try:
+                timeout = await self._clock_round(max_sleep)
+                self.health.ok("clock")
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop the clock for good
+                self.health.failed("clock", exc)
+                log.exception("the clock failed; trying again")
+                timeout = 1.0
             try:
                 await asyncio.wait_for(self._clock_wakeup.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
+
+    async def _clock_round(self, max_sleep: float) -> float:
+        """Judge what is due; returns how long to sleep."""
+        if self._catching_up:
+            try:
+                self._catching_up = not await self._caught_up()
+            except Exception as exc:  # noqa: BLE001 - broker away: stay where we are
+                log.warning("cannot count the waiting events yet (%s)", exc)
+            if not self._catching_up:
+                log.info("caught up with the events that waited; the clock follows wall time")
+        wall = time.time()
+        self.judge.release_holds(wall)
+        now = self.clock_now()
+        outputs = self.judge.advance(now)
+        if outputs or self.core.dirty:
+            self._outputs += outputs
+            self._flush_wanted.set()
+        timeout = QUIET_SECONDS if self._catching_up else max_sleep
+        timeout = min(max(self._next_wake() - wall, 0.05), timeout)
+        self._clock_wake_at = wall + timeout
+        return timeout
 
     def _next_wake(self) -> float:
         """Wall time of the next thing the clock has to do: a deadline (reached by the clock
