@@ -88,14 +88,35 @@ def test_a_dealer_receiving_history_is_held_until_it_went_quiet(core):
     wall = (T0 + 100 * DAY).timestamp()
     judge.handle(parse_event(sale("D-H", T0)), arrived=wall)  # 100 days old: history
     judge.handle(parse_event(sale("D-L", T0 + 100 * DAY)), arrived=wall)  # live
-    assert core.states["D-H"].hold_until == wall + 60 and core.states["D-L"].hold_until is None
+    assert core.states["D-H"].hold.until == wall + 60 and core.states["D-L"].hold is None
     assert judge.advance(wall) == []  # the clock does not judge D-H beyond its own events
     assert core.states["D-H"].latest == T0.timestamp()
     judge.handle(parse_event(sale("D-H", T0 + DAY)), arrived=wall + 30)  # more history extends the hold
     assert judge.release_holds(wall + 61) == 0
-    assert judge.release_holds(wall + 91) == 1 and core.states["D-H"].hold_until is None
+    assert judge.release_holds(wall + 91) == 1 and core.states["D-H"].hold is None
     outputs = judge.advance(wall)
     assert {o.rule_id for o in outputs if o.dealer_id == "D-H"} >= {"dealer-inactive", "visit-overdue"}
+
+
+def test_a_held_dealer_follows_its_history_once_it_has_moved_past_it(core):
+    """A backfill in time order: a dealer that falls silent is judged as the history goes on,
+    as a replay judges it; one whose own history is still ahead of the rest is not."""
+    judge = Judge(core, grace=300.0, hold_seconds=3600.0)
+    wall = (T0 + 200 * DAY).timestamp()
+    judge.handle(parse_event(sale("D-S", T0)), arrived=wall)
+    judge.handle(parse_event(visit("D-S", T0)), arrived=wall)
+    assert core.states["D-S"].latest == T0.timestamp()
+    outputs = []
+    for day in range(1, 41):  # another dealer's history goes on; D-S is silent
+        outputs += judge.handle(parse_event(sale("D-B", T0 + day * DAY)), arrived=wall + day)[0]
+    inactive = [o for o in outputs if o.dealer_id == "D-S" and o.rule_id == "dealer-inactive" and o.state == "firing"]
+    assert inactive[0].at == T0 + 21 * DAY + dt.timedelta(seconds=1)  # when it became true, as a replay says
+    assert core.states["D-S"].latest <= (T0 + 40 * DAY).timestamp() - 300  # never beyond the history, minus the grace
+    assert core.states["D-B"].hold is not None and core.states["D-B"].latest == (T0 + 40 * DAY).timestamp()
+    # a different history (another source) does not move D-S
+    before = core.states["D-S"].latest
+    judge.handle(parse_event({**sale("D-O", T0 + 90 * DAY), "source": "erp-2"}), arrived=wall + 50)
+    assert core.states["D-S"].latest == before
 
 
 def test_a_dealers_own_deadlines_are_judged_before_its_next_event(core):
@@ -116,3 +137,32 @@ def test_an_event_dated_ahead_moves_only_its_own_dealer(core):
     assert core.states["D-1"].latest == T0.timestamp()
     judge.handle(parse_event(sale("D-1", T0 + DAY)))  # not too late: D-1 was not moved
     assert core.states["D-1"].events == 2
+
+
+def test_a_backfill_dealer_by_dealer_holds_each_dealer_at_its_own_events(core):
+    """History posted one dealer after the other: the history's newest time is already at the
+    end when the second dealer's starts, and must not judge it there."""
+    judge = Judge(core, grace=300.0, hold_seconds=3600.0)
+    wall = (T0 + 200 * DAY).timestamp()
+    for number, dealer in enumerate(("D-1", "D-2")):
+        for day in range(0, 41, 2):
+            outputs, counted = judge.handle(parse_event(sale(dealer, T0 + day * DAY)), arrived=wall + number * 100 + day)
+            assert counted  # never too late
+            assert not [o for o in outputs if o.dealer_id == dealer and o.rule_id == "dealer-inactive"]
+    assert core.states["D-2"].latest == (T0 + 40 * DAY).timestamp()
+
+
+def test_event_ids_are_kept_while_their_messages_may_come_again():
+    """Live, a batch of history can span weeks of one dealer; if the process dies after storing
+    it and before the broker has its ack, the whole batch comes again and must be recognised."""
+    core = RulesCore(policy.load("policies/default.yaml"), forget_ids_when_judging=False)
+    events = [parse_event(sale("D-1", T0 + day * DAY)) for day in range(40)]  # one batch
+    for event in events:
+        core.handle(event)
+    core.forget_ids("D-1")  # stored
+    assert all(core.handle(event) is None for event in events)  # delivered again: known, counted once
+    core.handle(parse_event(sale("D-1", T0 + 41 * DAY)))
+    core.forget_ids("D-1")  # the next batch stored: the first one's acks have arrived
+    assert core.states["D-1"].events == 41
+    assert len(core.states["D-1"].seen_ids) < 41  # now the old ids go
+    core.close()

@@ -82,3 +82,68 @@ def test_events_beyond_the_lateness_bound_are_dead_lettered_with_the_reason(serv
     (dead,) = drain(amqp_url, f"{namespace}.dead-letter")
     assert dead.body == late
     assert dead.headers["x-dealerwatch-error"].startswith("too late: event at") and "more than 7d older" in dead.headers["x-dealerwatch-error"]
+
+
+async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(service_env, amqp_url, mongo_url, namespace, monkeypatch):
+    """Killed after storing a batch of history and before its ack reached the broker: the batch
+    (a month of one dealer's sales) is delivered again, and every event is known: nothing is
+    counted twice or dead-lettered as too late. In process, to stop exactly there."""
+    import asyncio
+
+    from services.common.settings import Settings
+    from services.rules import policy, service as rules_service
+
+    env = {k.removeprefix("DEALERWATCH_").lower(): v for k, v in service_env.items() if k.startswith("DEALERWATCH_")}
+    settings = Settings(**{**env, "clock_grace_seconds": 300, "clock_hold_seconds": 600})  # a backfill: held
+    real_ack, dying = rules_service.ack_batch, asyncio.Event()
+
+    async def ack_unless_dying(messages):
+        if not dying.is_set():
+            await real_ack(messages)
+
+    monkeypatch.setattr(rules_service, "ack_batch", ack_unless_dying)
+    monkeypatch.setattr(rules_service, "FLUSH_SECONDS", 1.0)  # the month arrives as one batch
+    start = now() - dt.timedelta(days=90)
+    first, second = ([json.dumps(sale("D-1", start + dt.timedelta(days=d))).encode() for d in days] for days in (range(30), range(30, 60)))
+
+    async def stored_events() -> int:
+        doc = await asyncio.to_thread(lambda: pymongo.MongoClient(mongo_url)[namespace]["rules_dealers"].find_one({"_id": "D-1"}))
+        return (doc or {}).get("events", 0)
+
+    async def until(predicate, seconds=30):
+        for _ in range(int(seconds * 20)):
+            if await predicate():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("not reached")
+
+    dying_one = rules_service.RulesService(settings, policy.load(settings.policy_file))
+    await dying_one.start()
+    await asyncio.to_thread(publish, amqp_url, f"{namespace}.events", "sale.D-1", *first)
+    await until(lambda: _equals(stored_events(), 30))
+    dying.set()  # from now on its acks never reach the broker
+    await asyncio.to_thread(publish, amqp_url, f"{namespace}.events", "sale.D-1", *second)
+    await until(lambda: _equals(stored_events(), 60))
+    for task in dying_one._tasks:  # it dies: no final flush, the connection goes
+        task.cancel()
+    await dying_one.broker.stop()
+    dying_one.store.close()
+
+    dying.clear()
+    successor = rules_service.RulesService(settings, policy.load(settings.policy_file))
+    await successor.start()
+    try:
+        await until(lambda: _zero(asyncio.to_thread(queue_depth, amqp_url, f"{namespace}.rules.events")))
+        await asyncio.sleep(1.5)  # the redelivered batch is judged and acked
+        assert successor.core.states["D-1"].events == 60
+        assert await asyncio.to_thread(queue_depth, amqp_url, f"{namespace}.dead-letter") == 0
+    finally:
+        await successor.stop()
+
+
+async def _equals(awaitable, value) -> bool:
+    return await awaitable == value
+
+
+async def _zero(awaitable) -> bool:
+    return await awaitable == 0

@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def clock() -> dict:
         """Where the live clock stands: time judged up to, dealers held for their history."""
         view = service.clock_view()
-        return {**view, "judged_until": _iso(view["judged_until"]), "next_hold_end": _iso(view["next_hold_end"])}
+        history = {source: _iso(newest) for source, newest in view["history"].items()}
+        return {**view, "judged_until": _iso(view["judged_until"]), "next_hold_end": _iso(view["next_hold_end"]), "history": history}
 
     @app.get("/v1/set-aside")
     async def set_aside() -> dict:
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "first_seen": _iso(state.first_seen),
             "judged_until": _iso(state.latest),
             "events_counted": state.events,
-            "held_until": _iso(state.hold_until),
+            "held_until": _iso(state.hold.until) if state.hold else None,
             "measures": service.core.measures(dealer_id, t),
             "promotions": [
                 {"promotion_id": pid, "budget": p.budget, "owner": p.owner, "starts_on": p.starts_on, "ends_on": p.ends_on,

@@ -17,7 +17,7 @@ from services.common.alerts import AlertSignal, PromotionEvaluation, episode_ale
 from services.common.events import Event, PromotionEnded
 
 from .engine import Matcher
-from .measures import NET_SALES, WindowMeasure
+from .measures import DAY, NET_SALES, WindowMeasure
 from .policy import CompiledRule, Policy
 from .promotions import promotion_measures
 from .signals import make_signal
@@ -31,8 +31,12 @@ class TooLate(ValueError):
 
 
 class RulesCore:
-    def __init__(self, policy: Policy, states: dict[str, DealerState] | None = None):
+    def __init__(self, policy: Policy, states: dict[str, DealerState] | None = None, *, forget_ids_when_judging: bool = True):
+        """forget_ids_when_judging: False for the live service, which forgets event ids when it
+        stores a state (`forget_ids`): a message comes again until its ack reaches the broker,
+        and must then still be recognised, however far its dealer has moved on meanwhile."""
         self.states: dict[str, DealerState] = states if states is not None else {}
+        self.forget_ids_when_judging = forget_ids_when_judging
         self.dirty: set[str] = set()  # dealers changed since the last save
         self._dealer_matcher: Matcher | None = None
         self._promotion_matcher: Matcher | None = None
@@ -128,6 +132,17 @@ class RulesCore:
         else:
             self.states[dealer_id] = state
 
+    def forget_ids(self, dealer_id: str) -> None:
+        """Live, before a state is stored: forget the ids of events more than the lateness (and a
+        day) older than where the dealer stood when it was *last* stored. The messages of the
+        batch being stored now, and of the one before (whose ack may not have reached the
+        broker), are still recognised when they are delivered again; older ones were acked
+        before the confirms of this batch's outputs came back on the same connection."""
+        state = self.states[dealer_id]
+        if state.saved_latest is not None:
+            state.forget_ids(state.saved_latest - self.policy.lateness - DAY)
+        state.saved_latest = state.latest
+
     def next_deadline(self, dealer_id: str) -> float | None:
         """The earliest time after the dealer's last judgement at which a judgement can change."""
         state = self.states[dealer_id]
@@ -221,7 +236,8 @@ class RulesCore:
                 net_sales = min(net_sales, start - days * 86400.0)  # its "before" period is still needed
         cutoffs[NET_SALES.key] = net_sales
         # ids older than the lateness bound cannot come back as anything but too late
-        state.prune(cutoffs, t - policy.lateness - 86400.0, t - 90 * 86400.0)
+        ids_cutoff = t - policy.lateness - DAY if self.forget_ids_when_judging else None
+        state.prune(cutoffs, ids_cutoff, t - 90 * DAY)
         net = state.series.get(NET_SALES.key)
         if net is not None and not len(net.times):
             del state.series[NET_SALES.key]

@@ -3,12 +3,18 @@
 A dealer is judged at each of its events and at each of its deadlines (core.next_deadline),
 always in time order: before an event is counted, the dealer's own deadlines up to the event's
 time are judged first. Dealers are independent, so this is all that live runs and replays need
-to agree; the clock decides only when the *other* dealers' deadlines are judged:
-- a replay judges everyone up to each event's time, then up to `now` at the end;
-- live, the clock is the wall time minus a grace period (service.py), and a dealer whose
-  events arrive as history (older than the grace) is *held*: judged at its own events only,
-  not beyond them, until no event arrived for it for `hold_seconds`. A pause in a backfill, or
-  a restart during one, therefore never judges a dealer at "now" with half its history.
+to agree; the clock decides only when a dealer's deadlines are judged *without* an event of its
+own. A replay judges everyone up to `now` at the end. Live (service.py):
+
+- the clock is wall time minus a grace period: an event at most `grace` old when it arrives is
+  judged as it happened;
+- an older event is *history*: its dealer is *held*, i.e. taken off the wall-time clock, because
+  more of its history may be on the way (a backfill between two requests, or queued while rules
+  was down). A held dealer is judged at its own events, and up to what its history (the events
+  of the same `source`) has reached minus the grace, once that history has moved past the
+  dealer's own last event: a backfill in time order judges a dealer that fell silent as it goes,
+  as a replay would. The hold ends when no event arrived for the dealer for `hold_seconds`, or
+  when a live event arrives for it.
 
 A dealer whose judgement fails (a bug, or a value the engine cannot take) is left as it was
 before that judgement and *set aside*: the clock skips it, every other dealer goes on, and it
@@ -25,7 +31,7 @@ from services.common.events import Event
 
 from .clock import DeadlineClock
 from .core import Output, RulesCore
-from .state import ts, utc
+from .state import Hold, ts, utc
 
 log = logging.getLogger("dealerwatch.rules.judge")
 
@@ -51,72 +57,104 @@ class Judge:
     def __init__(self, core: RulesCore, clock: DeadlineClock | None = None, *, grace: float = 0.0, hold_seconds: float | None = None):
         """grace, hold_seconds: live only (None: a replay, nothing is held)."""
         self.core = core
-        self.clock = clock or DeadlineClock()
+        self.clock = clock or DeadlineClock()  # dealers that are not held
         self.grace = grace
         self.hold_seconds = hold_seconds
         self.set_aside: dict[str, SetAside] = {}
+        self.history: dict[str, float] = {}  # source -> newest event time of its history
+        self._held_clocks: dict[str, DeadlineClock] = {}  # source -> deadlines of the dealers it holds
         # (hold end, dealer), one entry per held dealer: a hold that was extended is pushed again
         # when its old end comes, so a backfill does not grow the heap by an entry per event
-        self._holds: list[tuple[float, str]] = []
-        self._held: set[str] = set()
+        self._hold_ends: list[tuple[float, str]] = []
+        self._hold_queued: set[str] = set()  # dealers with an entry in _hold_ends
+        self._held: dict[str, str] = {}  # held dealer -> the source whose clock it is on
         for dealer_id in core.states:
             self.schedule(dealer_id)
 
     def schedule(self, dealer_id: str) -> None:
+        """Put the dealer's next deadline on the clock it follows (none if it is set aside)."""
         state = self.core.states[dealer_id]
+        hold = state.hold
         deadline = None
-        if dealer_id in self.set_aside:
-            pass
-        elif state.hold_until is not None:
-            if dealer_id not in self._held:
-                self._held.add(dealer_id)
-                heapq.heappush(self._holds, (state.hold_until, dealer_id))
-        else:  # judged at its own events only while held
+        if dealer_id not in self.set_aside:
             try:
                 deadline = self.core.next_deadline(dealer_id)
             except Exception as exc:  # noqa: BLE001 - one dealer must not stop the clock for all
                 self._put_aside(dealer_id, state.latest or 0.0, exc)
-        self.clock.schedule(dealer_id, deadline)
+        source = self._held.get(dealer_id)
+        if source is not None and (hold is None or hold.source != source):
+            self._held_clocks[source].schedule(dealer_id, None)
+            del self._held[dealer_id]
+        if hold is None:
+            self.clock.schedule(dealer_id, deadline)
+            return
+        self.clock.schedule(dealer_id, None)
+        self._held[dealer_id] = hold.source
+        if dealer_id not in self._hold_queued:
+            self._hold_queued.add(dealer_id)
+            heapq.heappush(self._hold_ends, (hold.until, dealer_id))
+        self._held_clocks.setdefault(hold.source, DeadlineClock()).schedule(dealer_id, deadline)
 
     # --- time ---
 
     def advance(self, now: float) -> list[Output]:
-        """Judge every dealer whose deadline is at or before `now`, at its deadline."""
+        """Judge every dealer not held whose deadline is at or before `now`, at its deadline."""
         outputs: list[Output] = []
         while due := self.clock.pop_due(now):
             for dealer_id, deadline in due:
                 outputs += self._tick(dealer_id, deadline)
         return outputs
 
+    def _follow_history(self, source: str) -> list[Output]:
+        """Held dealers of `source` whose own last event that history has since moved past:
+        judged up to the history's newest event time minus the grace."""
+        clock, newest = self._held_clocks.get(source), self.history.get(source)
+        if clock is None or newest is None:
+            return []
+        outputs: list[Output] = []
+        waiting = []  # the history has not moved past these yet
+        while due := clock.pop_due(newest - self.grace):
+            for dealer_id, deadline in due:
+                hold = self.core.states[dealer_id].hold
+                if hold is not None and hold.mark >= newest:
+                    waiting.append((dealer_id, deadline))
+                else:
+                    outputs += self._tick(dealer_id, deadline)
+        for dealer_id, deadline in waiting:
+            clock.schedule(dealer_id, deadline)
+        return outputs
+
     def release_holds(self, wall: float) -> int:
         """End the holds that ran out by wall time `wall`: those dealers follow the clock again."""
         released = 0
-        while self._holds and self._holds[0][0] <= wall:
-            _, dealer_id = heapq.heappop(self._holds)
+        while self._hold_ends and self._hold_ends[0][0] <= wall:
+            _, dealer_id = heapq.heappop(self._hold_ends)
+            self._hold_queued.discard(dealer_id)
             state = self.core.states.get(dealer_id)
-            until = None if state is None else state.hold_until
-            if until is not None and until > wall:
-                heapq.heappush(self._holds, (until, dealer_id))  # extended since
+            hold = None if state is None else state.hold
+            if hold is None:
+                continue  # ended by a live event
+            if hold.until > wall:  # extended since
+                self._hold_queued.add(dealer_id)
+                heapq.heappush(self._hold_ends, (hold.until, dealer_id))
                 continue
-            self._held.discard(dealer_id)
-            if until is not None:
-                state.hold_until = None
-                self.core.dirty.add(dealer_id)
-                self.schedule(dealer_id)
-                released += 1
+            state.hold = None
+            self.core.dirty.add(dealer_id)
+            self.schedule(dealer_id)
+            released += 1
         return released
 
     def next_hold_end(self) -> float | None:
-        return self._holds[0][0] if self._holds else None
+        return self._hold_ends[0][0] if self._hold_ends else None
 
     def held(self) -> int:
-        return sum(1 for state in self.core.states.values() if state.hold_until is not None)
+        return len(self._held)
 
     def extend_holds(self, until: float) -> None:
         """After a restart: events of held dealers may still wait in the queue, unseen."""
         for dealer_id, state in self.core.states.items():
-            if state.hold_until is not None and state.hold_until < until:
-                state.hold_until = until
+            if state.hold is not None and state.hold.until < until:
+                state.hold.until = until
                 self.schedule(dealer_id)
 
     def finish(self, now: float) -> list[Output]:
@@ -140,20 +178,32 @@ class Judge:
             raise Refused(exc, outputs) from exc
         if result is None:
             return outputs, False
+        outputs += result
+        moved = None
         if arrived is not None and self.hold_seconds is not None:
             state = self.core.states[dealer_id]
-            state.hold_until = arrived + self.hold_seconds if arrived - at > self.grace else None
+            if arrived - at > self.grace:  # history: more of it may come
+                source = event.source or ""
+                newest = self.history.get(source)
+                if newest is None or at > newest:
+                    self.history[source] = newest = at
+                    moved = source
+                state.hold = Hold(arrived + self.hold_seconds, source, newest)
+            else:
+                state.hold = None
         if self.set_aside.pop(dealer_id, None) is not None:
             log.info("dealer %s judged again after being set aside", dealer_id)
         self.schedule(dealer_id)
-        return outputs + result, True
+        if moved is not None:
+            outputs += self._follow_history(moved)
+        return outputs, True
 
     def _catch_up(self, dealer_id: str, at: float) -> list[Output]:
-        """The dealer's own deadlines up to `at`, in order (a held dealer is not on the clock)."""
+        """The dealer's own deadlines up to `at`, in order."""
         outputs: list[Output] = []
         while (state := self.core.states.get(dealer_id)) is not None and dealer_id not in self.set_aside:
-            held = state.hold_until is not None
-            deadline = self.core.next_deadline(dealer_id) if held else self.clock.deadline(dealer_id)
+            clock = self.clock if state.hold is None else self._held_clocks[state.hold.source]
+            deadline = clock.deadline(dealer_id)
             if deadline is None or deadline > at:
                 break
             outputs += self._tick(dealer_id, deadline)
@@ -173,6 +223,8 @@ class Judge:
     def _put_aside(self, dealer_id: str, t: float, exc: Exception) -> None:
         self.set_aside[dealer_id] = SetAside(dealer_id, t, f"{type(exc).__name__}: {exc}")
         self.clock.schedule(dealer_id, None)
+        if (source := self._held.get(dealer_id)) is not None:
+            self._held_clocks[source].schedule(dealer_id, None)
         log.error("judging dealer %s at %s failed; it is set aside", dealer_id, utc(t).isoformat(), exc_info=exc)
 
     def retry_set_aside(self) -> int:

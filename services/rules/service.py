@@ -53,7 +53,7 @@ class RulesService:
     def __init__(self, settings: Settings, policy: Policy):
         self.settings = settings
         self.topology = Topology(settings.namespace)
-        self.core = RulesCore(policy)
+        self.core = RulesCore(policy, forget_ids_when_judging=False)
         self.judge = Judge(self.core, grace=settings.clock_grace_seconds, hold_seconds=settings.clock_hold_seconds)
         self.store = StateStore(settings)
         self.broker = make_broker(settings)
@@ -74,8 +74,9 @@ class RulesService:
 
     async def start(self) -> None:
         self.core.states.update(await self.store.load_all())
-        saved = await self.store.load_clock()
-        self._saved_clock = saved["at"] if saved else None
+        saved = await self.store.load_clock() or {}
+        self._saved_clock = saved.get("at")
+        self.judge.history.update(dict(saved.get("history", [])))
         # holds run from their dealers' last event: events that waited while we were away count too
         self.judge.extend_holds(time.time() + self.settings.clock_hold_seconds)
         for dealer_id in self.core.states:
@@ -132,7 +133,8 @@ class RulesService:
         except Refused as refused:
             self._outputs += refused.outputs  # the dealer's deadlines judged before it stand
             if isinstance(refused.cause, TooLate):
-                await self._dead_letter(message, f"too late: {refused.cause}")
+                again = " (delivered again: it may have been counted before its first delivery was cut short)"
+                await self._dead_letter(message, f"too late: {refused.cause}{again if message.raw_message.redelivered else ''}")
             else:  # the dealer is as before the event: try again, then dead-letter with the reason
                 await retry_or_reject(self.broker, self.topology, message, refused.cause,
                                       max_attempts=self.settings.max_attempts, stage="rules")
@@ -220,6 +222,7 @@ class RulesService:
             "dealers": len(self.core.states),
             "dealers_held": self.judge.held(),
             "next_hold_end": self.judge.next_hold_end(),
+            "history": dict(self.judge.history),
             "dealers_set_aside": len(self.judge.set_aside),
         }
 
@@ -251,6 +254,7 @@ class RulesService:
         docs, unstorable = [], {}
         for dealer_id in dirty:
             if dealer_id in self.core.states:
+                self.core.forget_ids(dealer_id)
                 try:
                     docs.append(encode(self.core.states[dealer_id]))
                 except ValueError as exc:
@@ -259,7 +263,9 @@ class RulesService:
         try:
             # outputs judged from a state that cannot be kept are not published
             await self._publish([o for o in outputs if o.dealer_id not in unstorable])
-            refused = await self.store.save(docs, {"at": clock, "lateness": self.core.policy.lateness})
+            refused = await self.store.save(docs, {
+                "at": clock, "lateness": self.core.policy.lateness, "history": list(self.judge.history.items()),
+            })
         except Exception:
             # put everything back in front, to be retried (re-publishing is idempotent)
             self._outputs[:0] = outputs

@@ -96,6 +96,15 @@ class Episode:
 
 
 @dataclass(slots=True)
+class Hold:
+    """A dealer receiving history (live only, see judge.py)."""
+
+    until: float  # wall time at which the hold ends if nothing more arrives for the dealer
+    source: str  # the history its events come from (their `source`)
+    mark: float  # that history's newest event time just after the dealer's last event
+
+
+@dataclass(slots=True)
 class DealerState:
     dealer_id: str
     first_seen: float | None = None
@@ -111,9 +120,15 @@ class DealerState:
     region: str | None = None  # the latest given (by event time): a label on the dealer's alerts
     region_at: float | None = None
     events: int = 0  # events counted (every accepted event is counted once: a check for tests and audits)
-    # live only: while history arrives for the dealer, the clock judges it at its own events and
-    # not beyond them until this wall time (see judge.Holds)
-    hold_until: float | None = None
+    hold: "Hold | None" = None  # live only: history is arriving for this dealer (see judge.py)
+    saved_latest: float | None = field(default=None, compare=False)  # live only: `latest` when last stored
+
+    def forget_ids(self, cutoff: float) -> None:
+        """Forget the ids of events that occurred before `cutoff`."""
+        if self.seen_times and min(self.seen_times) < cutoff:
+            keep = [i for i, at in enumerate(self.seen_times) if at >= cutoff]
+            self.seen_ids = array("q", [self.seen_ids[i] for i in keep])
+            self.seen_times = array("d", [self.seen_times[i] for i in keep])
 
     def copy(self) -> "DealerState":
         """An independent copy: judging works on the state, and a judgement that fails puts the
@@ -127,6 +142,7 @@ class DealerState:
             seen_ids=array("q", self.seen_ids),
             seen_times=array("d", self.seen_times),
             episodes={key: replace(e) for key, e in self.episodes.items()},
+            hold=None if self.hold is None else replace(self.hold),
         )
 
     def knows(self, event: Event) -> bool:
@@ -186,14 +202,13 @@ class DealerState:
         else:
             promotion.ended_at = at
 
-    def prune(self, series_cutoffs: dict[str, float], ids_cutoff: float, promotions_cutoff: float) -> None:
-        """Forget what no window, lateness bound or open promotion can reach any more."""
+    def prune(self, series_cutoffs: dict[str, float], ids_cutoff: float | None, promotions_cutoff: float) -> None:
+        """Forget what no window, lateness bound or open promotion can reach any more
+        (`ids_cutoff` None: the ids are forgotten by forget_ids instead)."""
         for key, series in self.series.items():
             series.drop_before(series_cutoffs.get(key, float("inf")))
-        if self.seen_times and min(self.seen_times) < ids_cutoff:
-            keep = [i for i, at in enumerate(self.seen_times) if at >= ids_cutoff]
-            self.seen_ids = array("q", [self.seen_ids[i] for i in keep])
-            self.seen_times = array("d", [self.seen_times[i] for i in keep])
+        if ids_cutoff is not None:
+            self.forget_ids(ids_cutoff)
         ended = [pid for pid, p in self.promotions.items() if p.ended_at is not None and p.ended_at < promotions_cutoff]
         for pid in ended:
             del self.promotions[pid]

@@ -19,7 +19,7 @@ from services.common import mongo
 from services.common.judgement_time import CLOCK, CLOCK_ID, DEALERS
 from services.common.settings import Settings
 
-from .state import TEXT_CODES, DealerState, Episode, Promotion, Series
+from .state import TEXT_CODES, DealerState, Episode, Hold, Promotion, Series
 
 FORMAT = 4
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's limit
@@ -42,7 +42,7 @@ def to_doc(state: DealerState) -> dict:
         "episodes": [{"key": key, **asdict(e)} for key, e in state.episodes.items()],
         "region": [state.region, state.region_at],
         "events": state.events,
-        "hold_until": state.hold_until,
+        "hold": None if state.hold is None else [state.hold.until, state.hold.source, state.hold.mark],
     }
 
 
@@ -68,7 +68,8 @@ def from_doc(doc: dict) -> DealerState:
         region=doc.get("region", [None, None])[0],
         region_at=doc.get("region", [None, None])[1],
         events=doc.get("events", 0),
-        hold_until=doc.get("hold_until"),
+        hold=Hold(*doc["hold"]) if doc.get("hold") else None,
+        saved_latest=doc.get("latest"),
     )
 
 
