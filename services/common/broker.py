@@ -26,6 +26,13 @@ class PublishTimeout(PublishError):
     """No confirm in time: the broker is away or overloaded, not refusing this message."""
 
 
+def cancelled_by_the_client(exc: BaseException) -> bool:
+    """aiormq fails the pending operations of a channel that closes (a broker restart) with
+    CancelledError; only a cancellation of the running task itself is a real one."""
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and task is not None and not task.cancelling()
+
+
 def make_broker(settings: Settings, **kwargs) -> RabbitBroker:
     return RabbitBroker(
         settings.amqp_url.get_secret_value(),
@@ -74,6 +81,10 @@ async def publish_confirmed(
         raise
     except Exception as exc:  # connection lost, channel closed, message returned
         raise PublishError(f"{type(exc).__name__}: {exc}") from exc
+    except asyncio.CancelledError as exc:
+        if not cancelled_by_the_client(exc):
+            raise
+        raise PublishError("the channel closed before the broker confirmed") from exc
     if not isinstance(confirmation, aiormq.spec.Basic.Ack):
         raise PublishError(f"broker did not acknowledge the message: {confirmation!r}")
 

@@ -8,6 +8,7 @@ import logging
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
 
+from .broker import cancelled_by_the_client
 from .deadletter import dead_letter
 from .topology import Topology
 
@@ -45,7 +46,12 @@ async def reject(broker: RabbitBroker, topology: Topology, message: RabbitMessag
     """Dead-letter with the reason, then ack: the message is kept there, never lost or looping."""
     log.warning("dead-lettering message %s: %s", message.message_id, reason)
     await dead_letter(broker, topology, message, reason, stage=stage)
-    await message.ack()
+    try:
+        await message.ack()
+    except asyncio.CancelledError as exc:  # the channel closed: redelivered, dead-lettered again
+        if not cancelled_by_the_client(exc):
+            raise
+        log.warning("could not ack dead-lettered message %s; it will be redelivered", message.message_id)
 
 
 async def retry_or_reject(
@@ -75,5 +81,7 @@ async def ack_batch(messages: list[RabbitMessage]) -> None:
     for message in newest.values():
         try:
             await message.ack(multiple=True)
-        except Exception as exc:  # noqa: BLE001 - channel gone: the broker redelivers, writes are idempotent
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - channel gone: redelivered, writes are idempotent
+            if isinstance(exc, asyncio.CancelledError) and not cancelled_by_the_client(exc):
+                raise
             log.warning("could not ack a batch (%s); it will be redelivered", exc)

@@ -48,6 +48,8 @@ class Health:
             if now - at > within + STUCK_SECONDS
         ]
         for loop, task in self._tasks.items():
-            if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            if task.done() and task.cancelled():
+                found.append(f"{loop} stopped: cancelled")
+            elif task.done() and (error := task.exception()) is not None:
                 found.append(f"{loop} stopped: {type(error).__name__}: {error}")
         return found

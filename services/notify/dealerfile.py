@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError
 
+from services.common.broker import cancelled_by_the_client
 from services.common.consuming import ack_batch, reject, subscribe
 from services.common.events import parse_event
 from services.common.health import Health
@@ -82,8 +83,14 @@ class DealerFile:
                 await asyncio.sleep(1.0)
                 continue
             self._health.ok("dealer file")
-            for index, reason in refused.items():
-                await reject(self._broker, self._topology, batch[index][1], f"not kept in the dealer file: {reason}", stage="notify")
+            try:
+                for index, reason in refused.items():
+                    await reject(self._broker, self._topology, batch[index][1], f"not kept in the dealer file: {reason}", stage="notify")
+            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - broker away: redelivered, stored again
+                if not isinstance(exc, Exception) and not cancelled_by_the_client(exc):
+                    raise
+                log.warning("dead-lettering failed (%s); the batch will be redelivered", exc)
+                continue
             await ack_batch([message for index, (_, message) in enumerate(batch) if index not in refused])
 
     async def _write(self, docs: list[dict]) -> dict[int, str]:

@@ -30,7 +30,7 @@ from faststream.rabbit import RabbitMessage
 from pydantic import ValidationError
 
 from services.common.alerts import AlertSignal
-from services.common.broker import PublishTimeout, connect_with_retry, make_broker, publish_each
+from services.common.broker import PublishTimeout, cancelled_by_the_client, connect_with_retry, make_broker, publish_each
 from services.common.consuming import ack_batch, reject, retry_or_reject, subscribe
 from services.common.deadletter import dead_letter_body
 from services.common.events import parse_event
@@ -239,7 +239,9 @@ class RulesService:
                 await self._flush()
                 self.health.ok("flush")
                 delay = 0.5
-            except Exception as exc:  # noqa: BLE001 - retried; nothing is acked
+            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - retried; nothing is acked
+                if not isinstance(exc, Exception) and not cancelled_by_the_client(exc):
+                    raise
                 self.health.failed("flush", exc)
                 log.error("flush failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
