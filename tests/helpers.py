@@ -218,26 +218,18 @@ class RobotServer(_RecordingServer):
         handler.wfile.write(answer)
 
 
-async def _bind(amqp_url: str, exchange: str, queue: str, routing_key: str) -> None:
+async def _binding(amqp_url: str, exchange: str, queue: str, routing_key: str, bound: bool) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        declared = await channel.declare_queue(queue, durable=True)
-        await declared.bind(exchange, routing_key=routing_key)
+        declared = await channel.declare_queue(queue, durable=True, passive=not bound)  # unbind: a queue of the stack's
+        await (declared.bind if bound else declared.unbind)(exchange, routing_key=routing_key)
 
 
 def bind(amqp_url: str, exchange: str, queue: str, routing_key: str = "#") -> None:
     """A queue of the test's own bound to an exchange (another system subscribing)."""
-    asyncio.run(_bind(amqp_url, exchange, queue, routing_key))
-
-
-async def _unbind(amqp_url: str, exchange: str, queue: str, routing_key: str) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        await declared.unbind(exchange, routing_key=routing_key)
+    asyncio.run(_binding(amqp_url, exchange, queue, routing_key, True))
 
 
 def unbind(amqp_url: str, exchange: str, queue: str, routing_key: str = "#") -> None:
-    asyncio.run(_unbind(amqp_url, exchange, queue, routing_key))
+    asyncio.run(_binding(amqp_url, exchange, queue, routing_key, False))
