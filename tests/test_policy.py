@@ -145,3 +145,22 @@ def test_measures_are_shared_and_builtin_names_are_reserved():
     assert len(loaded.sources["sale"]) == 1  # sales_7d, sales_mtd and promotions read one series
     with pytest.raises(policy.PolicyError, match="'first_seen_days' is built in"):
         policy.loads(BASE + "  first_seen_days: {days_since: sale}\n")
+
+
+def test_expressions_and_yaml_are_bounded_with_the_line_named():
+    import time
+
+    deep = BASE.replace("when: sales_7d < 10", "when: " + "(" * 30 + "not " * 3 + "(" * 5 + "sales_7d < 10" + ")" * 35)
+    with pytest.raises(policy.PolicyError, match=r"policy\.yaml:\d+: rule 'r1', when: .*nested more than 32 levels"):
+        policy.loads(deep, "policy.yaml")
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + n)}: &{chr(98 + n)} [*{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, "
+        f"*{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}]\n" for n in range(8))
+    started = time.monotonic()
+    with pytest.raises(policy.PolicyError, match=r"bomb\.yaml:\d+: this part stands for more than 20,000 values"):
+        policy.loads(bomb, "bomb.yaml")
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(policy.PolicyError, match="outside what can be compared"):
+        policy.loads(BASE.replace("when: sales_7d < 10", "when: sales_7d < 1e400"), "policy.yaml")
+    with pytest.raises(policy.PolicyError, match="longer than 500 words"):  # 400 parentheses
+        policy.loads(BASE.replace("when: sales_7d < 10", "when: " + "(" * 400 + "sales_7d < 10" + ")" * 400), "policy.yaml")

@@ -25,27 +25,77 @@ def read(path) -> tuple[str, str]:
         raise PolicyError(str(path), [(None, f"cannot read the file: {exc}")]) from None
 
 
+MAX_BYTES = 1024 * 1024
+MAX_VALUES = 20_000  # counting what aliases repeat: a few bytes of aliases can expand tenfold per level
+MAX_DEPTH = 40
+
+
 def parse_yaml(text: str, source: str) -> tuple[object, dict[tuple, int]]:
-    """The document (plain data: safe_load builds no objects) and a map path -> line."""
+    """The document (plain data: the safe loader builds no objects) and a map path -> line.
+    Bounded: size, nesting and the number of values once aliases are expanded."""
+    if len(text) > MAX_BYTES:
+        raise PolicyError(source, [(None, f"the file is larger than {MAX_BYTES:,} bytes")])
+    loader = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_size(node, source)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError(source, [(mark.line + 1 if mark else None, f"not valid YAML: {problem}")]) from None
+    except RecursionError:
+        raise PolicyError(source, [(None, f"nested more than {MAX_DEPTH} levels deep")]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     lines: dict[tuple, int] = {}
     problems: list[tuple[int | None, str]] = []
-    _record_lines(node, (), lines, problems)
+    _record_lines(node, (), lines, problems, set())
     if problems:
         raise PolicyError(source, problems)
     return data, lines
 
 
-def _record_lines(node, path: tuple, lines: dict, problems: list) -> None:
+def _check_size(root, source: str) -> None:
+    """Count the values the document stands for (an alias counts its whole target again), each
+    node once (so the count itself is linear), and the nesting depth; refuse what is too big."""
+    sizes: dict[int, int] = {}
+    stack = [(root, 0, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PolicyError(source, [(node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")])
+        children = _children(node)
+        if done or not children:
+            size = 1 + sum(sizes[id(child)] for child in children)
+            sizes[id(node)] = size
+            if size > MAX_VALUES:
+                raise PolicyError(source, [(node.start_mark.line + 1, (
+                    f"this part stands for more than {MAX_VALUES:,} values (YAML aliases repeat what they name); "
+                    "write it out or use fewer aliases"))])
+            continue
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in children if id(child) not in sizes)
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _record_lines(node, path: tuple, lines: dict, problems: list, seen: set) -> None:
     if node is None:
         return
     lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:  # an alias: its lines were recorded where it was anchored
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         keys: dict = {}
         for key_node, value_node in node.value:
@@ -54,10 +104,10 @@ def _record_lines(node, path: tuple, lines: dict, problems: list) -> None:
                 problems.append((key_node.start_mark.line + 1, f"key {key!r} appears twice (also on line {keys[key]})"))
             keys[key] = key_node.start_mark.line + 1
             lines[path + (key,)] = key_node.start_mark.line + 1
-            _record_lines(value_node, path + (key,), lines, problems)
+            _record_lines(value_node, path + (key,), lines, problems, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_lines(item, path + (index,), lines, problems)
+            _record_lines(item, path + (index,), lines, problems, seen)
 
 
 def describe(error: dict, lines: dict[tuple, int]) -> tuple[int | None, str]:

@@ -16,14 +16,30 @@ from services.common.settings import Settings
 from . import policy as policies
 from .reload import PolicyReloader
 from .service import RulesService
+from .store import stored_policy
 from .state import utc
 
 log = logging.getLogger("dealerwatch.rules")
 
 
+def initial_policy(settings: Settings) -> tuple[policies.Policy, list[str]]:
+    """The policy file, or, if it is invalid, the last good policy (with the file's errors): a
+    bad edit must not keep the service from starting again and again."""
+    try:
+        return policies.load(settings.policy_file), []
+    except policies.PolicyError as exc:
+        stored = stored_policy(settings)
+        if stored is None:
+            raise
+        log.error("the policy file is invalid; running the last good policy %s:\n%s", stored["version"], exc)
+        return policies.loads(stored["text"], source=f"{settings.policy_file} (last good, {stored['version']})"), exc.lines()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    service = RulesService(settings, policies.load(settings.policy_file))
+    policy, file_errors = initial_policy(settings)
+    service = RulesService(settings, policy)
+    service.policy_file_errors = file_errors
     reloader = PolicyReloader(settings.policy_file, service, settings.policy_poll_seconds)
     admin_keys = key_bytes(settings.admin_keys)
 
@@ -58,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "database": database_up,
             "problems": problems,
             "policy_version": service.core.policy.version,
+            "policy_file_errors": service.policy_file_errors,  # the file is invalid: the last good policy runs
             "dealers": len(service.core.states),
             "dealers_set_aside": len(service.judge.set_aside),
         }

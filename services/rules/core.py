@@ -44,17 +44,24 @@ class RulesCore:
 
     def use(self, policy: Policy) -> list[Output]:
         """Switch to a policy (hot reload); dealer state is kept. Open episodes of rules that
-        are gone are resolved."""
+        are gone are resolved. All or nothing: the new rules are built in the engine before
+        anything is switched; if that fails, the running policy stays as it was."""
+        dealer_rules, promotion_rules = policy.scoped("dealer"), policy.scoped("promotion")
+        built = []
+        try:
+            for rules in (dealer_rules, promotion_rules):
+                built.append(Matcher.acquire({r.id: r.pattern for r in rules}))
+        except BaseException:
+            for matcher in built:
+                matcher.release()
+            raise
+        old = (self._dealer_matcher, self._promotion_matcher)
         self.policy = policy
-        self._dealer_rules = policy.scoped("dealer")
-        self._promotion_rules = policy.scoped("promotion")
-        for attribute, rules in (("_dealer_matcher", self._dealer_rules), ("_promotion_matcher", self._promotion_rules)):
-            patterns = {r.id: r.pattern for r in rules}
-            matcher = getattr(self, attribute)
-            if matcher is None:
-                setattr(self, attribute, Matcher.acquire(patterns))
-            else:
-                matcher.replace(patterns)
+        self._dealer_rules, self._promotion_rules = dealer_rules, promotion_rules
+        self._dealer_matcher, self._promotion_matcher = built
+        for matcher in old:
+            if matcher is not None:
+                matcher.release()  # its ruleset serves the next policy: no growth per reload
         return self._close_orphans()
 
     def close(self) -> None:

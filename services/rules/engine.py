@@ -185,7 +185,12 @@ class Matcher:
             reused = _released.pop() if _released else None
         if reused is None:
             return cls(patterns)
-        reused.replace(patterns)
+        try:
+            reused.replace(patterns)
+        except BaseException:
+            with _HOST_LOCK:
+                _released.append(reused)  # still sound: replace changed nothing
+            raise
         return reused
 
     def release(self) -> None:

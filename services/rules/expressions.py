@@ -15,6 +15,7 @@ Nothing is ever passed to `eval`: text becomes a small tree of dataclasses.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Union
@@ -91,10 +92,22 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
     return tokens
 
 
+MAX_TOKENS = 500
+MAX_DEPTH = 32  # parentheses, `not` and unary minus, nested
+
+
 class _Parser:
     def __init__(self, text: str):
         self.tokens = _tokenize(text)
+        if len(self.tokens) > MAX_TOKENS:
+            raise ExpressionError(f"longer than {MAX_TOKENS} words and signs; split it into measures", self.tokens[MAX_TOKENS][2])
         self.pos = 0
+        self.depth = 0
+
+    def _deeper(self, column: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExpressionError(f"nested more than {MAX_DEPTH} levels deep", column)
 
     def peek(self) -> tuple[str, str, int]:
         return self.tokens[self.pos]
@@ -122,12 +135,15 @@ class _Parser:
 
     def negation(self) -> Condition:
         if self.peek()[1] == "not":
-            self.take()
-            return Not(self.negation())
+            self._deeper(self.take()[2])
+            inner = Not(self.negation())
+            self.depth -= 1
+            return inner
         if self.peek()[1] == "(" and self._parenthesised_condition():
-            self.take("(")
+            self._deeper(self.take("(")[2])
             inner = self.condition()
             self.take(")")
+            self.depth -= 1
             return inner
         left = self.sum()
         kind, op, column = self.peek()
@@ -169,15 +185,22 @@ class _Parser:
     def factor(self) -> Value:
         kind, value, column = self.take()
         if kind == "number":
-            return Number(float(value))
+            number = float(value)
+            if not math.isfinite(number) or (number and not 1e-300 <= abs(number) <= 1e300):
+                raise ExpressionError(f"the number {value} is outside what can be compared (1e-300 to 1e300)", column)
+            return Number(number)
         if kind == "name":
             return Measure(value)
         if value == "-":
+            self._deeper(column)
             inner = self.factor()
+            self.depth -= 1
             return Number(-inner.value) if isinstance(inner, Number) else Arith("-", Number(0.0), inner)
         if value == "(":
+            self._deeper(column)
             inner = self.sum()
             self.take(")")
+            self.depth -= 1
             return inner
         raise ExpressionError(f"expected a number or a measure name but found {value or 'the end'!r}", column)
 
@@ -299,6 +322,8 @@ def fold(node: Value) -> Value:
 def _durable_value(node: Value):
     node = fold(node)
     if isinstance(node, Number):
+        if not math.isfinite(node.value):
+            raise ExpressionError("a calculation with its numbers alone has no finite result")
         return node.value
     if isinstance(node, Measure):
         return {"$m": node.name}

@@ -62,6 +62,7 @@ class Policy:
     lateness: float = 0.0
     series_horizon: float = 0.0  # how far back any window reaches
     source_horizons: dict = field(default_factory=dict, compare=False)  # source key -> how far back
+    text: str = field(default="", repr=False, compare=False)  # the file, kept as the last good one
 
     def scoped(self, scope: str) -> tuple[CompiledRule, ...]:
         return tuple(rule for rule in self.rules if rule.spec.scope == scope)
@@ -111,6 +112,7 @@ def loads(text: str, source: str = "<policy>") -> Policy:
             problems.append((lines.get(where + ("when",)), f"rule {rule.id!r}, when: {exc}"))
         except _TemplateError as exc:
             problems.append((lines.get(where + ("summary",)), f"rule {rule.id!r}, summary: {exc}"))
+    problems += _engine_problems(compiled, spec, lines)
     if problems:
         raise PolicyError(source, problems)
     by_type: dict[str, list[Source]] = {}
@@ -132,6 +134,7 @@ def loads(text: str, source: str = "<policy>") -> Policy:
         lateness=seconds(spec.lateness),
         series_horizon=horizon,
         source_horizons=reach,
+        text=text,
     )
 
 
@@ -174,6 +177,21 @@ def _conditions(where: dict):
                 yield name, op, tuple(value) if isinstance(value, list) else value
         else:
             yield name, "eq", test
+
+
+def _engine_problems(compiled: list[CompiledRule], spec: PolicySpec, lines: dict) -> list[tuple[int | None, str]]:
+    """What the engine itself refuses, found now (a policy check builds the rules exactly as the
+    live service does) rather than after a reload switched to it: each rule is given to it."""
+    from .engine import Matcher  # the engine is loaded only where it is used
+
+    problems = []
+    for rule in compiled:
+        try:
+            Matcher.acquire({rule.id: rule.pattern}).release()
+        except Exception as exc:  # noqa: BLE001 - the engine's own error, reported with the rule's line
+            index = spec.rules.index(rule.spec)
+            problems.append((lines.get(("rules", index, "when")), f"rule {rule.id!r}, when: the rules engine refuses it ({exc})"))
+    return problems
 
 
 def _compile_rule(rule: RuleSpec, measures: dict) -> CompiledRule:

@@ -36,14 +36,21 @@ class PolicyReloader:
         current = self.service.core.policy
         try:
             loaded = policies.load(self.path)
+            if loaded.version == current.version:
+                self.service.policy_file_errors = []
+                return {"reloaded": False, "version": current.version, "errors": []}
+            self.service.use_policy(loaded)
         except policies.PolicyError as exc:
             log.error("policy reload (%s) refused, still running %s:\n%s", reason, current.version, exc)
-            return {"reloaded": False, "version": current.version, "errors": exc.lines()}
-        if loaded.version == current.version:
-            return {"reloaded": False, "version": current.version, "errors": []}
-        self.service.use_policy(loaded)
-        log.info("policy reloaded (%s): %s -> %s, %d rules", reason, current.version, loaded.version, len(loaded.rules))
-        return {"reloaded": True, "version": loaded.version, "errors": []}
+            errors = exc.lines()
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the running policy stays
+            log.exception("policy reload (%s) failed, still running %s", reason, current.version)
+            errors = [f"{self.path}: {type(exc).__name__}: {exc}"]
+        else:
+            log.info("policy reloaded (%s): %s -> %s, %d rules", reason, current.version, loaded.version, len(loaded.rules))
+            return {"reloaded": True, "version": loaded.version, "errors": []}
+        self.service.policy_file_errors = errors
+        return {"reloaded": False, "version": current.version, "errors": errors}
 
     def install_signal(self) -> None:
         try:

@@ -58,6 +58,7 @@ class RulesService:
         self.store = StateStore(settings)
         self.broker = make_broker(settings)
         self.health = Health()
+        self.policy_file_errors: list[str] = []  # the file is invalid: the policy running is the last good one
         self.ready = False
         self._outputs: list[Output] = []
         self._unacked: list[tuple[RabbitMessage, str]] = []  # (message, its dealer)
@@ -69,6 +70,7 @@ class RulesService:
         self._catching_up = True  # after a start, until the queue's waiting events are read
         self._last_arrival = 0.0
         self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
         self._flush_messages = max(1, settings.prefetch // 2)
         subscribe(self.broker, self.topology.rules_queue, self.on_message, prefetch=settings.prefetch, title="rules: events")
 
@@ -82,6 +84,8 @@ class RulesService:
         for dealer_id in self.core.states:
             self.judge.schedule(dealer_id)
         log.info("loaded %d dealer states; policy %s", len(self.core.states), self.core.policy.version)
+        if not self.policy_file_errors:
+            await self.store.save_policy(self.core.policy.text, self.core.policy.version)
         await connect_with_retry(self.broker, start=False)
         await self.broker.start()  # first: the consumer declares its queue on its own channel
         await declare(self.broker, self.topology)
@@ -107,13 +111,24 @@ class RulesService:
 
     def use_policy(self, policy: Policy) -> None:
         """Hot reload: new rules from the next judgement on; dealer state is kept. Dealers set
-        aside are tried again (the new policy may judge them)."""
+        aside are tried again (the new policy may judge them). Raises, changing nothing, if the
+        engine refuses the policy."""
         self._outputs += self.core.use(policy)
+        self.policy_file_errors = []
+        saving = asyncio.create_task(self._save_policy(policy))
+        self._background.add(saving)
+        saving.add_done_callback(self._background.discard)
         self.judge.retry_set_aside()
         for dealer_id in self.core.states:
             self.judge.schedule(dealer_id)
         self._clock_wakeup.set()
         self._flush_wanted.set()
+
+    async def _save_policy(self, policy: Policy) -> None:
+        try:
+            await self.store.save_policy(policy.text, policy.version)
+        except Exception as exc:  # noqa: BLE001 - only the fallback for a later start is missed
+            log.warning("could not store policy %s as the last good one: %s", policy.version, exc)
 
     # --- consuming ---
 

@@ -22,6 +22,7 @@ from services.common.settings import Settings
 from .state import TEXT_CODES, DealerState, Episode, Hold, Promotion, Series
 
 FORMAT = 4
+POLICY = "rules_policy"
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's limit
 
 
@@ -98,11 +99,21 @@ def encode(state: DealerState) -> RawBSONDocument:
     return RawBSONDocument(raw)
 
 
+def stored_policy(settings: Settings) -> dict | None:
+    """The last good policy ({text, version}), read once at a start whose policy file is invalid
+    (before the event loop runs, hence the synchronous client)."""
+    import pymongo
+
+    with pymongo.MongoClient(settings.mongo_url.get_secret_value(), serverSelectionTimeoutMS=mongo.SERVER_SELECTION_MS) as client:
+        return client[settings.mongo_db][POLICY].find_one({"_id": "last-good"})
+
+
 class StateStore:
     def __init__(self, settings: Settings):
         self._client, db = mongo.database(settings)
         self._collection = db[DEALERS]
         self._clock = db[CLOCK]
+        self._policy = db[POLICY]
 
     async def ping(self) -> bool:
         return await mongo.ping(self._client)
@@ -138,6 +149,10 @@ class StateStore:
 
     async def load_clock(self) -> dict | None:
         return await self._clock.find_one({"_id": CLOCK_ID})
+
+    async def save_policy(self, text: str, version: str) -> None:
+        """The policy running now: what a start with an invalid file runs instead."""
+        await self._policy.replace_one({"_id": "last-good"}, {"_id": "last-good", "text": text, "version": version}, upsert=True)
 
     def close(self) -> None:
         self._client.close()
