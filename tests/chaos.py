@@ -36,6 +36,7 @@ from helpers import WebhookReceiver, queue_depth  # noqa: E402
 from histories import MARKER, alert_key, settle, stored_alerts, write  # noqa: E402
 from network import network_history  # noqa: E402
 from services import devstack  # noqa: E402
+from services.notify.dealerfile import timeline_id  # noqa: E402
 from services.rules import policy  # noqa: E402
 from services.rules.backtest import backtest  # noqa: E402
 
@@ -174,7 +175,8 @@ def report(stack: Stack, hook: WebhookReceiver, events: list[dict], path: str, i
     accepted = collections.Counter(e["dealer_id"] for e in events)
     counted = {d: httpx.get(f"{rules.url}/v1/dealers/{d}").json().get("events_counted", 0) for d in accepted}
     with pymongo.MongoClient(stack.mongo_url) as client:
-        in_file = client[stack.namespace]["dealer_timeline"].count_documents({"_id": {"$in": [e["event_id"] for e in events]}})
+        ids = [timeline_id(e["dealer_id"], e["event_id"]) for e in events]
+        in_file = client[stack.namespace]["dealer_timeline"].count_documents({"_id": {"$in": ids}})
     live_open = {alert_key(a) for a in stored if a["status"] in ("open", "acknowledged")}
     keys = collections.Counter(alert_key(a) for a in stored)
     deadline = time.monotonic() + 60  # deliveries may still be on their way

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
+import time
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import aio_pika
+
+from services.notify.channels.webhook import verify
 
 
 class _RecordingServer:
@@ -47,18 +48,17 @@ class _RecordingServer:
 class WebhookReceiver(_RecordingServer):
     """Records every POST; stop() makes it unreachable."""
 
-    def __init__(self, port: int, secret: bytes | None = None):
+    def __init__(self, port: int, secrets: list[bytes] | None = None):
         self.port = port
         self.url = f"http://127.0.0.1:{port}/hook"
-        self.secret = secret  # if set, requests with a wrong signature get 401 and are not kept
+        self.secrets = secrets  # if set, requests failing the README's verification get 401 and are not kept
         self.received: list[dict] = []
         self.headers: list[dict] = []
         self.refused = 0
 
     def post(self, handler, body: bytes) -> None:
-        if self.secret is not None:
-            expected = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(expected, handler.headers.get("X-Dealerwatch-Signature", "")):
+        if self.secrets is not None:
+            if not verify(handler.headers.get("X-Dealerwatch-Signature", ""), body, self.secrets, time.time()):
                 self.refused += 1
                 handler.send_response(401)
                 handler.end_headers()

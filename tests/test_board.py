@@ -214,25 +214,33 @@ def test_board_screenshot(services, page, tmp_path):
     assert keep_screenshot(page, "board.png", tmp_path).stat().st_size > 10_000
 
 
-def test_in_production_mode_the_page_asks_for_the_api_key(services, page):
+def test_in_production_mode_the_page_asks_for_a_key_to_read_and_an_operator_key_to_act(services, page):
     ingest, rules, notify = services("ingest", "rules", "notify")
     notify.stop()
-    (notify,) = services("notify", env={"DEALERWATCH_API_KEYS": "ops-key"})
+    (notify,) = services("notify", env={"DEALERWATCH_API_KEYS": "ops-key", "DEALERWATCH_VIEWER_KEYS": "view-key"})
     post(ingest, over_budget("K-1", now()))
+    viewer = {"Authorization": "Bearer view-key"}
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}, headers=viewer).json()["items"])
+    assert httpx.get(f"{notify.url}/v1/alerts").status_code == 401  # reads need a key too
     page.goto(f"{notify.url}/?lang=en")
+    expect(page.locator("#key-wanted")).to_be_visible()
+    expect(row(page, "K-1")).to_have_count(0)
+    page.fill("#api-key", "view-key")
+    page.locator("#api-key").dispatch_event("change")  # the page starts again with the key
     expect(row(page, "K-1")).to_be_visible(timeout=20_000)
-    expect(page.locator("#key-field")).to_be_visible()
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")  # the stream carries the key
     page.fill("#actor", "li.na")
     page.locator("#actor").dispatch_event("change")
     row(page, "K-1").get_by_role("button", name="Acknowledge").click()
     page.click("dialog button[name=confirm]")
-    expect(page.locator("dialog .error")).to_have_text("This action needs an API key (top right).")
+    expect(page.locator("dialog .error")).to_have_text("This action needs an operator key (top right).")
     page.locator("dialog button[value=cancel]").click()
-    assert httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}).json()["items"][0]["status"] == "open"
+    assert httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}, headers=viewer).json()["items"][0]["status"] == "open"
 
     page.fill("#api-key", "ops-key")
     page.locator("#api-key").dispatch_event("change")
     row(page, "K-1").get_by_role("button", name="Acknowledge").click()
     page.click("dialog button[name=confirm]")
     expect(row(page, "K-1").locator(".badge.status-acknowledged")).to_be_visible()
-    assert httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}).json()["items"][0]["acknowledged_by"] == "li.na"
+    acknowledged = httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}, headers=viewer).json()["items"][0]
+    assert acknowledged["acknowledged_by"] == "li.na"

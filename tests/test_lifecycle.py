@@ -12,13 +12,13 @@ KEY = {"Authorization": "Bearer ops-key"}
 
 
 def alert(notify, alert_id):
-    return httpx.get(f"{notify.url}/v1/alerts/{alert_id}").json()
+    return httpx.get(f"{notify.url}/v1/alerts/{alert_id}", headers=KEY).json()
 
 
 def test_acknowledge_then_resolve_with_history(services, amqp_url, namespace):
     (notify,) = services("notify", env={"DEALERWATCH_API_KEYS": "ops-key"})
     publish(amqp_url, f"{namespace}.alert-signals", "k", signal("L1", 1))
-    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/L1").status_code == 200)
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/L1", headers=KEY).status_code == 200)
 
     assert httpx.post(f"{notify.url}/v1/alerts/L1/ack", json={"by": "li.na"}).status_code == 401
     acked = httpx.post(f"{notify.url}/v1/alerts/L1/ack", json={"by": "li.na", "note": "calling the dealer"}, headers=KEY)
@@ -40,13 +40,13 @@ def test_acknowledge_then_resolve_with_history(services, amqp_url, namespace):
                        ("resolved", "li.na", "stock-out at the dealer")]
     assert httpx.post(f"{notify.url}/v1/alerts/L1/ack", json={"by": "x"}, headers=KEY).status_code == 409
     assert httpx.post(f"{notify.url}/v1/alerts/nope/ack", json={"by": "x"}, headers=KEY).status_code == 404
-    assert [a["alert_id"] for a in httpx.get(f"{notify.url}/v1/alerts", params={"status": "resolved"}).json()["items"]] == ["L1"]
+    assert [a["alert_id"] for a in httpx.get(f"{notify.url}/v1/alerts", params={"status": "resolved"}, headers=KEY).json()["items"]] == ["L1"]
 
 
 def test_rules_resolve_an_acknowledged_alert(services, amqp_url, namespace):
     (notify,) = services("notify")
     publish(amqp_url, f"{namespace}.alert-signals", "k", signal("L2", 1))
-    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/L2").status_code == 200)
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/L2", headers=KEY).status_code == 200)
     assert httpx.post(f"{notify.url}/v1/alerts/L2/ack", json={"by": "wang"}).status_code == 200  # development mode
     publish(amqp_url, f"{namespace}.alert-signals", "k", signal("L2", 1, "resolved"))
     done = wait_for(lambda: (a := alert(notify, "L2"))["status"] == "resolved" and a)
@@ -58,7 +58,7 @@ def test_a_recurrence_after_a_person_resolved_is_a_new_alert(services, amqp_url,
     (notify,) = services("notify")
     exchange = f"{namespace}.alert-signals"
     publish(amqp_url, exchange, "k", signal("L3", 1), signal("L3", 2))
-    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/L3").status_code == 200 and alert(notify, "L3")["count"] == 2)
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/L3", headers=KEY).status_code == 200 and alert(notify, "L3")["count"] == 2)
     httpx.post(f"{notify.url}/v1/alerts/L3/resolve", json={"by": "li.na", "cause": "called the dealer"}).raise_for_status()
 
     # a firing from before the resolve changes nothing; the rule firing again opens a new alert,
@@ -66,7 +66,7 @@ def test_a_recurrence_after_a_person_resolved_is_a_new_alert(services, amqp_url,
     publish(amqp_url, exchange, "k", signal("L3", 2), signal("L3", 3), signal("L3", 3), signal("L3", 4))
 
     def successor():
-        items = httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "D-L3"}).json()["items"]
+        items = httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "D-L3"}, headers=KEY).json()["items"]
         newer = [a for a in items if a["alert_id"] != "L3"]
         return len(items) == 2 and newer[0]["count"] == 2 and newer[0]
 
@@ -81,4 +81,4 @@ def test_a_recurrence_after_a_person_resolved_is_a_new_alert(services, amqp_url,
     publish(amqp_url, exchange, "k", signal("L3", 4, "resolved"))
     wait_for(lambda: alert(notify, new["alert_id"])["status"] == "resolved")
     assert alert(notify, new["alert_id"])["resolved_by"] == "rules"
-    assert len(httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "D-L3"}).json()["items"]) == 2
+    assert len(httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "D-L3"}, headers=KEY).json()["items"]) == 2

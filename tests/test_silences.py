@@ -17,7 +17,7 @@ KEY = {"Authorization": "Bearer ops-key"}
 
 @pytest.fixture
 def receiver():
-    hook = WebhookReceiver(free_port(), secret=b"shared-secret").start()
+    hook = WebhookReceiver(free_port(), secrets=[b"shared-secret"]).start()
     yield hook
     hook.stop()
 
@@ -33,10 +33,10 @@ def test_silenced_alerts_are_stored_marked_and_not_sent(services, amqp_url, name
     created = httpx.post(f"{notify.url}/v1/silences", json=body, headers=KEY)
     assert created.status_code == 201
     silence = created.json()
-    assert [s["silence_id"] for s in httpx.get(f"{notify.url}/v1/silences", params={"active": True}).json()["items"]] == [silence["silence_id"]]
+    assert [s["silence_id"] for s in httpx.get(f"{notify.url}/v1/silences", params={"active": True}, headers=KEY).json()["items"]] == [silence["silence_id"]]
 
     publish(amqp_url, f"{namespace}.alert-signals", "k", signal("Q1", 1), signal("Q2", 1))  # dealers D-Q1 and D-Q2
-    muted = wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/alerts/Q1")).status_code == 200 and r.json())
+    muted = wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/alerts/Q1", headers=KEY)).status_code == 200 and r.json())
     assert muted["silenced_by"] == [silence["silence_id"]] and muted["deliveries"][0]["status"] == "silenced"
     wait_for(lambda: receiver.received)
     assert [a["alert_id"] for a in receiver.received] == ["Q2"]  # signed correctly: accepted
@@ -44,7 +44,7 @@ def test_silenced_alerts_are_stored_marked_and_not_sent(services, amqp_url, name
 
     expired = httpx.post(f"{notify.url}/v1/silences/{silence['silence_id']}/expire", json={"by": "zhao.lei"}, headers=KEY)
     assert expired.status_code == 200 and expired.json()["expired_by"] == "zhao.lei"
-    assert httpx.get(f"{notify.url}/v1/silences", params={"active": True}).json()["items"] == []
+    assert httpx.get(f"{notify.url}/v1/silences", params={"active": True}, headers=KEY).json()["items"] == []
     publish(amqp_url, f"{namespace}.alert-signals", "k", signal("Q3", 1, dealer_id="D-Q1"))
     wait_for(lambda: len(receiver.received) == 2)
     assert receiver.received[-1]["alert_id"] == "Q3"
@@ -53,7 +53,7 @@ def test_silenced_alerts_are_stored_marked_and_not_sent(services, amqp_url, name
 def test_a_wrong_secret_is_refused_by_the_receiver(services, amqp_url, namespace, receiver):
     (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url, "DEALERWATCH_WEBHOOK_SECRET": "other"})
     publish(amqp_url, f"{namespace}.alert-signals", "k", signal("W1", 1))
-    failing = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/W1").json()["deliveries"][0])["attempts"] >= 1 and d)
+    failing = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/W1", headers=KEY).json()["deliveries"][0])["attempts"] >= 1 and d)
     assert failing["last_error"] == "HTTP 401" and receiver.received == [] and receiver.refused >= 1
 
 
@@ -63,18 +63,18 @@ def test_a_silence_mutes_the_open_alerts_it_matches(services, amqp_url, namespac
     dead_end = f"http://127.0.0.1:{free_port()}/hook"
     (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": dead_end})
     publish(amqp_url, f"{namespace}.alert-signals", "k", signal("M1", 1), signal("M2", 1))
-    wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/alerts/M1")).status_code == 200 and r.json()["deliveries"][0]["attempts"] >= 1)
-    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/M2").status_code == 200)
+    wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/alerts/M1", headers=KEY)).status_code == 200 and r.json()["deliveries"][0]["attempts"] >= 1)
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/M2", headers=KEY).status_code == 200)
     ends = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
     created = httpx.post(f"{notify.url}/v1/silences", json={
         "matchers": {"dealer_id": "D-M1"}, "ends_at": ends, "created_by": "zhao.lei", "comment": "dealer closed this week"})
     assert created.status_code == 201 and created.json()["open_alerts_silenced"] == 1
 
-    muted = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts/M1").json())["deliveries"][0]["status"] == "silenced" and a)
+    muted = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts/M1", headers=KEY).json())["deliveries"][0]["status"] == "silenced" and a)
     assert muted["silenced_by"] == [created.json()["silence_id"]]
     assert muted["history"][-1]["action"] == "silenced" and muted["history"][-1]["by"] == "zhao.lei"
     attempts = muted["deliveries"][0]["attempts"]
     time.sleep(1.0)  # retries were every 0.2-0.5 s: none follows now
-    assert httpx.get(f"{notify.url}/v1/alerts/M1").json()["deliveries"][0]["attempts"] == attempts
-    other = httpx.get(f"{notify.url}/v1/alerts/M2").json()
+    assert httpx.get(f"{notify.url}/v1/alerts/M1", headers=KEY).json()["deliveries"][0]["attempts"] == attempts
+    other = httpx.get(f"{notify.url}/v1/alerts/M2", headers=KEY).json()
     assert "silenced_by" not in other and other["deliveries"][0]["status"] == "pending"  # another dealer: still tried

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -21,13 +22,49 @@ from pydantic import (
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 
+# Bounds that every stage carries exactly: JSON, BSON (int64, double), the rules engine and the
+# calendar. Ingest also refuses events too far ahead of its clock or before a configured time.
+MAX_AMOUNT = Decimal(10) ** 12  # a trillion
+AMOUNT_DIGITS = 15  # significant digits a double keeps
+MAX_COUNT = 10**9
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _amount(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    if abs(value) > MAX_AMOUNT:
+        raise ValueError(f"must be between -{MAX_AMOUNT:,} and {MAX_AMOUNT:,}")
+    if value and len(value.normalize().as_tuple().digits) > AMOUNT_DIGITS:
+        raise ValueError(f"has more than {AMOUNT_DIGITS} significant digits")
+    return value
+
+
+def _moment(value: dt.datetime) -> dt.datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+    return value
+
+
+def _day(value: dt.date) -> dt.date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+    return value
+
+
+Amount = Annotated[Decimal, AfterValidator(_amount)]
+Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
+Day = Annotated[dt.date, AfterValidator(_day)]
+
 
 class _EventBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: Id = Field(description="Unique per event; the idempotency key for retries.")
     dealer_id: Id
-    occurred_at: AwareDatetime = Field(description="Event time, RFC 3339 with offset.")
+    occurred_at: Moment = Field(description="Event time, RFC 3339 with offset; from 2000-01-01, at most "
+                                "DEALERWATCH_MAX_FUTURE_SECONDS (a day) ahead of ingest's clock.")
     source: str | None = Field(default=None, max_length=128, description="Posting system.")
     region: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$",
@@ -40,8 +77,8 @@ class Sale(_EventBase):
     type: Literal["sale"]
     outlet_id: Id | None = Field(default=None, description="Retailer or sub-distributor sold to.")
     sku: Id
-    quantity: int = Field(description="Units; negative for a return, never 0.")
-    amount: Decimal = Field(description="Net amount; negative for a return.")
+    quantity: int = Field(ge=-MAX_COUNT, le=MAX_COUNT, description="Units; negative for a return, never 0.")
+    amount: Amount = Field(description="Net amount; negative for a return.")
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
 
     @field_validator("quantity")
@@ -49,13 +86,6 @@ class Sale(_EventBase):
     def _not_zero(cls, value: int) -> int:
         if value == 0:
             raise ValueError("quantity must not be 0 (use a negative quantity for returns)")
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _finite(cls, value: Decimal) -> Decimal:
-        if not value.is_finite():
-            raise ValueError("amount must be a finite number")
         return value
 
 
@@ -70,9 +100,9 @@ class Visit(_EventBase):
 class PromotionPlanned(_EventBase):
     type: Literal["promotion.planned"]
     promotion_id: Id
-    budget: Decimal = Field(gt=0, allow_inf_nan=False)
-    starts_on: dt.date
-    ends_on: dt.date
+    budget: Amount = Field(gt=0)
+    starts_on: Day
+    ends_on: Day
     owner: Id = Field(description="The person responsible for the promotion.")
     description: str | None = Field(default=None, max_length=2000)
 
@@ -94,7 +124,7 @@ class PromotionApproved(_EventBase):
 class PromotionSpend(_EventBase):
     type: Literal["promotion.spend"]
     promotion_id: Id
-    amount: Decimal = Field(gt=0, allow_inf_nan=False)
+    amount: Amount = Field(gt=0)
 
 
 class PromotionEnded(_EventBase):
@@ -104,9 +134,9 @@ class PromotionEnded(_EventBase):
 
 class TargetSet(_EventBase):
     type: Literal["target.set"]
-    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="Calendar month, YYYY-MM.")
-    sales_target: Decimal = Field(ge=0, allow_inf_nan=False)
-    active_outlets_target: int = Field(ge=0)
+    period: str = Field(pattern=r"^20\d{2}-(0[1-9]|1[0-2])$", description="Calendar month, YYYY-MM (2000 to 2099).")
+    sales_target: Amount = Field(ge=0)
+    active_outlets_target: int = Field(ge=0, le=MAX_COUNT)
 
 
 Event = Annotated[

@@ -6,17 +6,28 @@ docker-compose.yml; a test checks both against this class.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import datetime as dt
+
+from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .topology import DELIVERY_LIMIT
 
 from pydantic import field_validator
 
 
 def _split_csv(value: object) -> object:
+    """"a,b" -> ["a", "b"]; unset or "" -> []. A blank item (" ", ",", "a,,b") is an error: a key
+    list that parses to nothing would start a production stack open."""
     if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
+        if not value:
+            return []
+        items = [item.strip() for item in value.split(",")]
+        if not all(items):
+            raise ValueError("a comma-separated list with an empty item (give each value, or leave it unset)")
+        return items
     return value
 
 
@@ -38,7 +49,9 @@ class Settings(BaseSettings):
     )
     prefetch: int = Field(default=500, ge=1, le=5000, description="Unacked messages per consumer.")
     max_attempts: int = Field(
-        default=5, ge=1, le=50, description="Handler attempts before a message is dead-lettered."
+        default=5, ge=1, le=DELIVERY_LIMIT - 1,
+        description=f"Handler attempts before a message is dead-lettered (below the queues' delivery limit, {DELIVERY_LIMIT}, "
+        "so that the reason is always recorded).",
     )
 
     ingest_host: str = Field(default="127.0.0.1", description="Ingest HTTP bind address.")
@@ -49,6 +62,14 @@ class Settings(BaseSettings):
     )
     ingest_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Body size limit.")
     ingest_max_batch: int = Field(default=1000, ge=1, description="Events per request.")
+    max_future_seconds: float = Field(
+        default=86400.0, ge=0, le=366 * 86400.0,
+        description="How far ahead of ingest's clock an event's occurred_at may be (later ones are refused, 422).",
+    )
+    earliest_event: AwareDatetime = Field(
+        default=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
+        description="The earliest occurred_at accepted (earlier ones are refused, 422); not before 2000-01-01.",
+    )
     publish_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Longest wait for broker confirms before answering 503."
     )
@@ -79,8 +100,16 @@ class Settings(BaseSettings):
     notify_port: int = Field(default=8081, description="Notify HTTP port.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated API keys for notify's write endpoints (ack, resolve); unset = open development mode.",
+        description="Comma-separated operator keys: read and act (ack, resolve, silence) on notify, read on rules; "
+        "with viewer_keys unset as well = open development mode (loopback only).",
     )
+    viewer_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated viewer keys: read everything notify and rules show (alerts, the stream, dealer files), "
+        "act on nothing.",
+    )
+    notify_max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Notify request body limit (413 above it).")
+    max_streams: int = Field(default=100, ge=1, description="Concurrent live streams (SSE) per notify; 503 beyond it.")
     rules_url: str = Field(
         default="http://127.0.0.1:8082", description="Where notify asks the rules service for a dealer's measures."
     )
@@ -93,9 +122,10 @@ class Settings(BaseSettings):
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated webhook URLs that receive new alerts."
     )
-    webhook_secret: SecretStr | None = Field(
-        default=None,
-        description="Shared secret: each webhook body is signed, header X-Dealerwatch-Signature: sha256=<HMAC-SHA256 hex>.",
+    webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated shared secrets: each webhook request is signed with every one (X-Dealerwatch-Signature: "
+        "t=<unix time>,v1=<HMAC-SHA256 hex of '<t>.' + body>, one v1 per secret: give two while rotating).",
     )
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, description="Per webhook request.")
     webhook_retry_initial_seconds: float = Field(
@@ -108,7 +138,8 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", description="Logging level.")
 
-    _split_keys = field_validator("ingest_keys", "admin_keys", "api_keys", "webhook_urls", mode="before")(_split_csv)
+    _split_keys = field_validator("ingest_keys", "admin_keys", "api_keys", "viewer_keys", "webhook_urls", "webhook_secret",
+                                  mode="before")(_split_csv)
 
     @field_validator("timezone")
     @classmethod
@@ -117,6 +148,13 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}, e.g. UTC or Asia/Shanghai") from None
+        return value
+
+    @field_validator("earliest_event")
+    @classmethod
+    def _not_before_2000(cls, value: dt.datetime) -> dt.datetime:
+        if value < dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc):
+            raise ValueError("the contract starts on 2000-01-01")
         return value
 
     @property

@@ -22,6 +22,7 @@ ERROR_HEADER = "x-dealerwatch-error"
 STAGE_HEADER = "x-dealerwatch-stage"
 
 
+DELIVERY_LIMIT = 10  # deliveries of one message before the broker dead-letters it (crash loops)
 SHORTSTR_BYTES = 255  # AMQP routing keys and message ids: bytes, not characters
 
 
@@ -57,7 +58,7 @@ class Topology:
     namespace: str = "dealerwatch"
     # Safety net for consumers that crash mid-message (a crash loop); handled
     # failures are dead-lettered by the service itself before this is reached.
-    delivery_limit: int = 10
+    delivery_limit: int = DELIVERY_LIMIT
 
     @property
     def events(self) -> RabbitExchange:

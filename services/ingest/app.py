@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common import mongo
-from services.common.auth import bearer_ok, key_bytes
+from services.common.access import Keys, refuse_open_bind
 from services.common.broker import PublishError, connect_with_retry, make_broker, publish_all_confirmed
 from services.common.events import Event
 from services.common.settings import Settings
+from services.common.timeutil import utcnow
 from services.common.topology import Topology, declare, event_routing_key
 
 from . import openapi
@@ -34,11 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     topology = Topology(settings.namespace)
     broker = make_broker(settings)
     client, db = mongo.database(settings)
-    keys = key_bytes(settings.ingest_keys)
+    keys = Keys(readers=[], writers=settings.ingest_keys)
+    refuse_open_bind("ingest", settings.ingest_host, keys, "DEALERWATCH_INGEST_KEYS")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        if not keys:
+        if keys.open:
             log.warning("DEALERWATCH_INGEST_KEYS is not set: POST /v1/events is open (development mode)")
 
         async def connect() -> None:
@@ -87,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     async def post_events(request: Request) -> JSONResponse:
-        if not bearer_ok(request.headers.get("authorization", ""), keys):
+        if not keys.allows(request.headers.get("authorization", ""), write=True):
             return JSONResponse(
                 {"error": "missing or invalid API key"},
                 status_code=401,
@@ -98,8 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(
                 {"error": f"body larger than {settings.ingest_max_body_bytes} bytes"}, status_code=413
             )
+        window = (settings.earliest_event, utcnow() + dt.timedelta(seconds=settings.max_future_seconds))
         try:
-            events = parse_body(body, request.headers.get("content-type", "application/json"), settings.ingest_max_batch)
+            events = parse_body(body, request.headers.get("content-type", "application/json"), settings.ingest_max_batch, window)
         except InvalidBatch as exc:
             return JSONResponse({"errors": [e.as_dict() for e in exc.errors]}, status_code=422)
         try:

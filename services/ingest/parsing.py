@@ -7,6 +7,7 @@ event's position in the request (the line's position for NDJSON).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 
@@ -33,8 +34,10 @@ class InvalidBatch(Exception):
         self.errors = errors
 
 
-def parse_body(body: bytes, content_type: str, max_events: int) -> list[Event]:
-    """All or nothing: returns every event, or raises InvalidBatch listing every problem."""
+def parse_body(body: bytes, content_type: str, max_events: int,
+               window: tuple[dt.datetime, dt.datetime] | None = None) -> list[Event]:
+    """All or nothing: returns every event, or raises InvalidBatch listing every problem.
+    `window`: the earliest and latest `occurred_at` accepted (ingest's clock decides the latter)."""
     items = _split(body, content_type)
     if not items:
         raise InvalidBatch([FieldError(None, None, "the request contains no events")])
@@ -51,10 +54,20 @@ def parse_body(body: bytes, content_type: str, max_events: int) -> list[Event]:
         if not isinstance(item, dict):
             errors.append(FieldError(index, None, "each event must be a JSON object"))
             continue
+        nested = [key for key, value in item.items() if isinstance(value, dict | list)]
+        if nested:  # every field is a string or a number: nothing nested is ever validated
+            errors += [FieldError(index, str(key), "must be a string or a number, not an object or a list") for key in nested]
+            continue
         try:
-            events.append(event_adapter.validate_python(item))
+            event = event_adapter.validate_python(item)
         except ValidationError as exc:
             errors.extend(_describe(index, exc))
+            continue
+        if window is not None and not window[0] <= event.occurred_at <= window[1]:
+            errors.append(FieldError(index, "occurred_at", f"must be from {_iso(window[0])} to {_iso(window[1])} "
+                                     "(the earliest time accepted, and a day ahead of ingest's clock at most)"))
+            continue
+        events.append(event)
     if errors:
         raise InvalidBatch(errors)
     return events
@@ -71,12 +84,20 @@ def _split(body: bytes, content_type: str) -> list:
                 items.append(json.loads(line))
             except ValueError as exc:
                 items.append(FieldError(len(items), None, f"invalid JSON: {exc}"))
+            except RecursionError:
+                items.append(FieldError(len(items), None, "invalid JSON: nested too deeply"))
         return items
     try:
         document = json.loads(body)
     except ValueError as exc:
         raise InvalidBatch([FieldError(None, None, f"invalid JSON: {exc}")]) from None
+    except RecursionError:
+        raise InvalidBatch([FieldError(None, None, "invalid JSON: nested too deeply")]) from None
     return document if isinstance(document, list) else [document]
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _describe(index: int, exc: ValidationError) -> list[FieldError]:

@@ -9,10 +9,10 @@ import json
 import logging
 
 import httpx
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.common.auth import bearer_ok, key_bytes
+from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.broker import connect_with_retry, make_broker, publish_confirmed
 from services.common.health import Health
 from services.common.settings import Settings
@@ -55,17 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     feed = ChangeFeed(store.changes)
     state = {"consuming": False}
     stopping = asyncio.Event()
-    api_keys = key_bytes(settings.api_keys)
-
-    def authorized(authorization: str | None = Header(default=None)) -> None:
-        """Every write endpoint: a valid bearer key, unless no keys are set (development mode)."""
-        if not bearer_ok(authorization or "", api_keys):
-            raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    keys = Keys(readers=settings.viewer_keys, writers=settings.api_keys)
+    refuse_open_bind("notify", settings.notify_host, keys, "DEALERWATCH_API_KEYS (and DEALERWATCH_VIEWER_KEYS)")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        if not api_keys:
-            log.warning("DEALERWATCH_API_KEYS is not set: alert actions are open (development mode)")
+        if keys.open:
+            log.warning("no DEALERWATCH_API_KEYS or DEALERWATCH_VIEWER_KEYS: notify is open (development mode, loopback only)")
         await store.ensure_indexes()
         await dealer_file.ensure_indexes()
         await lease.ensure()
@@ -116,8 +112,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = {"ready": ready, "broker": broker_up, "database": database_up, "problems": problems}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    app.include_router(alerts.router(store, feed, authorized, stopping))
-    app.include_router(silences.router(store, authorized))
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        return JSONResponse({"detail": "the request body is nested too deeply"}, status_code=422)
+
+    app.include_router(alerts.router(store, feed, stopping, settings.max_streams))
+    app.include_router(silences.router(store))
     app.include_router(dealers.router(store, dealer_file))
-    board.mount(app, auth_required=bool(api_keys))
+    board.mount(app, auth_required=not keys.open)
+    app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
     return app
+
+
+# open in production mode too: health for orchestrators, the API's description, the board's page
+# (its data comes from the API, with the key typed into it)
+PUBLIC = ("/healthz", "/readyz", "/docs", "/openapi.json", "/", "/board/*")

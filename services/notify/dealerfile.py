@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import bson
@@ -28,6 +29,10 @@ from .weekly import BASELINE_WEEKS, week_start, weekly_series
 
 log = logging.getLogger("dealerwatch.notify.dealerfile")
 SALES_KEPT_DAYS = 7 * (104 + BASELINE_WEEKS + 1)
+
+
+def timeline_id(dealer_id: str, event_id: str) -> str:
+    return f"{dealer_id}\x1f{event_id}"  # ids hold no control characters (the contract)
 
 
 class DealerFile:
@@ -60,7 +65,8 @@ class DealerFile:
             document = {"type": "sale", "dealer_id": event.dealer_id, "amount": float(event.amount)}
         else:
             document = event.model_dump(mode="json")
-        document.update(_id=event.event_id, occurred_at=event.occurred_at)
+        # an event id is unique per dealer (rules counts it per dealer): two dealers' events may share one
+        document.update(_id=timeline_id(event.dealer_id, event.event_id), occurred_at=event.occurred_at)
         self._pending.append((document, message))
         self._wanted.set()
 
@@ -133,9 +139,11 @@ class DealerFile:
 
     async def rules_view(self, dealer_id: str) -> tuple[dict | None, str | None]:
         """(what the rules service keeps for the dealer, or None with the reason)."""
-        url = f"{self._settings.rules_url.rstrip('/')}/v1/dealers/{dealer_id}"
+        url = f"{self._settings.rules_url.rstrip('/')}/v1/dealers/{quote(dealer_id, safe='')}"
+        keys = self._settings.viewer_keys or self._settings.api_keys  # rules takes notify's keys for reading
+        headers = {"Authorization": f"Bearer {keys[0].get_secret_value()}"} if keys else {}
         try:
-            response = await self._http.get(url, timeout=3.0)
+            response = await self._http.get(url, timeout=3.0, headers=headers)
         except httpx.HTTPError as exc:
             return None, f"rules service unreachable: {type(exc).__name__}"
         if response.status_code == 404:

@@ -28,7 +28,7 @@ class Router:
     def __init__(self, settings: Settings, http: httpx.AsyncClient):
         self._settings = settings
         self._http = http
-        self._secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
+        self._secrets = [secret.get_secret_value().encode() for secret in settings.webhook_secret]
         self._spec: routing.RoutesSpec | None = None
         self._stamp = None
         if settings.routes_file:
@@ -40,7 +40,7 @@ class Router:
             }
 
     def _webhook(self, name: str, url: str) -> WebhookChannel:
-        return WebhookChannel(name, url, self._http, self._settings.webhook_timeout_seconds, self._secret)
+        return WebhookChannel(name, url, self._http, self._settings.webhook_timeout_seconds, self._secrets)
 
     def _use(self, spec: routing.RoutesSpec) -> None:
         channels = {name: self._channel(name, receiver) for name, receiver in spec.receivers.items()}

@@ -57,7 +57,11 @@ class EmailReceiver(BaseModel):
     to: list[str] = Field(min_length=1)
     username_env: str | None = None
     password_env: str | None = None
-    starttls: bool = False
+    starttls: bool | None = Field(
+        default=None,
+        description="Upgrade to TLS with STARTTLS: unset = by the port (587: required, 465: TLS from the start, "
+        "other ports: whenever the server offers it).",
+    )
     language: Literal["zh", "en"] = "en"
 
 

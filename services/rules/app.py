@@ -7,10 +7,10 @@ import contextlib
 import time
 import logging
 
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 
-from services.common.auth import bearer_ok, key_bytes
+from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.settings import Settings
 
 from . import policy as policies
@@ -41,12 +41,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = RulesService(settings, policy)
     service.policy_file_errors = file_errors
     reloader = PolicyReloader(settings.policy_file, service, settings.policy_poll_seconds)
-    admin_keys = key_bytes(settings.admin_keys)
+    # reading what rules keeps: notify's viewer and operator keys; reloading: admin keys
+    keys = Keys(readers=settings.viewer_keys + settings.api_keys, writers=settings.admin_keys)
+    refuse_open_bind("rules", settings.rules_host, keys, "DEALERWATCH_ADMIN_KEYS")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        if not admin_keys:
-            log.warning("DEALERWATCH_ADMIN_KEYS is not set: POST /admin/reload is open (development mode)")
+        if keys.open:
+            log.warning("no DEALERWATCH_ADMIN_KEYS: the rules service is open (development mode, loopback only)")
         await service.start()
         reloader.install_signal()
         watcher = asyncio.create_task(reloader.watch())
@@ -119,12 +121,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
 
     @app.post("/admin/reload")
-    async def reload(authorization: str = Header(default="")) -> JSONResponse:
-        if not bearer_ok(authorization, admin_keys):
-            raise HTTPException(401, "missing or invalid admin key", headers={"WWW-Authenticate": "Bearer"})
+    async def reload() -> JSONResponse:
+        """Reload the policy file (an admin key in production mode)."""
         result = reloader.reload("admin endpoint")
         return JSONResponse(result, status_code=200 if not result["errors"] else 422)
 
+    app.add_middleware(AccessMiddleware, keys=keys, public=("/healthz", "/readyz", "/docs", "/openapi.json"), max_body=64 * 1024)
     return app
 
 

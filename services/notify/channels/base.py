@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Protocol
+from urllib.parse import urlsplit
 
 
 class DeliveryFailed(Exception):
@@ -18,3 +19,21 @@ class Channel(Protocol):
     async def send(self, alerts: list[dict]) -> None:
         """Deliver one message about these alerts (one, or a group) or raise DeliveryFailed.
         Each alert carries `notification`: firing, resolved, repeat or escalation."""
+
+
+def shown(url: str) -> str:
+    """What may be shown of a receiver's URL: scheme and host (a robot's path or query, a Slack
+    webhook's path, credentials in it: all secrets)."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def failure(exc: Exception, url: str) -> DeliveryFailed:
+    """A delivery failure whose text never carries the URL's secret parts."""
+    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    parts = urlsplit(url)
+    for secret in (url, parts.path, parts.query, parts.password or ""):
+        if len(secret) > 1:
+            text = text.replace(secret, "…")
+    return DeliveryFailed(text)

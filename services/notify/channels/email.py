@@ -12,11 +12,16 @@ from .rendering import language_of, render
 
 class EmailChannel:
     def __init__(self, name: str, host: str, port: int, sender: str, to: list[str], *, language: str = "en",
-                 username: str | None = None, password: str | None = None, starttls: bool = False, timeout: float = 10.0):
+                 username: str | None = None, password: str | None = None, starttls: bool | None = None, timeout: float = 10.0):
         self.name = name
         self._host, self._port, self._sender, self._to = host, port, sender, to
         self._language, self._username, self._password = language, username, password
-        self._starttls, self._timeout = starttls, timeout
+        # unset: by the port (587 requires STARTTLS, 465 is TLS from the start, others upgrade if offered)
+        self._implicit_tls = starttls is None and port == 465
+        if starttls is None:
+            starttls = True if port == 587 else None  # None: whenever the server offers it
+        self._starttls = None if self._implicit_tls else starttls
+        self._timeout = timeout
 
     def target(self) -> str:
         return f"smtp://{self._host}:{self._port} to {', '.join(self._to)}"
@@ -31,7 +36,7 @@ class EmailChannel:
         try:
             await aiosmtplib.send(
                 message, hostname=self._host, port=self._port, username=self._username, password=self._password,
-                start_tls=self._starttls, timeout=self._timeout,
+                start_tls=self._starttls, use_tls=self._implicit_tls, timeout=self._timeout,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None

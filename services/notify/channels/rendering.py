@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Callable
+
 import jinja2
 
 LANGUAGES = ("zh", "en")
 
-_environment = jinja2.Environment(
-    loader=jinja2.PackageLoader("services.notify.channels", "templates"),
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,  # plain text and markdown; HTML is not produced
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@lru_cache(maxsize=None)
+def _environment(escape: Callable[[str], str] | None) -> jinja2.Environment:
+    """`escape` is applied to every value a template prints (escaping.py): the templates' own
+    words are left as written."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("services.notify.channels", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # plain text and markdown; HTML is not produced
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=(lambda value: escape(str(value)) if value is not None else "") if escape else None,
+    )
 
 
 def language_of(alerts: list[dict], default: str) -> str:
@@ -21,9 +30,9 @@ def language_of(alerts: list[dict], default: str) -> str:
     return wanted if wanted in LANGUAGES else "en"
 
 
-def render(name: str, alerts: list[dict], language: str) -> str:
+def render(name: str, alerts: list[dict], language: str, escape: Callable[[str], str] | None = None) -> str:
     """Templates see `alerts` (a group) and `alert` (the first)."""
-    return _environment.get_template(f"{name}.{language}.j2").render(alerts=alerts, alert=alerts[0]).strip()
+    return _environment(escape).get_template(f"{name}.{language}.j2").render(alerts=alerts, alert=alerts[0]).strip()
 
 
 MORE = {"en": "… and {n} more", "zh": "…… 另有 {n} 条"}

@@ -8,16 +8,17 @@ import hashlib
 import hmac
 import time
 import urllib.parse
-from urllib.parse import urlsplit
 
 import httpx
 
-from .base import DeliveryFailed
+from . import escaping
+from .base import DeliveryFailed, failure, shown
 from .rendering import fit, language_of, render
 
 
 class _Robot:
     MAX_BYTES = 4096  # the message size the robot accepts (its documented limit, with room to spare)
+    ESCAPE = staticmethod(escaping.markdown)  # what makes event text inert in its format
 
     def __init__(self, name: str, url: str, client: httpx.AsyncClient, *, secret: str | None = None,
                  language: str = "zh", timeout: float = 5.0):
@@ -25,18 +26,16 @@ class _Robot:
         self._secret, self._language, self._timeout = secret, language, timeout
 
     def target(self) -> str:
-        parts = urlsplit(self._url)  # the token in the query string is a secret: not shown
-        port = f":{parts.port}" if parts.port else ""
-        return f"{type(self).__name__.removesuffix('Channel').lower()} {parts.scheme}://{parts.hostname}{port}{parts.path}"
+        return f"{type(self).__name__.removesuffix('Channel').lower()} {shown(self._url)}"
 
     async def send(self, alerts: list[dict]) -> None:
         language = language_of(alerts, self._language)
-        text = fit(render("text", alerts, language), self.MAX_BYTES, language)
+        text = fit(render("text", alerts, language, self.ESCAPE), self.MAX_BYTES, language)
         url, body = self.request(text)
         try:
             response = await self._client.post(url, json=body, timeout=self._timeout)
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+            raise failure(exc, url) from None
         if response.status_code >= 300:
             raise DeliveryFailed(f"HTTP {response.status_code}")
         self.check(response)
@@ -76,6 +75,7 @@ class DingTalkChannel(_Robot):
 
 class FeishuChannel(_Robot):
     MAX_BYTES = 18_000  # request body: 20 KB
+    ESCAPE = staticmethod(escaping.plain)
     def request(self, text):
         body: dict = {"msg_type": "text", "content": {"text": text}}
         if self._secret:
@@ -88,5 +88,6 @@ class FeishuChannel(_Robot):
 
 class SlackChannel(_Robot):
     MAX_BYTES = 39_000  # text: 40,000 characters
+    ESCAPE = staticmethod(escaping.slack)
     def request(self, text):
         return self._url, {"text": text}

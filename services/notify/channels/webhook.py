@@ -6,32 +6,47 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from urllib.parse import urlsplit
+import time
 
 import httpx
 
-from .base import DeliveryFailed
+from .base import DeliveryFailed, failure, shown
 
 
 SIGNATURE_HEADER = "X-Dealerwatch-Signature"
+TOLERANCE_SECONDS = 300  # what receivers should allow between `t` and their clock (the README's recipe)
 
 
-def signature(secret: bytes, body: bytes) -> str:
-    """What receivers compare (in constant time) with the header: sha256=<hex HMAC of the body>."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+def signature(secrets: list[bytes], body: bytes, timestamp: int) -> str:
+    """`t=<unix seconds>,v1=<hex>[,v1=<hex>...]`: one v1 per secret (several while a secret is
+    rotated), each the HMAC-SHA256 of `<t>.` followed by the body. The timestamp is signed too,
+    so a captured delivery cannot be replayed later than the receiver's tolerance."""
+    signed = f"{timestamp}.".encode() + body
+    return ",".join([f"t={timestamp}"] + [f"v1={hmac.new(s, signed, hashlib.sha256).hexdigest()}" for s in secrets])
+
+
+def verify(header: str, body: bytes, secrets: list[bytes], now: float, tolerance: float = TOLERANCE_SECONDS) -> bool:
+    """The receiver's side (the README's recipe, used by the tests): a v1 made with one of its
+    secrets, over this body and a timestamp within the tolerance of its clock."""
+    parts = [part.partition("=") for part in header.split(",")]
+    stamps = [value for key, _, value in parts if key == "t"]
+    if len(stamps) != 1 or not stamps[0].isascii() or not stamps[0].isdigit() or abs(now - int(stamps[0])) > tolerance:
+        return False
+    signed = f"{stamps[0]}.".encode() + body
+    expected = [hmac.new(s, signed, hashlib.sha256).hexdigest() for s in secrets]
+    return any(hmac.compare_digest(value, e) for key, _, value in parts if key == "v1" for e in expected)
 
 
 class WebhookChannel:
-    def __init__(self, name: str, url: str, client: httpx.AsyncClient, timeout: float, secret: bytes | None = None):
+    def __init__(self, name: str, url: str, client: httpx.AsyncClient, timeout: float, secrets: list[bytes] | None = None):
         self.name = name
         self._url = url
         self._client = client
         self._timeout = timeout
-        self._secret = secret
+        self._secrets = secrets or []
 
     def target(self) -> str:
-        parts = urlsplit(self._url)
-        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        return shown(self._url)
 
     async def send(self, alerts: list[dict]) -> None:
         if len(alerts) == 1:
@@ -46,11 +61,11 @@ class WebhookChannel:
             "Idempotency-Key": key,
             "User-Agent": "dealerwatch-notify",
         }
-        if self._secret:
-            headers[SIGNATURE_HEADER] = signature(self._secret, body)
+        if self._secrets:
+            headers[SIGNATURE_HEADER] = signature(self._secrets, body, int(time.time()))
         try:
             response = await self._client.post(self._url, content=body, headers=headers, timeout=self._timeout)
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+            raise failure(exc, self._url) from None
         if response.status_code >= 300:
             raise DeliveryFailed(f"HTTP {response.status_code}")

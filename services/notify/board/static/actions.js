@@ -31,7 +31,7 @@ export function openAction(kind, alert, done) {
       dialog.close();
       done(answer);
     } catch (failure) {
-      error.textContent = failure.status === 401 ? t("keyNeeded") : failure.message;
+      error.textContent = [401, 403].includes(failure.status) ? t("keyNeeded") : failure.message;
     }
   });
   dialog.replaceChildren(form);

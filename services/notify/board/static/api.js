@@ -1,5 +1,6 @@
-// notify's public API, as the page uses it. Actions carry the acting person and, in production
-// mode, the API key the user typed (kept for this browser tab only).
+// notify's public API, as the page uses it. In production mode every request carries the API key
+// the user typed (kept for this browser tab only): a viewer key reads, an operator key also acts.
+// Actions carry the acting person.
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -24,15 +25,19 @@ export function setApiKey(key) {
   sessionStorage.setItem("dealerwatch.key", key.trim());
 }
 
+export function withKey(headers) {
+  if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
+  return headers;
+}
+
 export async function get(path, params = {}) {
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null));
-  const response = await fetch(`${path}${query.size ? `?${query}` : ""}`, { headers: { Accept: "application/json" } });
+  const response = await fetch(`${path}${query.size ? `?${query}` : ""}`, { headers: withKey({ Accept: "application/json" }) });
   return answer(response);
 }
 
 export async function post(path, body) {
-  const headers = { "Content-Type": "application/json", Accept: "application/json" };
-  if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
+  const headers = withKey({ "Content-Type": "application/json", Accept: "application/json" });
   const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
   return answer(response);
 }

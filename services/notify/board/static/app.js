@@ -21,12 +21,21 @@ async function start() {
   you.addEventListener("change", () => setActor(you.value));
   const key = document.getElementById("api-key");
   key.value = apiKey();
-  key.addEventListener("change", () => setApiKey(key.value));
+  key.addEventListener("change", () => {
+    setApiKey(key.value);
+    location.reload(); // every view starts again with the key
+  });
   document.getElementById("language").addEventListener("click", switchLanguage);
   const config = await get("/board/config.json").catch(() => ({ auth_required: true }));
   document.getElementById("key-field").hidden = !config.auth_required;
 
   const view = document.getElementById("view");
+  if (config.auth_required && !apiKey()) {
+    view.replaceChildren(Object.assign(document.createElement("p"), { className: "notice", id: "key-wanted", textContent: t("keyToRead") }));
+    setConnection("disconnected");
+    key.focus();
+    return;
+  }
   const dealer = new URLSearchParams(location.search).get("dealer");
   if (dealer) {
     setConnection("live");

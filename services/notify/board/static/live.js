@@ -1,34 +1,68 @@
-// The live alert stream (Server-Sent Events). The browser reconnects by itself and sends the
-// last event id it saw, so nothing is missed; if it gives up (the server answered with an
-// error), we reconnect ourselves from that id. `onState` hears live / connecting / disconnected.
+// The live alert stream (Server-Sent Events), read with fetch so that it carries the API key
+// (EventSource cannot send one). It reconnects by itself from the last event id it saw, so
+// nothing is missed. `onState` hears live / connecting / disconnected.
+
+import { withKey } from "./api.js";
 
 export function follow(params, lastId, onChange, onState) {
-  let source = null;
   let seen = lastId;
+  let stopped = false;
+  let controller = null;
   let retry = null;
 
-  function connect() {
+  async function connect() {
     const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v));
     if (seen !== null && seen !== undefined) query.set("last_event_id", seen);
-    source = new EventSource(`/v1/alerts/stream?${query}`);
+    controller = new AbortController();
     onState("connecting");
-    source.onopen = () => onState("live");
-    source.addEventListener("alert", (event) => {
-      seen = Number(event.lastEventId);
-      onChange(JSON.parse(event.data));
-    });
-    source.onerror = () => {
-      onState("disconnected");
-      if (source.readyState === EventSource.CLOSED) {
-        clearTimeout(retry);
-        retry = setTimeout(connect, 2000);
+    try {
+      const response = await fetch(`/v1/alerts/stream?${query}`, {
+        headers: withKey({ Accept: "text/event-stream" }), signal: controller.signal, cache: "no-store" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      onState("live");
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          dispatch(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
       }
-    };
+    } catch (error) {
+      if (stopped) return;
+    }
+    if (stopped) return;
+    onState("disconnected");
+    retry = setTimeout(connect, 2000);
+  }
+
+  function dispatch(block) {
+    let id = null;
+    let event = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "id") id = value;
+      else if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+    }
+    if (event === "alert" && data.length) {
+      seen = Number(id);
+      onChange(JSON.parse(data.join("\n")));
+    }
   }
 
   connect();
   return () => {
+    stopped = true;
     clearTimeout(retry);
-    source?.close();
+    controller?.abort();
   };
 }
