@@ -109,6 +109,7 @@ def test_a_held_dealer_follows_its_history_once_it_has_moved_past_it(core):
     outputs = []
     for day in range(1, 41):  # another dealer's history goes on; D-S is silent
         outputs += judge.handle(parse_event(sale("D-B", T0 + day * DAY)), arrived=wall + day)[0]
+        outputs += judge.follow_histories()  # what the live clock does as the history moves
     inactive = [o for o in outputs if o.dealer_id == "D-S" and o.rule_id == "dealer-inactive" and o.state == "firing"]
     assert inactive[0].at == T0 + 21 * DAY + dt.timedelta(seconds=1)  # when it became true, as a replay says
     assert core.states["D-S"].latest <= (T0 + 40 * DAY).timestamp() - 300  # never beyond the history, minus the grace
@@ -116,6 +117,7 @@ def test_a_held_dealer_follows_its_history_once_it_has_moved_past_it(core):
     # a different history (another source) does not move D-S
     before = core.states["D-S"].latest
     judge.handle(parse_event({**sale("D-O", T0 + 90 * DAY), "source": "erp-2"}), arrived=wall + 50)
+    judge.follow_histories()
     assert core.states["D-S"].latest == before
 
 
@@ -147,6 +149,7 @@ def test_a_backfill_dealer_by_dealer_holds_each_dealer_at_its_own_events(core):
     for number, dealer in enumerate(("D-1", "D-2")):
         for day in range(0, 41, 2):
             outputs, counted = judge.handle(parse_event(sale(dealer, T0 + day * DAY)), arrived=wall + number * 100 + day)
+            outputs += judge.follow_histories()
             assert counted  # never too late
             assert not [o for o in outputs if o.dealer_id == dealer and o.rule_id == "dealer-inactive"]
     assert core.states["D-2"].latest == (T0 + 40 * DAY).timestamp()
@@ -166,3 +169,18 @@ def test_event_ids_are_kept_while_their_messages_may_come_again():
     assert core.states["D-1"].events == 41
     assert len(core.states["D-1"].seen_ids) < 41  # now the old ids go
     core.close()
+
+
+def test_a_batch_publishes_the_first_and_newest_firing_of_each_alert(core):
+    """A dealer silent for a year, judged at every midnight in one batch: its alert's hundreds
+    of firings become two signals, and notify learns the same (first seen, newest count)."""
+    from services.rules.signals import coalesce
+
+    judge = Judge(core)
+    judge.handle(parse_event(sale("D-Q", T0)))
+    outputs, _ = judge.catch_up("D-Q", (T0 + 365 * DAY).timestamp())
+    firings = [o for o in outputs if o.rule_id == "dealer-inactive" and o.state == "firing"]
+    assert len(firings) > 300
+    kept = [o for o in coalesce(outputs) if o.rule_id == "dealer-inactive"]
+    assert [o.firing_count for o in kept] == [1, firings[-1].firing_count]
+    assert kept[0].at == firings[0].at and kept[1].at == firings[-1].at

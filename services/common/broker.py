@@ -89,16 +89,22 @@ async def publish_confirmed(
         raise PublishError(f"broker did not acknowledge the message: {confirmation!r}")
 
 
+PIPELINE = 500  # messages awaiting their confirms at once: thousands at once outwait the timeout
+
+
 async def publish_each(broker, messages, *, timeout: float) -> list[PublishError | None]:
-    """Publish `(exchange, routing_key, body, message_id)` tuples, confirms pipelined; the error
-    of each message, or None where it was confirmed."""
-    results = await asyncio.gather(
-        *(
-            publish_confirmed(broker, ex, key, body, message_id=mid, timeout=timeout)
-            for ex, key, body, mid in messages
-        ),
-        return_exceptions=True,
-    )
+    """Publish `(exchange, routing_key, body, message_id)` tuples, confirms pipelined (up to
+    PIPELINE at a time); the error of each message, or None where it was confirmed."""
+    messages = list(messages)
+    results: list = []
+    for start in range(0, len(messages), PIPELINE):
+        results += await asyncio.gather(
+            *(
+                publish_confirmed(broker, ex, key, body, message_id=mid, timeout=timeout)
+                for ex, key, body, mid in messages[start:start + PIPELINE]
+            ),
+            return_exceptions=True,
+        )
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, PublishError):
             raise result  # cancelled: not a publishing problem

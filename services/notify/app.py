@@ -9,7 +9,7 @@ import json
 import logging
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
@@ -111,10 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ready = broker_up and database_up and not problems
         body = {"ready": ready, "broker": broker_up, "database": database_up, "problems": problems}
         return JSONResponse(body, status_code=200 if ready else 503)
-
-    @app.exception_handler(RecursionError)
-    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
-        return JSONResponse({"detail": "the request body is nested too deeply"}, status_code=422)
 
     app.include_router(alerts.router(store, feed, stopping, settings.max_streams))
     app.include_router(silences.router(store))

@@ -34,16 +34,18 @@ class DeadlineClock:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 
-    def pop_due(self, now: float) -> list[tuple[str, float]]:
-        """(dealer, deadline) for every deadline at or before `now`, earliest first."""
+    def pop_due(self, now: float, limit: int | None = None) -> list[tuple[str, float]]:
+        """(dealer, deadline) for every deadline at or before `now` (the `limit` earliest),
+        earliest first."""
         due = []
-        while True:
+        while limit is None or len(due) < limit:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now:
                 return due
             deadline, dealer_id = heapq.heappop(self._heap)
             del self._deadline[dealer_id]
             due.append((dealer_id, deadline))
+        return due
 
     def _drop_stale(self) -> None:
         heap = self._heap

@@ -68,6 +68,7 @@ class Judge:
         self._hold_ends: list[tuple[float, str]] = []
         self._hold_queued: set[str] = set()  # dealers with an entry in _hold_ends
         self._held: dict[str, str] = {}  # held dealer -> the source whose clock it is on
+        self._moved: set[str] = set()  # sources whose history moved on since their held dealers were judged
         for dealer_id in core.states:
             self.schedule(dealer_id)
 
@@ -97,32 +98,47 @@ class Judge:
 
     # --- time ---
 
-    def advance(self, now: float) -> list[Output]:
-        """Judge every dealer not held whose deadline is at or before `now`, at its deadline."""
+    def advance(self, now: float, limit: int | None = None) -> list[Output]:
+        """Judge every dealer not held whose deadline is at or before `now`, at its deadline
+        (at most `limit` judgements: the live clock gives the event loop a turn in between)."""
         outputs: list[Output] = []
-        while due := self.clock.pop_due(now):
+        done = 0
+        while (limit is None or done < limit) and (due := self.clock.pop_due(now, limit=None if limit is None else limit - done)):
             for dealer_id, deadline in due:
                 outputs += self._tick(dealer_id, deadline)
+            done += len(due)
         return outputs
 
-    def _follow_history(self, source: str) -> list[Output]:
-        """Held dealers of `source` whose own last event that history has since moved past:
-        judged up to the history's newest event time minus the grace."""
-        clock, newest = self._held_clocks.get(source), self.history.get(source)
-        if clock is None or newest is None:
-            return []
+    def follow_histories(self, limit: int | None = None) -> list[Output]:
+        """Held dealers whose own last event their history has since moved past: judged up to
+        the history's newest event time minus the grace (at most `limit` judgements; call again
+        while `histories_moved`)."""
         outputs: list[Output] = []
-        waiting = []  # the history has not moved past these yet
-        while due := clock.pop_due(newest - self.grace):
-            for dealer_id, deadline in due:
+        done = 0
+        for source in list(self._moved):
+            clock, newest = self._held_clocks.get(source), self.history[source]
+            waiting = []  # the history has not moved past these yet
+            while clock is not None and (limit is None or done < limit):
+                due = clock.pop_due(newest - self.grace, limit=1)
+                if not due:
+                    break
+                dealer_id, deadline = due[0]
                 hold = self.core.states[dealer_id].hold
                 if hold is not None and hold.mark >= newest:
-                    waiting.append((dealer_id, deadline))
-                else:
-                    outputs += self._tick(dealer_id, deadline)
-        for dealer_id, deadline in waiting:
-            clock.schedule(dealer_id, deadline)
+                    waiting.append(due[0])
+                    continue
+                outputs += self._tick(dealer_id, deadline)
+                done += 1
+            for dealer_id, deadline in waiting:
+                clock.schedule(dealer_id, deadline)
+            if limit is not None and done >= limit:
+                break  # this history may have more: the next call goes on
+            self._moved.discard(source)
         return outputs
+
+    @property
+    def histories_moved(self) -> bool:
+        return bool(self._moved)
 
     def release_holds(self, wall: float) -> int:
         """End the holds that ran out by wall time `wall`: those dealers follow the clock again."""
@@ -171,7 +187,7 @@ class Judge:
         Raises Refused if the event cannot be counted (too late, or its judgement failed)."""
         dealer_id = event.dealer_id
         at = ts(event.occurred_at)
-        outputs = self._catch_up(dealer_id, at)
+        outputs, _ = self.catch_up(dealer_id, at)
         try:
             result = self.core.handle(event)
         except Exception as exc:  # noqa: BLE001 - the dealer is as it was; the caller decides
@@ -195,19 +211,25 @@ class Judge:
             log.info("dealer %s judged again after being set aside", dealer_id)
         self.schedule(dealer_id)
         if moved is not None:
-            outputs += self._follow_history(moved)
+            self._moved.add(moved)  # its held dealers are judged by follow_histories (the clock)
         return outputs, True
 
-    def _catch_up(self, dealer_id: str, at: float) -> list[Output]:
-        """The dealer's own deadlines up to `at`, in order."""
+    def catch_up(self, dealer_id: str, at: float, limit: int | None = None) -> tuple[list[Output], bool]:
+        """(outputs, finished): the dealer's own deadlines up to `at`, in order, at most `limit`
+        of them (a dealer silent for years has thousands of midnights: the live service gives the
+        event loop a turn in between)."""
         outputs: list[Output] = []
+        done = 0
         while (state := self.core.states.get(dealer_id)) is not None and dealer_id not in self.set_aside:
             clock = self.clock if state.hold is None else self._held_clocks[state.hold.source]
             deadline = clock.deadline(dealer_id)
             if deadline is None or deadline > at:
                 break
+            if limit is not None and done >= limit:
+                return outputs, False
             outputs += self._tick(dealer_id, deadline)
-        return outputs
+            done += 1
+        return outputs, True
 
     # --- failures ---
 

@@ -41,12 +41,14 @@ from services.common.topology import Topology, alert_routing_key, declare, evalu
 from .core import Output, RulesCore, TooLate
 from .judge import Judge, Refused, SetAside
 from .policy import Policy
+from .signals import coalesce
 from .store import StateStore, encode
 
 log = logging.getLogger("dealerwatch.rules")
 
 FLUSH_SECONDS = 0.02
 QUIET_SECONDS = 1.0  # after a start: no event for this long and an empty queue = caught up
+TICKS_PER_ROUND = 500  # judgements per clock round before the event loop gets a turn (~0.1 s)
 
 
 class RulesService:
@@ -143,6 +145,13 @@ class RulesService:
             )
             await self._dead_letter(message, reason)
             return
+        at = event.occurred_at.timestamp()
+        while True:  # the dealer's own deadlines first, a turn for the event loop in between
+            caught_up, finished = self.judge.catch_up(event.dealer_id, at, limit=TICKS_PER_ROUND)
+            self._outputs += caught_up
+            if finished:
+                break
+            await asyncio.sleep(0)
         try:
             outputs, _ = self.judge.handle(event, arrived=arrived)
         except Refused as refused:
@@ -156,7 +165,7 @@ class RulesService:
             self._flush_wanted.set()
             return
         self._outputs += outputs
-        if self._next_wake() < self._clock_wake_at:
+        if self.judge.histories_moved or self._next_wake() < self._clock_wake_at:
             self._clock_wakeup.set()
         self._unacked.append((message, event.dealer_id))
         self._flush_wanted.set()
@@ -191,6 +200,9 @@ class RulesService:
                 self.health.failed("clock", exc)
                 log.exception("the clock failed; trying again")
                 timeout = 1.0
+            if timeout <= 0:
+                await asyncio.sleep(0)
+                continue
             try:
                 await asyncio.wait_for(self._clock_wakeup.wait(), timeout)
             except asyncio.TimeoutError:
@@ -208,10 +220,12 @@ class RulesService:
         wall = time.time()
         self.judge.release_holds(wall)
         now = self.clock_now()
-        outputs = self.judge.advance(now)
+        outputs = self.judge.advance(now, limit=TICKS_PER_ROUND) + self.judge.follow_histories(limit=TICKS_PER_ROUND)
         if outputs or self.core.dirty:
             self._outputs += outputs
             self._flush_wanted.set()
+        if self.judge.histories_moved or ((next_time := self.judge.clock.next_time()) is not None and next_time <= now):
+            return 0.0  # more is due: the next round after the event loop had a turn
         timeout = QUIET_SECONDS if self._catching_up else max_sleep
         timeout = min(max(self._next_wake() - wall, 0.05), timeout)
         self._clock_wake_at = wall + timeout
@@ -279,7 +293,7 @@ class RulesService:
         clock = self.clock_now()
         try:
             # outputs judged from a state that cannot be kept are not published
-            await self._publish([o for o in outputs if o.dealer_id not in unstorable])
+            await self._publish(coalesce([o for o in outputs if o.dealer_id not in unstorable]))
             refused = await self.store.save(docs, {
                 "at": clock, "lateness": self.core.policy.lateness, "history": list(self.judge.history.items()),
             })

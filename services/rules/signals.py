@@ -54,3 +54,16 @@ def thresholds(condition: ex.Condition, values: dict) -> dict[str, float | None]
         elif isinstance(node.right, ex.Measure):
             result[f"{node.right.name} {ex.FLIP[node.op]}"] = _round(ex.value_of(node.left, values))
     return result
+
+
+def coalesce(outputs: list) -> list:
+    """What a batch must publish: of the firing signals of one alert, the first and the newest
+    (notify keeps the highest count and the latest values; the first says when the alert was
+    first seen); every resolve and evaluation. A dealer judged at thousands of midnights in one
+    batch (a backfill of a dealer silent for years) then publishes a handful of signals."""
+    firing: dict[str, list[int]] = {}
+    for index, output in enumerate(outputs):
+        if isinstance(output, AlertSignal) and output.state == "firing":
+            firing.setdefault(output.alert_id, []).append(index)
+    dropped = {index for indexes in firing.values() for index in indexes[1:-1]}
+    return [output for index, output in enumerate(outputs) if index not in dropped]
