@@ -3,6 +3,8 @@ round-trip; the engine and the Python evaluator agree on random conditions and v
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import string
 
 from hypothesis import HealthCheck, given, settings
@@ -106,3 +108,56 @@ def test_engine_reads_infinity_as_the_largest_number_and_nan_as_undefined():
     assert matcher.match({"a": float("-inf")}) == ["small"]
     assert matcher.match({"a": float("nan")}) == []
     matcher.release()
+
+
+# --- the ingest parser: every body gets events or reasons, never an exception ---
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=6)),
+    max_leaves=20,
+)
+event_like = st.fixed_dictionaries(
+    {"event_id": st.text(min_size=1, max_size=140), "type": st.sampled_from(["sale", "visit", "target.set", "nope"]),
+     "dealer_id": st.text(min_size=0, max_size=140), "occurred_at": st.one_of(st.datetimes().map(lambda d: d.isoformat() + "Z"), st.text(max_size=30))},
+    optional={"amount": st.one_of(st.text(max_size=20), st.floats(), st.integers()), "quantity": st.integers(),
+              "sku": json_values, "period": st.text(max_size=8), "sales_target": st.text(max_size=10),
+              "active_outlets_target": st.integers(), "visitor_id": st.text(max_size=5), "role": st.just("rep"),
+              "kind": st.just("routine")},
+)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=500), json_values.map(lambda v: json.dumps(v).encode()),
+                 st.lists(event_like, max_size=5).map(lambda v: json.dumps(v).encode())),
+       st.sampled_from(["application/json", "application/x-ndjson"]))
+def test_the_ingest_parser_answers_every_body_with_events_or_reasons(body, content_type):
+    from services.common.events import EARLIEST, MAX_AMOUNT
+    from services.ingest.parsing import InvalidBatch, parse_body
+
+    window = (EARLIEST, dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+    try:
+        events = parse_body(body, content_type, 1000, window)
+    except InvalidBatch as exc:
+        assert exc.errors and all(error.message for error in exc.errors)
+        return
+    for event in events:  # what passes is within the bounds every stage carries
+        assert window[0] <= event.occurred_at <= window[1]
+        for name in ("amount", "budget", "sales_target"):
+            if hasattr(event, name):
+                assert abs(getattr(event, name)) <= MAX_AMOUNT
+
+
+@settings(max_examples=100)
+@given(st.integers(1, 12), st.integers(2, 12))
+def test_the_policy_loader_bounds_what_aliases_expand_to(levels, width):
+    import time
+
+    lines = ["a0: &a0 [x" + ", x" * (width - 1) + "]"]
+    lines += [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * width) + "]" for n in range(1, levels)]
+    started = time.monotonic()
+    try:
+        policy.loads("\n".join(lines) + "\n", "bomb.yaml")
+    except policy.PolicyError as exc:
+        assert all(line.startswith("bomb.yaml:") for line in exc.lines())
+    assert time.monotonic() - started < 2.0
