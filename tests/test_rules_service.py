@@ -95,11 +95,12 @@ async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(se
 
     env = {k.removeprefix("DEALERWATCH_").lower(): v for k, v in service_env.items() if k.startswith("DEALERWATCH_")}
     settings = Settings(**{**env, "clock_grace_seconds": 300, "clock_hold_seconds": 600})  # a backfill: held
-    real_ack, dying = rules_service.ack_batch, asyncio.Event()
+    real_ack, dying, acked = rules_service.ack_batch, asyncio.Event(), []
 
     async def ack_unless_dying(messages):
         if not dying.is_set():
             await real_ack(messages)
+            acked.extend(messages)
 
     monkeypatch.setattr(rules_service, "ack_batch", ack_unless_dying)
     monkeypatch.setattr(rules_service, "FLUSH_SECONDS", 1.0)  # the month arrives as one batch
@@ -121,6 +122,7 @@ async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(se
     await dying_one.start()
     await asyncio.to_thread(publish, amqp_url, f"{namespace}.events", "sale.D-1", *first)
     await until(lambda: _equals(stored_events(), 30))
+    await until(lambda: _true(len(acked) == 30))  # the first month is acked
     dying.set()  # from now on its acks never reach the broker
     await asyncio.to_thread(publish, amqp_url, f"{namespace}.events", "sale.D-1", *second)
     await until(lambda: _equals(stored_events(), 60))
@@ -147,3 +149,7 @@ async def _equals(awaitable, value) -> bool:
 
 async def _zero(awaitable) -> bool:
     return await awaitable == 0
+
+
+async def _true(value: bool) -> bool:
+    return value
