@@ -1,10 +1,11 @@
 # make run  - set up and start the whole stack on the embedded defaults (Ctrl-C stops it)
 # make test - set up and run the test suite (real RabbitMQ, a MongoDB-protocol server)
+# make test-fast - the tests that need no broker or database (seconds); make lint - ruff and mypy
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chaos bench screenshot browser clean
+.PHONY: run test test-fast lint chaos bench screenshot browser clean
 
 $(BIN)/dealerwatch: pyproject.toml
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed (durable-rules)"'
@@ -18,6 +19,15 @@ run: $(BIN)/dealerwatch
 
 test: $(BIN)/dealerwatch browser
 	$(BIN)/python -m pytest
+
+# no broker, no database: the policy language, the rules core, contracts, keys, the alert, matchers
+test-fast: $(BIN)/dealerwatch
+	$(BIN)/python -m pytest -q -m "not stack and not slow"
+
+lint: $(BIN)/dealerwatch
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # the fault suite: services killed, broker and database restarted while history is posted
 chaos: $(BIN)/dealerwatch

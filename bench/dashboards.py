@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import Service, _delete_topology, free_port  # noqa: E402
+
 from services import devstack  # noqa: E402
 
 AMQP_URL = os.environ.get("DEALERWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -61,8 +62,14 @@ def main() -> None:
     mongo_url = f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true&retryWrites=false"
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERWATCH_")}
-    env.update(DEALERWATCH_AMQP_URL=AMQP_URL, DEALERWATCH_MONGO_URL=mongo_url, DEALERWATCH_NAMESPACE=namespace,
-               DEALERWATCH_MONGO_DB=namespace, DEALERWATCH_LOG_LEVEL="WARNING", DEALERWATCH_NOTIFY_PORT=str(free_port()))
+    env.update(
+        DEALERWATCH_AMQP_URL=AMQP_URL,
+        DEALERWATCH_MONGO_URL=mongo_url,
+        DEALERWATCH_NAMESPACE=namespace,
+        DEALERWATCH_MONGO_DB=namespace,
+        DEALERWATCH_LOG_LEVEL="WARNING",
+        DEALERWATCH_NOTIFY_PORT=str(free_port()),
+    )
     notify = Service("notify", env, work).start()
     try:
         mongo = pymongo.MongoClient(mongo_url)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import Service, _delete_topology, free_port  # noqa: E402
+
 from services import devstack  # noqa: E402
 
 AMQP_URL = os.environ.get("DEALERWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -40,6 +41,7 @@ ALERT_EVERY = 10  # one event in ten breaks a rule (a promotion spend over its b
 
 
 # --- baseline: raw aio-pika ---
+
 
 def _consume(queue: str, count: int, done) -> None:
     async def run():
@@ -70,20 +72,27 @@ async def baseline(count: int) -> float:
         consumer = multiprocessing.Process(target=_consume, args=(queue, count, done))
         consumer.start()
         await asyncio.sleep(1.0)
-        body = b'{"event_id":"x","type":"sale","dealer_id":"D-1","occurred_at":"2026-01-01T00:00:00Z","sku":"s","quantity":1,"amount":"1"}' * 2
+        body = (
+            b'{"event_id":"x","type":"sale","dealer_id":"D-1","occurred_at":"2026-01-01T00:00:00Z","sku":"s","quantity":1,"amount":"1"}'
+            * 2
+        )
         start = time.perf_counter()
         for offset in range(0, count, 500):
-            await asyncio.gather(*(
-                channel.default_exchange.publish(
-                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=queue)
-                for _ in range(min(500, count - offset))
-            ))
+            await asyncio.gather(
+                *(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=queue
+                    )
+                    for _ in range(min(500, count - offset))
+                )
+            )
         consumer.join()
         await channel.queue_delete(queue)
     return count / (done.value - start)
 
 
 # --- dealerwatch ---
+
 
 def events_for(batch: int, size: int, at: dt.datetime) -> list[dict]:
     events = []
@@ -92,19 +101,63 @@ def events_for(batch: int, size: int, at: dt.datetime) -> list[dict]:
         stamp = (at + dt.timedelta(milliseconds=n)).isoformat()
         if n % ALERT_EVERY == 0:
             promotion = f"P-{batch}-{n}"
-            events.append({"event_id": f"{batch}-{n}-plan", "type": "promotion.planned", "dealer_id": dealer,
-                           "occurred_at": stamp, "promotion_id": promotion, "budget": "100",
-                           "starts_on": "2026-01-01", "ends_on": "2026-01-31", "owner": "bench"})
+            events.append(
+                {
+                    "event_id": f"{batch}-{n}-plan",
+                    "type": "promotion.planned",
+                    "dealer_id": dealer,
+                    "occurred_at": stamp,
+                    "promotion_id": promotion,
+                    "budget": "100",
+                    "starts_on": "2026-01-01",
+                    "ends_on": "2026-01-31",
+                    "owner": "bench",
+                }
+            )
             # approved, so that exactly one alert (over budget) follows from each spend
-            events.append({"event_id": f"{batch}-{n}-ok", "type": "promotion.approved", "dealer_id": dealer,
-                           "occurred_at": stamp, "promotion_id": promotion, "approved_by": "bench"})
-            events.append({"event_id": f"{batch}-{n}-spend", "type": "promotion.spend", "dealer_id": dealer,
-                           "occurred_at": stamp, "promotion_id": promotion, "amount": "150"})
+            events.append(
+                {
+                    "event_id": f"{batch}-{n}-ok",
+                    "type": "promotion.approved",
+                    "dealer_id": dealer,
+                    "occurred_at": stamp,
+                    "promotion_id": promotion,
+                    "approved_by": "bench",
+                }
+            )
+            events.append(
+                {
+                    "event_id": f"{batch}-{n}-spend",
+                    "type": "promotion.spend",
+                    "dealer_id": dealer,
+                    "occurred_at": stamp,
+                    "promotion_id": promotion,
+                    "amount": "150",
+                }
+            )
         else:
-            events.append({"event_id": f"{batch}-{n}", "type": "sale", "dealer_id": dealer, "occurred_at": stamp,
-                           "sku": "JK-9100", "quantity": 1, "amount": "120.00"})
-            events.append({"event_id": f"{batch}-{n}-v", "type": "visit", "dealer_id": dealer, "occurred_at": stamp,
-                           "visitor_id": "rep", "role": "rep", "kind": "routine"})
+            events.append(
+                {
+                    "event_id": f"{batch}-{n}",
+                    "type": "sale",
+                    "dealer_id": dealer,
+                    "occurred_at": stamp,
+                    "sku": "JK-9100",
+                    "quantity": 1,
+                    "amount": "120.00",
+                }
+            )
+            events.append(
+                {
+                    "event_id": f"{batch}-{n}-v",
+                    "type": "visit",
+                    "dealer_id": dealer,
+                    "occurred_at": stamp,
+                    "visitor_id": "rep",
+                    "role": "rep",
+                    "kind": "routine",
+                }
+            )
     return events
 
 
@@ -120,15 +173,21 @@ def run_pipeline(total: int, batch_size: int, prefetch: int) -> dict:
     mongo_url = f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true&retryWrites=false"
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERWATCH_")}
-    env.update(DEALERWATCH_AMQP_URL=AMQP_URL, DEALERWATCH_MONGO_URL=mongo_url, DEALERWATCH_NAMESPACE=namespace,
-               DEALERWATCH_MONGO_DB=namespace, DEALERWATCH_LOG_LEVEL="WARNING", DEALERWATCH_PREFETCH=str(prefetch),
-               DEALERWATCH_POLICY_FILE=str(ROOT / "policies" / "default.yaml"))
+    env.update(
+        DEALERWATCH_AMQP_URL=AMQP_URL,
+        DEALERWATCH_MONGO_URL=mongo_url,
+        DEALERWATCH_NAMESPACE=namespace,
+        DEALERWATCH_MONGO_DB=namespace,
+        DEALERWATCH_LOG_LEVEL="WARNING",
+        DEALERWATCH_PREFETCH=str(prefetch),
+        DEALERWATCH_POLICY_FILE=str(ROOT / "policies" / "default.yaml"),
+    )
     ports = {"ingest": "DEALERWATCH_INGEST_PORT", "rules": "DEALERWATCH_RULES_PORT", "notify": "DEALERWATCH_NOTIFY_PORT"}
     services = [Service(name, {**env, var: str(free_port())}, work).start() for name, var in ports.items()]
     ingest = services[0]
     alerts = pymongo.MongoClient(mongo_url, tz_aware=True)[namespace]["alerts"]
     try:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         batches = [events_for(b, batch_size // 2, now) for b in range(max(1, total // batch_size))]
         sent_at: dict[int, float] = {}
         expected = sum(1 for batch in batches for e in batch if e["type"] == "promotion.spend")
@@ -152,7 +211,7 @@ def run_pipeline(total: int, batch_size: int, prefetch: int) -> dict:
         idle = []
         with httpx.Client(timeout=30) as client:
             for n in range(30):
-                batch = events_for(10_000 + n, 1, dt.datetime.now(dt.timezone.utc))
+                batch = events_for(10_000 + n, 1, dt.datetime.now(dt.UTC))
                 t0 = time.time()
                 client.post(f"{ingest.url}/v1/events", json=batch)
                 while (doc := alerts.find_one({"subject": f"P-{10_000 + n}-0"})) is None:
@@ -188,12 +247,16 @@ def main() -> None:
 
     result = run_pipeline(args.events, args.batch, args.prefetch or Settings().prefetch)
     print(f"baseline  raw aio-pika publish->consume (persistent, confirms): {raw:8.0f} msg/s")
-    print(f"pipeline  {result['events']} events, {result['alerts']} alerts in {result['seconds']:.1f} s: "
-          f"{result['rate']:8.0f} events/s end to end (POSTs accepted at {result['post_rate']:.0f}/s)")
+    print(
+        f"pipeline  {result['events']} events, {result['alerts']} alerts in {result['seconds']:.1f} s: "
+        f"{result['rate']:8.0f} events/s end to end (POSTs accepted at {result['post_rate']:.0f}/s)"
+    )
     print(f"ratio     dealerwatch / raw aio-pika = {result['rate'] / raw:.2f}")
     print(f"latency   POST -> stored alert under load: p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms")
-    print(f"latency   POST -> stored alert, one event at a time: p50 {result['idle_p50'] * 1000:.0f} ms, "
-          f"p99 {result['idle_p99'] * 1000:.0f} ms")
+    print(
+        f"latency   POST -> stored alert, one event at a time: p50 {result['idle_p50'] * 1000:.0f} ms, "
+        f"p99 {result['idle_p99'] * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from services.rules.core import RulesCore  # noqa: E402
 from services.rules.judge import Judge  # noqa: E402
 from services.rules.store import from_doc, to_doc  # noqa: E402
 
-START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def dealer_history(dealer: str, days: int, rng: random.Random) -> list[dict]:
@@ -41,14 +41,42 @@ def dealer_history(dealer: str, days: int, rng: random.Random) -> list[dict]:
     events = []
     for day in range(days):
         at = START + dt.timedelta(days=day, hours=rng.randint(8, 18), minutes=rng.randint(0, 59))
-        events.append({"event_id": f"{dealer}-s{day}", "type": "sale", "dealer_id": dealer, "occurred_at": at.isoformat(),
-                       "sku": "JK-9100", "quantity": 1, "amount": str(rng.randint(100, 400)), "outlet_id": f"O-{rng.randint(1, 6)}"})
+        events.append(
+            {
+                "event_id": f"{dealer}-s{day}",
+                "type": "sale",
+                "dealer_id": dealer,
+                "occurred_at": at.isoformat(),
+                "sku": "JK-9100",
+                "quantity": 1,
+                "amount": str(rng.randint(100, 400)),
+                "outlet_id": f"O-{rng.randint(1, 6)}",
+            }
+        )
         if day % 10 == 0:
-            events.append({"event_id": f"{dealer}-v{day}", "type": "visit", "dealer_id": dealer, "occurred_at": at.isoformat(),
-                           "visitor_id": "rep-1", "role": "rep", "kind": "routine"})
+            events.append(
+                {
+                    "event_id": f"{dealer}-v{day}",
+                    "type": "visit",
+                    "dealer_id": dealer,
+                    "occurred_at": at.isoformat(),
+                    "visitor_id": "rep-1",
+                    "role": "rep",
+                    "kind": "routine",
+                }
+            )
         if at.day == 1 and at.hour < 12:
-            events.append({"event_id": f"{dealer}-t{day}", "type": "target.set", "dealer_id": dealer, "occurred_at": at.isoformat(),
-                           "period": at.strftime("%Y-%m"), "sales_target": "8000", "active_outlets_target": 4})
+            events.append(
+                {
+                    "event_id": f"{dealer}-t{day}",
+                    "type": "target.set",
+                    "dealer_id": dealer,
+                    "occurred_at": at.isoformat(),
+                    "period": at.strftime("%Y-%m"),
+                    "sales_target": "8000",
+                    "active_outlets_target": 4,
+                }
+            )
     return events
 
 
@@ -81,6 +109,7 @@ def core_rate(bodies: list[bytes], policy) -> tuple[float, list[dict]]:
 
 def bare_rate(facts: list[dict], policy) -> float:
     """durable-rules alone: `post` each fact (as the engine saw it) to the same rules."""
+
     class Host(durable_engine.Host):
         def get_action(self, name):
             return lambda c: None
@@ -141,8 +170,10 @@ def main() -> None:
     backtest(handle.name, policy, None, out=io.StringIO(), err=io.StringIO())
     print(f"backtest  {len(bodies) / (time.perf_counter() - started):8.0f} events/s (wall clock, file to alerts)")
     per_dealer, kept = memory_per_dealer(policy, args.dealers)
-    print(f"memory    {per_dealer / 1024:.2f} KB per dealer at {args.dealers} dealers "
-          f"(90 days of history, {kept} sale values kept in windows; target <= 4 KB)")
+    print(
+        f"memory    {per_dealer / 1024:.2f} KB per dealer at {args.dealers} dealers "
+        f"(90 days of history, {kept} sale values kept in windows; target <= 4 KB)"
+    )
 
 
 if __name__ == "__main__":

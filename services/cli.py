@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -31,40 +36,44 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy_check(args: argparse.Namespace) -> int:
-    from services.rules import policy
+def _read_file(load: Callable[[str], T], path: str) -> T:
+    """A policy or routes file, or its problems (each with its line) and exit 1."""
+    from services.common.yamlsource import FileError
 
     try:
-        loaded = policy.load(args.file)
-    except policy.PolicyError as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
-        return 1
-    print(f"{args.file}: OK, {len(loaded.rules)} rules, version {loaded.version}")
-    return 0
-
-
-def _policy_schema(args: argparse.Namespace) -> int:
-    from services.rules.policy import PolicySpec
-
-    print(json.dumps(PolicySpec.model_json_schema(), indent=2))
-    return 0
-
-
-def _load_policy(path: str):
-    from services.rules import policy
-
-    try:
-        return policy.load(path)
-    except policy.PolicyError as exc:
+        return load(path)
+    except FileError as exc:
         for line in exc.lines():
             print(line, file=sys.stderr)
         raise SystemExit(1) from None
 
 
-def _moment(text: str | None):
-    import datetime as dt
+def _load_policy(path: str) -> Any:
+    from services.rules import policy
 
+    return _read_file(policy.load, path)
+
+
+def _load_routes(path: str) -> Any:
+    from services.notify import routes_file
+
+    return _read_file(routes_file.load, path)
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    loaded = _load_policy(args.file)
+    print(f"{args.file}: OK, {len(loaded.rules)} rules, version {loaded.version}")
+    return 0
+
+
+def _policy_schema(args: argparse.Namespace) -> int:
+    from services.rules.spec import PolicySpec
+
+    print(json.dumps(PolicySpec.model_json_schema(), indent=2))
+    return 0
+
+
+def _moment(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
     moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -86,18 +95,6 @@ def _explain(args: argparse.Namespace) -> int:
     return explain(args.events, _load_policy(args.policy), args.dealer, _moment(args.at))
 
 
-def _load_routes(path: str):
-    from services.common.yamlsource import PolicyError
-    from services.notify import routing
-
-    try:
-        return routing.load(path)
-    except PolicyError as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
-        raise SystemExit(1) from None
-
-
 def _routes_check(args: argparse.Namespace) -> int:
     spec = _load_routes(args.file)
     print(f"{args.file}: OK, {len(spec.receivers)} receivers")
@@ -105,11 +102,11 @@ def _routes_check(args: argparse.Namespace) -> int:
 
 
 def _routes_test(args: argparse.Namespace) -> int:
-    from services.notify import routing
+    from services.notify import routes_file
 
     spec = _load_routes(args.file)
     labels = dict(item.split("=", 1) for item in args.labels.split(",") if "=" in item)
-    for receiver in routing.receivers_for(spec, labels):
+    for receiver in routes_file.receivers_for(spec, labels):
         print(receiver)
     return 0
 
@@ -169,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("asyncapi", help="print the AsyncAPI document of the messages").set_defaults(func=_asyncapi)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    code: int = args.func(args)
+    return code
 
 
 if __name__ == "__main__":

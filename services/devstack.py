@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
+from typing import IO
 from urllib.parse import urlsplit
 
 from services.common.settings import Settings
@@ -31,7 +33,7 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
-def wait_port(host: str, port: int, seconds: float, process: subprocess.Popen | None = None) -> None:
+def wait_port(host: str, port: int, seconds: float, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if port_open(host, port):
@@ -62,7 +64,7 @@ def ensure_rabbitmq(amqp_url: str) -> bool:
     return True
 
 
-def start_mongo(port: int, storage: str, log_file=None) -> subprocess.Popen:
+def start_mongo(port: int, storage: str, log_file: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
     """A MongoDB-protocol server on 127.0.0.1:port (storage: a directory, or ':memory:')."""
     executable = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
     if storage != ":memory:":
@@ -76,7 +78,7 @@ def start_mongo(port: int, storage: str, log_file=None) -> subprocess.Popen:
     return process
 
 
-def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -91,14 +93,14 @@ def run() -> int:
     env = dict(os.environ)
     settings = Settings()
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     # explicit: a shell starting us in the background would leave SIGINT ignored
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     started_rabbit = ensure_rabbitmq(settings.amqp_url.get_secret_value())
-    children: list[tuple[str, subprocess.Popen]] = []
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
     if "DEALERWATCH_MONGO_URL" not in env:
         port = 27017
         if port_open("127.0.0.1", port):
@@ -128,7 +130,7 @@ def run() -> int:
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:
-        for name, child in reversed(children):
+        for _, child in reversed(children):
             stop(child)
         if started_rabbit:
             subprocess.run(["rabbitmqctl", "-q", "stop"], check=False)

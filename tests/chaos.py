@@ -31,14 +31,16 @@ import pymongo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import AMQP_URL, ROOT, Service, _delete_topology, free_port  # noqa: E402
-from helpers import WebhookReceiver, queue_depth  # noqa: E402
-from histories import MARKER, alert_key, settle, stored_alerts, write  # noqa: E402
-from network import network_history  # noqa: E402
-from services import devstack  # noqa: E402
-from services.notify.dealerfile import timeline_id  # noqa: E402
-from services.rules import policy  # noqa: E402
-from services.rules.backtest import backtest  # noqa: E402
+from conftest import AMQP_URL, ROOT, Service, _delete_topology, free_port
+from helpers import WebhookReceiver, queue_depth
+from histories import MARKER, alert_key, settle, stored_alerts, write
+from network import network_history
+
+from services import devstack
+from services.common.topology import Topology
+from services.notify.dealerfile import timeline_id
+from services.rules import policy
+from services.rules.backtest import backtest
 
 HOLD_SECONDS = 45  # longer than any outage below; the production default is an hour
 
@@ -48,7 +50,7 @@ class Stack:
         self.namespace = f"chaos{uuid.uuid4().hex[:8]}"
         self.mongo_port = free_port()
         self.mongo_storage = str(workdir / "mongo")
-        self.mongo_log = open(workdir / "mongo.log", "ab")
+        self.mongo_log = open(workdir / "mongo.log", "ab")  # noqa: SIM115 - kept open while the stack runs
         self.mongo_url = f"mongodb://127.0.0.1:{self.mongo_port}/?directConnection=true&retryWrites=false"
         self.workdir = workdir
         self.env = {
@@ -59,8 +61,8 @@ class Stack:
             "DEALERWATCH_NAMESPACE": self.namespace,
             "DEALERWATCH_POLICY_FILE": str(ROOT / "policies" / "default.yaml"),
             "DEALERWATCH_WEBHOOK_URLS": hook.url,
-            "DEALERWATCH_WEBHOOK_RETRY_INITIAL_SECONDS": "0.5",
-            "DEALERWATCH_WEBHOOK_RETRY_MAX_SECONDS": "2",
+            "DEALERWATCH_DELIVERY_RETRY_INITIAL_SECONDS": "0.5",
+            "DEALERWATCH_DELIVERY_RETRY_MAX_SECONDS": "2",
             "DEALERWATCH_CLOCK_HOLD_SECONDS": str(HOLD_SECONDS),
             "DEALERWATCH_INGEST_PORT": str(free_port()),
             "DEALERWATCH_RULES_PORT": str(free_port()),
@@ -121,13 +123,13 @@ def post_until_accepted(stack: Stack, batch: list[dict]) -> int:
 
 def run(batch_size: int, pause: float) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="dealerwatch-chaos-"))
-    end = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=10)
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
     events = network_history(end)
     path = write(workdir / "events.ndjson", events)
     hook = WebhookReceiver(free_port()).start()
     stack = Stack(workdir, hook)
     stack.start()
-    batches = [events[i:i + batch_size] for i in range(0, len(events), batch_size)]
+    batches = [events[i : i + batch_size] for i in range(0, len(events), batch_size)]
     step = max(1, len(batches) // 6)
     plan = {  # after which batch each fault starts; the client goes on posting meanwhile
         step: ("SIGKILL rules", lambda: stack.kill("rules", 3)),
@@ -151,8 +153,11 @@ def run(batch_size: int, pause: float) -> int:
             time.sleep(pause * (4 if number % 7 == 6 else 1))  # now and then a longer pause
         for fault in faults:
             fault.join()
-        print(f"posted {len(events)} events in {len(batches)} batches ({retries} retried) in "
-              f"{time.monotonic() - started:.0f}s; waiting for holds to end", flush=True)
+        print(
+            f"posted {len(events)} events in {len(batches)} batches ({retries} retried) in "
+            f"{time.monotonic() - started:.0f}s; waiting for holds to end",
+            flush=True,
+        )
         return report(stack, hook, events, path, injected, retries)
     finally:
         stack.stop()
@@ -191,9 +196,13 @@ def report(stack: Stack, hook: WebhookReceiver, events: list[dict], path: str, i
         ("faults injected", ", ".join(injected), True),
         ("events accepted (202)", len(events), True),
         ("requests retried by the client", retries, True),
-        ("events lost by rules (accepted - counted)", sum(accepted.values()) - sum(counted.values()), sum(counted.values()) == sum(accepted.values())),
+        (
+            "events lost by rules (accepted - counted)",
+            sum(accepted.values()) - sum(counted.values()),
+            sum(counted.values()) == sum(accepted.values()),
+        ),
         ("events lost by the dealer file", len(events) - in_file, in_file == len(events)),
-        ("events dead-lettered", queue_depth(AMQP_URL, f"{stack.namespace}.dead-letter"), True),
+        ("events dead-lettered", queue_depth(AMQP_URL, Topology(stack.namespace).dead_letter_queue.name), True),
         ("alerts open: live / backtest (equal)", f"{len(live_open)} / {len(expected_open)}", live_open == expected_open),
         ("alerts ever raised that the backtest does not raise", len(set(keys) - upper_ever), not set(keys) - upper_ever),
         ("alerts the backtest raises that were never raised", len(expected_ever - set(keys)), not expected_ever - set(keys)),
@@ -216,8 +225,10 @@ def backtest_alerts(path: str, now: dt.datetime) -> tuple[set[tuple], set[tuple]
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     key = lambda a: (a["rule_id"], a["dealer_id"], a["subject"], dt.datetime.fromisoformat(a["opened_at"]).isoformat())  # noqa: E731
     resolved = {a["alert_id"] for a in lines if a["state"] == "resolved"}
-    return ({key(a) for a in lines if a["state"] == "open" and a["alert_id"] not in resolved},
-            {key(a) for a in lines if a["state"] == "open"})
+    return (
+        {key(a) for a in lines if a["state"] == "open" and a["alert_id"] not in resolved},
+        {key(a) for a in lines if a["state"] == "open"},
+    )
 
 
 def main() -> int:

@@ -17,10 +17,21 @@ import httpx
 import pytest
 
 from services import devstack
+from services.common.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[1]
 AMQP_URL = os.environ.get("DEALERWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PORTS = {"ingest": "DEALERWATCH_INGEST_PORT", "rules": "DEALERWATCH_RULES_PORT", "notify": "DEALERWATCH_NOTIFY_PORT"}
+
+
+# a test that takes one of these needs the broker or the database: `make test-fast` skips it
+STACK_FIXTURES = {"amqp_url", "mongo_url", "namespace", "service_env", "services"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
 
 
 def free_port() -> int:
@@ -38,7 +49,7 @@ def amqp_url() -> str:
 @pytest.fixture(scope="session")
 def mongo_url(tmp_path_factory) -> str:
     port = free_port()
-    log = open(tmp_path_factory.mktemp("mongo") / "secantusdb.log", "wb")
+    log = open(tmp_path_factory.mktemp("mongo") / "secantusdb.log", "wb")  # noqa: SIM115 - open for the session
     process = devstack.start_mongo(port, str(tmp_path_factory.mktemp("mongo-data")), log_file=log)
     yield f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
     devstack.stop(process)
@@ -54,18 +65,20 @@ def namespace(amqp_url):
 
 
 async def _delete_topology(amqp_url: str, name: str) -> None:
+    topology = Topology(name)
+    queues = [queue.name for queue in topology.queues] + [f"{name}.test-subscriber"]
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for queue in ("rules.events", "notify.alert-signals", "notify.dealer-file", "dead-letter", "test-subscriber"):
+        for queue in queues:
             channel = await connection.channel()
             try:
-                await channel.queue_delete(f"{name}.{queue}")
+                await channel.queue_delete(queue)
             except Exception:  # noqa: BLE001 - never declared in this test
                 pass
-        for exchange in ("events", "alert-signals", "dead-letter", "alerts"):
+        for exchange in topology.exchanges:
             channel = await connection.channel()
             try:
-                await channel.exchange_delete(f"{name}.{exchange}")
+                await channel.exchange_delete(exchange.name)
             except Exception:  # noqa: BLE001
                 pass
 
@@ -79,15 +92,14 @@ def service_env(amqp_url, mongo_url, namespace) -> dict:
         DEALERWATCH_MONGO_DB=namespace,
         DEALERWATCH_NAMESPACE=namespace,
         DEALERWATCH_POLICY_FILE=str(ROOT / "policies" / "default.yaml"),
-        DEALERWATCH_WEBHOOK_RETRY_INITIAL_SECONDS="0.2",
-        DEALERWATCH_WEBHOOK_RETRY_MAX_SECONDS="0.5",
+        DEALERWATCH_DELIVERY_RETRY_INITIAL_SECONDS="0.2",
+        DEALERWATCH_DELIVERY_RETRY_MAX_SECONDS="0.5",
         # the clock at wall time and holds of a second: a test's old events are judged at once
         # (the event-time tests set the production grace and holds longer than their pauses)
         DEALERWATCH_CLOCK_GRACE_SECONDS="0",
         DEALERWATCH_CLOCK_HOLD_SECONDS="1",
     )
     return env
-
 
 
 class Service:
@@ -100,11 +112,14 @@ class Service:
         self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, ready: bool = True) -> "Service":
-        self._log = open(self.log_path, "ab")
+    def start(self, ready: bool = True) -> Service:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - open while the process runs
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", self.name],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         if ready:
             self.wait_ready()

@@ -1,10 +1,14 @@
-"""Builders for v1 events as integrators post them (plain JSON objects)."""
+"""Builders for v1 events as integrators post them (plain JSON objects), and for the alert
+signals rules sends notify."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
 import uuid
+from typing import Any
+
+from services.common.alerts import AlertSignal
 
 _ids = itertools.count()
 
@@ -14,7 +18,7 @@ def iso(moment: dt.datetime) -> str:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _base(kind: str, dealer: str, at: dt.datetime, event_id: str | None) -> dict:
@@ -62,6 +66,34 @@ def promotion_approved(dealer: str, at: dt.datetime, promotion: str, approved_by
 def over_budget(dealer: str, at: dt.datetime, promotion: str = "P-1", region: str | None = None) -> list[dict]:
     """Events that make the default policy raise `promotion-over-budget` (critical): a budget
     of 10, approved, 11 spent; `region`, if given, on each."""
-    events = [promotion_planned(dealer, at, promotion, budget="10"), promotion_approved(dealer, at, promotion),
-              promotion_spend(dealer, at, promotion, "11")]
+    events = [
+        promotion_planned(dealer, at, promotion, budget="10"),
+        promotion_approved(dealer, at, promotion),
+        promotion_spend(dealer, at, promotion, "11"),
+    ]
     return [{**event, "region": region} for event in events] if region else events
+
+
+def alert_signal(alert_id: str, count: int, state: str = "firing", **changes: Any) -> AlertSignal:
+    """The `count`th firing (or the resolve) of a sales-drop alert of dealer D-<alert_id>."""
+    at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=count)
+    fields: dict[str, Any] = dict(
+        alert_id=alert_id,
+        state=state,
+        rule_id="sales-drop",
+        dealer_id=f"D-{alert_id}",
+        severity="warning",
+        summary=f"firing {count}",
+        details={"measures": {"sales_7d": float(count)}},
+        policy_version="abc",
+        opened_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+        at=at,
+        firing_count=count,
+    )
+    fields.update(changes)
+    return AlertSignal(**fields)
+
+
+def signal(alert_id: str, count: int, state: str = "firing", **changes: Any) -> bytes:
+    """The same, as the message body rules publishes."""
+    return alert_signal(alert_id, count, state, **changes).model_dump_json().encode()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +28,7 @@ class _RecordingServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):
                 owner.post(self, self.rfile.read(int(self.headers.get("content-length", 0))))
 
             def log_message(self, *args):
@@ -57,12 +57,13 @@ class WebhookReceiver(_RecordingServer):
         self.refused = 0
 
     def post(self, handler, body: bytes) -> None:
-        if self.secrets is not None:
-            if not verify(handler.headers.get("X-Dealerwatch-Signature", ""), body, self.secrets, time.time()):
-                self.refused += 1
-                handler.send_response(401)
-                handler.end_headers()
-                return
+        if self.secrets is not None and not verify(
+            handler.headers.get("X-Dealerwatch-Signature", ""), body, self.secrets, time.time()
+        ):
+            self.refused += 1
+            handler.send_response(401)
+            handler.end_headers()
+            return
         self.received.append(json.loads(body))
         self.headers.append(dict(handler.headers))
         handler.send_response(204)
@@ -97,7 +98,7 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -208,8 +209,9 @@ class RobotServer(_RecordingServer):
 
     def post(self, handler, body: bytes) -> None:
         parts = urlsplit(handler.path)
-        self.requests.append({"path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
-                              "body": json.loads(body)})
+        self.requests.append(
+            {"path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()}, "body": json.loads(body)}
+        )
         answer = json.dumps({"errcode": 0, "code": 0}).encode()
         handler.send_response(200)
         handler.send_header("content-type", "application/json")

@@ -9,8 +9,8 @@ import random
 import uuid
 
 import httpx
-
 from factories import iso, promotion_planned, promotion_spend, sale, visit
+
 from services.rules import policy
 from services.rules.backtest import backtest
 
@@ -27,20 +27,41 @@ def history(end: dt.datetime, dealers: int = 6, days: int = 80, seed: int = 11) 
         for day in range(days):
             at = start + day * DAY + dt.timedelta(hours=rng.randint(1, 20), minutes=rng.randint(0, 59))
             if day < days - 25 or d % 2:
-                events.append(sale(dealer, at, rng.randint(150, 450) if day < days - 12 or d % 3 else 20,
-                                   outlet_id=f"O-{rng.randint(1, 4)}"))
+                events.append(
+                    sale(
+                        dealer, at, rng.randint(150, 450) if day < days - 12 or d % 3 else 20, outlet_id=f"O-{rng.randint(1, 4)}"
+                    )
+                )
             if day % (9 + 4 * d) == 0:
-                events.append(visit(dealer, at + dt.timedelta(minutes=1), kind=rng.choice(["routine", "leadership", "symposium"])))
+                events.append(
+                    visit(dealer, at + dt.timedelta(minutes=1), kind=rng.choice(["routine", "leadership", "symposium"]))
+                )
         month = (start + 40 * DAY).strftime("%Y-%m")
-        events.append({"event_id": f"t-{dealer}", "type": "target.set", "dealer_id": dealer,
-                       "occurred_at": iso(start + 30 * DAY), "period": month,
-                       "sales_target": str(rng.choice([3000, 9000, 20000])), "active_outlets_target": rng.choice([3, 5])})
+        events.append(
+            {
+                "event_id": f"t-{dealer}",
+                "type": "target.set",
+                "dealer_id": dealer,
+                "occurred_at": iso(start + 30 * DAY),
+                "period": month,
+                "sales_target": str(rng.choice([3000, 9000, 20000])),
+                "active_outlets_target": rng.choice([3, 5]),
+            }
+        )
         planned = promotion_planned(dealer, start + 20 * DAY, f"P-{d}", budget="500")
         planned["starts_on"] = (start + 25 * DAY).date().isoformat()
         planned["ends_on"] = (start + 34 * DAY).date().isoformat()
-        events += [planned, promotion_spend(dealer, start + 26 * DAY, f"P-{d}", str(300 + 150 * (d % 3))),
-                   {"event_id": f"end-{dealer}", "type": "promotion.ended", "dealer_id": dealer,
-                    "occurred_at": iso(start + 36 * DAY), "promotion_id": f"P-{d}"}]
+        events += [
+            planned,
+            promotion_spend(dealer, start + 26 * DAY, f"P-{d}", str(300 + 150 * (d % 3))),
+            {
+                "event_id": f"end-{dealer}",
+                "type": "promotion.ended",
+                "dealer_id": dealer,
+                "occurred_at": iso(start + 36 * DAY),
+                "promotion_id": f"P-{d}",
+            },
+        ]
     return sorted(events, key=lambda e: e["occurred_at"])
 
 
@@ -79,7 +100,7 @@ def alert_key(alert: dict) -> tuple:
 def post(ingest, events: list[dict], attempts: int = 60) -> None:
     """POST as an integrator does: a refused request (503, or ingest away) is retried with the
     same events; anything else but 202 fails the test."""
-    for attempt in range(attempts):
+    for _ in range(attempts):
         try:
             response = httpx.post(f"{ingest.url}/v1/events", json=events, timeout=30)
         except httpx.HTTPError:
@@ -95,7 +116,7 @@ def post(ingest, events: list[dict], attempts: int = 60) -> None:
 
 
 def chunks(events: list[dict], size: int) -> list[list[dict]]:
-    return [events[i:i + size] for i in range(0, len(events), size)]
+    return [events[i : i + size] for i in range(0, len(events), size)]
 
 
 MARKER = "marker-dealer"
@@ -109,9 +130,16 @@ def settle(ingest, notify, seconds: float = 90) -> None:
 
     promotion = f"M-{uuid.uuid4().hex[:6]}"
     post(ingest, over_budget(MARKER, now(), promotion))
-    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": MARKER, "limit": 500}).json()["items"]
-             and any(a["subject"] == promotion for a in httpx.get(
-                 f"{notify.url}/v1/alerts", params={"dealer_id": MARKER, "limit": 500}).json()["items"]), seconds)
+    wait_for(
+        lambda: (
+            httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": MARKER, "limit": 500}).json()["items"]
+            and any(
+                a["subject"] == promotion
+                for a in httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": MARKER, "limit": 500}).json()["items"]
+            )
+        ),
+        seconds,
+    )
 
 
 def live_opened(notify) -> set[tuple]:

@@ -44,8 +44,14 @@ def network_history(end: dt.datetime, seed: int = 7) -> list[dict]:
 
 def _event(type_: str, dealer: str, at: dt.datetime, number: list[int], **fields) -> dict:
     number[0] += 1
-    return {"event_id": f"{dealer[:12]}-{type_}-{number[0]}", "type": type_, "dealer_id": dealer, "occurred_at": iso(at),
-            "region": "north" if len(dealer) % 2 else "south", **fields}
+    return {
+        "event_id": f"{dealer[:12]}-{type_}-{number[0]}",
+        "type": type_,
+        "dealer_id": dealer,
+        "occurred_at": iso(at),
+        "region": "north" if len(dealer) % 2 else "south",
+        **fields,
+    }
 
 
 def _dealer(index: int, start: dt.datetime, rng: random.Random) -> list[dict]:
@@ -60,23 +66,50 @@ def _dealer(index: int, start: dt.datetime, rng: random.Random) -> list[dict]:
         amount = daily * (0.3 if sign == "sales-drop" and day >= 106 else 1.0)
         active = outlets[:2] if sign == "fewer-outlets" and day >= 80 else outlets
         for k in range(2):
-            events.append(_event("sale", dealer, moment + dt.timedelta(hours=3 * k + rng.randint(0, 2)), n,
-                                 outlet_id=rng.choice(active), sku="JK-9100", quantity=rng.randint(1, 4),
-                                 amount=f"{amount / 2 + rng.randint(-20, 20):.2f}"))
+            events.append(
+                _event(
+                    "sale",
+                    dealer,
+                    moment + dt.timedelta(hours=3 * k + rng.randint(0, 2)),
+                    n,
+                    outlet_id=rng.choice(active),
+                    sku="JK-9100",
+                    quantity=rng.randint(1, 4),
+                    amount=f"{amount / 2 + rng.randint(-20, 20):.2f}",
+                )
+            )
         if day % 12 == 2 and not (sign == "no-visits" and day > 60):
             kind = "routine"
             if day in (2, 74) and sign != "no-leadership-visit":
                 kind = "leadership"
             elif day in (14, 98):
                 kind = "symposium"
-            events.append(_event("visit", dealer, moment + dt.timedelta(hours=5), n, visitor_id=f"rep-{index % 7}",
-                                 role="executive" if kind == "leadership" else "rep", kind=kind))
+            events.append(
+                _event(
+                    "visit",
+                    dealer,
+                    moment + dt.timedelta(hours=5),
+                    n,
+                    visitor_id=f"rep-{index % 7}",
+                    role="executive" if kind == "leadership" else "rep",
+                    kind=kind,
+                )
+            )
     for month_start in sorted({(start + d * DAY).replace(day=1) for d in range(0, DAYS, 10)}):
         first = max(month_start, start)
         days_in_month = 31
         target = daily * days_in_month * (2.0 if sign == "behind-target" else 0.8)
-        events.append(_event("target.set", dealer, first + dt.timedelta(hours=1), n, period=month_start.strftime("%Y-%m"),
-                             sales_target=f"{target:.0f}", active_outlets_target=4))
+        events.append(
+            _event(
+                "target.set",
+                dealer,
+                first + dt.timedelta(hours=1),
+                n,
+                period=month_start.strftime("%Y-%m"),
+                sales_target=f"{target:.0f}",
+                active_outlets_target=4,
+            )
+        )
     events += _promotion(dealer, sign, start + 50 * DAY, daily, n)
     return events
 
@@ -85,15 +118,35 @@ def _promotion(dealer: str, sign: str | None, planned: dt.datetime, daily: float
     starts, ends = planned + 5 * DAY, planned + 14 * DAY
     budget = daily * 3
     spend = {"over-budget": budget * 1.2, "ineffective": budget * 0.9}.get(sign, budget * 0.3)
-    events = [_event("promotion.planned", dealer, planned, n, promotion_id=f"P-{n[0]}", budget=f"{budget:.2f}",
-                     starts_on=starts.date().isoformat(), ends_on=ends.date().isoformat(), owner="王芳")]
+    events = [
+        _event(
+            "promotion.planned",
+            dealer,
+            planned,
+            n,
+            promotion_id=f"P-{n[0]}",
+            budget=f"{budget:.2f}",
+            starts_on=starts.date().isoformat(),
+            ends_on=ends.date().isoformat(),
+            owner="王芳",
+        )
+    ]
     promotion = events[0]["promotion_id"]
     if sign != "unapproved-spend":
         events.append(_event("promotion.approved", dealer, planned + DAY, n, promotion_id=promotion, approved_by="赵磊"))
     events.append(_event("promotion.spend", dealer, starts + DAY, n, promotion_id=promotion, amount=f"{spend:.2f}"))
     if sign != "ineffective":  # the others sell more during their promotion
         for day in range(10):
-            events.append(_event("sale", dealer, starts + day * DAY + dt.timedelta(hours=16), n, sku="JK-9100",
-                                 quantity=2, amount=f"{daily * 0.6:.2f}"))
+            events.append(
+                _event(
+                    "sale",
+                    dealer,
+                    starts + day * DAY + dt.timedelta(hours=16),
+                    n,
+                    sku="JK-9100",
+                    quantity=2,
+                    amount=f"{daily * 0.6:.2f}",
+                )
+            )
     events.append(_event("promotion.ended", dealer, ends + 2 * DAY, n, promotion_id=promotion))
     return events

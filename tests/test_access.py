@@ -11,13 +11,13 @@ import time
 
 import httpx
 import pytest
-
 from conftest import ROOT, free_port, routes_file, wait_for
-from factories import now, over_budget
+from factories import now, over_budget, signal
 from helpers import RobotServer, WebhookReceiver, drain, publish, queue_depth
 from histories import post
+
+from services.common.topology import Topology
 from services.notify.channels.webhook import verify
-from test_notify import signal
 
 VIEWER, OPERATOR = {"Authorization": "Bearer view-key"}, {"Authorization": "Bearer ops-key"}
 KEYS = {"DEALERWATCH_API_KEYS": "ops-key", "DEALERWATCH_VIEWER_KEYS": "view-key"}
@@ -28,8 +28,17 @@ def test_in_production_mode_every_read_needs_a_key_and_acting_an_operator_key(se
     (notify,) = services("notify", env={**KEYS, "DEALERWATCH_RULES_URL": rules.url})
     post(ingest, over_budget("D-1", now()))
     alert = wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts", headers=VIEWER).json()["items"])[0]
-    reads = [f"/v1/alerts", "/v1/alerts/counts", f"/v1/alerts/{alert['alert_id']}", "/v1/dealers", "/v1/dealers/D-1",
-             "/v1/dealers/D-1/weekly-sales", "/v1/silences", "/v1/promotion-evaluations?dealer_id=D-1", "/v1/alerts/stream"]
+    reads = [
+        "/v1/alerts",
+        "/v1/alerts/counts",
+        f"/v1/alerts/{alert['alert_id']}",
+        "/v1/dealers",
+        "/v1/dealers/D-1",
+        "/v1/dealers/D-1/weekly-sales",
+        "/v1/silences",
+        "/v1/promotion-evaluations?dealer_id=D-1",
+        "/v1/alerts/stream",
+    ]
     for path in reads:
         assert httpx.get(f"{notify.url}{path}").status_code == 401, path
         assert httpx.get(f"{notify.url}{path}", headers={"Authorization": "Bearer wrong"}).status_code == 401, path
@@ -66,24 +75,38 @@ def test_a_huge_body_is_refused_before_it_is_read_and_streams_are_capped(service
     for body in (deep, deep[:40_000]):
         refused = httpx.post(f"{notify.url}/v1/silences", content=body, headers=as_json)
         assert refused.status_code == 400 and refused.json()["detail"] == "There was an error parsing the body"
-    with httpx.Client(timeout=10) as client, client.stream("GET", f"{notify.url}/v1/alerts/stream", headers=VIEWER) as first, \
-            client.stream("GET", f"{notify.url}/v1/alerts/stream", headers=VIEWER) as second:
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("GET", f"{notify.url}/v1/alerts/stream", headers=VIEWER) as first,
+        client.stream("GET", f"{notify.url}/v1/alerts/stream", headers=VIEWER) as second,
+    ):
         assert first.status_code == second.status_code == 200
         third = httpx.get(f"{notify.url}/v1/alerts/stream", headers=VIEWER)
         assert third.status_code == 503 and third.headers["retry-after"]
-    with httpx.stream("GET", f"{notify.url}/v1/alerts/stream", headers={**VIEWER, "Last-Event-ID": "²".encode("latin-1")}, timeout=5) as stream:
+    with httpx.stream(
+        "GET", f"{notify.url}/v1/alerts/stream", headers={**VIEWER, "Last-Event-ID": "²".encode("latin-1")}, timeout=5
+    ) as stream:
         assert stream.status_code == 200  # a superscript two is a digit to str.isdigit, not a number
 
 
-@pytest.mark.parametrize(("env", "says"), [
-    ({"DEALERWATCH_NOTIFY_HOST": "0.0.0.0"}, "notify: bound to 0.0.0.0 without keys; set DEALERWATCH_API_KEYS"),
-    ({"DEALERWATCH_API_KEYS": " "}, "api_keys"),
-    ({"DEALERWATCH_API_KEYS": ","}, "api_keys"),
-    ({"DEALERWATCH_MAX_ATTEMPTS": "10"}, "max_attempts"),
-])
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"DEALERWATCH_NOTIFY_HOST": "0.0.0.0"}, "notify: bound to 0.0.0.0 without keys; set DEALERWATCH_API_KEYS"),
+        ({"DEALERWATCH_API_KEYS": " "}, "api_keys"),
+        ({"DEALERWATCH_API_KEYS": ","}, "api_keys"),
+        ({"DEALERWATCH_MAX_ATTEMPTS": "10"}, "max_attempts"),
+    ],
+)
 def test_a_service_that_would_start_open_or_misconfigured_refuses_to_start(service_env, env, says):
-    result = subprocess.run([sys.executable, "-m", "services.cli", "serve", "notify"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, env={**service_env, "DEALERWATCH_NOTIFY_PORT": str(free_port()), **env})
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "serve", "notify"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**service_env, "DEALERWATCH_NOTIFY_PORT": str(free_port()), **env},
+    )
     assert result.returncode != 0 and says in result.stdout + result.stderr
 
 
@@ -92,27 +115,38 @@ SECRET_URLS = {"SLACK_URL": "/services/T000/B000/slack-secret-token", "WECOM_URL
 
 def test_receiver_secrets_never_leave_notify(services, tmp_path, amqp_url, namespace):
     robots_port = free_port()  # nothing listens: deliveries fail, and the failures are logged and dead-lettered
-    path = routes_file(tmp_path, "version: 1\nreceivers:\n  slack: {slack: {url_env: SLACK_URL}}\n  wecom: {wecom: {url_env: WECOM_URL}}\n"
-                                 "route:\n  receiver: slack\n  routes:\n    - {match: {severity: critical}, receiver: wecom, continue: true}\n"
-                                 "    - {match: {severity: critical}, receiver: slack}\n")
-    env = {"DEALERWATCH_ROUTES_FILE": path, "DEALERWATCH_WEBHOOK_MAX_ATTEMPTS": "2",
-           **{name: f"http://127.0.0.1:{robots_port}{value}" for name, value in SECRET_URLS.items()}}
+    path = routes_file(
+        tmp_path,
+        "version: 1\nreceivers:\n  slack: {slack: {url_env: SLACK_URL}}\n  wecom: {wecom: {url_env: WECOM_URL}}\n"
+        "route:\n  receiver: slack\n  routes:\n    - {match: {severity: critical}, receiver: wecom, continue: true}\n"
+        "    - {match: {severity: critical}, receiver: slack}\n",
+    )
+    env = {
+        "DEALERWATCH_ROUTES_FILE": path,
+        "DEALERWATCH_WEBHOOK_MAX_ATTEMPTS": "2",
+        **{name: f"http://127.0.0.1:{robots_port}{value}" for name, value in SECRET_URLS.items()},
+    }
     (notify,) = services("notify", env=env)
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("S1", 1, severity="critical"))
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 2, 30)
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("S1", 1, severity="critical"))
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 2, 30)
     shown = json.dumps(httpx.get(f"{notify.url}/v1/alerts/S1").json()) + json.dumps(httpx.get(f"{notify.url}/v1/alerts").json())
-    dead = drain(amqp_url, f"{namespace}.dead-letter")
+    dead = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     everything = shown + notify.log() + "".join(m.body.decode() + json.dumps(m.headers, default=str) for m in dead)
     assert "secret-token" not in everything and "/services/" not in everything
     assert f"http://127.0.0.1:{robots_port}" in shown  # scheme and host are shown
 
 
 def test_webhook_signatures_cover_a_timestamp_and_take_two_secrets_while_rotating(services, amqp_url, namespace):
-    old, new = WebhookReceiver(free_port(), secrets=[b"old-secret"]).start(), WebhookReceiver(free_port(), secrets=[b"new-secret"]).start()
+    old, new = (
+        WebhookReceiver(free_port(), secrets=[b"old-secret"]).start(),
+        WebhookReceiver(free_port(), secrets=[b"new-secret"]).start(),
+    )
     try:
-        (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": f"{old.url},{new.url}",
-                                            "DEALERWATCH_WEBHOOK_SECRET": "new-secret,old-secret"})
-        publish(amqp_url, f"{namespace}.alert-signals", "k", signal("W1", 1))
+        (notify,) = services(
+            "notify",
+            env={"DEALERWATCH_WEBHOOK_URLS": f"{old.url},{new.url}", "DEALERWATCH_WEBHOOK_SECRET": "new-secret,old-secret"},
+        )
+        publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("W1", 1))
         wait_for(lambda: old.received and new.received)  # each receiver verifies with its own secret
         assert old.refused == new.refused == 0
         header = new.headers[0]["X-Dealerwatch-Signature"]
@@ -130,15 +164,25 @@ def test_webhook_signatures_cover_a_timestamp_and_take_two_secrets_while_rotatin
 def test_robot_texts_carry_event_text_inert(services, tmp_path, amqp_url, namespace):
     robots = RobotServer(free_port()).start()
     try:
-        path = routes_file(tmp_path, "version: 1\nreceivers:\n  slack: {slack: {url_env: SLACK_URL}}\n"
-                                     "  wecom: {wecom: {url_env: WECOM_URL}}\n  feishu: {feishu: {url_env: FEISHU_URL}}\n"
-                                     "route:\n  receiver: slack\n  routes:\n    - {match: {severity: warning}, receiver: wecom, continue: true}\n"
-                                     "    - {match: {severity: warning}, receiver: feishu, continue: true}\n"
-                                     "    - {match: {severity: warning}, receiver: slack}\n")
-        (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": path, "SLACK_URL": f"{robots.base}/slack",
-                                            "WECOM_URL": f"{robots.base}/wecom", "FEISHU_URL": f"{robots.base}/feishu"})
-        hostile = "<!channel> <@all> <at user_id=\"all\">x</at> [click](http://evil.example) *loud* # big"
-        publish(amqp_url, f"{namespace}.alert-signals", "k", signal("R1", 1, owner=hostile))
+        path = routes_file(
+            tmp_path,
+            "version: 1\nreceivers:\n  slack: {slack: {url_env: SLACK_URL}}\n"
+            "  wecom: {wecom: {url_env: WECOM_URL}}\n  feishu: {feishu: {url_env: FEISHU_URL}}\n"
+            "route:\n  receiver: slack\n  routes:\n    - {match: {severity: warning}, receiver: wecom, continue: true}\n"
+            "    - {match: {severity: warning}, receiver: feishu, continue: true}\n"
+            "    - {match: {severity: warning}, receiver: slack}\n",
+        )
+        (notify,) = services(
+            "notify",
+            env={
+                "DEALERWATCH_ROUTES_FILE": path,
+                "SLACK_URL": f"{robots.base}/slack",
+                "WECOM_URL": f"{robots.base}/wecom",
+                "FEISHU_URL": f"{robots.base}/feishu",
+            },
+        )
+        hostile = '<!channel> <@all> <at user_id="all">x</at> [click](http://evil.example) *loud* # big'
+        publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("R1", 1, owner=hostile))
         wait_for(lambda: len(robots.requests) == 3)
         texts = {r["path"]: json.dumps(r["body"], ensure_ascii=False) for r in robots.requests}
         for text in texts.values():

@@ -7,12 +7,12 @@ import io
 import json
 
 import httpx
-
-from conftest import wait_for
 from factories import sale, visit
 from helpers import drain, queue_depth
 from histories import assert_converged, history, opened, write
+
 from services.cli import main
+from services.common.topology import Topology
 from services.rules import policy
 from services.rules.backtest import backtest
 
@@ -20,7 +20,7 @@ DAY = dt.timedelta(days=1)
 
 
 def test_backtest_writes_alerts_and_a_summary(tmp_path, capsys):
-    end = dt.datetime(2026, 6, 30, 12, tzinfo=dt.timezone.utc)
+    end = dt.datetime(2026, 6, 30, 12, tzinfo=dt.UTC)
     events = history(end)
     events.insert(5, {"type": "sale", "dealer_id": "x"})  # a broken line is reported, not fatal
     path = write(tmp_path / "events.ndjson", events)
@@ -36,7 +36,7 @@ def test_backtest_writes_alerts_and_a_summary(tmp_path, capsys):
 
 
 def test_backtest_ticks_at_midnights_and_at_now(tmp_path):
-    start = dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)
     path = write(tmp_path / "e.ndjson", [sale("M-1", start), visit("M-1", start)])
     out = io.StringIO()
     backtest(path, policy.load("policies/default.yaml"), start + 45 * DAY, out=out, err=io.StringIO())
@@ -48,7 +48,7 @@ def test_backtest_ticks_at_midnights_and_at_now(tmp_path):
 
 
 def test_explain_shows_measures_and_distance_to_firing(tmp_path, capsys):
-    end = dt.datetime(2026, 6, 30, 12, tzinfo=dt.timezone.utc)
+    end = dt.datetime(2026, 6, 30, 12, tzinfo=dt.UTC)
     path = write(tmp_path / "events.ndjson", history(end))
     assert main(["explain", path, "--dealer", "H-0", "--at", "2026-06-30T12:00:00Z"]) == 0
     out = capsys.readouterr().out
@@ -59,7 +59,7 @@ def test_explain_shows_measures_and_distance_to_firing(tmp_path, capsys):
 
 def test_backtest_and_live_service_raise_the_same_alerts(services, tmp_path, amqp_url, namespace):
     """The same event file, replayed by `dealerwatch backtest` and posted to the running stack."""
-    end = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=2)
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=2)
     events = history(end, dealers=5, days=75, seed=5)
     path = write(tmp_path / "events.ndjson", events)
     out = io.StringIO()
@@ -70,7 +70,7 @@ def test_backtest_and_live_service_raise_the_same_alerts(services, tmp_path, amq
     clock = {"DEALERWATCH_CLOCK_GRACE_SECONDS": "300", "DEALERWATCH_CLOCK_HOLD_SECONDS": "5"}
     ingest, rules, notify = services("ingest", "rules", "notify", env=clock)
     for chunk in range(0, len(events), 500):
-        response = httpx.post(f"{ingest.url}/v1/events", json=events[chunk:chunk + 500], timeout=30)
+        response = httpx.post(f"{ingest.url}/v1/events", json=events[chunk : chunk + 500], timeout=30)
         assert response.status_code == 202
     last = events[-1]["occurred_at"].replace("Z", "+00:00")
     live = assert_converged(rules, ingest, notify, path)
@@ -78,4 +78,6 @@ def test_backtest_and_live_service_raise_the_same_alerts(services, tmp_path, amq
     assert {key for key in live if key[3] <= last} == expected
     evaluations = httpx.get(f"{notify.url}/v1/promotion-evaluations", params={"dealer_id": "H-1"}).json()["items"]
     assert [e["promotion_id"] for e in evaluations] == ["P-1"] and evaluations[0]["verdict"] in ("effective", "ineffective")
-    assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0, [m.headers for m in drain(amqp_url, f"{namespace}.dead-letter")]
+    assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0, [
+        m.headers for m in drain(amqp_url, Topology(namespace).dead_letter_queue.name)
+    ]

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import wait_for
 from factories import iso, now, over_budget, promotion_approved, promotion_planned, promotion_spend, sale, visit
-from test_pipeline import post
+from histories import post
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -112,7 +111,9 @@ def test_the_board_shows_alerts_live_and_its_actions_are_recorded(services, page
     (silence,) = httpx.get(f"{notify.url}/v1/silences", params={"active": True}).json()["items"]
     assert silence["created_by"] == "li.na" and silence["comment"] == "dealer audit this week"
     assert silence["matchers"] == {"rule_id": "promotion-over-budget", "dealer_id": "B-1", "region": None, "severity": None}
-    hours = (dt.datetime.fromisoformat(silence["ends_at"]) - dt.datetime.fromisoformat(silence["starts_at"])).total_seconds() / 3600
+    hours = (
+        dt.datetime.fromisoformat(silence["ends_at"]) - dt.datetime.fromisoformat(silence["starts_at"])
+    ).total_seconds() / 3600
     assert 3.99 < hours < 4.01
     b1 = httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "B-1"}).json()["items"][0]
     assert b1["silenced_by"] == [silence["silence_id"]]
@@ -154,9 +155,18 @@ def test_dealer_file_view_with_weekly_sales_chart_in_chinese(services, page, tmp
     today = now()
     monday = (today - dt.timedelta(days=today.weekday())).replace(hour=9, minute=0, second=0, microsecond=0)
     first = monday - dt.timedelta(weeks=11)
-    events = [{"event_id": f"target-{m}", "type": "target.set", "dealer_id": "C-1", "occurred_at": iso(first),
-               "period": m, "sales_target": "9000", "active_outlets_target": 2}
-              for m in sorted({(first + dt.timedelta(days=d)).strftime("%Y-%m") for d in range(0, 84)})]
+    events = [
+        {
+            "event_id": f"target-{m}",
+            "type": "target.set",
+            "dealer_id": "C-1",
+            "occurred_at": iso(first),
+            "period": m,
+            "sales_target": "9000",
+            "active_outlets_target": 2,
+        }
+        for m in sorted({(first + dt.timedelta(days=d)).strftime("%Y-%m") for d in range(0, 84)})
+    ]
     for week in range(11):  # ~2,000 a week, then a drop in the last full week
         for day in (0, 2, 4):
             amount = "200" if week == 10 else "700"
@@ -164,14 +174,32 @@ def test_dealer_file_view_with_weekly_sales_chart_in_chinese(services, page, tmp
         if week % 3 == 0:
             events.append(visit("C-1", first + dt.timedelta(weeks=week, days=1), kind="routine" if week else "leadership"))
     start = first + dt.timedelta(weeks=9)
-    planned = dict(promotion_planned("C-1", start, "P-C", budget="500", owner="Wang Fang"),
-                   starts_on=(start + dt.timedelta(days=1)).date().isoformat(), ends_on=(start + dt.timedelta(days=5)).date().isoformat())
-    events += [planned, promotion_approved("C-1", start + dt.timedelta(hours=1), "P-C"), promotion_spend("C-1", start + dt.timedelta(days=2), "P-C", "400"),
-               {"event_id": "end-P-C", "type": "promotion.ended", "dealer_id": "C-1", "occurred_at": iso(start + dt.timedelta(days=6)), "promotion_id": "P-C"}]
+    planned = dict(
+        promotion_planned("C-1", start, "P-C", budget="500", owner="Wang Fang"),
+        starts_on=(start + dt.timedelta(days=1)).date().isoformat(),
+        ends_on=(start + dt.timedelta(days=5)).date().isoformat(),
+    )
+    events += [
+        planned,
+        promotion_approved("C-1", start + dt.timedelta(hours=1), "P-C"),
+        promotion_spend("C-1", start + dt.timedelta(days=2), "P-C", "400"),
+        {
+            "event_id": "end-P-C",
+            "type": "promotion.ended",
+            "dealer_id": "C-1",
+            "occurred_at": iso(start + dt.timedelta(days=6)),
+            "promotion_id": "P-C",
+        },
+    ]
     events.sort(key=lambda e: e["occurred_at"])
     post(ingest, events)
-    wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/dealers/C-1")).status_code == 200
-             and (r.json()["promotions"] or [{}])[0].get("evaluation"), seconds=30)
+    wait_for(
+        lambda: (
+            (r := httpx.get(f"{notify.url}/v1/dealers/C-1")).status_code == 200
+            and (r.json()["promotions"] or [{}])[0].get("evaluation")
+        ),
+        seconds=30,
+    )
     wait_for(lambda: httpx.get(f"{notify.url}/v1/dealers/C-1/weekly-sales").json()["weeks"][-2]["net_sales"] == 600)
 
     page.goto(f"{notify.url}/?dealer=C-1&lang=zh")
@@ -186,7 +214,9 @@ def test_dealer_file_view_with_weekly_sales_chart_in_chinese(services, page, tmp
     promotion = page.locator("[data-testid=promotions] tr[data-promotion=P-C]")
     expect(promotion).to_contain_text("Wang Fang")
     verdict = httpx.get(f"{notify.url}/v1/dealers/C-1").json()["promotions"][0]["evaluation"]["verdict"]
-    expect(promotion.locator(f".verdict.{verdict}")).to_contain_text({"effective": "有效", "ineffective": "无效", "no-spend": "无费用"}[verdict])
+    expect(promotion.locator(f".verdict.{verdict}")).to_contain_text(
+        {"effective": "有效", "ineffective": "无效", "no-spend": "无费用"}[verdict]
+    )
     expect(page.get_by_test_id("visits").locator("tbody tr")).to_have_count(4)
     expect(page.get_by_test_id("visits")).to_contain_text("领导拜访")
     keep_screenshot(page, "dealer-file.png", tmp_path)
@@ -196,15 +226,27 @@ def test_board_screenshot(services, page, tmp_path):
     """The README's picture of the board, taken by the same tooling (see keep_screenshot)."""
     ingest, rules, notify = services("ingest", "rules", "notify")
     at = now()
-    events = over_budget("SZ-031", at) + [sale("HZ-207", at - dt.timedelta(days=50), "1800"), visit("NJ-118", at - dt.timedelta(days=40))]
+    events = over_budget("SZ-031", at) + [
+        sale("HZ-207", at - dt.timedelta(days=50), "1800"),
+        visit("NJ-118", at - dt.timedelta(days=40)),
+    ]
     events += [promotion_planned("WX-052", at, "P-77", budget="5000"), promotion_spend("WX-052", at, "P-77", "1200")]
     post(ingest, sorted(events, key=lambda e: e["occurred_at"]))
-    items = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts", params={"limit": 100}).json()["items"]) and len(a) >= 5 and a)
+    items = wait_for(
+        lambda: (a := httpx.get(f"{notify.url}/v1/alerts", params={"limit": 100}).json()["items"]) and len(a) >= 5 and a
+    )
     first_warning = next(a for a in items if a["severity"] == "warning")
     httpx.post(f"{notify.url}/v1/alerts/{first_warning['alert_id']}/ack", json={"by": "li.na", "note": "called the dealer"})
-    ends = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)).isoformat()
-    httpx.post(f"{notify.url}/v1/silences", json={"matchers": {"dealer_id": "HZ-207"}, "ends_at": ends, "created_by": "li.na",
-                                                  "comment": "shop refit, closed until next week"}).raise_for_status()
+    ends = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
+    httpx.post(
+        f"{notify.url}/v1/silences",
+        json={
+            "matchers": {"dealer_id": "HZ-207"},
+            "ends_at": ends,
+            "created_by": "li.na",
+            "comment": "shop refit, closed until next week",
+        },
+    ).raise_for_status()
     page.goto(f"{notify.url}/?lang=en")
     page.fill("#actor", "li.na")
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
@@ -235,7 +277,9 @@ def test_in_production_mode_the_page_asks_for_a_key_to_read_and_an_operator_key_
     page.click("dialog button[name=confirm]")
     expect(page.locator("dialog .error")).to_have_text("This action needs an operator key (top right).")
     page.locator("dialog button[value=cancel]").click()
-    assert httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}, headers=viewer).json()["items"][0]["status"] == "open"
+    assert (
+        httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}, headers=viewer).json()["items"][0]["status"] == "open"
+    )
 
     page.fill("#api-key", "ops-key")
     page.locator("#api-key").dispatch_event("change")

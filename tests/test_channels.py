@@ -10,10 +10,11 @@ from urllib.parse import unquote_plus
 
 import pytest
 from aiosmtpd.controller import Controller
-
 from conftest import free_port, wait_for
+from factories import signal
 from helpers import RobotServer, publish
-from test_notify import signal
+
+from services.common.topology import Topology
 
 ROUTES = """version: 1
 receivers:
@@ -39,7 +40,7 @@ class Mailbox:
     def __init__(self):
         self.messages = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
@@ -75,17 +76,22 @@ def test_each_channel_delivers_in_its_format_and_language(services, amqp_url, na
         "SLACK_URL": f"{robots.base}/slack",
     }
     (notify,) = services("notify", env=env)
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("C1", 1, severity="critical", owner="Li Na"))
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("C1", 1, severity="critical", owner="Li Na"))
     wait_for(lambda: len(robots.requests) == 5 and box.messages, seconds=20)
     by_path = {r["path"]: r for r in robots.requests}
 
     assert by_path["/hook"]["body"]["alert_id"] == "C1"
     wecom = by_path["/wecom"]
     assert wecom["query"]["key"] == "wecom-token" and wecom["body"]["msgtype"] == "markdown"
-    assert wecom["body"]["markdown"]["content"].startswith("【严重】sales-drop") and "责任人：Li Na" in wecom["body"]["markdown"]["content"]
+    assert (
+        wecom["body"]["markdown"]["content"].startswith("【严重】sales-drop")
+        and "责任人：Li Na" in wecom["body"]["markdown"]["content"]
+    )
 
     ding = by_path["/dingtalk"]  # DingTalk: sign = base64(HMAC-SHA256(secret, timestamp + "\\n" + secret))
-    expected = base64.b64encode(hmac.new(b"SEC-ding", f"{ding['query']['timestamp']}\nSEC-ding".encode(), hashlib.sha256).digest())
+    expected = base64.b64encode(
+        hmac.new(b"SEC-ding", f"{ding['query']['timestamp']}\nSEC-ding".encode(), hashlib.sha256).digest()
+    )
     assert unquote_plus(ding["query"]["sign"]) == expected.decode() or ding["query"]["sign"] == expected.decode()
     assert ding["body"]["markdown"]["title"].startswith("【严重】")
 
@@ -94,7 +100,10 @@ def test_each_channel_delivers_in_its_format_and_language(services, amqp_url, na
     assert feishu["sign"] == base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
     assert feishu["content"]["text"].startswith("[CRITICAL] sales-drop")
 
-    assert by_path["/slack"]["body"]["text"].startswith("[CRITICAL] sales-drop") and "Responsible: Li Na" in by_path["/slack"]["body"]["text"]
+    assert (
+        by_path["/slack"]["body"]["text"].startswith("[CRITICAL] sales-drop")
+        and "Responsible: Li Na" in by_path["/slack"]["body"]["text"]
+    )
 
     (mail,) = box.messages
     assert mail["Subject"] == "[经销商预警·严重] sales-drop：经销商 D-C1" and mail["To"] == "ops@example.com"
@@ -104,7 +113,8 @@ def test_each_channel_delivers_in_its_format_and_language(services, amqp_url, na
 
     deliveries = httpx.get(f"{notify.url}/v1/alerts/C1").json()["deliveries"]
     assert sorted(d["receiver"] for d in deliveries if d["status"] == "delivered") == sorted(
-        ["hook", "wecom", "dingtalk", "feishu", "slack", "mail"])
+        ["hook", "wecom", "dingtalk", "feishu", "slack", "mail"]
+    )
     assert "wecom-token" not in str(deliveries) and "ding-token" not in str(deliveries)  # tokens are not shown
 
 
@@ -113,8 +123,22 @@ def test_a_group_reads_as_one_message_listing_each_alert(language, header):
     from services.notify.channels.rendering import render
 
     alerts = [
-        {"severity": "critical", "rule_id": "sales-drop", "dealer_id": "D-1", "status": "open", "summary": "sales fell 40%", "owner": "Wang Fang"},
-        {"severity": "warning", "rule_id": "no-visit", "dealer_id": "D-2", "status": "resolved", "summary": "no visit for 30 days", "owner": None},
+        {
+            "severity": "critical",
+            "rule_id": "sales-drop",
+            "dealer_id": "D-1",
+            "status": "open",
+            "summary": "sales fell 40%",
+            "owner": "Wang Fang",
+        },
+        {
+            "severity": "warning",
+            "rule_id": "no-visit",
+            "dealer_id": "D-2",
+            "status": "resolved",
+            "summary": "no visit for 30 days",
+            "owner": None,
+        },
     ]
     text = render("text", alerts, language)
     lines = text.splitlines()
@@ -133,8 +157,18 @@ def test_a_large_group_is_cut_to_the_robots_size_limit_and_says_how_many_are_lef
 
     from services.notify.channels.robots import WeComChannel
 
-    alerts = [{"severity": "warning", "rule_id": "visit-overdue", "dealer_id": f"D-{n:03d}", "status": "open", "owner": None,
-               "summary": f"经销商 D-{n:03d} 已超过 30 天未拜访，请安排例行拜访。", "labels": {}} for n in range(80)]
+    alerts = [
+        {
+            "severity": "warning",
+            "rule_id": "visit-overdue",
+            "dealer_id": f"D-{n:03d}",
+            "status": "open",
+            "owner": None,
+            "summary": f"经销商 D-{n:03d} 已超过 30 天未拜访，请安排例行拜访。",
+            "labels": {},
+        }
+        for n in range(80)
+    ]
 
     async def send():
         async with httpx.AsyncClient() as client:
@@ -147,4 +181,6 @@ def test_a_large_group_is_cut_to_the_robots_size_limit_and_says_how_many_are_lef
     assert len(text.encode()) <= 4096 and lines[0] == "经销商预警 80 条"
     listed = [line for line in lines if line.startswith("- ")]
     assert 0 < len(listed) < 80 and lines[-1] == f"…… 另有 {80 - len(listed)} 条"
-    assert [line.split(" · 经销商 ")[1][:5] for line in listed] == [f"D-{n:03d}" for n in range(len(listed))]  # in order, whole lines
+    assert [line.split(" · 经销商 ")[1][:5] for line in listed] == [
+        f"D-{n:03d}" for n in range(len(listed))
+    ]  # in order, whole lines

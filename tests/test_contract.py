@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from factories import now, promotion_planned, sale, visit
 from pydantic import ValidationError
 
-from factories import now, promotion_planned, sale, visit
 from services.common.events import EVENT_TYPES, parse_event
 from services.ingest.parsing import InvalidBatch, parse_body
 
@@ -24,10 +24,38 @@ def test_every_type_in_the_contract_parses():
         sale("D1", at, outlet_id="O-1"),
         visit("D1", at, kind="symposium"),
         promotion_planned("D1", at, "P1"),
-        {"event_id": "a", "type": "promotion.approved", "dealer_id": "D1", "occurred_at": "2026-03-01T08:00:00+08:00", "promotion_id": "P1", "approved_by": "boss"},
-        {"event_id": "b", "type": "promotion.spend", "dealer_id": "D1", "occurred_at": "2026-03-01T08:00:00Z", "promotion_id": "P1", "amount": 12.5},
-        {"event_id": "c", "type": "promotion.ended", "dealer_id": "D1", "occurred_at": "2026-03-01T08:00:00Z", "promotion_id": "P1"},
-        {"event_id": "d", "type": "target.set", "dealer_id": "D1", "occurred_at": "2026-03-01T08:00:00Z", "period": "2026-03", "sales_target": "100000", "active_outlets_target": 12},
+        {
+            "event_id": "a",
+            "type": "promotion.approved",
+            "dealer_id": "D1",
+            "occurred_at": "2026-03-01T08:00:00+08:00",
+            "promotion_id": "P1",
+            "approved_by": "boss",
+        },
+        {
+            "event_id": "b",
+            "type": "promotion.spend",
+            "dealer_id": "D1",
+            "occurred_at": "2026-03-01T08:00:00Z",
+            "promotion_id": "P1",
+            "amount": 12.5,
+        },
+        {
+            "event_id": "c",
+            "type": "promotion.ended",
+            "dealer_id": "D1",
+            "occurred_at": "2026-03-01T08:00:00Z",
+            "promotion_id": "P1",
+        },
+        {
+            "event_id": "d",
+            "type": "target.set",
+            "dealer_id": "D1",
+            "occurred_at": "2026-03-01T08:00:00Z",
+            "period": "2026-03",
+            "sales_target": "100000",
+            "active_outlets_target": 12,
+        },
     ]
     assert sorted({parse_event(e).type for e in examples}) == sorted(EVENT_TYPES)
     assert parse_event(examples[0]).currency == "CNY"

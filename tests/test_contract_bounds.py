@@ -9,12 +9,12 @@ import json
 
 import httpx
 import pymongo
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from conftest import wait_for
 from factories import event_base, now, sale, visit
 from histories import post
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from services.common.judgement_time import DEALERS
 
 
@@ -38,10 +38,21 @@ def test_values_beyond_the_bounds_are_refused_at_the_door_naming_the_field(servi
         (sale("D-1", at, "1.2345678901234567"), "amount"),
         (sale("D-1", at, quantity=2**31), "quantity"),
         ({**event_base("target.set", "D-1", at), "period": "9999-12", "sales_target": "1", "active_outlets_target": 1}, "period"),
-        ({**event_base("target.set", "D-1", at), "period": "2026-12", "sales_target": "1", "active_outlets_target": 2**63},
-         "active_outlets_target"),
-        ({**event_base("promotion.planned", "D-1", at), "promotion_id": "P", "budget": "1", "owner": "o",
-          "starts_on": "2026-01-01", "ends_on": "9999-12-31"}, "ends_on"),
+        (
+            {**event_base("target.set", "D-1", at), "period": "2026-12", "sales_target": "1", "active_outlets_target": 2**63},
+            "active_outlets_target",
+        ),
+        (
+            {
+                **event_base("promotion.planned", "D-1", at),
+                "promotion_id": "P",
+                "budget": "1",
+                "owner": "o",
+                "starts_on": "2026-01-01",
+                "ends_on": "9999-12-31",
+            },
+            "ends_on",
+        ),
         ({**sale("D-1", at), "sku": {"nested": {"deeper": [1, [2, [3]]]}}}, "sku"),
     ]
     for event, field in cases:
@@ -59,7 +70,7 @@ def test_two_dealers_may_use_the_same_event_id(services):
     at = now()
     post(ingest, [visit("D-1", at, event_id="erp-1"), visit("D-2", at, event_id="erp-1")])
     for dealer in ("D-1", "D-2"):
-        wait_for(lambda: httpx.get(f"{notify.url}/v1/dealers/{dealer}").json().get("visits"))
+        wait_for(lambda dealer=dealer: httpx.get(f"{notify.url}/v1/dealers/{dealer}").json().get("visits"))
 
 
 # --- every value within the bounds goes through ---
@@ -68,10 +79,11 @@ ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min
 longest_chinese = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=128, max_size=128)
 amounts = st.one_of(
     st.sampled_from(["1000000000000", "-1000000000000", "0.00001", "1E-300", "-0.0", "999999999999.999", "123456789012345"]),
-    st.decimals(min_value=-10**12, max_value=10**12, allow_nan=False, allow_infinity=False, places=None)
-    .filter(lambda d: len(d.normalize().as_tuple().digits) <= 15).map(str),
+    st.decimals(min_value=-(10**12), max_value=10**12, allow_nan=False, allow_infinity=False, places=None)
+    .filter(lambda d: len(d.normalize().as_tuple().digits) <= 15)
+    .map(str),
 )
-EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 def times():
@@ -79,8 +91,9 @@ def times():
     and judged up to now is ~9,500 midnights of the clock: seconds each)."""
     latest = now() + dt.timedelta(hours=23)
     recent = st.datetimes(min_value=(latest - dt.timedelta(days=90)).replace(tzinfo=None), max_value=latest.replace(tzinfo=None))
-    return st.integers(0, 9).flatmap(lambda n: st.just(EARLIEST) if n == 0 else st.just(latest) if n == 1 else
-                                     recent.map(lambda t: t.replace(tzinfo=dt.timezone.utc)))
+    return st.integers(0, 9).flatmap(
+        lambda n: st.just(EARLIEST) if n == 0 else st.just(latest) if n == 1 else recent.map(lambda t: t.replace(tzinfo=dt.UTC))
+    )
 
 
 @st.composite
@@ -90,17 +103,41 @@ def events(draw) -> dict:
     base = {"event_id": draw(st.one_of(ids, longest_chinese)), "dealer_id": dealer, "occurred_at": at.isoformat()}
     kind = draw(st.sampled_from(["sale", "visit", "promotion.planned", "target.set"]))
     if kind == "sale":
-        return {**base, "type": "sale", "sku": draw(ids), "quantity": draw(st.sampled_from([-10**9, -1, 1, 10**9])),
-                "amount": draw(amounts), "outlet_id": draw(ids)}
+        return {
+            **base,
+            "type": "sale",
+            "sku": draw(ids),
+            "quantity": draw(st.sampled_from([-(10**9), -1, 1, 10**9])),
+            "amount": draw(amounts),
+            "outlet_id": draw(ids),
+        }
     if kind == "visit":
-        return {**base, "type": "visit", "visitor_id": draw(ids), "role": "rep", "kind": draw(st.sampled_from(["routine", "symposium"]))}
+        return {
+            **base,
+            "type": "visit",
+            "visitor_id": draw(ids),
+            "role": "rep",
+            "kind": draw(st.sampled_from(["routine", "symposium"])),
+        }
     if kind == "promotion.planned":
         start = draw(st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2099, 12, 31)))
         end = draw(st.dates(min_value=start, max_value=dt.date(2099, 12, 31)))
-        return {**base, "type": "promotion.planned", "promotion_id": draw(ids), "budget": draw(amounts.filter(lambda a: float(a) > 0)),
-                "starts_on": start.isoformat(), "ends_on": end.isoformat(), "owner": draw(ids)}
-    return {**base, "type": "target.set", "period": f"{draw(st.integers(2000, 2099))}-{draw(st.integers(1, 12)):02d}",
-            "sales_target": draw(amounts.filter(lambda a: float(a) >= 0)), "active_outlets_target": draw(st.sampled_from([0, 10**9]))}
+        return {
+            **base,
+            "type": "promotion.planned",
+            "promotion_id": draw(ids),
+            "budget": draw(amounts.filter(lambda a: float(a) > 0)),
+            "starts_on": start.isoformat(),
+            "ends_on": end.isoformat(),
+            "owner": draw(ids),
+        }
+    return {
+        **base,
+        "type": "target.set",
+        "period": f"{draw(st.integers(2000, 2099))}-{draw(st.integers(1, 12)):02d}",
+        "sales_target": draw(amounts.filter(lambda a: float(a) >= 0)),
+        "active_outlets_target": draw(st.sampled_from([0, 10**9])),
+    }
 
 
 def test_every_event_within_the_bounds_is_judged_and_kept_or_refused_with_a_reason(services, mongo_url, namespace):
@@ -121,14 +158,21 @@ def test_every_event_within_the_bounds_is_judged_and_kept_or_refused_with_a_reas
             return
         assert response.status_code == 202, response.text
         outcomes["accepted"] += 1
-        counted = wait_for(lambda: (r := httpx.get(f"{rules.url}/v1/dealers/{_path(event['dealer_id'])}", timeout=10)).status_code == 200
-                           and r.json()["events_counted"], 30)
+        counted = wait_for(
+            lambda: (
+                (r := httpx.get(f"{rules.url}/v1/dealers/{_path(event['dealer_id'])}", timeout=10)).status_code == 200
+                and r.json()["events_counted"]
+            ),
+            30,
+        )
         # stored before the next example (the door reads what rules stored; a dealer's next event
         # posted within a flush of this one could pass the door on an older judgement time)
         wait_for(lambda: (database[DEALERS].find_one({"_id": event["dealer_id"]}) or {}).get("events") == counted, 30)
         kinds = {"sale": None, "visit": "visits", "promotion.planned": "promotions", "target.set": None}
         if kinds[event["type"]]:
-            wait_for(lambda: httpx.get(f"{notify.url}/v1/dealers/{_path(event['dealer_id'])}").json().get(kinds[event["type"]]), 20)
+            wait_for(
+                lambda: httpx.get(f"{notify.url}/v1/dealers/{_path(event['dealer_id'])}").json().get(kinds[event["type"]]), 20
+            )
 
     goes_through()
     assert outcomes["accepted"] >= 30, outcomes

@@ -7,10 +7,11 @@ import time
 
 import httpx
 import pytest
-
 from conftest import free_port, routes_file, wait_for
+from factories import signal
 from helpers import WebhookReceiver, publish
-from test_notify import signal
+
+from services.common.topology import Topology
 
 ROUTES = """version: 1
 receivers:
@@ -47,16 +48,16 @@ def kinds(receiver, alert_id):
 
 def test_resolved_notice_follows_the_route(stack, amqp_url, namespace):
     notify, team, boss = stack
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("E1", 1))
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("E1", 1))
     wait_for(lambda: kinds(team, "E1") == ["firing"])
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("E1", 1, "resolved"))
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("E1", 1, "resolved"))
     wait_for(lambda: kinds(team, "E1") == ["firing", "resolved"])
     assert [a["status"] for a in team.received] == ["open", "resolved"]
 
 
 def test_reminders_while_open_stop_when_resolved(stack, amqp_url, namespace):
     notify, team, boss = stack
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("E2", 1, rule_id="reminded"))
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("E2", 1, rule_id="reminded"))
     wait_for(lambda: kinds(team, "E2").count("repeat") >= 2, seconds=15)
     httpx.post(f"{notify.url}/v1/alerts/E2/resolve", json={"by": "li.na", "cause": "fixed"}).raise_for_status()
     wait_for(lambda: "resolved" in kinds(team, "E2"))
@@ -68,8 +69,13 @@ def test_reminders_while_open_stop_when_resolved(stack, amqp_url, namespace):
 
 def test_unacknowledged_critical_alert_escalates_acknowledged_does_not(stack, amqp_url, namespace):
     notify, team, boss = stack
-    publish(amqp_url, f"{namespace}.alert-signals", "k",
-            signal("E3", 1, severity="critical"), signal("E4", 1, severity="critical"))
+    publish(
+        amqp_url,
+        Topology(namespace).alert_signals.name,
+        "k",
+        signal("E3", 1, severity="critical"),
+        signal("E4", 1, severity="critical"),
+    )
     wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/E4").status_code == 200)
     httpx.post(f"{notify.url}/v1/alerts/E4/ack", json={"by": "wang"}).raise_for_status()
     wait_for(lambda: kinds(boss, "E3") == ["escalation"], seconds=15)
@@ -77,14 +83,16 @@ def test_unacknowledged_critical_alert_escalates_acknowledged_does_not(stack, am
     assert kinds(boss, "E4") == []
     deliveries = httpx.get(f"{notify.url}/v1/alerts/E3").json()["deliveries"]
     assert [(d["kind"], d["receiver"], d["status"]) for d in deliveries] == [
-        ("firing", "team", "delivered"), ("escalation", "boss", "delivered")]
+        ("firing", "team", "delivered"),
+        ("escalation", "boss", "delivered"),
+    ]
 
 
 def test_alerts_within_the_group_window_go_out_as_one_message(stack, amqp_url, namespace):
     notify, team, boss = stack
     time.sleep(3.0 - time.time() % 3.0 + 0.1)  # just after a window starts: the three arrive within it
-    publish(amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"G{n}", 1, rule_id="grouped") for n in range(3)])
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("E5", 1))  # another route: not held back
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", *[signal(f"G{n}", 1, rule_id="grouped") for n in range(3)])
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("E5", 1))  # another route: not held back
     wait_for(lambda: kinds(team, "E5") == ["firing"])
     assert not [body for body in team.received if "alerts" in body]  # the window is still open
     groups = wait_for(lambda: [body for body in team.received if "alerts" in body], seconds=10)
@@ -103,7 +111,9 @@ def test_a_hanging_receiver_does_not_hold_up_the_others(services, amqp_url, name
     from helpers import HangingReceiver
 
     hanging, team = hooks(HangingReceiver), hooks()
-    path = routes_file(tmp_path, """version: 1
+    path = routes_file(
+        tmp_path,
+        """version: 1
 receivers:
   stuck: {webhook: {url_env: STUCK_HOOK}}
   team: {webhook: {url_env: TEAM_HOOK}}
@@ -112,10 +122,18 @@ route:
   routes:
     - {receiver: stuck, continue: true}
     - {receiver: team}
-""")
-    (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": path, "STUCK_HOOK": hanging.url, "TEAM_HOOK": team.url,
-                                        "DEALERWATCH_WEBHOOK_TIMEOUT_SECONDS": "5"})
-    publish(amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"H{n}", 1) for n in range(30)])
+""",
+    )
+    (notify,) = services(
+        "notify",
+        env={
+            "DEALERWATCH_ROUTES_FILE": path,
+            "STUCK_HOOK": hanging.url,
+            "TEAM_HOOK": team.url,
+            "DEALERWATCH_DELIVERY_TIMEOUT_SECONDS": "5",
+        },
+    )
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", *[signal(f"H{n}", 1) for n in range(30)])
     wait_for(lambda: len(httpx.get(f"{notify.url}/v1/alerts", params={"limit": 100}).json()["items"]) == 30)
     # one timeout is 5 s; one after another (8 at a time) would take 4 timeouts, 20 s
     wait_for(lambda: len(team.received) == 30, seconds=4)

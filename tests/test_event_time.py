@@ -8,11 +8,12 @@ import datetime as dt
 import time
 
 import httpx
-
 from conftest import wait_for
 from factories import sale
 from helpers import drain, queue_depth
 from histories import alert_key, assert_converged, backtest_opened, chunks, history, live_opened, post, settle, write
+
+from services.common.topology import Topology
 
 PAUSE = 3.0  # longer than the 2 s after which the old clock jumped to wall time
 # the production grace; holds shorter than production (an hour) but longer than the pauses,
@@ -21,7 +22,7 @@ CLOCK = {"DEALERWATCH_CLOCK_GRACE_SECONDS": "300", "DEALERWATCH_CLOCK_HOLD_SECON
 
 
 def recent_history(dealers: int = 5, days: int = 75):
-    end = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=2)
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=2)
     return end, history(end, dealers=dealers, days=days, seed=5)
 
 
@@ -43,7 +44,9 @@ def test_history_posted_with_pauses_gives_the_backtests_alerts_and_no_other(serv
     assert {key for key in live if key[3] <= last} == expected
     notified = {alert_key(a) for a in hook.received if a["dealer_id"] != "marker-dealer"}
     assert notified <= live  # no false alarm was sent
-    assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0, [m.headers for m in drain(amqp_url, f"{namespace}.dead-letter")]
+    assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0, [
+        m.headers for m in drain(amqp_url, Topology(namespace).dead_letter_queue.name)
+    ]
 
 
 def test_rules_killed_during_a_backfill_resumes_it_without_a_false_alarm(services, tmp_path, amqp_url, namespace):
@@ -64,12 +67,14 @@ def test_rules_killed_during_a_backfill_resumes_it_without_a_false_alarm(service
     live = assert_converged(rules, ingest, notify, str(tmp_path / "events.ndjson"))
     last = events[-1]["occurred_at"].replace("Z", "+00:00")
     assert {key for key in live if key[3] <= last} == expected
-    assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0, [m.headers for m in drain(amqp_url, f"{namespace}.dead-letter")]
+    assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0, [
+        m.headers for m in drain(amqp_url, Topology(namespace).dead_letter_queue.name)
+    ]
 
 
 def test_an_event_dated_tomorrow_judges_only_its_own_dealer(services, tmp_path, amqp_url, namespace):
     end, events = recent_history(dealers=4, days=70)
-    tomorrow = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=1)
+    tomorrow = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1)
     ahead = sale("F-1", tomorrow, "100")  # the contract allows an event a little ahead of time
     half = len(events) // 2
     path = write(tmp_path / "events.ndjson", events[:half] + [ahead] + events[half:])
@@ -87,15 +92,19 @@ def test_an_event_dated_tomorrow_judges_only_its_own_dealer(services, tmp_path, 
     assert all(judged[d] <= end.isoformat() for d in ("H-0", "H-3"))  # the others are where their history is
     live = assert_converged(rules, ingest, notify, path)
     assert {key for key in live if key[3] <= last} == expected
-    assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0, [m.headers for m in drain(amqp_url, f"{namespace}.dead-letter")]
+    assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0, [
+        m.headers for m in drain(amqp_url, Topology(namespace).dead_letter_queue.name)
+    ]
 
 
 def test_an_event_rules_could_no_longer_count_is_refused_at_the_door(services, amqp_url, namespace):
     ingest, rules = services("ingest", "rules")
-    at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     post(ingest, [sale("D-1", at)])
     wait_for(lambda: httpx.get(f"{rules.url}/v1/dealers/D-1").status_code == 200)
-    wait_for(lambda: httpx.post(f"{ingest.url}/v1/events", json=[sale("D-1", at - dt.timedelta(days=7, seconds=5))]).status_code == 422)
+    wait_for(
+        lambda: httpx.post(f"{ingest.url}/v1/events", json=[sale("D-1", at - dt.timedelta(days=7, seconds=5))]).status_code == 422
+    )
     late = httpx.post(f"{ingest.url}/v1/events", json=[sale("D-2", at), sale("D-1", at - dt.timedelta(days=8))])
     assert late.status_code == 422
     (error,) = late.json()["errors"]
@@ -106,4 +115,4 @@ def test_an_event_rules_could_no_longer_count_is_refused_at_the_door(services, a
     assert response.status_code == 422 and response.json()["errors"][0]["index"] == 1
     assert httpx.post(f"{ingest.url}/v1/events", json=[sale("D-1", at - dt.timedelta(days=6))]).status_code == 202
     wait_for(lambda: httpx.get(f"{rules.url}/v1/dealers/D-1").json()["events_counted"] == 2)
-    assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0  # nothing accepted was dropped
+    assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0  # nothing accepted was dropped

@@ -7,10 +7,11 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
-
 from conftest import free_port, wait_for
 from factories import now, sale, visit
 from helpers import TcpProxy, drain, queue_depth
+
+from services.common.topology import Topology
 
 
 def post(service, body, content_type="application/json", key=None, raw=None):
@@ -27,8 +28,8 @@ def test_batch_is_published_persistently_with_type_and_dealer_in_the_routing_key
     events = [sale("D-1", at), visit("D-2", at)]
     response = post(ingest, events)
     assert response.status_code == 202 and response.json() == {"accepted": 2}
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.rules.events") == 2)
-    messages = drain(amqp_url, f"{namespace}.rules.events")
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 2)
+    messages = drain(amqp_url, Topology(namespace).rules_queue.name)
     assert [m.routing_key for m in messages] == ["sale.D-1", "visit.D-2"]
     assert all(m.delivery_mode == 2 for m in messages)  # persistent
     assert [json.loads(m.body)["event_id"] for m in messages] == [e["event_id"] for e in events]
@@ -45,9 +46,9 @@ def test_one_invalid_event_rejects_the_whole_batch(services, amqp_url, namespace
         {"index": 2, "field": "quantity", "message": "quantity must not be 0 (use a negative quantity for returns)"}
     ]
     assert post(ingest, [good]).status_code == 202  # proves the queue is bound and counting
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.rules.events") == 1)
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 1)
     time.sleep(0.3)
-    assert queue_depth(amqp_url, f"{namespace}.rules.events") == 1
+    assert queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 1
 
 
 def test_ndjson_single_object_and_docs(services, amqp_url, namespace):
@@ -56,7 +57,7 @@ def test_ndjson_single_object_and_docs(services, amqp_url, namespace):
     lines = "\n".join(json.dumps(sale("D-1", at)) for _ in range(3))
     assert post(ingest, None, "application/x-ndjson", raw=lines.encode()).json() == {"accepted": 3}
     assert post(ingest, sale("D-1", at)).json() == {"accepted": 1}
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.rules.events") == 4)
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 4)
     document = httpx.get(f"{ingest.url}/openapi.json").json()
     assert {"Sale", "Visit", "PromotionPlanned", "TargetSet"} <= set(document["components"]["schemas"])
     assert "application/x-ndjson" in document["paths"]["/v1/events"]["post"]["requestBody"]["content"]
@@ -76,10 +77,13 @@ def test_api_keys_and_body_limit(services):
 def test_broker_outage_answers_503_never_202(services, amqp_url):
     target = urlsplit(amqp_url)
     proxy = TcpProxy(free_port(), (target.hostname, target.port or 5672)).start()
-    (ingest,) = services("ingest", env={
-        "DEALERWATCH_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
-        "DEALERWATCH_PUBLISH_TIMEOUT_SECONDS": "2",
-    })
+    (ingest,) = services(
+        "ingest",
+        env={
+            "DEALERWATCH_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+            "DEALERWATCH_PUBLISH_TIMEOUT_SECONDS": "2",
+        },
+    )
     event = sale("D-1", now())
     # (a 2 s confirm timeout can run out on a busy shared broker: retried, as a client would)
     wait_for(lambda: post(ingest, [event]).status_code == 202)

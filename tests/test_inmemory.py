@@ -8,21 +8,33 @@ import datetime as dt
 from faststream.rabbit import TestRabbitBroker
 
 from services.common.alerts import AlertSignal
+from services.common.broker import make_broker
+from services.common.health import Health
 from services.common.settings import Settings
 from services.common.topology import Topology
-from services.common.health import Health
 from services.notify.consumer import SignalConsumer
 from services.notify.delivery import DeliveryWorker
+from services.notify.evaluations import Evaluations
+from services.notify.outbox import Outbox
 from services.notify.router import Router
+from services.notify.signals import SignalIntake
+from services.notify.silences import SilenceStore
 from services.notify.store import AlertStore
-from services.common.broker import make_broker
 
 
 def make_signal(count: int, state: str = "firing") -> AlertSignal:
-    at = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     return AlertSignal(
-        alert_id="m1", state=state, rule_id="visit-overdue", dealer_id="D-1", severity="warning",
-        summary=f"n={count}", policy_version="v", opened_at=at, at=at + dt.timedelta(hours=count), firing_count=count,
+        alert_id="m1",
+        state=state,
+        rule_id="visit-overdue",
+        dealer_id="D-1",
+        severity="warning",
+        summary=f"n={count}",
+        policy_version="v",
+        opened_at=at,
+        at=at + dt.timedelta(hours=count),
+        firing_count=count,
     )
 
 
@@ -31,14 +43,16 @@ async def test_consumer_stores_once_and_keeps_the_newest(mongo_url, namespace):
     broker = make_broker(settings)
     store = AlertStore(settings)
     router = Router(settings, None)
-    worker = DeliveryWorker(store, router, settings)
-    SignalConsumer(broker, store, worker, router, settings, Health())
+    outbox = Outbox(store.collection)
+    worker = DeliveryWorker(outbox, router, settings)
+    intake = SignalIntake(store, outbox, SilenceStore(store.db))
+    SignalConsumer(broker, intake, Evaluations(store.db), worker, router, settings, Health())
     queue = Topology(namespace).notify_queue
     async with TestRabbitBroker(broker) as test_broker:
         for count in (1, 3, 2, 3):
             await test_broker.publish(make_signal(count).model_dump_json(), queue=queue)
         await test_broker.publish(make_signal(3, "resolved").model_dump_json(), queue=queue)
-    items, _ = await store.list({}, 10, None)
+    items, _ = await store.page({}, 10, None)
     assert len(items) == 1
     assert items[0]["count"] == 3 and items[0]["summary"] == "n=3" and items[0]["status"] == "resolved"
     store.close()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from factories import promotion_planned, promotion_spend, sale, visit
+
 from services.common.alerts import AlertSignal
 from services.common.events import parse_event
 from services.rules import policy
@@ -16,7 +16,7 @@ from services.rules.core import RulesCore
 from services.rules.judge import Judge, Refused
 from services.rules.store import to_doc
 
-T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 
 

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 
 import httpx
 import pytest
-
 from conftest import free_port, wait_for
+from factories import signal
 from helpers import WebhookReceiver, drain, publish, queue_depth
-from services.common.alerts import AlertSignal
 
-
-def signal(alert_id: str, count: int, state: str = "firing", **changes) -> bytes:
-    at = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=count)
-    fields = dict(
-        alert_id=alert_id, state=state, rule_id="sales-drop", dealer_id=f"D-{alert_id}", severity="warning",
-        summary=f"firing {count}", details={"measures": {"sales_7d": float(count)}}, policy_version="abc",
-        opened_at=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc), at=at, firing_count=count,
-    )
-    fields.update(changes)
-    return AlertSignal(**fields).model_dump_json().encode()
+from services.common.topology import Topology
 
 
 def all_alerts(notify) -> list[dict]:
@@ -46,9 +35,14 @@ def test_no_duplicates_under_redelivery_with_two_instances(services, amqp_url, n
     bodies = [signal(f"a{n}", count) for n in range(40) for count in (1, 2, 3)]
     bodies += bodies  # every signal redelivered once more
     random.Random(7).shuffle(bodies)
-    publish(amqp_url, f"{namespace}.alert-signals", "warning.sales-drop.x", *bodies)
-    stored = wait_for(lambda: (a := all_alerts(first)) and len(a) == 40 and queue_depth(amqp_url, f"{namespace}.notify.alert-signals") == 0 and a)
+    publish(amqp_url, Topology(namespace).alert_signals.name, "warning.sales-drop.x", *bodies)
+    stored = wait_for(
+        lambda: (
+            (a := all_alerts(first)) and len(a) == 40 and queue_depth(amqp_url, Topology(namespace).notify_queue.name) == 0 and a
+        )
+    )
     assert sorted(a["alert_id"] for a in stored) == sorted(f"a{n}" for n in range(40))
+
     def all_at_three():
         current = all_alerts(second)
         return all(a["count"] == 3 for a in current) and current
@@ -62,7 +56,7 @@ def test_no_duplicates_under_redelivery_with_two_instances(services, amqp_url, n
 
 def test_resolved_signal_closes_the_alert_for_good(services, amqp_url, namespace):
     (notify,) = services("notify")
-    exchange = f"{namespace}.alert-signals"
+    exchange = Topology(namespace).alert_signals.name
     publish(amqp_url, exchange, "k", signal("r1", 1), signal("r1", 2))
     wait_for(lambda: (a := all_alerts(notify)) and a[0]["count"] == 2)
     publish(amqp_url, exchange, "k", signal("r1", 2, "resolved"), signal("r1", 1))  # a late old firing
@@ -74,10 +68,10 @@ def test_bad_signals_are_dead_lettered_with_a_reason_after_bounded_attempts(serv
     (notify,) = services("notify", env={"DEALERWATCH_MAX_ATTEMPTS": "3"})
     # the second cannot be stored (BSON keys cannot hold NUL): retried 3 times, then dead-lettered
     unstorable = signal("x1", 1, details={"bad\x00key": 1})
-    publish(amqp_url, f"{namespace}.alert-signals", "k", b'{"alert_id": 1}', unstorable, signal("ok", 1))
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 2, seconds=20)
-    dead = drain(amqp_url, f"{namespace}.dead-letter")
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", b'{"alert_id": 1}', unstorable, signal("ok", 1))
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 2, seconds=20)
+    dead = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     assert dead[0].headers["x-dealerwatch-error"].startswith("invalid alert signal")
     assert dead[1].headers["x-dealerwatch-error"].startswith("failed 3 times: InvalidDocument")
     assert [a["alert_id"] for a in all_alerts(notify)] == ["ok"]  # the good one was not held back
-    assert queue_depth(amqp_url, f"{namespace}.notify.alert-signals") == 0
+    assert queue_depth(amqp_url, Topology(namespace).notify_queue.name) == 0

@@ -7,10 +7,11 @@ import datetime as dt
 
 import httpx
 import pytest
-
 from conftest import free_port, wait_for
 from factories import now, over_budget, promotion_approved, promotion_planned, promotion_spend, sale
 from helpers import WebhookReceiver
+
+from services.common.topology import Topology
 
 
 @pytest.fixture
@@ -36,14 +37,17 @@ def test_events_become_stored_and_delivered_alerts(services, receiver):
     receiver.start()
     ingest, rules, notify = services("ingest", "rules", "notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url})
     at = now()
-    post(ingest, [
-        promotion_planned("D-100", at, "P-7", budget="1000", owner="Wang Fang"),
-        promotion_approved("D-100", at, "P-7"),
-        promotion_spend("D-100", at, "P-7", "800"),
-        promotion_spend("D-100", at, "P-7", "300.50"),
-        # never visited, last sale 31 days ago: the clock raises visit-overdue and dealer-inactive
-        sale("D-200", at - dt.timedelta(days=31)),
-    ])
+    post(
+        ingest,
+        [
+            promotion_planned("D-100", at, "P-7", budget="1000", owner="Wang Fang"),
+            promotion_approved("D-100", at, "P-7"),
+            promotion_spend("D-100", at, "P-7", "800"),
+            promotion_spend("D-100", at, "P-7", "300.50"),
+            # never visited, last sale 31 days ago: the clock raises visit-overdue and dealer-inactive
+            sale("D-200", at - dt.timedelta(days=31)),
+        ],
+    )
     found = wait_for(lambda: len(alerts(notify)) == 3 and alerts(notify))
     by_rule = {a["rule_id"]: a for a in found}
     assert set(by_rule) == {"promotion-over-budget", "visit-overdue", "dealer-inactive"}
@@ -89,7 +93,9 @@ def test_receiver_down_alert_stored_then_delivered_when_back(services, receiver)
     at = now()
     post(ingest, over_budget("D-9", at, "P-9"))
     alert = wait_for(lambda: alerts(notify))[0]
-    failing = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/{alert['alert_id']}").json()["deliveries"][0])["attempts"] >= 2 and d)
+    failing = wait_for(
+        lambda: (d := httpx.get(f"{notify.url}/v1/alerts/{alert['alert_id']}").json()["deliveries"][0])["attempts"] >= 2 and d
+    )
     assert failing["status"] == "pending" and "Connect" in failing["last_error"]
     receiver.start()
     wait_for(lambda: receiver.received)
@@ -103,9 +109,11 @@ def test_listing_filters_and_pages(services):
     events = []
     for n in range(5):
         dealer, promotion = f"D-{n}", f"P-{n}"
-        events += [promotion_planned(dealer, at + dt.timedelta(seconds=n), promotion, budget="1"),
-                   promotion_approved(dealer, at + dt.timedelta(seconds=n), promotion),
-                   promotion_spend(dealer, at + dt.timedelta(seconds=n), promotion, "2")]
+        events += [
+            promotion_planned(dealer, at + dt.timedelta(seconds=n), promotion, budget="1"),
+            promotion_approved(dealer, at + dt.timedelta(seconds=n), promotion),
+            promotion_spend(dealer, at + dt.timedelta(seconds=n), promotion, "2"),
+        ]
     post(ingest, events)
     wait_for(lambda: len(alerts(notify)) == 5)
     pages, cursor = [], None
@@ -131,14 +139,19 @@ def test_delivery_gives_up_after_its_attempts_and_dead_letters_the_reason(servic
     from helpers import drain, queue_depth
 
     dead_end = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
-    ingest, rules, notify = services("ingest", "rules", "notify", env={
-        "DEALERWATCH_WEBHOOK_URLS": dead_end, "DEALERWATCH_WEBHOOK_MAX_ATTEMPTS": "2"})
+    ingest, rules, notify = services(
+        "ingest", "rules", "notify", env={"DEALERWATCH_WEBHOOK_URLS": dead_end, "DEALERWATCH_DELIVERY_MAX_ATTEMPTS": "2"}
+    )
     at = now()
     post(ingest, over_budget("D-8", at, "P-8"))
     alert = wait_for(lambda: alerts(notify, rule_id=BUDGET))[0]
-    failed = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/{alert['alert_id']}").json()["deliveries"][0])["status"] == "failed" and d)
+    failed = wait_for(
+        lambda: (
+            (d := httpx.get(f"{notify.url}/v1/alerts/{alert['alert_id']}").json()["deliveries"][0])["status"] == "failed" and d
+        )
+    )
     assert failed["attempts"] == 2 and "Connect" in failed["last_error"]
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 1)
-    (dead,) = drain(amqp_url, f"{namespace}.dead-letter")
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 1)
+    (dead,) = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     assert dead.headers["x-dealerwatch-error"].startswith("delivery to webhook-1 failed 2 times")
     assert json.loads(dead.body)["alert"]["alert_id"] == alert["alert_id"]

@@ -9,11 +9,12 @@ import json
 
 import httpx
 import pytest
-
 from conftest import wait_for
 from factories import event_base, now, over_budget, promotion_approved, sale, visit
 from helpers import bind, drain, publish, queue_depth, unbind
 from histories import post
+
+from services.common.topology import Topology
 
 LONG = "经销商" * 26  # 78 characters, 234 bytes: the alert's routing key is over 255 bytes
 LONGEST = "销" * 128  # the longest id the contract allows: 384 bytes
@@ -26,7 +27,7 @@ def alerts(notify, **params) -> list[dict]:
 def test_long_chinese_dealer_ids_go_through_and_stall_nobody(services, amqp_url, namespace):
     ingest, rules, notify = services("ingest", "rules", "notify")
     subscriber = f"{namespace}.test-subscriber"
-    bind(amqp_url, f"{namespace}.alerts", subscriber)  # another system on the alerts exchange
+    bind(amqp_url, Topology(namespace).alerts.name, subscriber)  # another system on the alerts exchange
     at = now()
     for dealer in (LONG, LONGEST, "D-1"):
         events = over_budget(dealer, at, "P-1")
@@ -38,7 +39,7 @@ def test_long_chinese_dealer_ids_go_through_and_stall_nobody(services, amqp_url,
     published = [json.loads(m.body) for m in drain(amqp_url, subscriber)]
     assert {p["alert"]["dealer_id"] for p in published} == {LONG, LONGEST, "D-1"}
     assert httpx.get(f"{rules.url}/readyz").status_code == 200
-    assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0
+    assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0
 
 
 def promotion_with_ratio(dealer: str, at: dt.datetime) -> list[dict]:
@@ -46,8 +47,14 @@ def promotion_with_ratio(dealer: str, at: dt.datetime) -> list[dict]:
     day = dt.timedelta(days=1)
     start, end = (at - 3 * day).date(), (at - 2 * day).date()
     return [
-        {**event_base("promotion.planned", dealer, at - 5 * day), "promotion_id": "P-R", "budget": "1000",
-         "starts_on": start.isoformat(), "ends_on": end.isoformat(), "owner": "Li Na"},
+        {
+            **event_base("promotion.planned", dealer, at - 5 * day),
+            "promotion_id": "P-R",
+            "budget": "1000",
+            "starts_on": start.isoformat(),
+            "ends_on": end.isoformat(),
+            "owner": "Li Na",
+        },
         promotion_approved(dealer, at - 5 * day, "P-R"),
         {**event_base("promotion.spend", dealer, at - 3 * day), "promotion_id": "P-R", "amount": "1000"},
         sale(dealer, at - dt.timedelta(days=2, hours=12), "0.03"),
@@ -74,7 +81,7 @@ def test_tiny_and_huge_numbers_are_judged_kept_and_survive_a_restart(services, a
     (rules,) = services("rules")
     assert counted() == {"D-R": 5, "D-T": 1, "D-H": 1}
     assert httpx.get(f"{rules.url}/v1/set-aside").json()["items"] == []
-    assert queue_depth(amqp_url, f"{namespace}.dead-letter") == 0
+    assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0
 
 
 def test_the_clock_keeps_every_dealer_going(services):
@@ -82,8 +89,15 @@ def test_the_clock_keeps_every_dealer_going(services):
     dealers after it still get their time-based alerts."""
     ingest, rules, notify = services("ingest", "rules", "notify")
     at = now()
-    post(ingest, [sale("D-X", at - dt.timedelta(days=40), "0.00001"), visit("D-X", at - dt.timedelta(days=40)),
-                  sale("D-Y", at - dt.timedelta(days=25)), visit("D-Y", at - dt.timedelta(days=1))])
+    post(
+        ingest,
+        [
+            sale("D-X", at - dt.timedelta(days=40), "0.00001"),
+            visit("D-X", at - dt.timedelta(days=40)),
+            sale("D-Y", at - dt.timedelta(days=25)),
+            visit("D-Y", at - dt.timedelta(days=1)),
+        ],
+    )
     inactive = wait_for(lambda: {a["dealer_id"] for a in alerts(notify, rule_id="dealer-inactive")} == {"D-X", "D-Y"})
     assert inactive
     assert httpx.get(f"{rules.url}/v1/set-aside").json()["items"] == []
@@ -95,20 +109,32 @@ def test_a_message_no_consumer_can_take_is_set_aside_and_the_others_are_kept(ser
     dead-letters it with its reason, and the events around it are kept."""
     ingest, rules, notify = services("ingest", "rules", "notify")
     at = now()
-    huge = {**event_base("target.set", "D-1", at), "period": at.strftime("%Y-%m"), "sales_target": "100",
-            "active_outlets_target": 2**63}  # not a 64-bit integer
+    huge = {
+        **event_base("target.set", "D-1", at),
+        "period": at.strftime("%Y-%m"),
+        "sales_target": "100",
+        "active_outlets_target": 2**63,
+    }  # not a 64-bit integer
     refused = httpx.post(f"{ingest.url}/v1/events", json=[huge])
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "active_outlets_target"
-    publish(amqp_url, f"{namespace}.events", "target.set.D-1", json.dumps(visit("D-2", at)).encode(),
-            json.dumps(huge).encode(), json.dumps(visit("D-3", at)).encode())
+    publish(
+        amqp_url,
+        Topology(namespace).events.name,
+        "target.set.D-1",
+        json.dumps(visit("D-2", at)).encode(),
+        json.dumps(huge).encode(),
+        json.dumps(visit("D-3", at)).encode(),
+    )
     for dealer in ("D-2", "D-3"):
-        wait_for(lambda: httpx.get(f"{notify.url}/v1/dealers/{dealer}").json().get("visits"), 20)
-        wait_for(lambda: httpx.get(f"{rules.url}/v1/dealers/{dealer}").status_code == 200)
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 2)
-    dead = drain(amqp_url, f"{namespace}.dead-letter")
+        wait_for(lambda dealer=dealer: httpx.get(f"{notify.url}/v1/dealers/{dealer}").json().get("visits"), 20)
+        wait_for(lambda dealer=dealer: httpx.get(f"{rules.url}/v1/dealers/{dealer}").status_code == 200)
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 2)
+    dead = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     assert sorted(m.headers["x-dealerwatch-stage"] for m in dead) == ["notify", "rules"]
-    assert all(m.headers["x-dealerwatch-error"].startswith("invalid event") and json.loads(m.body)["event_id"] == huge["event_id"]
-               for m in dead)
+    assert all(
+        m.headers["x-dealerwatch-error"].startswith("invalid event") and json.loads(m.body)["event_id"] == huge["event_id"]
+        for m in dead
+    )
     assert httpx.get(f"{notify.url}/readyz").status_code == 200 and httpx.get(f"{rules.url}/readyz").status_code == 200
 
 
@@ -121,7 +147,9 @@ async def test_the_dealer_file_writes_a_batch_without_the_document_the_database_
     client = motor.motor_asyncio.AsyncIOMotorClient(mongo_url)
     dealer_file = DealerFile.__new__(DealerFile)
     dealer_file._timeline = client[namespace]["dealer_timeline"]
-    refused = await dealer_file._write([{"_id": "a", "n": 1}, {"_id": "b", "n": 2**64}, {"_id": "c", "n": 3}, {"_id": "a", "n": 1}])
+    refused = await dealer_file._write(
+        [{"_id": "a", "n": 1}, {"_id": "b", "n": 2**64}, {"_id": "c", "n": 3}, {"_id": "a", "n": 1}]
+    )
     assert list(refused) == [1] and refused[1].startswith("OverflowError")
     assert sorted(d["_id"] for d in await dealer_file._timeline.find({}).to_list(None)) == ["a", "c"]  # a twice: a retry
     client.close()
@@ -129,24 +157,25 @@ async def test_the_dealer_file_writes_a_batch_without_the_document_the_database_
 
 def test_a_signal_the_broker_cannot_route_is_dead_lettered_after_its_attempts(services, amqp_url, namespace):
     ingest, rules = services("ingest", "rules", env={"DEALERWATCH_MAX_ATTEMPTS": "3"})
-    unbind(amqp_url, f"{namespace}.alert-signals", f"{namespace}.notify.alert-signals")  # nothing takes signals
+    unbind(amqp_url, Topology(namespace).alert_signals.name, Topology(namespace).notify_queue.name)  # nothing takes signals
     at = now()
     post(ingest, over_budget("D-1", at, "P-1"))
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") >= 1, 30)
-    dead = drain(amqp_url, f"{namespace}.dead-letter")
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) >= 1, 30)
+    dead = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     signal = json.loads(dead[0].body)
     assert signal["rule_id"] == "promotion-over-budget" and signal["dealer_id"] == "D-1"
     assert dead[0].headers["x-dealerwatch-error"].startswith("not published after 3 tries")
     assert dead[0].headers["x-dealerwatch-stage"] == "rules.output"
     # the events were stored and acked: the flush goes on for everything else
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.rules.events") == 0)
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 0)
     post(ingest, [sale("D-2", at)])
     wait_for(lambda: httpx.get(f"{rules.url}/v1/dealers/D-2").json().get("events_counted") == 1)
     wait_for(lambda: httpx.get(f"{rules.url}/readyz").status_code == 200)
 
 
 async def test_a_dealer_whose_state_cannot_be_stored_is_set_aside_and_its_events_dead_lettered(
-        service_env, amqp_url, mongo_url, namespace, monkeypatch):
+    service_env, amqp_url, mongo_url, namespace, monkeypatch
+):
     """The rules flush finds the one dealer at fault (in process, to give it a state that cannot
     be stored: no contract-valid event does any more), on the real broker and database."""
     import asyncio
@@ -154,7 +183,8 @@ async def test_a_dealer_whose_state_cannot_be_stored_is_set_aside_and_its_events
     import motor.motor_asyncio
 
     from services.common.settings import Settings
-    from services.rules import policy, service as rules_service
+    from services.rules import policy
+    from services.rules import service as rules_service
 
     real_encode = rules_service.encode
 
@@ -164,18 +194,22 @@ async def test_a_dealer_whose_state_cannot_be_stored_is_set_aside_and_its_events
         return real_encode(state)
 
     monkeypatch.setattr(rules_service, "encode", encode)
-    settings = Settings(**{k.removeprefix("DEALERWATCH_").lower(): v for k, v in service_env.items() if k.startswith("DEALERWATCH_")})
+    settings = Settings(
+        **{k.removeprefix("DEALERWATCH_").lower(): v for k, v in service_env.items() if k.startswith("DEALERWATCH_")}
+    )
     live = rules_service.RulesService(settings, policy.load(settings.policy_file))
     await live.start()
     try:
         at = now()
         bodies = [json.dumps(e).encode() for e in (sale("GOOD", at), sale("BAD", at), sale("GOOD", at))]
-        await asyncio.to_thread(publish, amqp_url, f"{namespace}.events", "sale.x", *bodies)
+        await asyncio.to_thread(publish, amqp_url, Topology(namespace).events.name, "sale.x", *bodies)
         for _ in range(200):
-            if "BAD" in live.judge.set_aside and await asyncio.to_thread(queue_depth, amqp_url, f"{namespace}.dead-letter"):
+            if "BAD" in live.judge.set_aside and await asyncio.to_thread(
+                queue_depth, amqp_url, Topology(namespace).dead_letter_queue.name
+            ):
                 break
             await asyncio.sleep(0.05)
-        (dead,) = await asyncio.to_thread(drain, amqp_url, f"{namespace}.dead-letter")
+        (dead,) = await asyncio.to_thread(drain, amqp_url, Topology(namespace).dead_letter_queue.name)
         assert json.loads(dead.body)["dealer_id"] == "BAD"
         assert dead.headers["x-dealerwatch-error"].startswith("dealer BAD is set aside: its state cannot be stored")
         client = motor.motor_asyncio.AsyncIOMotorClient(mongo_url)
@@ -183,6 +217,6 @@ async def test_a_dealer_whose_state_cannot_be_stored_is_set_aside_and_its_events
         assert good["events"] == 2 and await client[namespace]["rules_dealers"].find_one({"_id": "BAD"}) is None
         client.close()
         assert "BAD" not in live.core.states  # back to what was stored: nothing
-        assert await asyncio.to_thread(queue_depth, amqp_url, f"{namespace}.rules.events") == 0
+        assert await asyncio.to_thread(queue_depth, amqp_url, Topology(namespace).rules_queue.name) == 0
     finally:
         await live.stop()

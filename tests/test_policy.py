@@ -12,9 +12,16 @@ from services.rules.engine import Matcher
 def test_default_policy_loads_with_every_documented_rule():
     loaded = policy.load("policies/default.yaml")
     assert [r.id for r in loaded.rules] == [
-        "sales-drop", "dealer-inactive", "target-pace", "distribution-shrink", "visit-overdue",
-        "leadership-visit-overdue", "symposium-overdue", "promotion-unapproved-spend",
-        "promotion-over-budget", "promotion-ineffective",
+        "sales-drop",
+        "dealer-inactive",
+        "target-pace",
+        "distribution-shrink",
+        "visit-overdue",
+        "leadership-visit-overdue",
+        "symposium-overdue",
+        "promotion-unapproved-spend",
+        "promotion-over-budget",
+        "promotion-ineffective",
     ]
     assert len(loaded.version) == 12 and loaded.spec.timezone == "UTC"
 
@@ -136,7 +143,9 @@ def test_policy_check_command(tmp_path, capsys):
     assert main(["policy", "check", str(good)]) == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text(BASE.replace("warning", "urgent"))
-    assert main(["policy", "check", str(bad)]) == 1
+    with pytest.raises(SystemExit) as exited:
+        main(["policy", "check", str(bad)])
+    assert exited.value.code == 1
     assert f"{bad}:5:" in capsys.readouterr().err
 
 
@@ -155,7 +164,9 @@ def test_expressions_and_yaml_are_bounded_with_the_line_named():
         policy.loads(deep, "policy.yaml")
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + n)}: &{chr(98 + n)} [*{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, "
-        f"*{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}]\n" for n in range(8))
+        f"*{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}]\n"
+        for n in range(8)
+    )
     started = time.monotonic()
     with pytest.raises(policy.PolicyError, match=r"bomb\.yaml:\d+: this part stands for more than 20,000 values"):
         policy.loads(bomb, "bomb.yaml")
@@ -164,3 +175,17 @@ def test_expressions_and_yaml_are_bounded_with_the_line_named():
         policy.loads(BASE.replace("when: sales_7d < 10", "when: sales_7d < 1e400"), "policy.yaml")
     with pytest.raises(policy.PolicyError, match="longer than 500 words"):  # 400 parentheses
         policy.loads(BASE.replace("when: sales_7d < 10", "when: " + "(" * 400 + "sales_7d < 10" + ")" * 400), "policy.yaml")
+
+
+def test_the_dealer_files_baseline_is_a_measure_of_the_policy():
+    """The board's baseline line is the policy's weekly average, named in `dealer_file`; a policy
+    without that section draws none, and a measure that is not a weekly average is refused."""
+    assert policy.load("policies/default.yaml").baseline_weeks == 8
+    assert policy.loads(BASE).baseline_weeks == 0
+    weekly = "  four_weeks: {sum: amount, of: sale, window: {from: 35d, to: 7d}, divide_by: 4}\n"
+    with_file = BASE.replace("measures:\n", "measures:\n" + weekly) + "dealer_file:\n  baseline: four_weeks\n  drop_below: 0.5\n"
+    assert policy.loads(with_file).baseline_weeks == 4
+    daily = with_file.replace("divide_by: 4", "divide_by: 28")
+    assert daily.splitlines()[13] == "  baseline: four_weeks"
+    with pytest.raises(policy.PolicyError, match=r"policy\.yaml:14: dealer_file\.baseline: 'four_weeks' must be a weekly"):
+        policy.loads(daily, "policy.yaml")

@@ -70,12 +70,17 @@ def test_loader_never_crashes_on_arbitrary_text(text):
 
 
 @settings(max_examples=200)
-@given(st.sampled_from([
-    "!!python/object/apply:os.system ['touch /tmp/dealerwatch-pwned']",
-    "!!python/name:os.system",
-    "version: !!python/object/new:int [1]",
-    "when: __import__('os').system('true')",
-]), st.text(max_size=20))
+@given(
+    st.sampled_from(
+        [
+            "!!python/object/apply:os.system ['touch /tmp/dealerwatch-pwned']",
+            "!!python/name:os.system",
+            "version: !!python/object/new:int [1]",
+            "when: __import__('os').system('true')",
+        ]
+    ),
+    st.text(max_size=20),
+)
 def test_loader_never_runs_code(payload, suffix):
     try:
         policy.loads(payload + suffix, "evil.yaml")
@@ -118,24 +123,40 @@ json_values = st.recursive(
     max_leaves=20,
 )
 event_like = st.fixed_dictionaries(
-    {"event_id": st.text(min_size=1, max_size=140), "type": st.sampled_from(["sale", "visit", "target.set", "nope"]),
-     "dealer_id": st.text(min_size=0, max_size=140), "occurred_at": st.one_of(st.datetimes().map(lambda d: d.isoformat() + "Z"), st.text(max_size=30))},
-    optional={"amount": st.one_of(st.text(max_size=20), st.floats(), st.integers()), "quantity": st.integers(),
-              "sku": json_values, "period": st.text(max_size=8), "sales_target": st.text(max_size=10),
-              "active_outlets_target": st.integers(), "visitor_id": st.text(max_size=5), "role": st.just("rep"),
-              "kind": st.just("routine")},
+    {
+        "event_id": st.text(min_size=1, max_size=140),
+        "type": st.sampled_from(["sale", "visit", "target.set", "nope"]),
+        "dealer_id": st.text(min_size=0, max_size=140),
+        "occurred_at": st.one_of(st.datetimes().map(lambda d: d.isoformat() + "Z"), st.text(max_size=30)),
+    },
+    optional={
+        "amount": st.one_of(st.text(max_size=20), st.floats(), st.integers()),
+        "quantity": st.integers(),
+        "sku": json_values,
+        "period": st.text(max_size=8),
+        "sales_target": st.text(max_size=10),
+        "active_outlets_target": st.integers(),
+        "visitor_id": st.text(max_size=5),
+        "role": st.just("rep"),
+        "kind": st.just("routine"),
+    },
 )
 
 
 @settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(st.binary(max_size=500), json_values.map(lambda v: json.dumps(v).encode()),
-                 st.lists(event_like, max_size=5).map(lambda v: json.dumps(v).encode())),
-       st.sampled_from(["application/json", "application/x-ndjson"]))
+@given(
+    st.one_of(
+        st.binary(max_size=500),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.lists(event_like, max_size=5).map(lambda v: json.dumps(v).encode()),
+    ),
+    st.sampled_from(["application/json", "application/x-ndjson"]),
+)
 def test_the_ingest_parser_answers_every_body_with_events_or_reasons(body, content_type):
     from services.common.events import EARLIEST, MAX_AMOUNT
     from services.ingest.parsing import InvalidBatch, parse_body
 
-    window = (EARLIEST, dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+    window = (EARLIEST, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
     try:
         events = parse_body(body, content_type, 1000, window)
     except InvalidBatch as exc:
@@ -161,3 +182,31 @@ def test_the_policy_loader_bounds_what_aliases_expand_to(levels, width):
     except policy.PolicyError as exc:
         assert all(line.startswith("bomb.yaml:") for line in exc.lines())
     assert time.monotonic() - started < 2.0
+
+
+# --- the keys of stored state: what is written is read back ---
+
+where_values = st.one_of(st.integers(-5, 5), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=10))
+
+
+@given(
+    st.sampled_from(["series", "last", "latest"]),
+    st.sampled_from(["sale", "visit", "target.set"]),
+    st.one_of(st.none(), st.sampled_from(["amount", "outlet_id", "kind"])),
+    st.lists(
+        st.tuples(st.sampled_from(["kind", "quantity", "role"]), st.sampled_from(["eq", "gt", "in"]), where_values), max_size=3
+    ).map(lambda w: tuple(sorted(w, key=repr))),
+    st.booleans(),
+)
+def test_source_keys_round_trip(kind, event_type, field, where, text):
+    from services.rules.keys import SourceKey
+
+    key = SourceKey(kind, event_type, field, where, text)
+    assert SourceKey.parse(str(key)) == key
+
+
+@given(st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True), st.one_of(st.none(), st.text(min_size=1, max_size=30)))
+def test_episode_keys_round_trip(rule_id, subject):
+    from services.rules.keys import EpisodeKey
+
+    assert EpisodeKey.parse(str(EpisodeKey(rule_id, subject))) == EpisodeKey(rule_id, subject)

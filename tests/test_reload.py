@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import signal
 import json
+import signal
 import subprocess
 import sys
 
 import httpx
-
 from conftest import ROOT, wait_for
 from factories import now, promotion_planned, promotion_spend, sale
+
 from services.common.events import parse_event
 from services.rules import policy
 from services.rules.core import RulesCore
@@ -26,8 +26,9 @@ def version(rules) -> str:
 def test_file_change_reloads_and_an_invalid_file_is_refused(services, tmp_path):
     path = tmp_path / "policy.yaml"
     path.write_text(DEFAULT)
-    ingest, rules, notify = services("ingest", "rules", "notify", env={
-        "DEALERWATCH_POLICY_FILE": str(path), "DEALERWATCH_POLICY_POLL_SECONDS": "0.2"})
+    ingest, rules, notify = services(
+        "ingest", "rules", "notify", env={"DEALERWATCH_POLICY_FILE": str(path), "DEALERWATCH_FILES_POLL_SECONDS": "0.2"}
+    )
     first = version(rules)
     at = now()
     budget = [promotion_planned("D-1", at, "P-1", budget="1000"), promotion_spend("D-1", at, "P-1", "600")]
@@ -50,8 +51,14 @@ def test_file_change_reloads_and_an_invalid_file_is_refused(services, tmp_path):
 def test_sighup_and_admin_endpoint(services, tmp_path):
     path = tmp_path / "policy.yaml"
     path.write_text(DEFAULT)
-    (rules,) = services("rules", env={"DEALERWATCH_POLICY_FILE": str(path), "DEALERWATCH_POLICY_POLL_SECONDS": "3600",
-                                      "DEALERWATCH_ADMIN_KEYS": "admin-secret"})
+    (rules,) = services(
+        "rules",
+        env={
+            "DEALERWATCH_POLICY_FILE": str(path),
+            "DEALERWATCH_FILES_POLL_SECONDS": "3600",
+            "DEALERWATCH_ADMIN_KEYS": "admin-secret",
+        },
+    )
     first = version(rules)
     path.write_text(DEFAULT.replace("days_since_visit > 30", "days_since_visit > 31"))
     rules.process.send_signal(signal.SIGHUP)
@@ -120,11 +127,15 @@ def test_hundred_reloads_grow_neither_threads_nor_memory():
 
 def test_a_removed_rule_resolves_its_open_alerts():
     core = RulesCore(policy.loads(DEFAULT))
-    at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     core.handle(parse_event(sale("R-1", at)))
     opened = core.handle(parse_event(sale("R-1", at + dt.timedelta(days=31))))
     assert any(s.rule_id == "visit-overdue" and s.state == "firing" for s in opened)
-    without = DEFAULT.split("  - id: visit-overdue")[0] + "  - id: leadership-visit-overdue" + DEFAULT.split("  - id: leadership-visit-overdue")[1]
+    without = (
+        DEFAULT.split("  - id: visit-overdue")[0]
+        + "  - id: leadership-visit-overdue"
+        + DEFAULT.split("  - id: leadership-visit-overdue")[1]
+    )
     closed = core.use(policy.loads(without))
     assert [(s.rule_id, s.state) for s in closed] == [("visit-overdue", "resolved")]
 
@@ -134,7 +145,7 @@ def test_what_policy_check_accepts_the_engine_runs():
     tiny = policy.loads(DEFAULT.replace("when: promotion_spend > promotion_budget", "when: promotion_spend > 0.00001"))
     core = RulesCore(policy.loads(DEFAULT))
     core.use(tiny)
-    at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     core.handle(parse_event(promotion_planned("D-1", at, "P-1", budget="1000")))
     fired = core.handle(parse_event(promotion_spend("D-1", at, "P-1", "0.00002")))
     assert "promotion-over-budget" in [s.rule_id for s in fired if s.state == "firing"]
@@ -161,7 +172,7 @@ def test_a_policy_switch_is_all_or_nothing(monkeypatch):
     except RuntimeError:
         pass
     assert (core.policy, core._dealer_matcher, core._promotion_matcher) == before  # the running policy is untouched
-    at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     assert core.handle(parse_event(sale("R-1", at))) is not None  # and still judges
     core.close()
 

@@ -6,15 +6,14 @@ import datetime as dt
 
 import httpx
 import pytest
-
 from conftest import routes_file, wait_for
-from factories import now, over_budget
+from factories import now, over_budget, signal
 from helpers import publish
+from histories import post
+
 from services.cli import main
-from services.common.yamlsource import PolicyError
-from services.notify import routing
-from test_notify import signal
-from test_pipeline import post
+from services.common.topology import Topology
+from services.notify import routes_file as routes
 
 ROUTES = """version: 1
 receivers:
@@ -49,15 +48,15 @@ route:
     ],
 )
 def test_routing_tree(labels, expected):
-    assert routing.receivers_for(routing.loads(ROUTES), labels) == expected
+    assert routes.receivers_for(routes.loads(ROUTES), labels) == expected
 
 
 def test_errors_name_the_line():
-    with pytest.raises(PolicyError) as caught:
-        routing.loads(ROUTES.replace("receiver: north\n", "receiver: nort\n"), "r.yaml")
+    with pytest.raises(routes.RoutesError) as caught:
+        routes.loads(ROUTES.replace("receiver: north\n", "receiver: nort\n"), "r.yaml")
     assert "'nort' is not among receivers" in str(caught.value)
-    with pytest.raises(PolicyError) as caught:
-        routing.loads(ROUTES.replace("continue: true", "continu: true"), "r.yaml")
+    with pytest.raises(routes.RoutesError) as caught:
+        routes.loads(ROUTES.replace("continue: true", "continu: true"), "r.yaml")
     assert str(caught.value).startswith("r.yaml:12:") and "unknown key 'continu'" in str(caught.value)
 
 
@@ -86,9 +85,16 @@ route:
       receiver: oncall
 """
     path = routes_file(tmp_path, text)
-    (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": path, "OPS_HOOK": ops.url,
-                                        "ONCALL_HOOK": oncall.url, "DEALERWATCH_POLICY_POLL_SECONDS": "0.2"})
-    exchange = f"{namespace}.alert-signals"
+    (notify,) = services(
+        "notify",
+        env={
+            "DEALERWATCH_ROUTES_FILE": path,
+            "OPS_HOOK": ops.url,
+            "ONCALL_HOOK": oncall.url,
+            "DEALERWATCH_FILES_POLL_SECONDS": "0.2",
+        },
+    )
+    exchange = Topology(namespace).alert_signals.name
     publish(amqp_url, exchange, "k", signal("R1", 1), signal("R2", 1, severity="critical"))
     wait_for(lambda: ops.received and oncall.received)
     assert [a["alert_id"] for a in ops.received] == ["R1"] and [a["alert_id"] for a in oncall.received] == ["R2"]
@@ -110,7 +116,9 @@ route:
 def test_the_dealers_region_from_its_events_routes_and_silences_its_alerts(services, tmp_path, hooks):
     """Events carry the dealer's region; it becomes the alerts' `region` label end to end."""
     ops, north = hooks(), hooks()
-    path = routes_file(tmp_path, """version: 1
+    path = routes_file(
+        tmp_path,
+        """version: 1
 receivers:
   ops: {webhook: {url_env: OPS_HOOK}}
   north: {webhook: {url_env: NORTH_HOOK}}
@@ -119,13 +127,16 @@ route:
   routes:
     - match: {region: north}
       receiver: north
-""")
+""",
+    )
     ingest, rules = services("ingest", "rules")
     (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": path, "OPS_HOOK": ops.url, "NORTH_HOOK": north.url})
     at = now()
-    ends = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
-    httpx.post(f"{notify.url}/v1/silences", json={"matchers": {"region": "south"}, "ends_at": ends, "created_by": "zhao.lei",
-                                                  "comment": "south region audit"}).raise_for_status()
+    ends = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    httpx.post(
+        f"{notify.url}/v1/silences",
+        json={"matchers": {"region": "south"}, "ends_at": ends, "created_by": "zhao.lei", "comment": "south region audit"},
+    ).raise_for_status()
 
     post(ingest, over_budget("N-1", at, region="north") + over_budget("S-1", at, region="south") + over_budget("X-1", at))
     stored = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts").json()["items"]) and len(a) == 3 and a)

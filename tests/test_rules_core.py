@@ -4,16 +4,17 @@ the real core and durable-rules."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
-
 from factories import promotion_planned, promotion_spend, sale, visit
+
 from services.common.alerts import AlertSignal, PromotionEvaluation
 from services.common.events import parse_event
 from services.rules import policy
 from services.rules.core import RulesCore, TooLate
 
-T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 SECOND = dt.timedelta(seconds=1)
 
@@ -57,6 +58,7 @@ def visits_every_20_days(dealer, start, days, kinds=("routine",)):
 
 # --- sales-drop ---
 
+
 def baseline(dealer: str, weekly_total: float) -> list[dict]:
     """A first event at T0, then one sale a week inside (t-63d, t-7d] for t = T0 + 63d."""
     events = [visit(dealer, T0)]
@@ -68,7 +70,7 @@ def baseline(dealer: str, weekly_total: float) -> list[dict]:
 @pytest.mark.parametrize(
     ("weekly", "last_week", "fires"),
     [
-        (1000, "699.99", True),   # W < 0.7 x B, B exactly at the 1,000 minimum
+        (1000, "699.99", True),  # W < 0.7 x B, B exactly at the 1,000 minimum
         (1000, "700.00", False),  # W == 0.7 x B: not below
         (999.99, "0.01", False),  # B below 1,000: too small a dealer to judge
     ],
@@ -99,6 +101,7 @@ def test_sales_drop_window_excludes_its_start(core):
 
 # --- dealer-inactive ---
 
+
 def test_dealer_inactive_boundary_and_returns_do_not_count(core):
     feed(core, sale("D2", T0), visit("D2", T0))
     later = T0 + 21 * DAY
@@ -112,13 +115,13 @@ def test_dealer_inactive_needs_a_sale_first(core):
 
 # --- target-pace ---
 
+
 @pytest.mark.parametrize(("mtd", "fires"), [("7199.99", True), ("7200.01", False)])  # one cent either side
 def test_target_pace_boundary(core, mtd, fires):
-    month = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    month = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     t = month + 9 * DAY  # 10 January 00:00: day 10, 9 of 31 days elapsed
     threshold = 0.8 * 31000 * 9 / 31  # = 7200
-    outputs = feed(core, target("D3", month, "2026-01", sales=31000), sale("D3", month + 2 * DAY, mtd),
-                   visit("D3", t))
+    outputs = feed(core, target("D3", month, "2026-01", sales=31000), sale("D3", month + 2 * DAY, mtd), visit("D3", t))
     pace = fired(outputs, "target-pace")
     assert bool(pace) is fires
     if fires:
@@ -126,13 +129,14 @@ def test_target_pace_boundary(core, mtd, fires):
 
 
 def test_target_pace_waits_for_day_10_and_needs_this_months_target(core):
-    month = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    month = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     outputs = feed(core, target("D3", month, "2026-01", sales=31000), visit("D3", month + 9 * DAY - SECOND))
     assert not fired(outputs, "target-pace")  # 9 January 23:59:59, nothing sold
     assert not fired(feed(core, target("D4", month, "2025-12", sales=31000), visit("D4", month + 12 * DAY)), "target-pace")
 
 
 # --- distribution-shrink ---
+
 
 @pytest.mark.parametrize(("outlets", "fires"), [(2, True), (3, False)])
 def test_distribution_shrink_boundary(core, outlets, fires):
@@ -144,12 +148,12 @@ def test_distribution_shrink_boundary(core, outlets, fires):
 
 
 def test_distribution_shrink_warm_up(core):
-    events = [target("D5", T0, "2026-01", outlets=3), sale("D5", T0 + DAY, outlet_id="O-1"),
-              visit("D5", T0 + 30 * DAY - SECOND)]
+    events = [target("D5", T0, "2026-01", outlets=3), sale("D5", T0 + DAY, outlet_id="O-1"), visit("D5", T0 + 30 * DAY - SECOND)]
     assert not fired(feed(core, *events), "distribution-shrink")
 
 
 # --- visits ---
+
 
 @pytest.mark.parametrize(
     ("rule", "kind", "days"),
@@ -180,14 +184,16 @@ def test_absence_fires_by_clock_and_resolves_on_visit(core):
 
 
 def test_the_clock_wakes_at_every_local_midnight(default_policy):
-    shanghai = policy.loads(open("policies/default.yaml").read().replace("timezone: UTC", "timezone: Asia/Shanghai"))
+    text = Path("policies/default.yaml").read_text()
+    shanghai = policy.loads(text.replace("timezone: UTC", "timezone: Asia/Shanghai"))
     for chosen, midnight in ((default_policy, "2026-01-06T00:00:00+00:00"), (shanghai, "2026-01-05T16:00:00+00:00")):
         core = RulesCore(chosen)
         feed(core, visit("D8", T0))
-        assert dt.datetime.fromtimestamp(core.next_deadline("D8"), dt.timezone.utc).isoformat() == midnight
+        assert dt.datetime.fromtimestamp(core.next_deadline("D8"), dt.UTC).isoformat() == midnight
 
 
 # --- promotions ---
+
 
 def approved(dealer, at, promotion):
     return event("promotion.approved", dealer, at, promotion_id=promotion, approved_by="Zhao Lei")
@@ -199,7 +205,9 @@ def test_unapproved_spend(core):
     unapproved = fired(outputs, "promotion-unapproved-spend")
     assert unapproved and unapproved[0].owner == "Li Na" and "Li Na" in unapproved[0].summary
     # approved at the very time of the spend: fine
-    ok = feed(core, promotion_planned("D9", T0, "P2"), approved("D9", T0 + DAY, "P2"), promotion_spend("D9", T0 + DAY, "P2", "10"))
+    ok = feed(
+        core, promotion_planned("D9", T0, "P2"), approved("D9", T0 + DAY, "P2"), promotion_spend("D9", T0 + DAY, "P2", "10")
+    )
     assert not fired(ok, "promotion-unapproved-spend")
     # approved but never planned
     assert fired(feed(core, approved("D9", T0, "P3"), promotion_spend("D9", T0 + DAY, "P3", "10")), "promotion-unapproved-spend")
@@ -217,9 +225,12 @@ def test_promotion_over_budget_boundary_and_owner(core):
 
 @pytest.mark.parametrize(("extra", "fires", "verdict"), [("999.99", True, "ineffective"), ("1000.00", False, "effective")])
 def test_promotion_ineffective_boundary_and_evaluation(core, extra, fires, verdict):
-    starts = dt.datetime(2026, 3, 11, tzinfo=dt.timezone.utc)  # L = 10 days: 11 to 20 March
-    plan = dict(promotion_planned("E1", starts - 20 * DAY, "P1", budget="5000", owner="Wang Fang"),
-                starts_on="2026-03-11", ends_on="2026-03-20")
+    starts = dt.datetime(2026, 3, 11, tzinfo=dt.UTC)  # L = 10 days: 11 to 20 March
+    plan = dict(
+        promotion_planned("E1", starts - 20 * DAY, "P1", budget="5000", owner="Wang Fang"),
+        starts_on="2026-03-11",
+        ends_on="2026-03-20",
+    )
     events = [plan, approved("E1", starts - 20 * DAY, "P1")]
     events += [sale("E1", starts - 10 * DAY, "2000"), sale("E1", starts - SECOND, "1000")]  # S = 3000 (starts - 10d included)
     events += [sale("E1", starts - 10 * DAY - SECOND, "777")]  # just before S's period
@@ -236,6 +247,7 @@ def test_promotion_ineffective_boundary_and_evaluation(core, extra, fires, verdi
 
 
 # --- time and idempotency ---
+
 
 def test_repeated_event_id_is_not_counted_twice(core):
     feed(core, promotion_planned("D5", T0, "P1", budget="1000"))
@@ -259,9 +271,14 @@ def test_state_round_trips_through_the_document_format(core):
     from services.rules.store import from_doc, to_doc
 
     end = T0 + 62 * DAY
-    feed(core, *baseline("D7", 1500), promotion_planned("D7", end, "P.1$", budget="10"),
-         promotion_spend("D7", end, "P.1$", "20"), sale("D7", end, outlet_id="O.1"),
-         target("D7", end, "2026-01", 100, 2))
+    feed(
+        core,
+        *baseline("D7", 1500),
+        promotion_planned("D7", end, "P.1$", budget="10"),
+        promotion_spend("D7", end, "P.1$", "20"),
+        sale("D7", end, outlet_id="O.1"),
+        target("D7", end, "2026-01", 100, 2),
+    )
     state = core.states["D7"]
     assert from_doc(to_doc(state)) == state
 

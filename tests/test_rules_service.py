@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import httpx
 import pymongo
-
 from conftest import wait_for
-import datetime as dt
-
 from factories import now, promotion_planned, promotion_spend, sale
 from helpers import drain, publish, queue_depth
+
+from services.common.topology import Topology
 
 
 def alerts(notify) -> list[dict]:
@@ -49,25 +49,25 @@ def test_redelivered_message_changes_nothing(services, amqp_url, namespace):
     at = now()
     planned = json.dumps(promotion_planned("D-1", at, "P-1", budget="1000")).encode()
     spend = json.dumps(promotion_spend("D-1", at, "P-1", "700", event_id="same")).encode()
-    publish(amqp_url, f"{namespace}.events", "promotion.spend.D-1", planned, spend, spend, spend)
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.rules.events") == 0 and dealers_known(rules) == 1)
+    publish(amqp_url, Topology(namespace).events.name, "promotion.spend.D-1", planned, spend, spend, spend)
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 0 and dealers_known(rules) == 1)
     other = json.dumps(promotion_spend("D-1", at, "P-1", "301")).encode()
-    publish(amqp_url, f"{namespace}.events", "promotion.spend.D-1", other)
+    publish(amqp_url, Topology(namespace).events.name, "promotion.spend.D-1", other)
     alert = wait_for(lambda: alerts(notify))[0]
     assert alert["details"]["measures"]["promotion_spend"] == 1001.0
 
 
 def test_unprocessable_message_is_dead_lettered_with_its_reason(services, amqp_url, namespace):
     (rules,) = services("rules")
-    publish(amqp_url, f"{namespace}.events", "sale.D-1", b"{not json", b'{"type": "sale", "dealer_id": "D-1"}')
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 2)
-    dead = drain(amqp_url, f"{namespace}.dead-letter")
+    publish(amqp_url, Topology(namespace).events.name, "sale.D-1", b"{not json", b'{"type": "sale", "dealer_id": "D-1"}')
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 2)
+    dead = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     assert dead[0].body == b"{not json"  # kept as it was, for a replay
     reasons = [m.headers["x-dealerwatch-error"] for m in dead]
     assert all(r.startswith("invalid event:") for r in reasons)
     assert "event_id" in reasons[1] and "Field required" in reasons[1]
     assert dead[0].headers["x-original-routing-key"] == "sale.D-1"
-    assert queue_depth(amqp_url, f"{namespace}.rules.events") == 0  # acked, not looping
+    assert queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 0  # acked, not looping
     assert "Traceback" not in rules.log()
 
 
@@ -77,21 +77,27 @@ def test_events_beyond_the_lateness_bound_are_dead_lettered_with_the_reason(serv
     fresh = json.dumps(sale("D-1", at)).encode()
     late = json.dumps(sale("D-1", at - dt.timedelta(days=7, seconds=1))).encode()
     in_time = json.dumps(sale("D-1", at - dt.timedelta(days=6))).encode()
-    publish(amqp_url, f"{namespace}.events", "sale.D-1", fresh, late, in_time)
-    wait_for(lambda: queue_depth(amqp_url, f"{namespace}.dead-letter") == 1)
-    (dead,) = drain(amqp_url, f"{namespace}.dead-letter")
+    publish(amqp_url, Topology(namespace).events.name, "sale.D-1", fresh, late, in_time)
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 1)
+    (dead,) = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     assert dead.body == late
-    assert dead.headers["x-dealerwatch-error"].startswith("too late: event at") and "more than 7d older" in dead.headers["x-dealerwatch-error"]
+    assert (
+        dead.headers["x-dealerwatch-error"].startswith("too late: event at")
+        and "more than 7d older" in dead.headers["x-dealerwatch-error"]
+    )
 
 
-async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(service_env, amqp_url, mongo_url, namespace, monkeypatch):
+async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(
+    service_env, amqp_url, mongo_url, namespace, monkeypatch
+):
     """Killed after storing a batch of history and before its ack reached the broker: the batch
     (a month of one dealer's sales) is delivered again, and every event is known: nothing is
     counted twice or dead-lettered as too late. In process, to stop exactly there."""
     import asyncio
 
     from services.common.settings import Settings
-    from services.rules import policy, service as rules_service
+    from services.rules import policy
+    from services.rules import service as rules_service
 
     env = {k.removeprefix("DEALERWATCH_").lower(): v for k, v in service_env.items() if k.startswith("DEALERWATCH_")}
     settings = Settings(**{**env, "clock_grace_seconds": 300, "clock_hold_seconds": 600})  # a backfill: held
@@ -105,7 +111,9 @@ async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(se
     monkeypatch.setattr(rules_service, "ack_batch", ack_unless_dying)
     monkeypatch.setattr(rules_service, "FLUSH_SECONDS", 1.0)  # the month arrives as one batch
     start = now() - dt.timedelta(days=90)
-    first, second = ([json.dumps(sale("D-1", start + dt.timedelta(days=d))).encode() for d in days] for days in (range(30), range(30, 60)))
+    first, second = (
+        [json.dumps(sale("D-1", start + dt.timedelta(days=d))).encode() for d in days] for days in (range(30), range(30, 60))
+    )
 
     async def stored_events() -> int:
         doc = await asyncio.to_thread(lambda: pymongo.MongoClient(mongo_url)[namespace]["rules_dealers"].find_one({"_id": "D-1"}))
@@ -120,11 +128,11 @@ async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(se
 
     dying_one = rules_service.RulesService(settings, policy.load(settings.policy_file))
     await dying_one.start()
-    await asyncio.to_thread(publish, amqp_url, f"{namespace}.events", "sale.D-1", *first)
+    await asyncio.to_thread(publish, amqp_url, Topology(namespace).events.name, "sale.D-1", *first)
     await until(lambda: _equals(stored_events(), 30))
     await until(lambda: _true(len(acked) == 30))  # the first month is acked
     dying.set()  # from now on its acks never reach the broker
-    await asyncio.to_thread(publish, amqp_url, f"{namespace}.events", "sale.D-1", *second)
+    await asyncio.to_thread(publish, amqp_url, Topology(namespace).events.name, "sale.D-1", *second)
     await until(lambda: _equals(stored_events(), 60))
     for task in dying_one._tasks:  # it dies: no final flush, the connection goes
         task.cancel()
@@ -135,10 +143,10 @@ async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(se
     successor = rules_service.RulesService(settings, policy.load(settings.policy_file))
     await successor.start()
     try:
-        await until(lambda: _zero(asyncio.to_thread(queue_depth, amqp_url, f"{namespace}.rules.events")))
+        await until(lambda: _zero(asyncio.to_thread(queue_depth, amqp_url, Topology(namespace).rules_queue.name)))
         await asyncio.sleep(1.5)  # the redelivered batch is judged and acked
         assert successor.core.states["D-1"].events == 60
-        assert await asyncio.to_thread(queue_depth, amqp_url, f"{namespace}.dead-letter") == 0
+        assert await asyncio.to_thread(queue_depth, amqp_url, Topology(namespace).dead_letter_queue.name) == 0
     finally:
         await successor.stop()
 

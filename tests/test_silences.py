@@ -7,10 +7,11 @@ import time
 
 import httpx
 import pytest
-
 from conftest import free_port, wait_for
+from factories import signal
 from helpers import WebhookReceiver, publish
-from test_notify import signal
+
+from services.common.topology import Topology
 
 KEY = {"Authorization": "Bearer ops-key"}
 
@@ -23,19 +24,31 @@ def receiver():
 
 
 def test_silenced_alerts_are_stored_marked_and_not_sent(services, amqp_url, namespace, receiver):
-    (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url, "DEALERWATCH_API_KEYS": "ops-key",
-                                        "DEALERWATCH_WEBHOOK_SECRET": "shared-secret"})
-    now = dt.datetime.now(dt.timezone.utc)
-    body = {"matchers": {"dealer_id": "D-Q1", "severity": "warning"}, "ends_at": (now + dt.timedelta(hours=2)).isoformat(),
-            "created_by": "zhao.lei", "comment": "dealer on holiday, known"}
+    (notify,) = services(
+        "notify",
+        env={
+            "DEALERWATCH_WEBHOOK_URLS": receiver.url,
+            "DEALERWATCH_API_KEYS": "ops-key",
+            "DEALERWATCH_WEBHOOK_SECRET": "shared-secret",
+        },
+    )
+    now = dt.datetime.now(dt.UTC)
+    body = {
+        "matchers": {"dealer_id": "D-Q1", "severity": "warning"},
+        "ends_at": (now + dt.timedelta(hours=2)).isoformat(),
+        "created_by": "zhao.lei",
+        "comment": "dealer on holiday, known",
+    }
     assert httpx.post(f"{notify.url}/v1/silences", json=body).status_code == 401
     assert httpx.post(f"{notify.url}/v1/silences", json={**body, "matchers": {}}, headers=KEY).status_code == 422
     created = httpx.post(f"{notify.url}/v1/silences", json=body, headers=KEY)
     assert created.status_code == 201
     silence = created.json()
-    assert [s["silence_id"] for s in httpx.get(f"{notify.url}/v1/silences", params={"active": True}, headers=KEY).json()["items"]] == [silence["silence_id"]]
+    assert [
+        s["silence_id"] for s in httpx.get(f"{notify.url}/v1/silences", params={"active": True}, headers=KEY).json()["items"]
+    ] == [silence["silence_id"]]
 
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("Q1", 1), signal("Q2", 1))  # dealers D-Q1 and D-Q2
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("Q1", 1), signal("Q2", 1))  # dealers D-Q1 and D-Q2
     muted = wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/alerts/Q1", headers=KEY)).status_code == 200 and r.json())
     assert muted["silenced_by"] == [silence["silence_id"]] and muted["deliveries"][0]["status"] == "silenced"
     wait_for(lambda: receiver.received)
@@ -45,15 +58,17 @@ def test_silenced_alerts_are_stored_marked_and_not_sent(services, amqp_url, name
     expired = httpx.post(f"{notify.url}/v1/silences/{silence['silence_id']}/expire", json={"by": "zhao.lei"}, headers=KEY)
     assert expired.status_code == 200 and expired.json()["expired_by"] == "zhao.lei"
     assert httpx.get(f"{notify.url}/v1/silences", params={"active": True}, headers=KEY).json()["items"] == []
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("Q3", 1, dealer_id="D-Q1"))
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("Q3", 1, dealer_id="D-Q1"))
     wait_for(lambda: len(receiver.received) == 2)
     assert receiver.received[-1]["alert_id"] == "Q3"
 
 
 def test_a_wrong_secret_is_refused_by_the_receiver(services, amqp_url, namespace, receiver):
     (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url, "DEALERWATCH_WEBHOOK_SECRET": "other"})
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("W1", 1))
-    failing = wait_for(lambda: (d := httpx.get(f"{notify.url}/v1/alerts/W1", headers=KEY).json()["deliveries"][0])["attempts"] >= 1 and d)
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("W1", 1))
+    failing = wait_for(
+        lambda: (d := httpx.get(f"{notify.url}/v1/alerts/W1", headers=KEY).json()["deliveries"][0])["attempts"] >= 1 and d
+    )
     assert failing["last_error"] == "HTTP 401" and receiver.received == [] and receiver.refused >= 1
 
 
@@ -62,15 +77,24 @@ def test_a_silence_mutes_the_open_alerts_it_matches(services, amqp_url, namespac
     someone silences it: the retries stop, the alert is marked, and the change is streamed."""
     dead_end = f"http://127.0.0.1:{free_port()}/hook"
     (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": dead_end})
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("M1", 1), signal("M2", 1))
-    wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/alerts/M1", headers=KEY)).status_code == 200 and r.json()["deliveries"][0]["attempts"] >= 1)
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("M1", 1), signal("M2", 1))
+    wait_for(
+        lambda: (
+            (r := httpx.get(f"{notify.url}/v1/alerts/M1", headers=KEY)).status_code == 200
+            and r.json()["deliveries"][0]["attempts"] >= 1
+        )
+    )
     wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/M2", headers=KEY).status_code == 200)
-    ends = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
-    created = httpx.post(f"{notify.url}/v1/silences", json={
-        "matchers": {"dealer_id": "D-M1"}, "ends_at": ends, "created_by": "zhao.lei", "comment": "dealer closed this week"})
+    ends = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    created = httpx.post(
+        f"{notify.url}/v1/silences",
+        json={"matchers": {"dealer_id": "D-M1"}, "ends_at": ends, "created_by": "zhao.lei", "comment": "dealer closed this week"},
+    )
     assert created.status_code == 201 and created.json()["open_alerts_silenced"] == 1
 
-    muted = wait_for(lambda: (a := httpx.get(f"{notify.url}/v1/alerts/M1", headers=KEY).json())["deliveries"][0]["status"] == "silenced" and a)
+    muted = wait_for(
+        lambda: (a := httpx.get(f"{notify.url}/v1/alerts/M1", headers=KEY).json())["deliveries"][0]["status"] == "silenced" and a
+    )
     assert muted["silenced_by"] == [created.json()["silence_id"]]
     assert muted["history"][-1]["action"] == "silenced" and muted["history"][-1]["by"] == "zhao.lei"
     attempts = muted["deliveries"][0]["attempts"]

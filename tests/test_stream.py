@@ -8,13 +8,16 @@ import time
 
 import aio_pika
 import httpx
-
 from conftest import wait_for
+from factories import alert_signal, signal
 from helpers import drain, publish
-from test_notify import signal
+
+from services.common.topology import Topology
 
 
-def read_events(url: str, count: int, headers: dict | None = None, params: dict | None = None, timeout: float = 20.0) -> list[dict]:
+def read_events(
+    url: str, count: int, headers: dict | None = None, params: dict | None = None, timeout: float = 20.0
+) -> list[dict]:
     """Open the stream, take `count` alert events, close it."""
     found: list[dict] = []
     with httpx.stream("GET", url, headers=headers, params=params, timeout=httpx.Timeout(timeout)) as response:
@@ -43,9 +46,9 @@ async def _bind(amqp_url: str, exchange: str, queue: str) -> None:
 
 def test_stream_resumes_after_reconnect_and_restart(services, amqp_url, namespace):
     (notify,) = services("notify")
-    asyncio.run(_bind(amqp_url, f"{namespace}.alerts", f"{namespace}.test-subscriber"))
+    asyncio.run(_bind(amqp_url, Topology(namespace).alerts.name, f"{namespace}.test-subscriber"))
     url = f"{notify.url}/v1/alerts/stream"
-    exchange = f"{namespace}.alert-signals"
+    exchange = Topology(namespace).alert_signals.name
 
     publish(amqp_url, exchange, "k", signal("S1", 1), signal("S2", 1))
     received = read_events(url, 2, params={"last_event_id": 0})  # this test's database starts empty
@@ -58,7 +61,10 @@ def test_stream_resumes_after_reconnect_and_restart(services, amqp_url, namespac
     notify.stop()
     (notify,) = services("notify")
     missed = read_events(f"{notify.url}/v1/alerts/stream", 2, headers={"Last-Event-ID": str(last_seen)})
-    assert [(e["data"]["change"], e["data"]["alert"]["alert_id"]) for e in missed] == [("updated", "S1"), ("resolved", "S2")], (last_seen, missed)
+    assert [(e["data"]["change"], e["data"]["alert"]["alert_id"]) for e in missed] == [("updated", "S1"), ("resolved", "S2")], (
+        last_seen,
+        missed,
+    )
     assert [e["id"] for e in missed] == [last_seen + 1, last_seen + 2]
 
     # filters apply to the stream as to the list
@@ -70,14 +76,18 @@ def test_stream_resumes_after_reconnect_and_restart(services, amqp_url, namespac
     wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber")) or len(messages) >= 4, seconds=20)
     bodies = [json.loads(m.body) for m in messages]
     assert [(b["change"], b["alert"]["alert_id"]) for b in bodies] == [
-        ("opened", "S1"), ("opened", "S2"), ("updated", "S1"), ("resolved", "S2")]
+        ("opened", "S1"),
+        ("opened", "S2"),
+        ("updated", "S1"),
+        ("resolved", "S2"),
+    ]
     assert [m.routing_key for m in messages][:2] == ["warning.sales-drop.D-S1", "warning.sales-drop.D-S2"]
 
 
 def test_two_instances_publish_each_change_once(services, amqp_url, namespace):
     first, second = services("notify", "notify")
-    asyncio.run(_bind(amqp_url, f"{namespace}.alerts", f"{namespace}.test-subscriber"))
-    publish(amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"T{n}", 1) for n in range(300)])
+    asyncio.run(_bind(amqp_url, Topology(namespace).alerts.name, f"{namespace}.test-subscriber"))
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", *[signal(f"T{n}", 1) for n in range(300)])
     messages: list = []
     wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber", 1000)) or len(messages) >= 300, seconds=60)
     time.sleep(1.5)  # both instances poll every 0.3 s: a second publisher would have sent its copies by now
@@ -86,7 +96,7 @@ def test_two_instances_publish_each_change_once(services, amqp_url, namespace):
 
     # an instance stops (whichever held the lease): the other one publishes from then on
     first.stop()
-    publish(amqp_url, f"{namespace}.alert-signals", "k", signal("T-after", 1))
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("T-after", 1))
     wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber")) or len(messages) == 301, seconds=20)
     assert json.loads(messages[-1].body)["alert"]["alert_id"] == "T-after"
 
@@ -94,8 +104,9 @@ def test_two_instances_publish_each_change_once(services, amqp_url, namespace):
 def test_a_change_a_stopped_writer_left_unlogged_reaches_the_stream(services, service_env, namespace):
     """The alert write succeeded, the process died before its change-log entry: another notify
     writes the entry, so the stream and the exchange still hear of it."""
-    from services.common.alerts import AlertSignal
     from services.common.settings import Settings
+    from services.common.timeutil import utcnow
+    from services.notify import alert as alerts
     from services.notify.store import AlertStore
 
     async def write_then_die() -> None:
@@ -108,7 +119,7 @@ def test_a_change_a_stopped_writer_left_unlogged_reaches_the_stream(services, se
 
         store.changes.record = crash
         try:
-            await store.apply(AlertSignal.model_validate_json(signal("U1", 1)), routes=[])
+            await store.insert(alerts.new_document(alert_signal("U1", 1), [], utcnow(), None, []), "opened")
         except SystemExit:
             pass
         store.close()
@@ -145,9 +156,13 @@ def test_many_dashboards_each_receive_every_change_in_order(services, amqp_url, 
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=50)) as client:
             watchers = [asyncio.create_task(dashboard(client, 12)) for _ in range(25)]
             await asyncio.sleep(1.0)  # all connected and waiting
-            await asyncio.to_thread(publish, amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"F{n}", 1) for n in range(6)])
+            await asyncio.to_thread(
+                publish, amqp_url, Topology(namespace).alert_signals.name, "k", *[signal(f"F{n}", 1) for n in range(6)]
+            )
             await asyncio.sleep(0.5)
-            await asyncio.to_thread(publish, amqp_url, f"{namespace}.alert-signals", "k", *[signal(f"F{n}", 2) for n in range(6)])
+            await asyncio.to_thread(
+                publish, amqp_url, Topology(namespace).alert_signals.name, "k", *[signal(f"F{n}", 2) for n in range(6)]
+            )
             return await asyncio.wait_for(asyncio.gather(*watchers), 30)
 
     received = asyncio.run(watch())

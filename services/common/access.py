@@ -12,6 +12,7 @@ import hmac
 import json
 
 from pydantic import SecretStr
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 READING = ("GET", "HEAD", "OPTIONS")
@@ -41,15 +42,16 @@ class Keys:
 def refuse_open_bind(service: str, host: str, keys: Keys, variables: str) -> None:
     """Development mode (no keys) only on loopback: anywhere else the service would be open."""
     if keys.open and host not in LOOPBACK:
-        raise SystemExit(f"{service}: bound to {host} without keys; set {variables} (production mode), "
-                         "or bind to 127.0.0.1 for development")
+        raise SystemExit(
+            f"{service}: bound to {host} without keys; set {variables} (production mode), or bind to 127.0.0.1 for development"
+        )
 
 
 class AccessMiddleware:
     """Pure ASGI, in front of the application: 401 without a key allowed for the request, 413
     for a body over `max_body` bytes; the body is read (up to the limit) only once the key passed."""
 
-    def __init__(self, app, keys: Keys, *, public: tuple[str, ...], max_body: int):
+    def __init__(self, app: ASGIApp, keys: Keys, *, public: tuple[str, ...], max_body: int):
         self.app = app
         self.keys = keys
         self.public = public  # exact paths, or prefixes written `/board/*`
@@ -58,7 +60,7 @@ class AccessMiddleware:
     def _is_public(self, path: str) -> bool:
         return any(path == p or (p.endswith("/*") and path.startswith(p[:-1])) for p in self.public)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
@@ -85,7 +87,7 @@ class AccessMiddleware:
                 return await _answer(send, 413, f"body larger than {self.max_body} bytes")
         delivered = False
 
-        async def replay():
+        async def replay() -> Message:
             nonlocal delivered
             if delivered:
                 return await receive()
@@ -95,7 +97,7 @@ class AccessMiddleware:
         await self.app(scope, replay, send)
 
 
-async def _answer(send, status: int, detail: str, headers: dict | None = None) -> None:
+async def _answer(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
     body = json.dumps({"detail": detail}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]

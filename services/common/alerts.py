@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -45,7 +45,6 @@ class AlertSignal(BaseModel):
     firing_count: int = Field(ge=0, description="Evaluations that found the rule holding so far.")
 
 
-
 class PromotionEvaluation(BaseModel):
     """The judgement of an ended promotion, effective or not, for the dealer's file."""
 
@@ -67,5 +66,5 @@ class PromotionEvaluation(BaseModel):
     policy_version: str
 
 
-RulesOutput = Annotated[Union[AlertSignal, PromotionEvaluation], Field(discriminator="kind")]
-rules_output_adapter: TypeAdapter = TypeAdapter(RulesOutput)
+RulesOutput = Annotated[AlertSignal | PromotionEvaluation, Field(discriminator="kind")]
+rules_output_adapter: TypeAdapter[AlertSignal | PromotionEvaluation] = TypeAdapter(RulesOutput)

@@ -18,11 +18,19 @@ def document(namespace: str = "dealerwatch") -> AsyncAPI:
     topology = Topology(namespace)
     broker = RabbitBroker(description="Events from POS/ERP systems and the alert signals derived from them.")
 
-    @broker.subscriber(topology.rules_queue, exchange=topology.events, title="rules: events",
-                       description="Validated v1 events; routing key <type>.<dealer_id>.")
-    @broker.publisher(exchange=topology.alert_signals, routing_key="{severity}.{rule_id}.{dealer_id}", title="rules: alert signals",
-                      description="firing/resolved per episode; routing key <severity>.<rule_id>.<dealer_id>.",
-                      schema=AlertSignal)
+    @broker.subscriber(
+        topology.rules_queue,
+        exchange=topology.events,
+        title="rules: events",
+        description="Validated v1 events; routing key <type>.<dealer_id>.",
+    )
+    @broker.publisher(
+        exchange=topology.alert_signals,
+        routing_key="{severity}.{rule_id}.{dealer_id}",
+        title="rules: alert signals",
+        description="firing/resolved per episode; routing key <severity>.<rule_id>.<dealer_id>.",
+        schema=AlertSignal,
+    )
     async def rules(event: Event) -> AlertSignal:  # pragma: no cover - documentation only
         raise NotImplementedError
 

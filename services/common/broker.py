@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 import aiormq
 from faststream.rabbit import Channel, RabbitBroker, RabbitExchange
@@ -16,6 +18,9 @@ from .settings import Settings
 from .topology import shortstr
 
 log = logging.getLogger(__name__)
+
+
+Outgoing = tuple[RabbitExchange, str, bytes, str]  # exchange, routing key, body, message id
 
 
 class PublishError(RuntimeError):
@@ -33,12 +38,10 @@ def cancelled_by_the_client(exc: BaseException) -> bool:
     return isinstance(exc, asyncio.CancelledError) and task is not None and not task.cancelling()
 
 
-def make_broker(settings: Settings, **kwargs) -> RabbitBroker:
+def make_broker(settings: Settings, **kwargs: Any) -> RabbitBroker:
     return RabbitBroker(
         settings.amqp_url.get_secret_value(),
-        default_channel=Channel(
-            prefetch_count=settings.prefetch, publisher_confirms=True, on_return_raises=True
-        ),
+        default_channel=Channel(prefetch_count=settings.prefetch, publisher_confirms=True, on_return_raises=True),
         reconnect_interval=1.0,
         log_level=logging.DEBUG,  # one line per message is noise at INFO
         # no dependency injection in handlers: it resolves context fields in a thread pool,
@@ -55,7 +58,7 @@ async def publish_confirmed(
     body: bytes,
     *,
     message_id: str,
-    headers: dict | None = None,
+    headers: dict[str, Any] | None = None,
     timeout: float = 10.0,
     mandatory: bool = True,
 ) -> None:
@@ -75,7 +78,7 @@ async def publish_confirmed(
             ),
             timeout,
         )
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise PublishTimeout(f"no confirm from the broker within {timeout:g}s") from exc
     except PublishError:
         raise
@@ -92,16 +95,16 @@ async def publish_confirmed(
 PIPELINE = 500  # messages awaiting their confirms at once: thousands at once outwait the timeout
 
 
-async def publish_each(broker, messages, *, timeout: float) -> list[PublishError | None]:
+async def publish_each(broker: RabbitBroker, messages: Iterable[Outgoing], *, timeout: float) -> list[PublishError | None]:
     """Publish `(exchange, routing_key, body, message_id)` tuples, confirms pipelined (up to
     PIPELINE at a time); the error of each message, or None where it was confirmed."""
     messages = list(messages)
-    results: list = []
+    results: list[PublishError | BaseException | None] = []
     for start in range(0, len(messages), PIPELINE):
         results += await asyncio.gather(
             *(
                 publish_confirmed(broker, ex, key, body, message_id=mid, timeout=timeout)
-                for ex, key, body, mid in messages[start:start + PIPELINE]
+                for ex, key, body, mid in messages[start : start + PIPELINE]
             ),
             return_exceptions=True,
         )
@@ -111,7 +114,7 @@ async def publish_each(broker, messages, *, timeout: float) -> list[PublishError
     return [result if isinstance(result, PublishError) else None for result in results]
 
 
-async def publish_all_confirmed(broker, messages, *, timeout: float) -> None:
+async def publish_all_confirmed(broker: RabbitBroker, messages: Iterable[Outgoing], *, timeout: float) -> None:
     """Publish `(exchange, routing_key, body, message_id)` tuples, confirms pipelined; raises
     PublishError unless every one was confirmed."""
     messages = list(messages)

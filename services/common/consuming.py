@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
@@ -19,7 +20,9 @@ async def _raw_body(message: RabbitMessage) -> bytes:
     return message.body
 
 
-def subscribe(broker: RabbitBroker, queue: RabbitQueue, handler, *, prefetch: int, title: str) -> None:
+def subscribe(
+    broker: RabbitBroker, queue: RabbitQueue, handler: Callable[[bytes], Awaitable[None]], *, prefetch: int, title: str
+) -> None:
     """`handler(body: bytes)` gets every message undecoded; it acks or rejects it itself (the
     current message is `broker.context.get_local("message")`).
 
@@ -55,7 +58,7 @@ async def reject(broker: RabbitBroker, topology: Topology, message: RabbitMessag
 
 
 async def retry_or_reject(
-    broker: RabbitBroker, topology: Topology, message: RabbitMessage, exc: Exception, *, max_attempts: int, stage: str
+    broker: RabbitBroker, topology: Topology, message: RabbitMessage, exc: BaseException, *, max_attempts: int, stage: str
 ) -> None:
     """A handler failure: requeue after a growing pause, until `max_attempts`, then dead-letter."""
     attempt = int((message.headers or {}).get("x-delivery-count", 0)) + 1
@@ -81,7 +84,7 @@ async def ack_batch(messages: list[RabbitMessage]) -> None:
     for message in newest.values():
         try:
             await message.ack(multiple=True)
-        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - channel gone: redelivered, writes are idempotent
+        except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and not cancelled_by_the_client(exc):
                 raise
             log.warning("could not ack a batch (%s); it will be redelivered", exc)

@@ -3,8 +3,9 @@ headers, so an operator can read why and replay it once the cause is fixed."""
 
 from __future__ import annotations
 
-from faststream.rabbit import RabbitBroker, RabbitMessage
+from typing import Any
 
+from faststream.rabbit import RabbitBroker, RabbitMessage
 
 from .broker import publish_confirmed
 from .topology import ERROR_HEADER, STAGE_HEADER, Topology
@@ -13,13 +14,28 @@ from .topology import ERROR_HEADER, STAGE_HEADER, Topology
 async def dead_letter(broker: RabbitBroker, topology: Topology, message: RabbitMessage, reason: str, *, stage: str) -> None:
     """A consumed message, as it was."""
     raw = message.raw_message
-    await dead_letter_body(broker, topology, raw.body, raw.routing_key or "", raw.message_id or "", reason, stage=stage,
-                           headers={**(raw.headers or {}), "x-original-exchange": raw.exchange or ""})
+    await dead_letter_body(
+        broker,
+        topology,
+        raw.body,
+        raw.routing_key or "",
+        raw.message_id or "",
+        reason,
+        stage=stage,
+        headers={**(raw.headers or {}), "x-original-exchange": raw.exchange or ""},
+    )
 
 
 async def dead_letter_body(
-    broker: RabbitBroker, topology: Topology, body: bytes, routing_key: str, message_id: str, reason: str, *,
-    stage: str, headers: dict | None = None,
+    broker: RabbitBroker,
+    topology: Topology,
+    body: bytes,
+    routing_key: str,
+    message_id: str,
+    reason: str,
+    *,
+    stage: str,
+    headers: dict[str, Any] | None = None,
 ) -> None:
     """Any message body (a consumed message, or an output that could not be published)."""
     await publish_confirmed(

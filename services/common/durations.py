@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 DURATION = r"^\d+(\.\d+)?(d|h|m|s)$"
-_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+DAY = 86400.0  # seconds
+
+_UNITS = {"d": DAY, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 def seconds(duration: str) -> float:

@@ -17,7 +17,7 @@ class Health:
     def __init__(self) -> None:
         self._failing: dict[str, tuple[float, str]] = {}  # loop -> (first failure, latest error)
         self._beats: dict[str, tuple[float, float]] = {}  # loop -> (last round, longest expected gap)
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def failed(self, loop: str, error: BaseException | str) -> None:
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -31,7 +31,7 @@ class Health:
         """The loop came round, and will again within `next_within` seconds."""
         self._beats[loop] = (time.monotonic(), next_within)
 
-    def watch(self, loop: str, task: asyncio.Task) -> asyncio.Task:
+    def watch(self, loop: str, task: asyncio.Task[None]) -> asyncio.Task[None]:
         self._tasks[loop] = task
         return task
 

@@ -8,12 +8,14 @@ lateness older than its dealer's judgement time is refused.
 
 from __future__ import annotations
 
+from typing import Any
+
 DEALERS = "rules_dealers"
 CLOCK = "rules_clock"
 CLOCK_ID = "clock"
 
 
-async def earliest_countable(db, dealer_ids: list[str]) -> tuple[float | None, dict[str, float]]:
+async def earliest_countable(db: Any, dealer_ids: list[str]) -> tuple[float | None, dict[str, float]]:
     """(the policy's lateness, dealer -> the earliest event time rules can still count for it),
     for the dealers rules knows; (None, {}) before rules has stored anything."""
     clock = await db[CLOCK].find_one({"_id": CLOCK_ID}, {"lateness": 1})

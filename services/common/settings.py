@@ -7,19 +7,17 @@ docker-compose.yml; a test checks both against this class.
 from __future__ import annotations
 
 import datetime as dt
-
-from pydantic import AwareDatetime, Field, SecretStr
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import AliasChoices, AwareDatetime, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .durations import DAY
 from .topology import DELIVERY_LIMIT
-
-from pydantic import field_validator
 
 
 def _split_csv(value: object) -> object:
-    """"a,b" -> ["a", "b"]; unset or "" -> []. A blank item (" ", ",", "a,,b") is an error: a key
+    """ "a,b" -> ["a", "b"]; unset or "" -> []. A blank item (" ", ",", "a,,b") is an error: a key
     list that parses to nothing would start a production stack open."""
     if isinstance(value, str):
         if not value:
@@ -32,11 +30,10 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEALERWATCH_", extra="ignore")
+    # renamed variables are still read under their old names (DEALERWATCH_WEBHOOK_TIMEOUT_SECONDS, ...)
+    model_config = SettingsConfigDict(env_prefix="DEALERWATCH_", extra="ignore", populate_by_name=True)
 
-    amqp_url: SecretStr = Field(
-        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="RabbitMQ URL."
-    )
+    amqp_url: SecretStr = Field(default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="RabbitMQ URL.")
     mongo_url: SecretStr = Field(
         default=SecretStr("mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false"),
         description="MongoDB URL.",
@@ -49,7 +46,9 @@ class Settings(BaseSettings):
     )
     prefetch: int = Field(default=500, ge=1, le=5000, description="Unacked messages per consumer.")
     max_attempts: int = Field(
-        default=5, ge=1, le=DELIVERY_LIMIT - 1,
+        default=5,
+        ge=1,
+        le=DELIVERY_LIMIT - 1,
         description=f"Handler attempts before a message is dead-lettered (below the queues' delivery limit, {DELIVERY_LIMIT}, "
         "so that the reason is always recorded).",
     )
@@ -63,11 +62,13 @@ class Settings(BaseSettings):
     ingest_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Body size limit.")
     ingest_max_batch: int = Field(default=1000, ge=1, description="Events per request.")
     max_future_seconds: float = Field(
-        default=86400.0, ge=0, le=366 * 86400.0,
+        default=DAY,
+        ge=0,
+        le=366 * DAY,
         description="How far ahead of ingest's clock an event's occurred_at may be (later ones are refused, 422).",
     )
     earliest_event: AwareDatetime = Field(
-        default=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
+        default=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
         description="The earliest occurred_at accepted (earlier ones are refused, 422); not before 2000-01-01.",
     )
     publish_timeout_seconds: float = Field(
@@ -77,21 +78,26 @@ class Settings(BaseSettings):
     rules_host: str = Field(default="127.0.0.1", description="Rules service HTTP bind address.")
     rules_port: int = Field(default=8082, description="Rules service HTTP port (health).")
     policy_file: str = Field(default="policies/default.yaml", description="Policy file path.")
-    policy_poll_seconds: float = Field(default=1.0, gt=0, description="How often the policy and routes files are checked for changes.")
+    files_poll_seconds: float = Field(
+        validation_alias=AliasChoices("DEALERWATCH_FILES_POLL_SECONDS", "DEALERWATCH_POLICY_POLL_SECONDS"),
+        default=1.0,
+        gt=0,
+        description="How often the policy and routes files are checked for changes.",
+    )
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated API keys for the admin endpoints (policy reload); unset = open development mode.",
     )
-    clock_max_sleep_seconds: float = Field(
-        default=30.0, gt=0, description="Longest the live clock sleeps between checks."
-    )
+    clock_max_sleep_seconds: float = Field(default=30.0, gt=0, description="Longest the live clock sleeps between checks.")
     clock_grace_seconds: float = Field(
-        default=300.0, ge=0,
+        default=300.0,
+        ge=0,
         description="The live clock judges dealers at wall time minus this: events up to this late are judged as they "
         "happened; an older one is history and holds its dealer (see the next).",
     )
     clock_hold_seconds: float = Field(
-        default=3600.0, gt=0,
+        default=3600.0,
+        gt=0,
         description="A dealer receiving history is judged at its own events only, not by the clock, until none "
         "arrived for it for this long (a backfill may pause this long, or restart, without a false alarm).",
     )
@@ -113,9 +119,6 @@ class Settings(BaseSettings):
     rules_url: str = Field(
         default="http://127.0.0.1:8082", description="Where notify asks the rules service for a dealer's measures."
     )
-    timezone: str = Field(
-        default="UTC", description="Calendar time zone of the board's weekly sales chart (use the policy's)."
-    )
     routes_file: str | None = Field(
         default=None, description="Routes file (receivers and the routing tree); unset = every webhook gets every alert."
     )
@@ -127,36 +130,40 @@ class Settings(BaseSettings):
         description="Comma-separated shared secrets: each webhook request is signed with every one (X-Dealerwatch-Signature: "
         "t=<unix time>,v1=<HMAC-SHA256 hex of '<t>.' + body>, one v1 per secret: give two while rotating).",
     )
-    webhook_timeout_seconds: float = Field(default=5.0, gt=0, description="Per webhook request.")
-    webhook_retry_initial_seconds: float = Field(
-        default=1.0, gt=0, description="First retry delay; doubles on each failure."
+    delivery_timeout_seconds: float = Field(
+        validation_alias=AliasChoices("DEALERWATCH_DELIVERY_TIMEOUT_SECONDS", "DEALERWATCH_WEBHOOK_TIMEOUT_SECONDS"),
+        default=5.0,
+        gt=0,
+        description="Per notification request (every channel).",
     )
-    webhook_retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
-    webhook_max_attempts: int = Field(
-        default=50, ge=1, description="Attempts before a delivery is marked failed."
+    delivery_retry_initial_seconds: float = Field(
+        validation_alias=AliasChoices("DEALERWATCH_DELIVERY_RETRY_INITIAL_SECONDS", "DEALERWATCH_WEBHOOK_RETRY_INITIAL_SECONDS"),
+        default=1.0,
+        gt=0,
+        description="First retry delay; doubles on each failure.",
+    )
+    delivery_retry_max_seconds: float = Field(
+        validation_alias=AliasChoices("DEALERWATCH_DELIVERY_RETRY_MAX_SECONDS", "DEALERWATCH_WEBHOOK_RETRY_MAX_SECONDS"),
+        default=300.0,
+        gt=0,
+        description="Longest retry delay.",
+    )
+    delivery_max_attempts: int = Field(
+        validation_alias=AliasChoices("DEALERWATCH_DELIVERY_MAX_ATTEMPTS", "DEALERWATCH_WEBHOOK_MAX_ATTEMPTS"),
+        default=50,
+        ge=1,
+        description="Attempts before a delivery is marked failed.",
     )
 
     log_level: str = Field(default="INFO", description="Logging level.")
 
-    _split_keys = field_validator("ingest_keys", "admin_keys", "api_keys", "viewer_keys", "webhook_urls", "webhook_secret",
-                                  mode="before")(_split_csv)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}, e.g. UTC or Asia/Shanghai") from None
-        return value
+    _split_keys = field_validator(
+        "ingest_keys", "admin_keys", "api_keys", "viewer_keys", "webhook_urls", "webhook_secret", mode="before"
+    )(_split_csv)
 
     @field_validator("earliest_event")
     @classmethod
     def _not_before_2000(cls, value: dt.datetime) -> dt.datetime:
-        if value < dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc):
+        if value < dt.datetime(2000, 1, 1, tzinfo=dt.UTC):
             raise ValueError("the contract starts on 2000-01-01")
         return value
-
-    @property
-    def auth_enabled(self) -> bool:
-        return bool(self.ingest_keys)

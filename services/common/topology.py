@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 
 ERROR_HEADER = "x-dealerwatch-error"
 STAGE_HEADER = "x-dealerwatch-stage"
@@ -108,12 +108,18 @@ class Topology:
 
     @property
     def dead_letter_queue(self) -> RabbitQueue:
-        return RabbitQueue(
-            f"{self.namespace}.dead-letter", queue_type=QueueType.QUORUM, durable=True, routing_key=""
-        )
+        return RabbitQueue(f"{self.namespace}.dead-letter", queue_type=QueueType.QUORUM, durable=True, routing_key="")
+
+    @property
+    def exchanges(self) -> tuple[RabbitExchange, ...]:
+        return (self.events, self.alert_signals, self.alerts, self.dead_letter)
+
+    @property
+    def queues(self) -> tuple[RabbitQueue, ...]:
+        return (self.rules_queue, self.notify_queue, self.dealer_file_queue, self.dead_letter_queue)
 
 
-async def declare(broker, topology: Topology) -> None:
+async def declare(broker: RabbitBroker, topology: Topology) -> None:
     """Declare every exchange, queue and binding (idempotent). Any service may call it, so that
     nothing published before its consumer first started is ever unroutable.
     A consuming service calls it after `broker.start()`: the broker keeps the first object it

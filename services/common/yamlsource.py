@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+Path_ = tuple[str | int, ...]  # a place in the document: keys and indexes
+Lines = dict[Path_, int]
+Problems = list[tuple[int | None, str]]
 
-class PolicyError(ValueError):
-    def __init__(self, source: str, problems: list[tuple[int | None, str]]):
+
+class FileError(ValueError):
+    """A file rule authors or operators write (the policy, the routes), refused: each problem
+    with its line."""
+
+    def __init__(self, source: str, problems: Problems):
         self.source = source
         self.problems = problems
         super().__init__("\n".join(self.lines()))
@@ -17,12 +25,12 @@ class PolicyError(ValueError):
         return [f"{self.source}:{line or 1}: {message}" for line, message in self.problems]
 
 
-def read(path) -> tuple[str, str]:
+def read(path: str | Path) -> tuple[str, str]:
     path = Path(path)
     try:
         return path.read_text(encoding="utf-8"), str(path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(str(path), [(None, f"cannot read the file: {exc}")]) from None
+        raise FileError(str(path), [(None, f"cannot read the file: {exc}")]) from None
 
 
 MAX_BYTES = 1024 * 1024
@@ -30,11 +38,11 @@ MAX_VALUES = 20_000  # counting what aliases repeat: a few bytes of aliases can 
 MAX_DEPTH = 40
 
 
-def parse_yaml(text: str, source: str) -> tuple[object, dict[tuple, int]]:
+def parse_yaml(text: str, source: str) -> tuple[Any, Lines]:
     """The document (plain data: the safe loader builds no objects) and a map path -> line.
     Bounded: size, nesting and the number of values once aliases are expanded."""
     if len(text) > MAX_BYTES:
-        raise PolicyError(source, [(None, f"the file is larger than {MAX_BYTES:,} bytes")])
+        raise FileError(source, [(None, f"the file is larger than {MAX_BYTES:,} bytes")])
     loader = None
     try:
         loader = yaml.SafeLoader(text)
@@ -45,21 +53,21 @@ def parse_yaml(text: str, source: str) -> tuple[object, dict[tuple, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(source, [(mark.line + 1 if mark else None, f"not valid YAML: {problem}")]) from None
+        raise FileError(source, [(mark.line + 1 if mark else None, f"not valid YAML: {problem}")]) from None
     except RecursionError:
-        raise PolicyError(source, [(None, f"nested more than {MAX_DEPTH} levels deep")]) from None
+        raise FileError(source, [(None, f"nested more than {MAX_DEPTH} levels deep")]) from None
     finally:
         if loader is not None:
             loader.dispose()
-    lines: dict[tuple, int] = {}
-    problems: list[tuple[int | None, str]] = []
+    lines: Lines = {}
+    problems: Problems = []
     _record_lines(node, (), lines, problems, set())
     if problems:
-        raise PolicyError(source, problems)
+        raise FileError(source, problems)
     return data, lines
 
 
-def _check_size(root, source: str) -> None:
+def _check_size(root: yaml.Node, source: str) -> None:
     """Count the values the document stands for (an alias counts its whole target again), each
     node once (so the count itself is linear), and the nesting depth; refuse what is too big."""
     sizes: dict[int, int] = {}
@@ -67,21 +75,30 @@ def _check_size(root, source: str) -> None:
     while stack:
         node, depth, done = stack.pop()
         if depth > MAX_DEPTH:
-            raise PolicyError(source, [(node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")])
+            raise FileError(source, [(node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")])
         children = _children(node)
         if done or not children:
             size = 1 + sum(sizes[id(child)] for child in children)
             sizes[id(node)] = size
             if size > MAX_VALUES:
-                raise PolicyError(source, [(node.start_mark.line + 1, (
-                    f"this part stands for more than {MAX_VALUES:,} values (YAML aliases repeat what they name); "
-                    "write it out or use fewer aliases"))])
+                raise FileError(
+                    source,
+                    [
+                        (
+                            node.start_mark.line + 1,
+                            (
+                                f"this part stands for more than {MAX_VALUES:,} values (YAML aliases repeat what they name); "
+                                "write it out or use fewer aliases"
+                            ),
+                        )
+                    ],
+                )
             continue
         stack.append((node, depth, True))
         stack.extend((child, depth + 1, False) for child in children if id(child) not in sizes)
 
 
-def _children(node) -> list:
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [part for pair in node.value for part in pair]
     if isinstance(node, yaml.SequenceNode):
@@ -89,7 +106,7 @@ def _children(node) -> list:
     return []
 
 
-def _record_lines(node, path: tuple, lines: dict, problems: list, seen: set) -> None:
+def _record_lines(node: yaml.Node | None, path: Path_, lines: Lines, problems: Problems, seen: set[int]) -> None:
     if node is None:
         return
     lines.setdefault(path, node.start_mark.line + 1)
@@ -97,7 +114,7 @@ def _record_lines(node, path: tuple, lines: dict, problems: list, seen: set) -> 
         return
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        keys: dict = {}
+        keys: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value
             if key in keys:
@@ -110,7 +127,7 @@ def _record_lines(node, path: tuple, lines: dict, problems: list, seen: set) -> 
             _record_lines(item, path + (index,), lines, problems, seen)
 
 
-def describe(error: dict, lines: dict[tuple, int]) -> tuple[int | None, str]:
+def describe(error: Any, lines: Lines) -> tuple[int | None, str]:
     loc = tuple(error["loc"])
     line = None
     for cut in range(len(loc), -1, -1):

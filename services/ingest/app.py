@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from faststream.rabbit import RabbitExchange
 
 from services.common import mongo
 from services.common.access import Keys, refuse_open_bind
@@ -40,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     refuse_open_bind("ingest", settings.ingest_host, keys, "DEALERWATCH_INGEST_KEYS")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if keys.open:
             log.warning("DEALERWATCH_INGEST_KEYS is not set: POST /v1/events is open (development mode)")
 
@@ -66,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await broker.ping(timeout=0.05)
 
     @app.get("/healthz")
-    async def healthz() -> dict:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
     @app.get("/readyz")
@@ -81,11 +84,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status_code=202,
         openapi_extra=openapi.EVENTS_REQUEST_BODY,
         responses={
-            202: {"description": "Every event was confirmed by the broker: `{\"accepted\": n}`"},
+            202: {"description": 'Every event was confirmed by the broker: `{"accepted": n}`'},
             401: {"description": "Missing or wrong API key"},
             413: {"description": "Body larger than the configured limit"},
-            422: {"description": "At least one invalid event, or one older than rules can still count for its dealer "
-                  "(`too late: ...`); nothing was published: `{\"errors\": [{index, field, message}]}`"},
+            422: {
+                "description": "At least one invalid event, or one older than rules can still count for its dealer "
+                '(`too late: ...`); nothing was published: `{"errors": [{index, field, message}]}`'
+            },
             503: {"description": "Broker unavailable; nothing is accepted, retry later"},
         },
     )
@@ -98,9 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         body = await _read_limited(request, settings.ingest_max_body_bytes)
         if body is None:
-            return JSONResponse(
-                {"error": f"body larger than {settings.ingest_max_body_bytes} bytes"}, status_code=413
-            )
+            return JSONResponse({"error": f"body larger than {settings.ingest_max_body_bytes} bytes"}, status_code=413)
         window = (settings.earliest_event, utcnow() + dt.timedelta(seconds=settings.max_future_seconds))
         try:
             events = parse_body(body, request.headers.get("content-type", "application/json"), settings.ingest_max_batch, window)
@@ -126,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _messages(topology: Topology, events: list[Event]):
+def _messages(topology: Topology, events: list[Event]) -> Iterator[tuple[RabbitExchange, str, bytes, str]]:
     for event in events:
         yield (
             topology.events,

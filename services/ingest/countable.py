@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+from services.common.durations import DAY
 from services.common.events import Event
 from services.common.judgement_time import earliest_countable
+from services.common.mongo import Database
 
 from .parsing import FieldError
 
 
-async def too_late(db, events: list[Event]) -> list[FieldError]:
+async def too_late(db: Database, events: list[Event]) -> list[FieldError]:
     lateness, bounds = await earliest_countable(db, sorted({event.dealer_id for event in events}))
     if lateness is None:
         return []  # rules has judged nothing yet
@@ -27,21 +29,35 @@ async def too_late(db, events: list[Event]) -> list[FieldError]:
         stored = bounds.get(event.dealer_id)
         in_request = newest.get(event.dealer_id, at) - lateness
         if stored is not None and at < stored:
-            errors.append(FieldError(index, "occurred_at", (
-                f"too late: dealer {event.dealer_id!r} has been judged up to {_iso(stored + lateness)}; events more than "
-                f"the policy's lateness ({_days(lateness)}) older than that can no longer be counted (a backfill of a "
-                f"dealer's history must come before its newer events; see 'Event time' in the README)")))
+            errors.append(
+                FieldError(
+                    index,
+                    "occurred_at",
+                    (
+                        f"too late: dealer {event.dealer_id!r} has been judged up to {_iso(stored + lateness)}; events more than "
+                        f"the policy's lateness ({_days(lateness)}) older than that can no longer be counted (a backfill of a "
+                        f"dealer's history must come before its newer events; see 'Event time' in the README)"
+                    ),
+                )
+            )
         elif at < in_request:
-            errors.append(FieldError(index, "occurred_at", (
-                f"too late: more than the policy's lateness ({_days(lateness)}) older than an earlier event of dealer "
-                f"{event.dealer_id!r} in this request; post a dealer's events in time order")))
+            errors.append(
+                FieldError(
+                    index,
+                    "occurred_at",
+                    (
+                        f"too late: more than the policy's lateness ({_days(lateness)}) older than an earlier event of dealer "
+                        f"{event.dealer_id!r} in this request; post a dealer's events in time order"
+                    ),
+                )
+            )
         newest[event.dealer_id] = max(newest.get(event.dealer_id, at), at)
     return errors
 
 
 def _iso(moment: float) -> str:
-    return dt.datetime.fromtimestamp(moment, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _days(seconds: float) -> str:
-    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds:g} seconds"
+    return f"{seconds / DAY:g} days" if seconds >= DAY else f"{seconds:g} seconds"

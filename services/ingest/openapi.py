@@ -3,13 +3,16 @@ integrator-friendly errors, so FastAPI cannot infer it)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from fastapi import FastAPI
 from pydantic import TypeAdapter
 
 from services.common.events import Event
 
 _REF = "#/components/schemas/{model}"
 _schema = TypeAdapter(Event | list[Event]).json_schema(ref_template=_REF)
-EVENT_SCHEMAS: dict = _schema.pop("$defs", {})
+EVENT_SCHEMAS: dict[str, Any] = _schema.pop("$defs", {})
 
 EVENTS_REQUEST_BODY = {
     "requestBody": {
@@ -23,15 +26,15 @@ EVENTS_REQUEST_BODY = {
 }
 
 
-def install(app) -> None:
+def install(app: FastAPI) -> None:
     """Add the event models to the app's OpenAPI components."""
     original = app.openapi
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        document = original()
+        document: dict[str, Any] = original()
         document.setdefault("components", {}).setdefault("schemas", {}).update(EVENT_SCHEMAS)
         return document
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the document

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -24,7 +25,7 @@ class FieldError:
     field: str | None
     message: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "field": self.field, "message": self.message}
 
 
@@ -34,17 +35,16 @@ class InvalidBatch(Exception):
         self.errors = errors
 
 
-def parse_body(body: bytes, content_type: str, max_events: int,
-               window: tuple[dt.datetime, dt.datetime] | None = None) -> list[Event]:
+def parse_body(
+    body: bytes, content_type: str, max_events: int, window: tuple[dt.datetime, dt.datetime] | None = None
+) -> list[Event]:
     """All or nothing: returns every event, or raises InvalidBatch listing every problem.
     `window`: the earliest and latest `occurred_at` accepted (ingest's clock decides the latter)."""
     items = _split(body, content_type)
     if not items:
         raise InvalidBatch([FieldError(None, None, "the request contains no events")])
     if len(items) > max_events:
-        raise InvalidBatch(
-            [FieldError(None, None, f"{len(items)} events in one request; the limit is {max_events}")]
-        )
+        raise InvalidBatch([FieldError(None, None, f"{len(items)} events in one request; the limit is {max_events}")])
     events: list[Event] = []
     errors: list[FieldError] = []
     for index, item in enumerate(items):
@@ -64,8 +64,14 @@ def parse_body(body: bytes, content_type: str, max_events: int,
             errors.extend(_describe(index, exc))
             continue
         if window is not None and not window[0] <= event.occurred_at <= window[1]:
-            errors.append(FieldError(index, "occurred_at", f"must be from {_iso(window[0])} to {_iso(window[1])} "
-                                     "(the earliest time accepted, and a day ahead of ingest's clock at most)"))
+            errors.append(
+                FieldError(
+                    index,
+                    "occurred_at",
+                    f"must be from {_iso(window[0])} to {_iso(window[1])} "
+                    "(the earliest time accepted, and a day ahead of ingest's clock at most)",
+                )
+            )
             continue
         events.append(event)
     if errors:
@@ -73,10 +79,10 @@ def parse_body(body: bytes, content_type: str, max_events: int,
     return events
 
 
-def _split(body: bytes, content_type: str) -> list:
+def _split(body: bytes, content_type: str) -> list[Any]:
     media_type = content_type.split(";")[0].strip().lower()
     if media_type in NDJSON_TYPES:
-        items: list = []
+        items: list[Any] = []
         for line in body.splitlines():
             if not line.strip():
                 continue
@@ -97,7 +103,7 @@ def _split(body: bytes, content_type: str) -> list:
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _describe(index: int, exc: ValidationError) -> list[FieldError]:

@@ -7,25 +7,32 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
-from services.common.broker import connect_with_retry, make_broker, publish_confirmed
+from services.common.broker import connect_with_retry, make_broker
+from services.common.deadletter import dead_letter_body
 from services.common.health import Health
 from services.common.settings import Settings
-from services.common.topology import ERROR_HEADER, STAGE_HEADER, Topology, declare, routing_key
+from services.common.topology import Topology, declare, routing_key
 
 from . import board
 from .api import alerts, dealers, silences
 from .consumer import SignalConsumer
 from .dealerfile import DealerFile
 from .delivery import DeliveryWorker
+from .evaluations import Evaluations
 from .feed import ChangeFeed
 from .leader import Lease
+from .outbox import Outbox
 from .router import Router
+from .signals import SignalIntake
+from .silences import SilenceStore
 from .store import AlertStore
 from .stream import publish_changes
 
@@ -40,16 +47,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     router = Router(settings, http)
     topology = Topology(settings.namespace)
 
-    async def dead_letter_delivery(alert: dict, delivery: dict) -> None:
+    async def dead_letter_delivery(alert: dict[str, Any], delivery: dict[str, Any]) -> None:
         body = json.dumps({"alert": alert, "delivery": delivery}, default=str, ensure_ascii=False).encode()
         reason = f"delivery to {delivery['receiver']} failed {delivery['attempts']} times: {delivery['last_error']}"
-        await publish_confirmed(broker, topology.dead_letter, routing_key("delivery", delivery["receiver"]), body,
-                                message_id=f"delivery:{alert['alert_id']}:{delivery['receiver']}:{delivery.get('kind')}",
-                                headers={ERROR_HEADER: reason, STAGE_HEADER: "notify.delivery"})
+        message_id = f"delivery:{alert['alert_id']}:{delivery['receiver']}:{delivery.get('kind')}"
+        key = routing_key("delivery", delivery["receiver"])
+        await dead_letter_body(broker, topology, body, key, message_id, reason, stage="notify.delivery")
 
     health = Health()
-    worker = DeliveryWorker(store, router, settings, on_failed=dead_letter_delivery)
-    SignalConsumer(broker, store, worker, router, settings, health)
+    outbox = Outbox(store.collection)
+    silences_ = SilenceStore(store.db)
+    evaluations = Evaluations(store.db)
+    worker = DeliveryWorker(outbox, router, settings, on_failed=dead_letter_delivery)
+    SignalConsumer(broker, SignalIntake(store, outbox, silences_), evaluations, worker, router, settings, health)
     dealer_file = DealerFile(store.db, broker, settings, http, health)
     lease = Lease(store.db, "alerts-exchange")
     feed = ChangeFeed(store.changes)
@@ -59,10 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     refuse_open_bind("notify", settings.notify_host, keys, "DEALERWATCH_API_KEYS (and DEALERWATCH_VIEWER_KEYS)")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if keys.open:
             log.warning("no DEALERWATCH_API_KEYS or DEALERWATCH_VIEWER_KEYS: notify is open (development mode, loopback only)")
         await store.ensure_indexes()
+        await outbox.ensure_indexes()
         await dealer_file.ensure_indexes()
         await lease.ensure()
 
@@ -99,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="dealerwatch notify", version="1", lifespan=lifespan)
 
     @app.get("/healthz")
-    async def healthz() -> dict:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
     @app.get("/readyz")
@@ -112,9 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = {"ready": ready, "broker": broker_up, "database": database_up, "problems": problems}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    app.include_router(alerts.router(store, feed, stopping, settings.max_streams))
-    app.include_router(silences.router(store))
-    app.include_router(dealers.router(store, dealer_file))
+    app.include_router(alerts.router(store, outbox, feed, stopping, settings.max_streams))
+    app.include_router(silences.router(store, silences_))
+    app.include_router(dealers.router(store, dealer_file, evaluations))
     board.mount(app, auth_required=not keys.open)
     app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
     return app

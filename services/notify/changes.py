@@ -13,9 +13,12 @@ number taken by an instance that died before writing).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 
+from services.common.durations import DAY
+from services.common.mongo import Database
 from services.common.timeutil import utcnow
 
 GAP_SECONDS = 2.0
@@ -23,26 +26,28 @@ KEPT_DAYS = 30  # a dashboard or the exchange publisher can resume within this (
 
 
 class ChangeLog:
-    def __init__(self, db):
+    def __init__(self, db: Database):
         self._changes = db["alert_changes"]
         self._counters = db["counters"]
 
     async def ensure_indexes(self) -> None:
         await self._changes.create_index([("alert_id", ASCENDING)])
-        await self._changes.create_index([("at", ASCENDING)], expireAfterSeconds=KEPT_DAYS * 86400)
+        await self._changes.create_index([("at", ASCENDING)], expireAfterSeconds=int(KEPT_DAYS * DAY))
         # the counter exists before anyone increments it (an upserting find_one_and_update
         # returns nothing on the MongoDB-compatible test server)
         await self._counters.update_one({"_id": "alert_changes"}, {"$setOnInsert": {"seq": 0}}, upsert=True)
 
-    async def record(self, change: str, alert: dict) -> int:
+    async def record(self, change: str, alert: dict[str, Any]) -> int:
         counter = await self._counters.find_one_and_update(
             {"_id": "alert_changes"}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER
         )
-        seq = counter["seq"]
-        await self._changes.insert_one({"_id": seq, "change": change, "alert_id": alert["alert_id"], "at": utcnow(), "alert": alert})
+        seq: int = counter["seq"]
+        await self._changes.insert_one(
+            {"_id": seq, "change": change, "alert_id": alert["alert_id"], "at": utcnow(), "alert": alert}
+        )
         return seq
 
-    async def after(self, seq: int, limit: int = 500) -> list[dict]:
+    async def after(self, seq: int, limit: int = 500) -> list[dict[str, Any]]:
         """Changes numbered above `seq`, in order, stopping at a gap that is still young."""
         docs = await self._changes.find({"_id": {"$gt": seq}}).sort("_id", ASCENDING).limit(limit).to_list(None)
         ready, expected = [], seq + 1

@@ -16,16 +16,28 @@ from services.common.settings import Settings
 from services.common.topology import Topology
 
 from .delivery import DeliveryWorker
-from .store import AlertStore
+from .evaluations import Evaluations
+from .matchers import labels_of
+from .router import Router
+from .signals import SignalIntake
 
 log = logging.getLogger("dealerwatch.notify")
 
 
 class SignalConsumer:
-    def __init__(self, broker: RabbitBroker, store: AlertStore, worker: DeliveryWorker, router, settings: Settings, health: Health):
+    def __init__(
+        self,
+        broker: RabbitBroker,
+        intake: SignalIntake,
+        evaluations: Evaluations,
+        worker: DeliveryWorker,
+        router: Router,
+        settings: Settings,
+        health: Health,
+    ):
         self._broker = broker
         self._health = health
-        self._store = store
+        self._intake, self._evaluations = intake, evaluations
         self._worker = worker
         self._router = router
         self._settings = settings
@@ -42,7 +54,9 @@ class SignalConsumer:
         try:
             created = await self._store_until_reachable(signal)
         except Exception as exc:  # noqa: BLE001 - not an outage: bounded retries, then dead-letter
-            await retry_or_reject(self._broker, self._topology, message, exc, max_attempts=self._settings.max_attempts, stage="notify")
+            await retry_or_reject(
+                self._broker, self._topology, message, exc, max_attempts=self._settings.max_attempts, stage="notify"
+            )
             return
         await message.ack()
         if created and isinstance(signal, AlertSignal):
@@ -55,11 +69,10 @@ class SignalConsumer:
         while True:
             try:
                 if isinstance(signal, PromotionEvaluation):
-                    await self._store.keep_evaluation(signal)
+                    await self._evaluations.keep(signal)
                     self._health.ok("alert signals")
                     return False
-                labels = {**signal.labels, "severity": signal.severity, "rule_id": signal.rule_id, "dealer_id": signal.dealer_id}
-                created = await self._store.apply(signal, self._router.plans(labels))
+                created = await self._intake.apply(signal, self._router.plans(labels_of(signal.model_dump())))
                 self._health.ok("alert signals")
                 return created
             except ConnectionFailure as exc:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -18,17 +20,49 @@ from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError
 
-from services.common.broker import cancelled_by_the_client
+from services.common.alerts import SEVERITY_RANK
+from services.common.batching import flush_forever
 from services.common.consuming import ack_batch, reject, subscribe
+from services.common.dealer_file import PolicyView
+from services.common.durations import DAY
 from services.common.events import parse_event
 from services.common.health import Health
+from services.common.mongo import Database
 from services.common.settings import Settings
 from services.common.topology import Topology
 
-from .weekly import BASELINE_WEEKS, week_start, weekly_series
+from . import alert as alerts
+from .store import AlertStore
+from .weekly import KEPT_WEEKS, week_start, weekly_series
 
 log = logging.getLogger("dealerwatch.notify.dealerfile")
-SALES_KEPT_DAYS = 7 * (104 + BASELINE_WEEKS + 1)
+SALES_KEPT_DAYS = 7 * KEPT_WEEKS
+POLICY_KEPT_SECONDS = 60.0
+
+
+async def dealers_with_open_alerts(store: AlertStore) -> list[dict[str, Any]]:
+    """Dealers with open or acknowledged alerts: how many, the highest severity, since when."""
+    pipeline = [
+        {"$match": alerts.active()},
+        {
+            "$group": {
+                "_id": "$dealer_id",
+                "open_alerts": {"$sum": 1},
+                "severity_rank": {"$max": "$severity_rank"},
+                "oldest_open_since": {"$min": "$first_seen_at"},
+            }
+        },
+    ]
+    severities = {rank: name for name, rank in SEVERITY_RANK.items()}
+    return [
+        {
+            "dealer_id": row["_id"],
+            "open_alerts": row["open_alerts"],
+            "highest_severity": severities[row["severity_rank"]],
+            "oldest_open_since": row["oldest_open_since"],
+        }
+        for row in await store.aggregate(pipeline)
+    ]
 
 
 def timeline_id(dealer_id: str, event_id: str) -> str:
@@ -36,30 +70,38 @@ def timeline_id(dealer_id: str, event_id: str) -> str:
 
 
 class DealerFile:
-    def __init__(self, db, broker: RabbitBroker, settings: Settings, http: httpx.AsyncClient, health: Health):
+    def __init__(self, db: Database, broker: RabbitBroker, settings: Settings, http: httpx.AsyncClient, health: Health):
         self._timeline = db["dealer_timeline"]
         self._health = health
         self._broker = broker
         self._settings = settings
         self._http = http
         self._topology = Topology(settings.namespace)
-        self.timezone = settings.timezone
-        self._pending: list[tuple[dict, RabbitMessage]] = []
+        self._policy: tuple[float, PolicyView] | None = None  # (when, what rules said)
+        self._pending: list[tuple[dict[str, Any], RabbitMessage]] = []
         self._wanted = asyncio.Event()
-        subscribe(broker, self._topology.dealer_file_queue, self.on_event, prefetch=settings.prefetch, title="notify: dealer file")
+        subscribe(
+            broker, self._topology.dealer_file_queue, self.on_event, prefetch=settings.prefetch, title="notify: dealer file"
+        )
 
     async def ensure_indexes(self) -> None:
         await self._timeline.create_index([("dealer_id", ASCENDING), ("occurred_at", DESCENDING)])
-        # sales only serve the weekly chart: kept for its longest view (104 weeks) and baseline
-        await self._timeline.create_index([("occurred_at", ASCENDING)], name="sales_kept", expireAfterSeconds=SALES_KEPT_DAYS * 86400,
-                                          partialFilterExpression={"type": "sale"})
+        # sales only serve the weekly chart: kept for its longest view and baseline
+        await self._timeline.create_index(
+            [("occurred_at", ASCENDING)],
+            name="sales_kept",
+            expireAfterSeconds=int(SALES_KEPT_DAYS * DAY),
+            partialFilterExpression={"type": "sale"},
+        )
 
     async def on_event(self, body: bytes) -> None:
         message: RabbitMessage = self._broker.context.get_local("message")
         try:
             event = parse_event(body)
         except ValidationError as exc:
-            await reject(self._broker, self._topology, message, f"invalid event: {exc.errors(include_url=False)[:3]}", stage="notify")
+            await reject(
+                self._broker, self._topology, message, f"invalid event: {exc.errors(include_url=False)[:3]}", stage="notify"
+            )
             return
         if event.type == "sale":  # many: only what the weekly chart needs
             document = {"type": "sale", "dealer_id": event.dealer_id, "amount": float(event.amount)}
@@ -71,35 +113,25 @@ class DealerFile:
         self._wanted.set()
 
     async def run(self) -> None:
-        """Write what arrived in one insert_many, then ack it with one frame (like rules). A
-        document the database cannot take is dead-lettered with the reason and the rest of its
-        batch written; only an unreachable database holds the batch (retried, nothing acked)."""
-        while True:
-            await self._wanted.wait()
-            await asyncio.sleep(0.02)  # let a batch gather
-            self._wanted.clear()
-            batch, self._pending = self._pending, []
-            try:
-                refused = await self._write([doc for doc, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - database away: retry, nothing acked
-                self._health.failed("dealer file", exc)
-                log.error("keeping the dealer file failed (%s); retrying", exc)
-                self._pending[:0] = batch
-                self._wanted.set()
-                await asyncio.sleep(1.0)
-                continue
-            self._health.ok("dealer file")
-            try:
-                for index, reason in refused.items():
-                    await reject(self._broker, self._topology, batch[index][1], f"not kept in the dealer file: {reason}", stage="notify")
-            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - broker away: redelivered, stored again
-                if not isinstance(exc, Exception) and not cancelled_by_the_client(exc):
-                    raise
-                log.warning("dead-lettering failed (%s); the batch will be redelivered", exc)
-                continue
-            await ack_batch([message for index, (_, message) in enumerate(batch) if index not in refused])
+        """Write what arrived in one insert_many, then ack it with one frame (like rules)."""
+        await flush_forever(self._wanted, self._flush, name="dealer file", health=self._health, log=log, gather_seconds=0.02)
 
-    async def _write(self, docs: list[dict]) -> dict[int, str]:
+    async def _flush(self) -> None:
+        """A document the database cannot take is dead-lettered with the reason and the rest of
+        its batch written; only an unreachable database holds the batch (put back, retried)."""
+        batch, self._pending = self._pending, []
+        try:
+            refused = await self._write([doc for doc, _ in batch])
+            for index, reason in refused.items():
+                await reject(
+                    self._broker, self._topology, batch[index][1], f"not kept in the dealer file: {reason}", stage="notify"
+                )
+        except BaseException:
+            self._pending[:0] = batch  # written again (duplicates are fine), dead-lettered again
+            raise
+        await ack_batch([message for index, (_, message) in enumerate(batch) if index not in refused])
+
+    async def _write(self, docs: list[dict[str, Any]]) -> dict[int, str]:
         """Insert the documents; {index: reason} of those that cannot be stored (already
         stored ones, from a retried event, are fine)."""
         refused, encoded, positions = {}, [], []
@@ -122,24 +154,45 @@ class DealerFile:
                     refused[positions[error["index"]]] = str(error.get("errmsg"))
         return refused
 
-    async def timeline(self, dealer_id: str, kinds: list[str], limit: int = 200) -> list[dict]:
+    async def timeline(self, dealer_id: str, kinds: list[str], limit: int = 200) -> list[dict[str, Any]]:
         cursor = self._timeline.find({"dealer_id": dealer_id, "type": {"$in": kinds}}, {"_id": 0})
         return await cursor.sort("occurred_at", DESCENDING).limit(limit).to_list(None)
 
-    async def weekly_sales(self, dealer_id: str, weeks: int, until: dt.datetime) -> list[dict]:
-        zone = ZoneInfo(self.timezone)
-        since = dt.datetime.combine(week_start(until, zone) - dt.timedelta(weeks=weeks + BASELINE_WEEKS), dt.time(), zone)
+    async def weekly_sales(self, dealer_id: str, weeks: int, until: dt.datetime, policy: PolicyView) -> list[dict[str, Any]]:
+        """The chart's series, with the running policy's time zone and baseline (policy_view)."""
+        zone, baseline_weeks = ZoneInfo(policy.timezone), policy.dealer_file.baseline_weeks
+        since = dt.datetime.combine(week_start(until, zone) - dt.timedelta(weeks=weeks + baseline_weeks), dt.time(), zone)
         sales = await self._timeline.find(
             {"dealer_id": dealer_id, "type": "sale", "occurred_at": {"$gte": since}}, {"_id": 0, "occurred_at": 1, "amount": 1}
         ).to_list(None)
         targets: dict[str, float] = {}
         async for doc in self._timeline.find({"dealer_id": dealer_id, "type": "target.set"}).sort("occurred_at", ASCENDING):
             targets[doc["period"]] = float(doc["sales_target"])  # the latest setting of a month wins
-        return weekly_series([(s["occurred_at"], s["amount"]) for s in sales], targets, until, weeks, zone)
+        return weekly_series([(s["occurred_at"], s["amount"]) for s in sales], targets, until, weeks, zone, baseline_weeks)
 
-    async def rules_view(self, dealer_id: str) -> tuple[dict | None, str | None]:
+    async def rules_view(self, dealer_id: str) -> tuple[dict[str, Any] | None, str | None]:
         """(what the rules service keeps for the dealer, or None with the reason)."""
-        url = f"{self._settings.rules_url.rstrip('/')}/v1/dealers/{quote(dealer_id, safe='')}"
+        return await self._ask_rules(f"/v1/dealers/{quote(dealer_id, safe='')}", "the rules service has no state for this dealer")
+
+    async def policy_view(self) -> tuple[PolicyView | None, str | None]:
+        """(the running policy's time zone and dealer-file parameters, or None with the reason):
+        asked from rules, so that the chart follows the policy and restates nothing; the last
+        answer is kept for a minute."""
+        if self._policy is not None and time.monotonic() - self._policy[0] < POLICY_KEPT_SECONDS:
+            return self._policy[1], None
+        answer, error = await self._ask_rules("/v1/policy", "the rules service has no policy")
+        if answer is not None:
+            try:
+                self._policy = (time.monotonic(), PolicyView.model_validate(answer))
+                return self._policy[1], None
+            except ValidationError as exc:
+                error = f"the rules service's policy view is not understood: {exc.error_count()} errors"
+        if self._policy is not None:
+            return self._policy[1], None  # rules away: the last policy it named
+        return None, error
+
+    async def _ask_rules(self, path: str, not_found: str) -> tuple[dict[str, Any] | None, str | None]:
+        url = f"{self._settings.rules_url.rstrip('/')}{path}"
         keys = self._settings.viewer_keys or self._settings.api_keys  # rules takes notify's keys for reading
         headers = {"Authorization": f"Bearer {keys[0].get_secret_value()}"} if keys else {}
         try:
@@ -147,8 +200,7 @@ class DealerFile:
         except httpx.HTTPError as exc:
             return None, f"rules service unreachable: {type(exc).__name__}"
         if response.status_code == 404:
-            return None, "the rules service has no state for this dealer"
+            return None, not_found
         if response.status_code != 200:
             return None, f"rules service answered {response.status_code}"
         return response.json(), None
-

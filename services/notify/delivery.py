@@ -12,13 +12,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from services.common.settings import Settings
 from services.common.timeutil import utcnow
 
+from .alert import public_view
 from .channels.base import DeliveryFailed
 from .health import ReceiverHealth
-from .store import AlertStore, public_view
+from .outbox import Outbox
+from .router import Router
+
+# what to do with a notification that failed its last attempt: (alert, delivery), e.g. dead-letter it
+FailedDelivery = Callable[[dict[str, Any], dict[str, Any]], Awaitable[None]]
 
 log = logging.getLogger("dealerwatch.notify.delivery")
 
@@ -29,15 +36,15 @@ SCHEDULE_SECONDS = 0.5
 
 
 class DeliveryWorker:
-    def __init__(self, store: AlertStore, router, settings: Settings, on_failed=None):
-        self._outbox = store.outbox
+    def __init__(self, outbox: Outbox, router: Router, settings: Settings, on_failed: FailedDelivery | None = None):
+        self._outbox = outbox
         self._router = router
-        self._on_failed = on_failed  # async (alert, delivery): e.g. to the dead-letter queue
+        self._on_failed = on_failed
         self._settings = settings
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
-        self._running: set[asyncio.Task] = set()
-        self._health = ReceiverHealth(settings.webhook_retry_initial_seconds, settings.webhook_retry_max_seconds)
+        self._running: set[asyncio.Task[None]] = set()
+        self._health = ReceiverHealth(settings.delivery_retry_initial_seconds, settings.delivery_retry_max_seconds)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -55,7 +62,7 @@ class DeliveryWorker:
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             try:  # before the next claim, so that this worker does not send a member on its own
@@ -68,7 +75,7 @@ class DeliveryWorker:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _claim_groups(self, alert: dict) -> dict[str, list[dict]]:
+    async def _claim_groups(self, alert: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         """The other alerts in the groups of this alert's due deliveries, claimed with it."""
         now = utcnow()
         groups = {}
@@ -77,7 +84,7 @@ class DeliveryWorker:
                 groups[delivery["group"]] = await self._outbox.claim_group(delivery["group"], alert["_id"], LEASE_SECONDS)
         return groups
 
-    async def _deliver(self, alert: dict, groups: dict[str, list[dict]]) -> None:
+    async def _deliver(self, alert: dict[str, Any], groups: dict[str, list[dict[str, Any]]]) -> None:
         try:
             now = utcnow()
             sends = []
@@ -91,12 +98,12 @@ class DeliveryWorker:
             for member in {id(m): m for _, batch in sends for m, _ in batch[1:]}.values():
                 await self._outbox.record_deliveries(member["_id"], _attempted(member))
             await self._outbox.record_deliveries(alert["_id"], _attempted(alert))
-        except Exception:  # noqa: BLE001 - the lease expires and another attempt follows
+        except Exception:
             log.exception("delivering alert %s failed unexpectedly", alert.get("_id"))
         finally:
             self._slots.release()
 
-    async def _send(self, receiver: str, batch: list[tuple[dict, int]]) -> None:
+    async def _send(self, receiver: str, batch: list[tuple[dict[str, Any], int]]) -> None:
         """One message to one receiver about one alert or a group; the outcome is written into
         each alert's delivery entry (in place)."""
         entries = []
@@ -106,7 +113,11 @@ class DeliveryWorker:
             if alert.get("silenced_by"):  # silenced after the notification was queued
                 delivery.update(status="silenced", last_error=f"silenced by {', '.join(alert['silenced_by'])}")
                 continue
-            payload = {**public_view(alert), "notification": delivery.get("kind", "firing"), "notification_id": f"{alert['alert_id']}/{index}"}
+            payload = {
+                **public_view(alert),
+                "notification": delivery.get("kind", "firing"),
+                "notification_id": f"{alert['alert_id']}/{index}",
+            }
             entries.append((delivery, payload))
         if not entries:
             return
@@ -132,19 +143,26 @@ class DeliveryWorker:
             delivery.setdefault("log", []).append({"at": now, "outcome": "delivered" if error is None else error})
             if error is None:
                 delivery.update(status="delivered", delivered_at=now, last_error=None)
-            elif delivery["attempts"] >= self._settings.webhook_max_attempts or channel is None:
+            elif delivery["attempts"] >= self._settings.delivery_max_attempts or channel is None:
                 delivery.update(status="failed", last_error=error)
                 log.error("giving up on alert %s to %s: %s", payload["alert_id"], receiver, error)
                 await self._dead_letter(payload, delivery)
             else:
                 delay = min(
-                    self._settings.webhook_retry_initial_seconds * 2 ** (delivery["attempts"] - 1),
-                    self._settings.webhook_retry_max_seconds,
+                    self._settings.delivery_retry_initial_seconds * 2 ** (delivery["attempts"] - 1),
+                    self._settings.delivery_retry_max_seconds,
                 )
                 delivery.update(last_error=error, next_attempt_at=now + dt.timedelta(seconds=delay))
-                log.warning("alert %s to %s failed (%s); retry %d in %.1fs", payload["alert_id"], receiver, error, delivery["attempts"], delay)
+                log.warning(
+                    "alert %s to %s failed (%s); retry %d in %.1fs",
+                    payload["alert_id"],
+                    receiver,
+                    error,
+                    delivery["attempts"],
+                    delay,
+                )
 
-    async def _dead_letter(self, payload: dict, delivery: dict) -> None:
+    async def _dead_letter(self, payload: dict[str, Any], delivery: dict[str, Any]) -> None:
         if self._on_failed is None:
             return
         try:
@@ -170,9 +188,9 @@ class DeliveryWorker:
             await asyncio.sleep(SCHEDULE_SECONDS)
 
 
-def _pending_in(alert: dict, group: str) -> int:
+def _pending_in(alert: dict[str, Any], group: str) -> int:
     return next(i for i, d in enumerate(alert["deliveries"]) if d.get("group") == group and d["status"] == "pending")
 
 
-def _attempted(alert: dict) -> dict[int, dict]:
+def _attempted(alert: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return {index: d for index, d in enumerate(alert.get("deliveries", [])) if d.pop("attempted", False)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+from typing import Any
 
 from .changes import ChangeLog
 
@@ -20,7 +21,7 @@ REMEMBERED = 2000
 class ChangeFeed:
     def __init__(self, changes: ChangeLog):
         self._changes = changes
-        self._recent: list[dict] = []  # the newest changes, in order
+        self._recent: list[dict[str, Any]] = []  # the newest changes, in order
         self._ids: list[int] = []
         self.position: int | None = None  # the newest change read
         self._arrived = asyncio.Event()
@@ -55,10 +56,10 @@ class ChangeFeed:
         """Set when the next changes arrive; take it before `after` so that none is missed."""
         return self._arrived
 
-    async def after(self, seq: int) -> list[dict]:
+    async def after(self, seq: int) -> list[dict[str, Any]]:
         """Changes numbered above `seq`, in order: from memory when it reaches back that far."""
         if self._ids and self._ids[0] <= seq + 1:
-            return self._recent[bisect.bisect_right(self._ids, seq):]
+            return self._recent[bisect.bisect_right(self._ids, seq) :]
         if self.position is not None and seq >= self.position:
             return []
         return await self._changes.after(seq)

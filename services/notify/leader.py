@@ -13,13 +13,14 @@ import socket
 import time
 import uuid
 
+from services.common.mongo import Database
 from services.common.timeutil import utcnow
 
 LEASE_SECONDS = 10.0
 
 
 class Lease:
-    def __init__(self, db, name: str, seconds: float = LEASE_SECONDS):
+    def __init__(self, db: Database, name: str, seconds: float = LEASE_SECONDS):
         self._leases = db["leases"]
         self._name = name
         self._seconds = seconds
@@ -40,7 +41,7 @@ class Lease:
             {"_id": self._name, "$or": [{"holder": self.holder}, {"until": {"$lte": now}}]},
             {"$set": {"holder": self.holder, "until": now + dt.timedelta(seconds=self._seconds)}},
         )
-        held = result.matched_count == 1
+        held: bool = result.matched_count == 1
         self._renewed_at = time.monotonic() if held else None
         return held
 

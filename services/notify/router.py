@@ -3,17 +3,18 @@ webhook in DEALERWATCH_WEBHOOK_URLS."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from dataclasses import asdict
 
 import httpx
 
+from services.common.filewatch import FileWatch
 from services.common.settings import Settings
-from services.common.yamlsource import PolicyError
+from services.common.yamlsource import FileError
 
-from . import routing
+from . import alert as alerts
+from . import routes_file
+from .alert import RoutePlan
 from .channels.base import Channel
 from .channels.email import EmailChannel
 from .channels.robots import DingTalkChannel, FeishuChannel, SlackChannel, WeComChannel
@@ -29,50 +30,71 @@ class Router:
         self._settings = settings
         self._http = http
         self._secrets = [secret.get_secret_value().encode() for secret in settings.webhook_secret]
-        self._spec: routing.RoutesSpec | None = None
-        self._stamp = None
+        self._spec: routes_file.RoutesSpec | None = None
+        self._file = FileWatch(settings.routes_file) if settings.routes_file else None
         if settings.routes_file:
-            self._stamp = self._file_stamp()
-            self._use(routing.load(settings.routes_file))  # a broken file at start-up stops the service
+            self._use(routes_file.load(settings.routes_file))  # a broken file at start-up stops the service
         else:
             self.channels: dict[str, Channel] = {
                 f"webhook-{n}": self._webhook(f"webhook-{n}", url) for n, url in enumerate(settings.webhook_urls, start=1)
             }
 
     def _webhook(self, name: str, url: str) -> WebhookChannel:
-        return WebhookChannel(name, url, self._http, self._settings.webhook_timeout_seconds, self._secrets)
+        return WebhookChannel(name, url, self._http, self._settings.delivery_timeout_seconds, self._secrets)
 
-    def _use(self, spec: routing.RoutesSpec) -> None:
+    def _use(self, spec: routes_file.RoutesSpec) -> None:
         channels = {name: self._channel(name, receiver) for name, receiver in spec.receivers.items()}
         self._spec, self.channels = spec, channels
 
     def _env(self, receiver_name: str, variable: str | None, required: bool = True) -> str | None:
         value = os.environ.get(variable) if variable else None
         if required and not value:
-            raise PolicyError(self._settings.routes_file, [(None, f"receiver {receiver_name!r}: ${variable} is not set")])
+            raise routes_file.RoutesError(
+                self._settings.routes_file or "routes", [(None, f"receiver {receiver_name!r}: ${variable} is not set")]
+            )
         return value
 
-    def _channel(self, name: str, receiver: routing.ReceiverSpec) -> Channel:
+    def _channel(self, name: str, receiver: routes_file.ReceiverSpec) -> Channel:
         kind = receiver.kind
         config = getattr(receiver, kind)
         if kind == "email":
             return EmailChannel(
-                name, config.host, config.port, config.sender, config.to, language=config.language,
-                username=self._env(name, config.username_env, False), password=self._env(name, config.password_env, False),
-                starttls=config.starttls, timeout=self._settings.webhook_timeout_seconds,
+                name,
+                config.host,
+                config.port,
+                config.sender,
+                config.to,
+                language=config.language,
+                username=self._env(name, config.username_env, False),
+                password=self._env(name, config.password_env, False),
+                starttls=config.starttls,
+                timeout=self._settings.delivery_timeout_seconds,
             )
-        url = config.url or self._env(name, config.url_env)
+        url = config.url or self._env(name, config.url_env) or ""  # _env raised if it is not set
         if kind == "webhook":
             return self._webhook(name, url)
         robot = ROBOTS[kind]
         secret = self._env(name, config.secret_env) if config.secret_env else None
-        return robot(name, url, self._http, secret=secret, language=config.language, timeout=self._settings.webhook_timeout_seconds)
+        return robot(
+            name, url, self._http, secret=secret, language=config.language, timeout=self._settings.delivery_timeout_seconds
+        )
 
-    def plans(self, labels: dict[str, str]) -> list[dict]:
+    def plans(self, labels: dict[str, str]) -> list[RoutePlan]:
         """What each route the alert reaches asks for (receiver, its target, options), stored with
         the alert so that reminders, escalation and resolved notices follow the same routes."""
-        plans = routing.plans_for(self._spec, labels) if self._spec else [routing.Plan(name) for name in self.channels]
-        return [{**asdict(plan), "escalate_to": list(plan.escalate_to), "target": self.target(plan.receiver)} for plan in plans]
+        plans = routes_file.plans_for(self._spec, labels) if self._spec else [routes_file.Plan(name) for name in self.channels]
+        return [
+            alerts.route_plan(
+                plan.receiver,
+                self.target(plan.receiver),
+                send_resolved=plan.send_resolved,
+                repeat_seconds=plan.repeat_seconds,
+                escalate_after_seconds=plan.escalate_after_seconds,
+                escalate_to=plan.escalate_to,
+                group_seconds=plan.group_seconds,
+            )
+            for plan in plans
+        ]
 
     def target(self, name: str) -> str:
         channel = self.channels.get(name)
@@ -81,27 +103,17 @@ class Router:
     def channel(self, name: str) -> Channel | None:
         return self.channels.get(name)
 
-    def _file_stamp(self):
-        try:
-            info = os.stat(self._settings.routes_file)
-            return info.st_mtime_ns, info.st_size
-        except OSError:
-            return None
-
     def reload(self) -> list[str]:
-        self._stamp = self._file_stamp()
+        assert self._file is not None and self._settings.routes_file
+        self._file.seen()
         try:
-            self._use(routing.load(self._settings.routes_file))
-        except PolicyError as exc:
+            self._use(routes_file.load(self._settings.routes_file))
+        except FileError as exc:
             log.error("routes reload refused, the previous routes stay:\n%s", exc)
             return exc.lines()
         log.info("routes reloaded: %d receivers", len(self.channels))
         return []
 
     async def watch(self) -> None:
-        if not self._settings.routes_file:
-            return
-        while True:
-            await asyncio.sleep(self._settings.policy_poll_seconds)
-            if self._file_stamp() != self._stamp:
-                self.reload()
+        if self._file is not None:
+            await self._file.watch(self._settings.files_poll_seconds, self.reload)

@@ -1,61 +1,50 @@
-"""Alerts in MongoDB (collection `alerts`): signals applied, people's actions, reading.
+"""Alerts in MongoDB (collection `alerts`): persistence only. What a document holds and how it
+changes is alert.py's; this module writes and reads it.
 
-One document per episode, `_id` = the episode's `alert_id` (a unique index by
-construction), so redelivered signals and several notify instances can never
-create a second alert for one episode. Every update is conditional and
-monotonic, which makes applying a signal twice, or out of order, harmless.
-Its notifications live on the alert itself (outbox.py), written in the same
-write; so does a mark for its change-log entry (changes.py), so that no change
-is lost if notify stops between the two.
+One document per episode, `_id` = the episode's `alert_id` (a unique index by construction), so
+redelivered signals and several notify instances can never create a second alert for one
+episode; every update is conditional (alert.py), which makes applying one twice harmless. Each
+write carries a mark for its change-log entry (changes.py), cleared once the entry is written:
+if notify stops between the two, the lease holder writes the entry later (`log_unlogged`).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import uuid
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.common import mongo
-from services.common.alerts import SEVERITY_RANK, AlertSignal, PromotionEvaluation
+from services.common.alerts import SEVERITY_RANK
 from services.common.settings import Settings
 from services.common.timeutil import utcnow
 
+from . import alert as alerts
+from .alert import STATUSES, AlertDocument
 from .changes import ChangeLog
-from .lifecycle import STATUSES, history_entry, transition_update
-from .outbox import Outbox, new_delivery, schedules
-from .silences import SilenceStore
-from .silences import query as silence_query
 
-# bookkeeping on an alert document that nobody outside this module needs to see
-BOOKKEEPING = ("delivery_due_at", "delivery_lease_until", "lease_token", "reminder_due_at", "escalation_due_at", "unlogged")
-INTERNAL_FIELDS = {"_id": 0, **{field: 0 for field in BOOKKEEPING}}
 UNLOGGED_GRACE_SECONDS = 5.0
-SEVERITIES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
 class AlertStore:
     def __init__(self, settings: Settings):
-        self._client, db = mongo.database(settings)
-        self._alerts = db["alerts"]
-        self._evaluations = db["promotion_evaluations"]
-        self.outbox = Outbox(self._alerts)
-        self.changes = ChangeLog(db)
-        self.silences = SilenceStore(db)
-        self.db = db
+        self._client, self.db = mongo.database(settings)
+        self.collection = self.db["alerts"]
+        self.changes = ChangeLog(self.db)
 
     async def ensure_indexes(self) -> None:
-        await self._alerts.create_index([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
-        await self._alerts.create_index([("dealer_id", ASCENDING), ("first_seen_at", DESCENDING)])
-        await self._alerts.create_index([("status", ASCENDING), ("first_seen_at", DESCENDING)])
-        await self.outbox.ensure_indexes()
+        await self.collection.create_index([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
+        await self.collection.create_index([("dealer_id", ASCENDING), ("first_seen_at", DESCENDING)])
+        await self.collection.create_index([("status", ASCENDING), ("first_seen_at", DESCENDING)])
         # only alerts whose change is not logged yet (a moment, normally): the sweep reads few
-        await self._alerts.create_index([("updated_at", ASCENDING)], name="unlogged",
-                                        partialFilterExpression={"unlogged": {"$exists": True}})
+        await self.collection.create_index(
+            [("updated_at", ASCENDING)], name="unlogged", partialFilterExpression={"unlogged": {"$exists": True}}
+        )
         await self.changes.ensure_indexes()
 
     async def ping(self) -> bool:
@@ -64,206 +53,99 @@ class AlertStore:
     def close(self) -> None:
         self._client.close()
 
-    # --- signals ---
+    # --- writing: every write is logged as a change of the alert ---
 
-    async def apply(self, signal: AlertSignal, routes: list[dict], previous: str | None = None) -> bool:
-        """Store a signal; True if it created an alert (the caller then notifies).
-
-        routes: the plans of the routes it reaches (router.plans), kept with the alert;
-        previous: the alert a person resolved before this episode recurred."""
-        now = utcnow()
-        resolved = signal.state == "resolved"
-        document = _new_document(signal, routes, now, previous)
-        muted_by = await self.silences.muting(document, now) if not resolved else []
-        if muted_by:
-            document["silenced_by"] = muted_by
-            for delivery in document["deliveries"]:
-                delivery.update(status="silenced", last_error=f"silenced by {', '.join(muted_by)}")
-        elif document["deliveries"]:
-            document["delivery_due_at"] = min(d["next_attempt_at"] for d in document["deliveries"])
-        if not resolved and not muted_by:
-            document.update(schedules(routes, signal.severity, now))
-        change = "resolved" if resolved else "opened"
-        document["unlogged"] = mark = _mark(change)
-        try:
-            result = await self._alerts.update_one({"_id": signal.alert_id}, {"$setOnInsert": document}, upsert=True)
-            if result.upserted_id is not None:
-                await self._log(change, document, mark)
-                return True
-        except DuplicateKeyError:
-            pass  # another instance inserted it first: update below
-        change = "resolved" if resolved else "updated"
+    async def insert(self, document: AlertDocument, change: str) -> bool:
+        """Store a new alert unless one with its id exists; True if this call created it."""
         mark = _mark(change)
-        if resolved:
-            condition = {"status": {"$in": ["open", "acknowledged"]}}
-            update = {
-                "$set": {"status": "resolved", "resolved_at": signal.at, "resolved_by": "rules", "updated_at": now, "unlogged": mark},
-                "$push": {"history": history_entry("resolved", "rules", signal.at, "the condition no longer holds")},
-                "$unset": {"reminder_due_at": "", "escalation_due_at": ""},  # no more reminders or escalation
-            }
-        else:
-            condition = {"count": {"$lt": signal.firing_count}, "status": {"$ne": "resolved"}}
-            update = {"$set": {
-                "count": signal.firing_count,
-                "last_seen_at": signal.at,
-                "summary": signal.summary,
-                "details": signal.details,
-                "updated_at": now,
-                "unlogged": mark,
-            }}
-        changed = await self._alerts.find_one_and_update(
-            {"_id": signal.alert_id, **condition}, update, return_document=ReturnDocument.AFTER
+        try:
+            result = await self.collection.update_one(
+                {"_id": document["_id"]}, {"$setOnInsert": {**document, "unlogged": mark}}, upsert=True
+            )
+        except DuplicateKeyError:
+            return False  # another instance inserted it first
+        if result.upserted_id is None:
+            return False
+        await self._log(change, {**document, "unlogged": mark}, mark)
+        return True
+
+    async def change(
+        self,
+        alert_id: str,
+        condition: dict[str, Any],
+        update: dict[str, Any],
+        change: str,
+        projection: dict[str, int] | None = None,
+    ) -> dict[str, Any] | None:
+        """Apply an update (alert.py) if the alert meets its condition; the alert after it, or None."""
+        mark = _mark(change)
+        update = {**update, "$set": {**update.get("$set", {}), "updated_at": utcnow(), "unlogged": mark}}
+        changed = await self.collection.find_one_and_update(
+            {"_id": alert_id, **condition}, update, projection=projection, return_document=ReturnDocument.AFTER
         )
         if changed is not None:
             await self._log(change, changed, mark)
-            if resolved:
-                await self._send_resolved_notices(changed)
-            return False
-        recurrence = await self._recurrence(signal)
-        if recurrence is None:
-            return False
-        # the episode goes on after a person resolved its alert: its signals now belong to the new alert
-        successor = signal.model_copy(update={
-            "alert_id": recurrence["alert_id"], "opened_at": recurrence["at"], "firing_count": signal.firing_count - recurrence["base"],
-        })
-        return await self.apply(successor, routes, previous=signal.alert_id)
+        return changed
 
-    async def _recurrence(self, signal: AlertSignal) -> dict | None:
-        """The alert that carries on an episode whose alert a person resolved: created by the
-        first later firing (its id derived from the resolved one, so redelivery finds it again)."""
-        alert = await self._alerts.find_one({"_id": signal.alert_id}, {"status": 1, "resolved_by": 1, "count": 1, "recurrence": 1})
-        if alert is None or alert["status"] != "resolved" or alert.get("resolved_by") == "rules":
-            return None
-        if alert.get("recurrence") or signal.state == "resolved" or signal.firing_count <= alert["count"]:
-            return alert.get("recurrence")  # (an old firing from before the resolve is ignored)
-        base = alert["count"]
-        recurrence = {"alert_id": hashlib.sha256(f"{signal.alert_id}|{base}".encode()).hexdigest()[:24], "base": base, "at": signal.at}
-        claimed = await self._alerts.update_one({"_id": signal.alert_id, "recurrence": None}, {"$set": {"recurrence": recurrence}})
-        if claimed.modified_count:
-            return recurrence
-        return (await self._alerts.find_one({"_id": signal.alert_id}, {"recurrence": 1}))["recurrence"]
+    async def claim(self, alert_id: str, field: str, value: Any) -> bool:
+        """Set a field that is still unset (a recurrence's successor, once)."""
+        result = await self.collection.update_one({"_id": alert_id, field: None}, {"$set": {field: value}})
+        return bool(result.modified_count)
 
-    async def _log(self, change: str, alert: dict | None, mark: dict) -> None:
+    async def _log(self, change: str, alert: dict[str, Any], mark: dict[str, str]) -> None:
         """The change log entry of a write that carried `mark`; then the mark goes. A crash in
         between leaves the mark, and `log_unlogged` writes the entry later: no change is lost."""
-        if alert is None:
-            return
-        await self.changes.record(change, public_view(alert))
-        await self._alerts.update_one({"_id": alert["alert_id"], "unlogged.token": mark["token"]}, {"$unset": {"unlogged": ""}})
+        await self.changes.record(change, alerts.public_view(alert))
+        await self.collection.update_one(
+            {"_id": alert["alert_id"], "unlogged.token": mark["token"]}, {"$unset": {"unlogged": ""}}
+        )
 
     async def log_unlogged(self) -> int:
         """Change log entries for writes whose writer stopped before logging them."""
         cutoff = utcnow() - dt.timedelta(seconds=UNLOGGED_GRACE_SECONDS)
-        stale = await self._alerts.find({"unlogged": {"$exists": True}, "updated_at": {"$lt": cutoff}}).to_list(100)
+        stale = await self.collection.find({"unlogged": {"$exists": True}, "updated_at": {"$lt": cutoff}}).to_list(100)
         for alert in stale:
             await self._log(alert["unlogged"]["change"], alert, alert["unlogged"])
         return len(stale)
 
-    async def _send_resolved_notices(self, alert: dict) -> None:
-        """Tell the routes of a resolved alert that asked for it (unless it was silenced)."""
-        if not alert.get("silenced_by"):
-            receivers = [(r["receiver"], r["target"]) for r in alert.get("routes", []) if r["send_resolved"]]
-            await self.outbox.add_notices(alert["alert_id"], "resolved", receivers)
-
-    async def keep_evaluation(self, evaluation: PromotionEvaluation) -> None:
-        """Every ended promotion's evaluation, effective or not (the dealer's file)."""
-        document = evaluation.model_dump(mode="python")
-        document["_id"] = f"{evaluation.dealer_id}\x1f{evaluation.promotion_id}"
-        await self._evaluations.replace_one({"_id": document["_id"]}, document, upsert=True)
-
-    async def evaluations(self, dealer_id: str) -> list[dict]:
-        docs = await self._evaluations.find({"dealer_id": dealer_id}, {"_id": 0}).sort("at", DESCENDING).to_list(None)
-        return docs
-
-    async def act(self, alert_id: str, action: str, by: str, text: str | None) -> tuple[dict | None, bool]:
-        """A person's transition: (the alert after it, or as it is, and whether it happened)."""
-        condition, update = transition_update(action, by, text, utcnow())
-        update["$set"]["unlogged"] = mark = _mark(action)
-        # resolved: no more reminders or escalation; acknowledged: someone is on it, no escalation
-        update["$unset"] = {"reminder_due_at": "", "escalation_due_at": ""} if action == "resolved" else {"escalation_due_at": ""}
-        changed = await self._alerts.find_one_and_update(
-            {"_id": alert_id, **condition}, update, projection=INTERNAL_FIELDS, return_document=ReturnDocument.AFTER
-        )
-        if changed is not None:
-            await self._log(action, changed, mark)
-            if action == "resolved":
-                await self._send_resolved_notices(changed)
-            return changed, True
-        return await self.get(alert_id), False
-
-    async def silence_open_alerts(self, silence: dict, now: dt.datetime) -> int:
-        """A silence that starts now also mutes the open alerts it matches: marked, no more
-        reminders or escalation, pending notifications dropped (the worker checks the mark)."""
-        if silence["starts_at"] > now:
-            return 0
-        active = {"status": {"$in": ["open", "acknowledged"]}}
-        ids = [doc["_id"] async for doc in self._alerts.find({**active, **silence_query(silence["matchers"])}, {"_id": 1})]
-        for alert_id in ids:
-            mark = _mark("silenced")
-            changed = await self._alerts.find_one_and_update(
-                {"_id": alert_id, **active},
-                {"$addToSet": {"silenced_by": silence["silence_id"]},
-                 "$unset": {"reminder_due_at": "", "escalation_due_at": ""},
-                 "$set": {"updated_at": now, "unlogged": mark},
-                 "$push": {"history": history_entry("silenced", silence["created_by"], now, silence["comment"])}},
-                projection=INTERNAL_FIELDS, return_document=ReturnDocument.AFTER,
-            )
-            if changed is not None:
-                await self._log("silenced", changed, mark)
-        return len(ids)
-
-    async def dealers_with_open_alerts(self) -> list[dict]:
-        pipeline = [
-            {"$match": {"status": {"$in": ["open", "acknowledged"]}}},
-            {"$group": {"_id": "$dealer_id", "open_alerts": {"$sum": 1}, "severity_rank": {"$max": "$severity_rank"},
-                        "oldest_open_since": {"$min": "$first_seen_at"}}},
-        ]
-        return [
-            {"dealer_id": row["_id"], "open_alerts": row["open_alerts"], "highest_severity": SEVERITIES[row["severity_rank"]],
-             "oldest_open_since": row["oldest_open_since"]}
-            async for row in self._alerts.aggregate(pipeline)
-        ]
-
     # --- reading ---
 
-    async def counts(self, query: dict) -> dict:
+    async def get(self, alert_id: str, projection: dict[str, int] | None = None) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": alert_id}, alerts.PUBLIC_PROJECTION if projection is None else projection)
+
+    async def ids(self, query: dict[str, Any]) -> list[str]:
+        return [doc["_id"] async for doc in self.collection.find(query, {"_id": 1})]
+
+    async def aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [row async for row in self.collection.aggregate(pipeline)]
+
+    async def counts(self, query: dict[str, Any]) -> dict[str, Any]:
         by_severity = {name: 0 for name in SEVERITY_RANK}
         by_status = {name: 0 for name in STATUSES}
         pipeline = [{"$match": query}, {"$group": {"_id": {"severity": "$severity", "status": "$status"}, "n": {"$sum": 1}}}]
-        async for row in self._alerts.aggregate(pipeline):
+        for row in await self.aggregate(pipeline):
             by_severity[row["_id"]["severity"]] += row["n"]
             by_status[row["_id"]["status"]] += row["n"]
         return {"total": sum(by_status.values()), "by_severity": by_severity, "by_status": by_status}
 
-    async def get(self, alert_id: str) -> dict | None:
-        return await self._alerts.find_one({"_id": alert_id}, INTERNAL_FIELDS)
-
-    async def list(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    async def page(self, query: dict[str, Any], limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first (by first_seen_at, then alert_id); keyset pagination."""
-        query = dict(filters)
+        query = dict(query)
         if cursor:
             at, alert_id = decode_cursor(cursor)
             query["$or"] = [{"first_seen_at": {"$lt": at}}, {"first_seen_at": at, "_id": {"$lt": alert_id}}]
+        projection = {k: v for k, v in alerts.PUBLIC_PROJECTION.items() if k != "_id"}
         docs = await (
-            self._alerts.find(query, {k: 0 for k in INTERNAL_FIELDS if k != "_id"})
+            self.collection.find(query, projection)
             .sort([("first_seen_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit + 1)
             .to_list(None)
         )
         next_cursor = encode_cursor(docs[limit - 1]) if len(docs) > limit else None
-        for doc in docs:
-            doc.pop("_id", None)
-        return docs[:limit], next_cursor
-
-def public_view(alert: dict) -> dict:
-    """What receivers, the change log and the stream see of an alert (no outbox, no bookkeeping)."""
-    return {key: value for key, value in alert.items() if key not in _NOT_PUBLIC}
+        return [alerts.public_view(doc) for doc in docs[:limit]], next_cursor
 
 
-_NOT_PUBLIC = {"_id", "deliveries", "routes", *BOOKKEEPING}
-
-
-def encode_cursor(doc: dict) -> str:
+def encode_cursor(doc: dict[str, Any]) -> str:
     raw = json.dumps([doc["first_seen_at"].isoformat(), doc["_id"]]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -277,36 +159,5 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         raise ValueError("invalid cursor") from exc
 
 
-def _mark(change: str) -> dict:
+def _mark(change: str) -> dict[str, str]:
     return {"change": change, "token": uuid.uuid4().hex}
-
-
-def _new_document(signal: AlertSignal, routes: list[dict], now: dt.datetime, previous: str | None) -> dict:
-    resolved = signal.state == "resolved"
-    opened = history_entry("opened", "rules", signal.opened_at, f"recurred after {previous} was resolved" if previous else None)
-    return {
-        "alert_id": signal.alert_id,
-        "rule_id": signal.rule_id,
-        "dealer_id": signal.dealer_id,
-        "subject": signal.subject,
-        "severity": signal.severity,
-        "severity_rank": SEVERITY_RANK[signal.severity],
-        "summary": signal.summary,
-        "details": signal.details,
-        "owner": signal.owner,
-        "labels": signal.labels,
-        "status": "resolved" if resolved else "open",
-        "opened_at": signal.opened_at,
-        "first_seen_at": signal.at,
-        "last_seen_at": signal.at,
-        "resolved_at": signal.at if resolved else None,
-        "count": signal.firing_count,
-        "policy_version": signal.policy_version,
-        "created_at": now,
-        "updated_at": now,
-        "routes": routes,
-        "deliveries": [] if resolved else [new_delivery(r["receiver"], r["target"], now, "firing", r.get("group_seconds")) for r in routes],
-        "previous_alert_id": previous,
-        "history": [opened]
-        + ([history_entry("resolved", "rules", signal.at, "the condition no longer holds")] if resolved else []),
-    }

@@ -8,12 +8,19 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from faststream.rabbit import RabbitBroker
 
 from services.common.broker import PublishError, publish_confirmed
+from services.common.health import Health
 from services.common.topology import Topology, alert_routing_key
 
 from .changes import ChangeLog
 from .feed import ChangeFeed
+from .leader import Lease
+from .store import AlertStore
 
 log = logging.getLogger("dealerwatch.notify.stream")
 
@@ -21,12 +28,14 @@ HEARTBEAT_SECONDS = 15.0
 SWEEP_SECONDS = 2.0
 
 
-def sse(seq: int, change: str, alert: dict) -> str:
+def sse(seq: int, change: str, alert: dict[str, Any]) -> str:
     data = json.dumps({"change": change, "alert": alert}, default=str, ensure_ascii=False)
     return f"id: {seq}\nevent: alert\ndata: {data}\n\n"
 
 
-async def events(feed: ChangeFeed, last_id: int | None, matches, stop: asyncio.Event):
+async def events(
+    feed: ChangeFeed, last_id: int | None, matches: Callable[[dict[str, Any]], bool], stop: asyncio.Event
+) -> AsyncIterator[str]:
     """SSE text: changes after `last_id` (or from now on), then live ones, with heartbeats."""
     seq = last_id if last_id is not None else await feed.start_position()
     yield "retry: 2000\n\n"
@@ -47,7 +56,15 @@ async def events(feed: ChangeFeed, last_id: int | None, matches, stop: asyncio.E
             yield ": keep-alive\n\n"
 
 
-async def publish_changes(store, feed: ChangeFeed, broker, topology: Topology, ready, lease, health) -> None:
+async def publish_changes(
+    store: AlertStore,
+    feed: ChangeFeed,
+    broker: RabbitBroker,
+    topology: Topology,
+    ready: Callable[[], bool],
+    lease: Lease,
+    health: Health,
+) -> None:
     """Every change to the `alerts` exchange, at least once, in order (a cursor in MongoDB), by
     the one instance holding the lease; that instance also logs changes a stopped one left.
     It reads the log when the feed has seen new changes, or every few seconds (a gap that
@@ -88,7 +105,7 @@ async def publish_changes(store, feed: ChangeFeed, broker, topology: Topology, r
             await asyncio.sleep(1.0)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - keep publishing after a database hiccup
+        except Exception as exc:
             cursor = None
             health.failed("alerts exchange", exc)
             log.exception("alert change publisher failed; retrying")

@@ -1,9 +1,9 @@
 """A dealer's weekly net sales beside its trailing baseline and its target: the series the
 board draws, so that a sales drop is seen, not read.
 
-Weeks start on Monday in the configured time zone. The baseline of a week is the average of
-the 8 weeks before it (as the default policy's `sales_baseline_weekly`), over the weeks since
-the dealer's first sale. The target of a week is the monthly `sales_target` spread evenly over
+Weeks start on Monday in the policy's time zone. The baseline of a week is the average of the
+weeks before it that the policy's `dealer_file.baseline` spans (8 in the default policy), over
+the weeks since the dealer's first sale. The target of a week is the monthly `sales_target` spread evenly over
 the month's days, summed over the week's days.
 """
 
@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
-BASELINE_WEEKS = 8
+from services.common.dealer_file import MAX_BASELINE_WEEKS, SHOWN_WEEKS
+
+# how long a dealer's sales are kept: the chart's longest view, the longest baseline a policy may
+# name and the week in progress
+KEPT_WEEKS = SHOWN_WEEKS + MAX_BASELINE_WEEKS + 1
 
 
 def week_start(moment: dt.datetime, zone: ZoneInfo) -> dt.date:
@@ -21,8 +26,14 @@ def week_start(moment: dt.datetime, zone: ZoneInfo) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def weekly_series(sales: list[tuple[dt.datetime, float]], targets: dict[str, float], until: dt.datetime,
-                  weeks: int, zone: ZoneInfo) -> list[dict]:
+def weekly_series(
+    sales: list[tuple[dt.datetime, float]],
+    targets: dict[str, float],
+    until: dt.datetime,
+    weeks: int,
+    zone: ZoneInfo,
+    baseline_weeks: int,
+) -> list[dict[str, Any]]:
     """sales: (time, net amount); targets: month "YYYY-MM" -> sales target."""
     last = week_start(until, zone)
     first_shown = last - dt.timedelta(weeks=weeks - 1)
@@ -34,14 +45,16 @@ def weekly_series(sales: list[tuple[dt.datetime, float]], targets: dict[str, flo
     series = []
     for n in range(weeks):
         start = first_shown + dt.timedelta(weeks=n)
-        before = [start - dt.timedelta(weeks=k) for k in range(1, BASELINE_WEEKS + 1)]
+        before = [start - dt.timedelta(weeks=k) for k in range(1, baseline_weeks + 1)]
         known = [totals.get(w, 0.0) for w in before if first_sale is not None and w >= first_sale]
-        series.append({
-            "week_start": start.isoformat(),
-            "net_sales": round(totals.get(start, 0.0), 2),
-            "baseline": round(sum(known) / len(known), 2) if known else None,
-            "target": _week_target(start, targets),
-        })
+        series.append(
+            {
+                "week_start": start.isoformat(),
+                "net_sales": round(totals.get(start, 0.0), 2),
+                "baseline": round(sum(known) / len(known), 2) if known else None,
+                "target": _week_target(start, targets),
+            }
+        )
     return series
 
 

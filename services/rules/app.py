@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
+from services.common.dealer_file import DealerFileView, PolicyView
 from services.common.settings import Settings
+from services.common.yamlsource import FileError
 
 from . import policy as policies
 from .reload import PolicyReloader
 from .service import RulesService
-from .store import stored_policy
+from .spec import DealerFileSpec
 from .state import utc
+from .store import stored_policy
 
 log = logging.getLogger("dealerwatch.rules")
 
@@ -27,7 +32,7 @@ def initial_policy(settings: Settings) -> tuple[policies.Policy, list[str]]:
     bad edit must not keep the service from starting again and again."""
     try:
         return policies.load(settings.policy_file), []
-    except policies.PolicyError as exc:
+    except FileError as exc:
         stored = stored_policy(settings)
         if stored is None:
             raise
@@ -40,13 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     policy, file_errors = initial_policy(settings)
     service = RulesService(settings, policy)
     service.policy_file_errors = file_errors
-    reloader = PolicyReloader(settings.policy_file, service, settings.policy_poll_seconds)
+    reloader = PolicyReloader(settings.policy_file, service, settings.files_poll_seconds)
     # reading what rules keeps: notify's viewer and operator keys; reloading: admin keys
     keys = Keys(readers=settings.viewer_keys + settings.api_keys, writers=settings.admin_keys)
     refuse_open_bind("rules", settings.rules_host, keys, "DEALERWATCH_ADMIN_KEYS")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if keys.open:
             log.warning("no DEALERWATCH_ADMIN_KEYS: the rules service is open (development mode, loopback only)")
         await service.start()
@@ -60,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
 
     @app.get("/healthz")
-    async def healthz() -> dict:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
     @app.get("/readyz")
@@ -83,21 +88,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/clock")
-    async def clock() -> dict:
+    async def clock() -> dict[str, Any]:
         """Where the live clock stands: time judged up to, dealers held for their history."""
         view = service.clock_view()
         history = {source: _iso(newest) for source, newest in view["history"].items()}
-        return {**view, "judged_until": _iso(view["judged_until"]), "next_hold_end": _iso(view["next_hold_end"]), "history": history}
+        return {
+            **view,
+            "judged_until": _iso(view["judged_until"]),
+            "next_hold_end": _iso(view["next_hold_end"]),
+            "history": history,
+        }
+
+    @app.get("/v1/policy")
+    async def policy_view() -> PolicyView:
+        """What other services take from the running policy (the board's dealer file)."""
+        running = service.core.policy
+        spec = running.spec.dealer_file or DealerFileSpec()
+        dealer_file = DealerFileView(baseline_weeks=running.baseline_weeks, drop_below=spec.drop_below)
+        return PolicyView(version=running.version, timezone=running.spec.timezone, dealer_file=dealer_file)
 
     @app.get("/v1/set-aside")
-    async def set_aside() -> dict:
+    async def set_aside() -> dict[str, Any]:
         """Dealers whose judgement failed: left as they were, skipped by the clock until a
         policy reload or a restart (or their next event), with the reason."""
         items = [{"dealer_id": a.dealer_id, "at": _iso(a.at), "reason": a.reason} for a in service.judge.set_aside.values()]
         return {"items": items}
 
     @app.get("/v1/dealers/{dealer_id}")
-    async def dealer(dealer_id: str) -> dict:
+    async def dealer(dealer_id: str) -> dict[str, Any]:
         """What the rules keep for a dealer: current measures, promotions, open episodes."""
         state = service.core.states.get(dealer_id)
         if state is None:
@@ -113,11 +131,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "held_until": _iso(state.hold.until) if state.hold else None,
             "measures": service.core.measures(dealer_id, t),
             "promotions": [
-                {"promotion_id": pid, "budget": p.budget, "owner": p.owner, "starts_on": p.starts_on, "ends_on": p.ends_on,
-                 "approved_by": p.approved_by, "approved_at": _iso(p.approved_at), "spend": p.spend, "ended_at": _iso(p.ended_at)}
+                {
+                    "promotion_id": pid,
+                    "budget": p.budget,
+                    "owner": p.owner,
+                    "starts_on": p.starts_on,
+                    "ends_on": p.ends_on,
+                    "approved_by": p.approved_by,
+                    "approved_at": _iso(p.approved_at),
+                    "spend": p.spend,
+                    "ended_at": _iso(p.ended_at),
+                }
                 for pid, p in state.promotions.items()
             ],
-            "open_episodes": [{"key": key, "alert_id": e.alert_id, "opened_at": _iso(e.opened_at)} for key, e in state.episodes.items()],
+            "open_episodes": [
+                {"key": key, "alert_id": e.alert_id, "opened_at": _iso(e.opened_at)} for key, e in state.episodes.items()
+            ],
         }
 
     @app.post("/admin/reload")

@@ -12,7 +12,8 @@ import collections
 import datetime as dt
 import json
 import sys
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO, Any
 
 from pydantic import ValidationError
 
@@ -23,6 +24,7 @@ from . import expressions as ex
 from .core import RulesCore, TooLate
 from .judge import Judge, Refused
 from .policy import Policy
+from .signals import Output
 from .state import ts, utc
 
 
@@ -41,7 +43,7 @@ def read_events(path: str, dealer: str | None = None) -> Iterator[tuple[int, Eve
                 yield number, event
 
 
-def alert_line(signal: AlertSignal) -> dict:
+def alert_line(signal: AlertSignal) -> dict[str, Any]:
     return {
         "rule_id": signal.rule_id,
         "dealer_id": signal.dealer_id,
@@ -56,17 +58,19 @@ def alert_line(signal: AlertSignal) -> dict:
     }
 
 
-def backtest(path: str, policy: Policy, now: dt.datetime | None, out: IO | None = None, err: IO | None = None) -> dict:
+def backtest(
+    path: str, policy: Policy, now: dt.datetime | None, out: IO[str] | None = None, err: IO[str] | None = None
+) -> dict[str, Any]:
     out, err = out or sys.stdout, err or sys.stderr
     core = RulesCore(policy)
     judge = Judge(core)
-    opened: collections.Counter = collections.Counter()
-    problems = collections.Counter()
+    opened: collections.Counter[tuple[str, str]] = collections.Counter()
+    problems: collections.Counter[str] = collections.Counter()
     with open(path, encoding="utf-8") as handle:
         total = sum(1 for line in handle if line.strip())
     last = None
 
-    def emit(outputs) -> None:
+    def emit(outputs: list[Output]) -> None:
         for output in outputs:
             if isinstance(output, PromotionEvaluation):
                 continue
@@ -107,7 +111,9 @@ def backtest(path: str, policy: Policy, now: dt.datetime | None, out: IO | None 
     return {"opened": dict(opened), "problems": dict(problems), "dealers": len(core.states)}
 
 
-def _summary(opened, problems, dealers: int, err: IO) -> None:
+def _summary(
+    opened: collections.Counter[tuple[str, str]], problems: collections.Counter[str], dealers: int, err: IO[str]
+) -> None:
     err.write(f"\n{'rule':<30} {'severity':<9} alerts\n")
     for (rule_id, severity), count in sorted(opened.items()):
         err.write(f"{rule_id:<30} {severity:<9} {count:>6}\n")
@@ -117,7 +123,7 @@ def _summary(opened, problems, dealers: int, err: IO) -> None:
             err.write(f"skipped ({kind}): {count}\n")
 
 
-def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out: IO | None = None) -> int:
+def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
     core = RulesCore(policy)
     judge = Judge(core)
@@ -135,6 +141,7 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
         core.close()
         return 1
     moment = at or last
+    assert moment is not None  # the dealer had events
     t = ts(moment)
     judge.advance(t)
     values = core.measures(dealer, t)
@@ -154,18 +161,21 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
     return 0
 
 
-def _distances(condition, values) -> list[str]:
-    lines = []
+def _distances(condition: ex.Condition, values: dict[str, float]) -> list[str]:
+    lines: list[str] = []
     stack = [ex.push_negations(condition)]
     while stack:
         node = stack.pop()
         if isinstance(node, ex.Logic):
             stack.extend(reversed(node.items))
             continue
+        assert isinstance(node, ex.Compare)  # no `not` is left
         left, right = ex.value_of(node.left, values), ex.value_of(node.right, values)
         text = ex.render(node)
         if left is None or right is None:
-            lines.append(f"{text}: undefined ({', '.join(sorted(m for m in ex.measures_of(node) if m not in values))} not known yet)")
+            lines.append(
+                f"{text}: undefined ({', '.join(sorted(m for m in ex.measures_of(node) if m not in values))} not known yet)"
+            )
         else:
             verdict = "holds" if ex.holds(node, values) else "does not hold"
             lines.append(f"{text}: {left:,.4f} vs {right:,.4f}, {verdict} (difference {left - right:+,.4f})")

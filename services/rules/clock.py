@@ -37,7 +37,7 @@ class DeadlineClock:
     def pop_due(self, now: float, limit: int | None = None) -> list[tuple[str, float]]:
         """(dealer, deadline) for every deadline at or before `now` (the `limit` earliest),
         earliest first."""
-        due = []
+        due: list[tuple[str, float]] = []
         while limit is None or len(due) < limit:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now:

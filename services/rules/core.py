@@ -12,18 +12,20 @@ is judged again at the latest time already reached.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from services.common.alerts import AlertSignal, PromotionEvaluation, episode_alert_id
+from services.common.durations import DAY
 from services.common.events import Event, PromotionEnded
 
 from .engine import Matcher
-from .measures import DAY, NET_SALES, WindowMeasure
+from .keys import EpisodeKey
+from .measures import NET_SALES, WindowMeasure
 from .policy import CompiledRule, Policy
 from .promotions import promotion_measures
+from .signals import Output as Output
 from .signals import make_signal
-from .state import PROMOTION_EVENTS, DealerState, Episode, ts, utc
-
-Output = AlertSignal | PromotionEvaluation
+from .state import PROMOTION_EVENTS, DealerState, Episode, Promotion, ts, utc
 
 
 class TooLate(ValueError):
@@ -59,9 +61,9 @@ class RulesCore:
         self.policy = policy
         self._dealer_rules, self._promotion_rules = dealer_rules, promotion_rules
         self._dealer_matcher, self._promotion_matcher = built
-        for matcher in old:
-            if matcher is not None:
-                matcher.release()  # its ruleset serves the next policy: no growth per reload
+        for previous in old:
+            if previous is not None:
+                previous.release()  # its ruleset serves the next policy: no growth per reload
         return self._close_orphans()
 
     def close(self) -> None:
@@ -75,19 +77,27 @@ class RulesCore:
         known = {rule.id for rule in self.policy.rules}
         outputs: list[Output] = []
         for state in self.states.values():
-            for key in [k for k in state.episodes if k.split("|")[0] not in known]:
+            for key in [k for k in state.episodes if EpisodeKey.parse(k).rule_id not in known]:
                 episode = state.episodes.pop(key)
                 outputs.append(self._orphan_signal(state, key, episode))
                 self.dirty.add(state.dealer_id)
         return outputs
 
-    def _orphan_signal(self, state, key, episode) -> AlertSignal:
-        rule_id, _, subject = key.partition("|")
+    def _orphan_signal(self, state: DealerState, key: str, episode: Episode) -> AlertSignal:
+        parsed = EpisodeKey.parse(key)
+        rule_id, subject = parsed.rule_id, parsed.subject
         return AlertSignal(
-            alert_id=episode.alert_id, state="resolved", rule_id=rule_id, dealer_id=state.dealer_id,
-            subject=subject or None, severity="info", summary=f"Rule {rule_id} was removed from the policy.",
-            policy_version=self.policy.version, opened_at=utc(episode.opened_at),
-            at=utc(state.latest or episode.opened_at), firing_count=episode.count,
+            alert_id=episode.alert_id,
+            state="resolved",
+            rule_id=rule_id,
+            dealer_id=state.dealer_id,
+            subject=subject,
+            severity="info",
+            summary=f"Rule {rule_id} was removed from the policy.",
+            policy_version=self.policy.version,
+            opened_at=utc(episode.opened_at),
+            at=utc(state.latest or episode.opened_at),
+            firing_count=episode.count,
         )
 
     # --- inputs ---
@@ -158,14 +168,14 @@ class RulesCore:
             return None
         candidates = [self.policy.calendar.next_midnight(t)]
         for measure in self.policy.measures.values():
-            if isinstance(measure, WindowMeasure):
-                candidates.append(measure.next_change(state, t))
+            if isinstance(measure, WindowMeasure) and (change := measure.next_change(state, t)) is not None:
+                candidates.append(change)
         for rule in self._dealer_rules:
             for name, days in rule.age_thresholds:
                 reference = self.policy.measures[name].reference(state)
                 if reference is not None:
                     # "more than N days" first holds one second after N days (clock resolution)
-                    candidates += [reference + days * 86400.0, reference + days * 86400.0 + 1.0]
+                    candidates += [reference + days * DAY, reference + days * DAY + 1.0]
         return min(c for c in candidates if c is not None and c > t)
 
     def measures(self, dealer_id: str, t: float) -> dict[str, float]:
@@ -179,6 +189,7 @@ class RulesCore:
     def _judge_dealer(self, state: DealerState, t: float, trigger: Event | None) -> list[Output]:
         state.latest = t
         values = self.measures(state.dealer_id, t)
+        assert self._dealer_matcher is not None, "closed"
         holding = set(self._dealer_matcher.match(values))
         outputs: list[Output] = []
         for rule in self._dealer_rules:
@@ -192,6 +203,7 @@ class RulesCore:
     def _judge_promotion(self, state: DealerState, promotion_id: str, t: float, trigger: Event) -> list[Output]:
         promotion = state.promotions[promotion_id]
         values = promotion_measures(promotion, state, t, self.policy.calendar)
+        assert self._promotion_matcher is not None, "closed"
         holding = set(self._promotion_matcher.match(values))
         outputs: list[Output] = []
         for rule in self._promotion_rules:
@@ -204,43 +216,70 @@ class RulesCore:
             outputs.append(self._evaluation(state, promotion_id, promotion, values, t))
         return outputs
 
-    def _episode(self, state, rule: CompiledRule, subject, holds, t, values, owner) -> AlertSignal | None:
+    def _episode(
+        self,
+        state: DealerState,
+        rule: CompiledRule,
+        subject: str | None,
+        holds: bool,
+        t: float,
+        values: dict[str, float],
+        owner: str | None,
+    ) -> AlertSignal | None:
         """Open, continue or close the (rule, dealer, subject) episode."""
-        key = rule.id if subject is None else f"{rule.id}|{subject}"
+        key = str(EpisodeKey(rule.id, subject))
         episode = state.episodes.get(key)
         if holds:
             if episode is None:
                 alert_id = episode_alert_id(rule.id, state.dealer_id, subject, utc(t))
                 episode = state.episodes[key] = Episode(alert_id, t, 0)
             episode.count += 1
-            return make_signal("firing", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version, state.region)
+            return make_signal(
+                "firing", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version, state.region
+            )
         if episode is not None and rule.spec.kind == "condition":
             del state.episodes[key]
-            return make_signal("resolved", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version, state.region)
+            return make_signal(
+                "resolved", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version, state.region
+            )
         return None
 
-    def _evaluation(self, state, promotion_id, promotion, values, t) -> PromotionEvaluation:
+    def _evaluation(
+        self, state: DealerState, promotion_id: str, promotion: Promotion, values: dict[str, float], t: float
+    ) -> PromotionEvaluation:
         roi = values.get("promotion_roi")
         spend = values.get("promotion_spend", 0.0)
-        verdict = "no-spend" if not spend else ("effective" if roi is not None and roi >= 1.0 else "ineffective")
+        verdict: Literal["effective", "ineffective", "no-spend"] = (
+            "no-spend" if not spend else ("effective" if roi is not None and roi >= 1.0 else "ineffective")
+        )
         return PromotionEvaluation(
-            dealer_id=state.dealer_id, promotion_id=promotion_id, owner=promotion.owner,
-            starts_on=promotion.starts_on, ends_on=promotion.ends_on, days=values.get("promotion_days"),
-            sales_during=values.get("promotion_sales"), sales_before=values.get("promotion_sales_before"),
-            spend=spend, ratio=roi, verdict=verdict, at=utc(t), policy_version=self.policy.version,
+            dealer_id=state.dealer_id,
+            promotion_id=promotion_id,
+            owner=promotion.owner,
+            starts_on=promotion.starts_on,
+            ends_on=promotion.ends_on,
+            days=values.get("promotion_days"),
+            sales_during=values.get("promotion_sales"),
+            sales_before=values.get("promotion_sales_before"),
+            spend=spend,
+            ratio=roi,
+            verdict=verdict,
+            at=utc(t),
+            policy_version=self.policy.version,
         )
 
     def _prune(self, state: DealerState) -> None:
         t = state.latest
+        assert t is not None  # pruned only after a judgement
         policy = self.policy
         # judgement time never goes back, so nothing older than a window's reach counts again
         cutoffs = {key: t - reach for key, reach in policy.source_horizons.items()}
         net_sales = cutoffs.get(NET_SALES.key, t - policy.lateness)
         for promotion in state.promotions.values():
-            if promotion.ended_at is None and promotion.starts_on is not None:
+            if promotion.ended_at is None and promotion.starts_on is not None and promotion.ends_on is not None:
                 days = (dt.date.fromisoformat(promotion.ends_on) - dt.date.fromisoformat(promotion.starts_on)).days + 1
                 start = policy.calendar.day_start(dt.date.fromisoformat(promotion.starts_on))
-                net_sales = min(net_sales, start - days * 86400.0)  # its "before" period is still needed
+                net_sales = min(net_sales, start - days * DAY)  # its "before" period is still needed
         cutoffs[NET_SALES.key] = net_sales
         # ids older than the lateness bound cannot come back as anything but too late
         ids_cutoff = t - policy.lateness - DAY if self.forget_ids_when_judging else None
@@ -248,4 +287,3 @@ class RulesCore:
         net = state.series.get(NET_SALES.key)
         if net is not None and not len(net.times):
             del state.series[NET_SALES.key]
-

@@ -9,7 +9,8 @@ live in our own code, never in durable-rules sessions.
 
 durable-rules has no way to replace a ruleset; `Matcher.replace` swaps one in
 place with the sequence that was measured not to leak or crash over thousands
-of reloads (see ../shared/notes/stack-facts.md).
+of reloads (measured before the project began: a copy, a slot swap, a sentinel action, then
+the old session and ruleset deleted; anything less leaked or crashed).
 """
 
 from __future__ import annotations
@@ -20,26 +21,29 @@ import json
 import math
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import durable_rules_engine
 from durable import engine as durable_engine
 
 _SID = "0"
 _SENTINEL = "__sentinel__"
+Pattern = dict[str, Any]  # a durable-rules condition (expressions.to_durable)
 
 
-class _Host(durable_engine.Host):
+class _Host(durable_engine.Host):  # type: ignore[misc]  # durable-rules has no types
     """One per process (a Host starts two timer threads and cannot be stopped)."""
 
     def __init__(self) -> None:
         self.sinks: dict[str, list[str]] = {}
         super().__init__()
 
-    def get_action(self, action_name: str):
+    def get_action(self, action_name: str) -> Callable[[Any], None]:
         ruleset, _, rule_id = action_name.partition("/")
         sinks = self.sinks
 
-        def record(c) -> None:
+        def record(c: Any) -> None:
             if rule_id != _SENTINEL:
                 sinks[ruleset].append(rule_id)
 
@@ -80,7 +84,7 @@ def number(value: float) -> str | None:
     return text
 
 
-def dumps(data) -> str:
+def dumps(data: Any) -> str:
     """JSON for durable-rules: like json.dumps, with every number written by `number`."""
     if isinstance(data, dict):
         return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in data.items()) + "}"
@@ -104,10 +108,10 @@ def _quoted(name: str) -> str:
     return quoted
 
 
-class _Ruleset(durable_engine.Ruleset):
+class _Ruleset(durable_engine.Ruleset):  # type: ignore[misc]
     """durable-rules' Ruleset, its definition encoded by `dumps` (json.dumps writes 1e-05)."""
 
-    def __init__(self, name, host, definition):
+    def __init__(self, name: str, host: _Host, definition: dict[str, Any]) -> None:
         self._actions = {}
         self._name = name
         self._host = host
@@ -117,18 +121,18 @@ class _Ruleset(durable_engine.Ruleset):
         self._definition = definition
 
 
-def _raise_errors(error, state) -> None:
+def _raise_errors(error: BaseException | None, state: Any) -> None:
     if error:
         raise error
 
 
-_released: list["Matcher"] = []  # rulesets cannot be removed from a Host safely: reuse them
+_released: list[Matcher] = []  # rulesets cannot be removed from a Host safely: reuse them
 
 
 class Matcher:
     """Evaluates compiled rule patterns; calls are serialized by a lock."""
 
-    def __init__(self, patterns: dict[str, dict]):
+    def __init__(self, patterns: dict[str, Pattern]):
         """patterns: rule id -> durable-rules expression over the fact's fields."""
         self._host = _host()
         self._name = f"matcher{next(_names)}"
@@ -141,7 +145,7 @@ class Matcher:
             self._host._ruleset_directory[self._name] = ruleset
             self._host._ruleset_list.append(ruleset)
 
-    def _definition(self, patterns: dict[str, dict]) -> dict:
+    def _definition(self, patterns: dict[str, Pattern]) -> dict[str, Any]:
         definition = {
             rule_id: {"all": [{"m": copy.deepcopy(pattern)}], "run": f"{self._name}/{rule_id}"}
             for rule_id, pattern in patterns.items()
@@ -151,12 +155,12 @@ class Matcher:
         definition[_SENTINEL] = {"all": [{"m": {"$eq": {_SENTINEL: 1}}}], "run": f"{self._name}/{_SENTINEL}"}
         return definition
 
-    def match(self, fact: dict) -> list[str]:
+    def match(self, fact: dict[str, float]) -> list[str]:
         """Ids of every rule whose pattern holds for `fact` (a flat dict of numbers)."""
         with self._lock:
             return self._match(fact)
 
-    def _match(self, fact: dict) -> list[str]:
+    def _match(self, fact: dict[str, float]) -> list[str]:
         """Host.assert_fact + Host.retract_fact, encoding the fact once instead of twice."""
         self._fired.clear()
         message = {"id": next(self._ids), "sid": _SID}
@@ -179,7 +183,7 @@ class Matcher:
         return list(dict.fromkeys(self._fired))
 
     @classmethod
-    def acquire(cls, patterns: dict[str, dict]) -> "Matcher":
+    def acquire(cls, patterns: dict[str, Pattern]) -> Matcher:
         """A released matcher with these patterns, or a new one."""
         with _HOST_LOCK:
             reused = _released.pop() if _released else None
@@ -199,7 +203,7 @@ class Matcher:
         with _HOST_LOCK:
             _released.append(self)
 
-    def replace(self, patterns: dict[str, dict]) -> None:
+    def replace(self, patterns: dict[str, Pattern]) -> None:
         """Swap in new patterns without a new Host (no thread or memory growth per reload)."""
         with self._lock:
             host = self._host

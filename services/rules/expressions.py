@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
+from typing import Any
 
 
 class ExpressionError(ValueError):
@@ -40,30 +41,30 @@ class Measure:
 @dataclass(frozen=True)
 class Arith:
     op: str  # + - * /
-    left: "Value"
-    right: "Value"
+    left: Value
+    right: Value
 
 
 @dataclass(frozen=True)
 class Compare:
     op: str  # < <= > >= == !=
-    left: "Value"
-    right: "Value"
+    left: Value
+    right: Value
 
 
 @dataclass(frozen=True)
 class Logic:
     op: str  # and / or
-    items: tuple["Condition", ...]
+    items: tuple[Condition, ...]
 
 
 @dataclass(frozen=True)
 class Not:
-    item: "Condition"
+    item: Condition
 
 
-Value = Union[Number, Measure, Arith]
-Condition = Union[Compare, Logic, Not]
+Value = Number | Measure | Arith
+Condition = Compare | Logic | Not
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
@@ -74,14 +75,15 @@ _COMPARISONS = {"<", "<=", ">", ">=", "==", "!="}
 
 
 def _tokenize(text: str) -> list[tuple[str, str, int]]:
-    tokens, pos = [], 0
+    tokens: list[tuple[str, str, int]] = []
+    pos = 0
     while pos < len(text):
         if text[pos:].strip() == "":
             break
         match = _TOKEN.match(text, pos)
         if not match:
             raise ExpressionError(f"unexpected character {text[pos:].lstrip()[0]!r}", len(text) - len(text[pos:].lstrip()))
-        kind = match.lastgroup
+        kind = match.lastgroup or ""
         value = match.group(kind)
         column = match.start(kind)
         if kind == "name" and value in _KEYWORDS:
@@ -136,9 +138,9 @@ class _Parser:
     def negation(self) -> Condition:
         if self.peek()[1] == "not":
             self._deeper(self.take()[2])
-            inner = Not(self.negation())
+            negated = Not(self.negation())
             self.depth -= 1
-            return inner
+            return negated
         if self.peek()[1] == "(" and self._parenthesised_condition():
             self._deeper(self.take("(")[2])
             inner = self.condition()
@@ -148,9 +150,7 @@ class _Parser:
         left = self.sum()
         kind, op, column = self.peek()
         if op not in _COMPARISONS:
-            raise ExpressionError(
-                f"expected a comparison (<, <=, >, >=, ==, !=) but found {op or 'the end'!r}", column
-            )
+            raise ExpressionError(f"expected a comparison (<, <=, >, >=, ==, !=) but found {op or 'the end'!r}", column)
         self.take()
         return Compare(op, left, self.sum())
 
@@ -214,7 +214,7 @@ def parse(text: str) -> Condition:
     return result
 
 
-def measures_of(node) -> set[str]:
+def measures_of(node: Value | Condition) -> set[str]:
     if isinstance(node, Measure):
         return {node.name}
     if isinstance(node, Number):
@@ -226,14 +226,18 @@ def measures_of(node) -> set[str]:
     return measures_of(node.item)
 
 
-def render(node) -> str:
+def render(node: Value | Condition) -> str:
     """Canonical text; `parse(render(x)) == x` (tested)."""
     if isinstance(node, Number):
         return repr(node.value) if node.value >= 0 else f"({node.value!r})"
     if isinstance(node, Measure):
         return node.name
     if isinstance(node, (Arith, Compare)):
-        return f"({render(node.left)} {node.op} {render(node.right)})" if isinstance(node, Arith) else f"{render(node.left)} {node.op} {render(node.right)}"
+        return (
+            f"({render(node.left)} {node.op} {render(node.right)})"
+            if isinstance(node, Arith)
+            else f"{render(node.left)} {node.op} {render(node.right)}"
+        )
     if isinstance(node, Logic):
         return "(" + f" {node.op} ".join(render(item) for item in node.items) + ")"
     return f"not ({render(node.item)})"
@@ -241,10 +245,20 @@ def render(node) -> str:
 
 # --- evaluation in Python (explain, details, and a cross-check of the engine) ---
 
-_ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-          "/": lambda a, b: a / b if b else float("inf") if a > 0 else float("-inf") if a < 0 else 0.0}
-_CMP = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+_ARITH: dict[str, Callable[[float, float], float]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b if b else float("inf") if a > 0 else float("-inf") if a < 0 else 0.0,
+}
+_CMP: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
 
 
 def value_of(node: Value, measures: dict[str, float]) -> float | None:
@@ -290,12 +304,13 @@ def push_negations(node: Condition, negate: bool = False) -> Condition:
     return Compare(_NEGATE[node.op], node.left, node.right) if negate else node
 
 
-def to_durable(node: Condition) -> dict:
+def to_durable(node: Condition) -> dict[str, Any]:
     """One pattern for durable-rules' `m`. Each comparison must have a lone measure on one side
     (the engine compares a field with an expression); the loader reports it otherwise."""
     node = push_negations(node)
     if isinstance(node, Logic):
         return {f"${node.op}": [to_durable(item) for item in node.items]}
+    assert isinstance(node, Compare)  # no `not` is left
     left, op, right = node.left, node.op, node.right
     if not isinstance(left, Measure):
         if not isinstance(right, Measure):
@@ -319,7 +334,7 @@ def fold(node: Value) -> Value:
     return node
 
 
-def _durable_value(node: Value):
+def _durable_value(node: Value) -> Any:
     node = fold(node)
     if isinstance(node, Number):
         if not math.isfinite(node.value):

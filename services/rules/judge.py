@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from services.common.events import Event
 
 from .clock import DeadlineClock
-from .core import Output, RulesCore
+from .core import RulesCore
+from .signals import Output
 from .state import Hold, ts, utc
 
 log = logging.getLogger("dealerwatch.rules.judge")
@@ -54,7 +55,9 @@ class Refused(Exception):
 
 
 class Judge:
-    def __init__(self, core: RulesCore, clock: DeadlineClock | None = None, *, grace: float = 0.0, hold_seconds: float | None = None):
+    def __init__(
+        self, core: RulesCore, clock: DeadlineClock | None = None, *, grace: float = 0.0, hold_seconds: float | None = None
+    ):
         """grace, hold_seconds: live only (None: a replay, nothing is held)."""
         self.core = core
         self.clock = clock or DeadlineClock()  # dealers that are not held
@@ -130,6 +133,7 @@ class Judge:
                 outputs += self._tick(dealer_id, deadline)
                 done += 1
             for dealer_id, deadline in waiting:
+                assert clock is not None
                 clock.schedule(dealer_id, deadline)
             if limit is not None and done >= limit:
                 break  # this history may have more: the next call goes on
@@ -154,6 +158,7 @@ class Judge:
                 self._hold_queued.add(dealer_id)
                 heapq.heappush(self._hold_ends, (hold.until, dealer_id))
                 continue
+            assert state is not None
             state.hold = None
             self.core.dirty.add(dealer_id)
             self.schedule(dealer_id)
@@ -190,7 +195,7 @@ class Judge:
         outputs, _ = self.catch_up(dealer_id, at)
         try:
             result = self.core.handle(event)
-        except Exception as exc:  # noqa: BLE001 - the dealer is as it was; the caller decides
+        except Exception as exc:
             raise Refused(exc, outputs) from exc
         if result is None:
             return outputs, False

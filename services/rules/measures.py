@@ -17,13 +17,21 @@ Time enters in two ways, and the clock needs to know when a judgement can change
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .calendar import Calendar
 
-DAY = 86400.0
+if TYPE_CHECKING:
+    from services.common.events import Event
+
+    from .state import DealerState
+
+from services.common.durations import DAY
+
+from .keys import SourceKey
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": lambda a, b: a == b,
@@ -49,10 +57,10 @@ class Source:
     where: tuple[tuple[str, str, Any], ...]
     text: bool = False  # distinct: values are strings
 
-    def matches(self, event) -> bool:
+    def matches(self, event: Event) -> bool:
         return all(_OPS[op](plain(getattr(event, name, None)), value) for name, op, value in self.where)
 
-    def value(self, event) -> Any:
+    def value(self, event: Event) -> Any:
         if self.field is None:
             return 1.0
         value = plain(getattr(event, self.field, None))
@@ -60,6 +68,7 @@ class Source:
 
 
 # --- dealer measures ---
+
 
 @dataclass(frozen=True)
 class WindowMeasure:
@@ -76,16 +85,16 @@ class WindowMeasure:
             return calendar.month_bounds(t)[0], t, True
         return t - self.start, t - self.end, False
 
-    def value(self, state, t: float, calendar: Calendar) -> float | None:
+    def value(self, state: DealerState, t: float, calendar: Calendar) -> float | None:
         if self.start is not None and (state.first_seen is None or state.first_seen > t - self.start):
             return None  # warm-up: a window of length L does not judge a dealer seen for less than L
         series = state.series.get(self.source)
         lo, hi, included = self.bounds(t, calendar)
         if series is None:
-            values: list = []
+            values: Sequence[float] = []
         else:
             first = (bisect.bisect_left if included else bisect.bisect_right)(series.times, lo)
-            values = series.values[first:bisect.bisect_right(series.times, hi)]
+            values = series.values[first : bisect.bisect_right(series.times, hi)]
         if self.aggregate == "sum":
             result = float(sum(values))
         elif self.aggregate == "count":
@@ -98,7 +107,7 @@ class WindowMeasure:
             result = float(sum(values)) / len(values)
         return result / self.divide_by
 
-    def next_change(self, state, t: float) -> float | None:
+    def next_change(self, state: DealerState, t: float) -> float | None:
         candidates = []
         if self.start is not None and state.first_seen is not None and state.first_seen + self.start > t:
             candidates.append(state.first_seen + self.start)  # warm-up ends
@@ -118,11 +127,11 @@ class DaysSince:
     source: str
     or_first_seen: bool = False
 
-    def reference(self, state) -> float | None:
+    def reference(self, state: DealerState) -> float | None:
         last = state.last.get(self.source)
         return state.first_seen if last is None and self.or_first_seen else last
 
-    def value(self, state, t: float, calendar: Calendar) -> float | None:
+    def value(self, state: DealerState, t: float, calendar: Calendar) -> float | None:
         ref = self.reference(state)
         return None if ref is None else (t - ref) / DAY
 
@@ -131,10 +140,10 @@ class DaysSince:
 class FirstSeenDays:
     name: str = "first_seen_days"
 
-    def reference(self, state) -> float | None:
+    def reference(self, state: DealerState) -> float | None:
         return state.first_seen
 
-    def value(self, state, t: float, calendar: Calendar) -> float | None:
+    def value(self, state: DealerState, t: float, calendar: Calendar) -> float | None:
         return None if state.first_seen is None else (t - state.first_seen) / DAY
 
 
@@ -144,7 +153,7 @@ class Latest:
     source: str
     by_month: bool = False
 
-    def value(self, state, t: float, calendar: Calendar) -> float | None:
+    def value(self, state: DealerState, t: float, calendar: Calendar) -> float | None:
         month = calendar.month_key(t) if self.by_month else None
         for at, value, period in reversed(state.latest_values.get(self.source, ())):
             if at <= t and (month is None or period == month):
@@ -158,7 +167,7 @@ class Calendrical:
 
     name: str
 
-    def value(self, state, t: float, calendar: Calendar) -> float:
+    def value(self, state: DealerState, t: float, calendar: Calendar) -> float:
         if self.name == "day_of_month":
             return float(calendar.day_of_month(t))
         start, end = calendar.month_bounds(t)
@@ -173,9 +182,16 @@ BUILTIN_DEALER_MEASURES = {
 AGES = (DaysSince, FirstSeenDays)
 
 # Net sales of the dealer (amounts, returns included): promotions are judged on it.
-NET_SALES = Source("series|sale|amount|[]", "series", "sale", "amount", ())
+NET_SALES = Source(str(SourceKey("series", "sale", "amount")), "series", "sale", "amount", ())
 
 PROMOTION_MEASURES = (
-    "promotion_budget", "promotion_spend", "promotion_planned", "promotion_approved",
-    "promotion_days", "promotion_sales", "promotion_sales_before", "promotion_net_effect", "promotion_roi",
+    "promotion_budget",
+    "promotion_spend",
+    "promotion_planned",
+    "promotion_approved",
+    "promotion_days",
+    "promotion_sales",
+    "promotion_sales_before",
+    "promotion_net_effect",
+    "promotion_roi",
 )

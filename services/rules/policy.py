@@ -7,19 +7,24 @@ models, and its conditions are parsed by `expressions` (never `eval`).
 from __future__ import annotations
 
 import hashlib
-import json
 import string
 import zoneinfo
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
-from services.common.durations import seconds
+from services.common.dealer_file import MAX_BASELINE_WEEKS
+from services.common.durations import DAY, seconds
 from services.common.events import EVENT_MODELS
-from services.common.yamlsource import PolicyError, describe, parse_yaml, read
+from services.common.yamlsource import FileError, Lines, Problems, describe, parse_yaml, read
 
 from . import expressions as ex
 from .calendar import Calendar
+from .engine import Pattern
+from .keys import SourceKey
 from .measures import (
     AGES,
     BUILTIN_DEALER_MEASURES,
@@ -37,11 +42,15 @@ __all__ = ["CompiledRule", "Policy", "PolicyError", "load", "loads", "render_sum
 TEMPLATE_NAMES = {"dealer_id", "promotion_id", "owner"}
 
 
+class PolicyError(FileError):
+    """The policy file is refused."""
+
+
 @dataclass(frozen=True)
 class CompiledRule:
     spec: RuleSpec
     condition: ex.Condition
-    pattern: dict
+    pattern: Pattern
     # (age measure, days): the clock wakes the dealer when an age crosses one of them
     age_thresholds: tuple[tuple[str, float], ...]
 
@@ -56,13 +65,14 @@ class Policy:
     version: str  # content hash: every alert records which policy raised it
     spec: PolicySpec
     rules: tuple[CompiledRule, ...]
-    measures: dict  # name -> dealer measure
+    measures: dict[str, Any]  # name -> dealer measure
     sources: dict[str, tuple[Source, ...]]  # event type -> sources it feeds
     calendar: Calendar = field(compare=False)
     lateness: float = 0.0
     series_horizon: float = 0.0  # how far back any window reaches
-    source_horizons: dict = field(default_factory=dict, compare=False)  # source key -> how far back
+    source_horizons: dict[str, float] = field(default_factory=dict, compare=False)  # source key -> how far back
     text: str = field(default="", repr=False, compare=False)  # the file, kept as the last good one
+    baseline_weeks: int = 0  # the dealer file's baseline: weeks before each week (0: no dealer_file section)
 
     def scoped(self, scope: str) -> tuple[CompiledRule, ...]:
         return tuple(rule for rule in self.rules if rule.spec.scope == scope)
@@ -71,13 +81,19 @@ class Policy:
         return next(rule for rule in self.rules if rule.id == rule_id)
 
 
-def load(path) -> Policy:
-    text, source = read(path)
+def load(path: str | Path) -> Policy:
+    try:
+        text, source = read(path)
+    except FileError as exc:
+        raise PolicyError(exc.source, exc.problems) from None
     return loads(text, source=source)
 
 
 def loads(text: str, source: str = "<policy>") -> Policy:
-    data, lines = parse_yaml(text, source)
+    try:
+        data, lines = parse_yaml(text, source)
+    except FileError as exc:
+        raise PolicyError(exc.source, exc.problems) from None
     try:
         spec = PolicySpec.model_validate(data)
     except ValidationError as exc:
@@ -100,28 +116,30 @@ def loads(text: str, source: str = "<policy>") -> Policy:
         except ValueError as exc:
             problems.append((lines.get(where), f"measure {name!r}: {exc}"))
     measures.update(BUILTIN_DEALER_MEASURES)
-    compiled, seen = [], {}
+    compiled: list[CompiledRule] = []
+    seen: dict[str, int | None] = {}
     for index, rule in enumerate(spec.rules):
-        where = ("rules", index)
+        place: tuple[str | int, ...] = ("rules", index)
         if rule.id in seen:
-            problems.append((lines.get(where + ("id",)), f"rule id {rule.id!r} is used twice (first on line {seen[rule.id]})"))
-        seen.setdefault(rule.id, lines.get(where + ("id",)))
+            problems.append((lines.get(place + ("id",)), f"rule id {rule.id!r} is used twice (first on line {seen[rule.id]})"))
+        seen.setdefault(rule.id, lines.get(place + ("id",)))
         try:
             compiled.append(_compile_rule(rule, measures))
         except ex.ExpressionError as exc:
-            problems.append((lines.get(where + ("when",)), f"rule {rule.id!r}, when: {exc}"))
+            problems.append((lines.get(place + ("when",)), f"rule {rule.id!r}, when: {exc}"))
         except _TemplateError as exc:
-            problems.append((lines.get(where + ("summary",)), f"rule {rule.id!r}, summary: {exc}"))
+            problems.append((lines.get(place + ("summary",)), f"rule {rule.id!r}, summary: {exc}"))
     problems += _engine_problems(compiled, spec, lines)
+    baseline_weeks = _baseline_weeks(spec, measures, lines, problems)
     if problems:
         raise PolicyError(source, problems)
     by_type: dict[str, list[Source]] = {}
     for source_ in sources.values():
         by_type.setdefault(source_.event_type, []).append(source_)
     windows = [m for m in measures.values() if isinstance(m, WindowMeasure)]
-    reach = {}
+    reach: dict[str, float] = {}
     for m in windows:
-        reach[m.source] = max(reach.get(m.source, 0.0), m.start if m.start is not None else 32 * 86400.0)
+        reach[m.source] = max(reach.get(m.source, 0.0), m.start if m.start is not None else 32 * DAY)
     horizon = max(reach.values(), default=0.0)
     return Policy(
         source=source,
@@ -135,10 +153,11 @@ def loads(text: str, source: str = "<policy>") -> Policy:
         series_horizon=horizon,
         source_horizons=reach,
         text=text,
+        baseline_weeks=baseline_weeks,
     )
 
 
-def _compile_measure(name: str, spec: MeasureSpec):
+def _compile_measure(name: str, spec: MeasureSpec) -> tuple[Any, Source]:
     event_type, field_name = spec.event_type, spec.field
     model = EVENT_MODELS[event_type]
     for name_ in [field_name, *spec.where] if field_name else list(spec.where):
@@ -148,7 +167,7 @@ def _compile_measure(name: str, spec: MeasureSpec):
     where = tuple(sorted(_conditions(spec.where)))
     kind = {"days_since": "last", "latest": "latest"}.get(spec.kind, "series")
     source = Source(
-        key=f"{kind}|{event_type}|{field_name or ''}|{json.dumps(where)}" + ("|text" if spec.kind == "distinct" else ""),
+        key=str(SourceKey(kind, event_type, field_name, where, spec.kind == "distinct")),
         kind=kind,
         event_type=event_type,
         field=field_name,
@@ -166,11 +185,12 @@ def _compile_measure(name: str, spec: MeasureSpec):
         if end >= start:
             raise ValueError("window 'to' must be shorter than 'from'")
     else:
+        assert spec.window is not None  # a window measure (the spec checked it)
         start, end = seconds(spec.window), 0.0
     return WindowMeasure(name, source.key, spec.kind, start, end, spec.divide_by), source
 
 
-def _conditions(where: dict):
+def _conditions(where: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
     for name, test in where.items():
         if isinstance(test, Comparison):
             for op, value in test.model_dump(by_alias=True, exclude_none=True).items():
@@ -179,10 +199,34 @@ def _conditions(where: dict):
             yield name, "eq", test
 
 
-def _engine_problems(compiled: list[CompiledRule], spec: PolicySpec, lines: dict) -> list[tuple[int | None, str]]:
+def _baseline_weeks(spec: PolicySpec, measures: dict[str, Any], lines: Lines, problems: Problems) -> int:
+    """The dealer file's baseline measure as whole weeks before a week."""
+    if spec.dealer_file is None:
+        return 0
+    name = spec.dealer_file.baseline
+    measure = measures.get(name)
+    weeks = None
+    if isinstance(measure, WindowMeasure) and measure.start is not None:
+        weeks = (measure.start - measure.end) / (7 * DAY)
+        weeks = weeks if measure.divide_by == weeks else None
+    if weeks is None or weeks != int(weeks) or not 1 <= weeks <= MAX_BASELINE_WEEKS:
+        problems.append(
+            (
+                lines.get(("dealer_file", "baseline")),
+                (
+                    f"dealer_file.baseline: {name!r} must be a weekly average over 1 to {MAX_BASELINE_WEEKS} whole weeks "
+                    "(a sum over `window: {from: 63d, to: 7d}` with `divide_by: 8`)"
+                ),
+            )
+        )
+        return 8
+    return int(weeks)
+
+
+def _engine_problems(compiled: list[CompiledRule], spec: PolicySpec, lines: Lines) -> Problems:
     """What the engine itself refuses, found now (a policy check builds the rules exactly as the
     live service does) rather than after a reload switched to it: each rule is given to it."""
-    from .engine import Matcher  # the engine is loaded only where it is used
+    from .engine import Matcher
 
     problems = []
     for rule in compiled:
@@ -194,7 +238,7 @@ def _engine_problems(compiled: list[CompiledRule], spec: PolicySpec, lines: dict
     return problems
 
 
-def _compile_rule(rule: RuleSpec, measures: dict) -> CompiledRule:
+def _compile_rule(rule: RuleSpec, measures: dict[str, Any]) -> CompiledRule:
     condition = ex.parse(rule.when)
     available = set(measures) if rule.scope == "dealer" else set(PROMOTION_MEASURES)
     unknown = ex.measures_of(condition) - available
@@ -213,7 +257,7 @@ def _compile_rule(rule: RuleSpec, measures: dict) -> CompiledRule:
     return CompiledRule(rule, condition, pattern, tuple(thresholds))
 
 
-def _comparisons(node):
+def _comparisons(node: ex.Condition) -> Iterator[ex.Compare]:
     if isinstance(node, ex.Compare):
         yield node
     elif isinstance(node, ex.Logic):
@@ -228,7 +272,7 @@ class _TemplateError(ValueError):
 class SafeFormatter(string.Formatter):
     """str.format without attribute or index access: templates see plain values only."""
 
-    def get_field(self, field_name, args, kwargs):
+    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[Any, str]:
         if not field_name.isidentifier():
             raise _TemplateError(f"'{{{field_name}}}' is not a plain name")
         return self.get_value(field_name, args, kwargs), field_name
@@ -253,9 +297,9 @@ class _Undefined:
         return "n/a"
 
 
-def render_summary(template: str, values: dict) -> str:
-    class Missing(dict):
-        def __missing__(self, key):
+def render_summary(template: str, values: dict[str, Any]) -> str:
+    class Missing(dict[str, Any]):
+        def __missing__(self, key: str) -> _Undefined:
             return _Undefined()
 
     try:

@@ -10,15 +10,13 @@ from .calendar import Calendar
 from .measures import NET_SALES
 from .state import DealerState, Promotion
 
-DAY = 86400.0
-
 
 def net_sales(state: DealerState, lo: float, hi: float) -> float:
     """Net sales with time in [lo, hi)."""
     series = state.series.get(NET_SALES.key)
     if series is None:
         return 0.0
-    return float(sum(series.values[bisect.bisect_left(series.times, lo):bisect.bisect_left(series.times, hi)]))
+    return float(sum(series.values[bisect.bisect_left(series.times, lo) : bisect.bisect_left(series.times, hi)]))
 
 
 def promotion_measures(promotion: Promotion, state: DealerState, t: float, calendar: Calendar) -> dict[str, float]:

@@ -9,30 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
+from typing import TYPE_CHECKING, Any
+
+from services.common.filewatch import FileWatch
+from services.common.yamlsource import FileError
 
 from . import policy as policies
+
+if TYPE_CHECKING:
+    from .service import RulesService
 
 log = logging.getLogger("dealerwatch.rules.reload")
 
 
 class PolicyReloader:
-    def __init__(self, path: str, service, interval: float = 1.0):
+    def __init__(self, path: str, service: RulesService, interval: float = 1.0):
         self.path = path
         self.service = service
         self.interval = interval
-        self._stamp = self._file_stamp()
+        self._file = FileWatch(path)
 
-    def _file_stamp(self):
-        try:
-            info = os.stat(self.path)
-            return info.st_mtime_ns, info.st_size
-        except OSError:
-            return None
-
-    def reload(self, reason: str) -> dict:
-        self._stamp = self._file_stamp()
+    def reload(self, reason: str) -> dict[str, Any]:
+        self._file.seen()
         current = self.service.core.policy
         try:
             loaded = policies.load(self.path)
@@ -40,10 +39,10 @@ class PolicyReloader:
                 self.service.policy_file_errors = []
                 return {"reloaded": False, "version": current.version, "errors": []}
             self.service.use_policy(loaded)
-        except policies.PolicyError as exc:
+        except FileError as exc:
             log.error("policy reload (%s) refused, still running %s:\n%s", reason, current.version, exc)
             errors = exc.lines()
-        except Exception as exc:  # noqa: BLE001 - whatever it was, the running policy stays
+        except Exception as exc:
             log.exception("policy reload (%s) failed, still running %s", reason, current.version)
             errors = [f"{self.path}: {type(exc).__name__}: {exc}"]
         else:
@@ -59,7 +58,4 @@ class PolicyReloader:
             pass
 
     async def watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            if self._file_stamp() != self._stamp:
-                self.reload("file changed")
+        await self._file.watch(self.interval, lambda: self.reload("file changed"))

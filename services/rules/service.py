@@ -25,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from faststream.rabbit import RabbitMessage
 from pydantic import ValidationError
 
 from services.common.alerts import AlertSignal
-from services.common.broker import PublishTimeout, cancelled_by_the_client, connect_with_retry, make_broker, publish_each
+from services.common.batching import flush_forever
+from services.common.broker import PublishTimeout, connect_with_retry, make_broker, publish_each
 from services.common.consuming import ack_batch, reject, retry_or_reject, subscribe
 from services.common.deadletter import dead_letter_body
 from services.common.events import parse_event
@@ -38,10 +40,10 @@ from services.common.health import Health
 from services.common.settings import Settings
 from services.common.topology import Topology, alert_routing_key, declare, evaluation_routing_key
 
-from .core import Output, RulesCore, TooLate
+from .core import RulesCore, TooLate
 from .judge import Judge, Refused, SetAside
 from .policy import Policy
-from .signals import coalesce
+from .signals import Output, coalesce
 from .store import StateStore, encode
 
 log = logging.getLogger("dealerwatch.rules")
@@ -71,8 +73,8 @@ class RulesService:
         self._saved_clock: float | None = None  # where the clock stood when last saved
         self._catching_up = True  # after a start, until the queue's waiting events are read
         self._last_arrival = 0.0
-        self._tasks: list[asyncio.Task] = []
-        self._background: set[asyncio.Task] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._flush_messages = max(1, settings.prefetch // 2)
         subscribe(self.broker, self.topology.rules_queue, self.on_message, prefetch=settings.prefetch, title="rules: events")
 
@@ -160,8 +162,9 @@ class RulesService:
                 again = " (delivered again: it may have been counted before its first delivery was cut short)"
                 await self._dead_letter(message, f"too late: {refused.cause}{again if message.raw_message.redelivered else ''}")
             else:  # the dealer is as before the event: try again, then dead-letter with the reason
-                await retry_or_reject(self.broker, self.topology, message, refused.cause,
-                                      max_attempts=self.settings.max_attempts, stage="rules")
+                await retry_or_reject(
+                    self.broker, self.topology, message, refused.cause, max_attempts=self.settings.max_attempts, stage="rules"
+                )
             self._flush_wanted.set()
             return
         self._outputs += outputs
@@ -196,7 +199,7 @@ class RulesService:
             try:
                 timeout = await self._clock_round(max_sleep)
                 self.health.ok("clock")
-            except Exception as exc:  # noqa: BLE001 - a bug here must not stop the clock for good
+            except Exception as exc:
                 self.health.failed("clock", exc)
                 log.exception("the clock failed; trying again")
                 timeout = 1.0
@@ -205,7 +208,7 @@ class RulesService:
                 continue
             try:
                 await asyncio.wait_for(self._clock_wakeup.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _clock_round(self, max_sleep: float) -> float:
@@ -242,7 +245,7 @@ class RulesService:
             candidates.append(hold_end)
         return min(candidates)
 
-    def clock_view(self) -> dict:
+    def clock_view(self) -> dict[str, Any]:
         return {
             "judged_until": self.clock_now(),
             "catching_up": self._catching_up,
@@ -258,24 +261,15 @@ class RulesService:
     # --- durability ---
 
     async def _flush_loop(self) -> None:
-        delay = 0.5
-        while True:
-            await self._flush_wanted.wait()
-            if len(self._unacked) < self._flush_messages:
-                await asyncio.sleep(FLUSH_SECONDS)  # let a batch gather
-            self._flush_wanted.clear()
-            try:
-                await self._flush()
-                self.health.ok("flush")
-                delay = 0.5
-            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - retried; nothing is acked
-                if not isinstance(exc, Exception) and not cancelled_by_the_client(exc):
-                    raise
-                self.health.failed("flush", exc)
-                log.error("flush failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                self._flush_wanted.set()
+        await flush_forever(
+            self._flush_wanted,
+            self._flush,
+            name="flush",
+            health=self.health,
+            log=log,
+            gather_seconds=FLUSH_SECONDS,
+            full=lambda: len(self._unacked) >= self._flush_messages,
+        )
 
     async def _flush(self) -> None:
         # Snapshot synchronously: everything below covers exactly these messages and states.
@@ -294,9 +288,14 @@ class RulesService:
         try:
             # outputs judged from a state that cannot be kept are not published
             await self._publish(coalesce([o for o in outputs if o.dealer_id not in unstorable]))
-            refused = await self.store.save(docs, {
-                "at": clock, "lateness": self.core.policy.lateness, "history": list(self.judge.history.items()),
-            })
+            refused = await self.store.save(
+                docs,
+                {
+                    "at": clock,
+                    "lateness": self.core.policy.lateness,
+                    "history": list(self.judge.history.items()),
+                },
+            )
         except Exception:
             # put everything back in front, to be retried (re-publishing is idempotent)
             self._outputs[:0] = outputs
@@ -321,8 +320,8 @@ class RulesService:
         with the reason once it has failed `max_attempts` times."""
         messages = [(self.topology.alert_signals, _routing_key(o), o.model_dump_json().encode(), _message_id(o)) for o in outputs]
         errors = await publish_each(self.broker, messages, timeout=self.settings.publish_timeout_seconds)
-        failed = [(m, e) for m, e in zip(messages, errors) if e is not None]
-        for message, error in zip(messages, errors):
+        failed = [(m, e) for m, e in zip(messages, errors, strict=True) if e is not None]
+        for message, error in zip(messages, errors, strict=True):
             if error is None:
                 self._publish_failures.pop(message[3], None)
         if not failed:
@@ -349,7 +348,7 @@ class RulesService:
         else:
             self.core.states[dealer_id] = stored
         self.core.dirty.discard(dealer_id)
-        self.judge.set_aside[dealer_id] = SetAside(dealer_id, stored.latest if stored else 0.0, reason)
+        self.judge.set_aside[dealer_id] = SetAside(dealer_id, (stored.latest if stored else None) or 0.0, reason)
         self.judge.clock.schedule(dealer_id, None)
         self._outputs = [o for o in self._outputs if o.dealer_id != dealer_id]
         later = [message for message, dealer in self._unacked if dealer == dealer_id]

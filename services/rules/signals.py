@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from services.common.alerts import AlertSignal
+from typing import Literal
+
+from services.common.alerts import AlertSignal, PromotionEvaluation
 
 from . import expressions as ex
 from .policy import CompiledRule, render_summary
-from .state import utc
+from .state import Episode, utc
+
+Output = AlertSignal | PromotionEvaluation  # what the rules core publishes
 
 
-
-def make_signal(kind, rule: CompiledRule, dealer_id, subject, episode, t, values, owner, version, region=None) -> AlertSignal:
+def make_signal(
+    state: Literal["firing", "resolved"],
+    rule: CompiledRule,
+    dealer_id: str,
+    subject: str | None,
+    episode: Episode,
+    t: float,
+    values: dict[str, float],
+    owner: str | None,
+    version: str,
+    region: str | None = None,
+) -> AlertSignal:
     names = {"dealer_id": dealer_id, "promotion_id": subject, "owner": owner or "unknown"}
     used = sorted(ex.measures_of(rule.condition))
     return AlertSignal(
         alert_id=episode.alert_id,
-        state=kind,
+        state=state,
         rule_id=rule.id,
         dealer_id=dealer_id,
         subject=subject,
@@ -39,7 +53,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def thresholds(condition: ex.Condition, values: dict) -> dict[str, float | None]:
+def thresholds(condition: ex.Condition, values: dict[str, float]) -> dict[str, float | None]:
     """For each comparison `measure op expression`: the value the measure is compared with."""
     result = {}
     stack = [condition]
@@ -56,7 +70,7 @@ def thresholds(condition: ex.Condition, values: dict) -> dict[str, float | None]
     return result
 
 
-def coalesce(outputs: list) -> list:
+def coalesce(outputs: list[Output]) -> list[Output]:
     """What a batch must publish: of the firing signals of one alert, the first and the newest
     (notify keeps the highest count and the latest values; the first says when the alert was
     first seen); every resolve and evaluation. A dealer judged at thousands of midnights in one

@@ -4,7 +4,7 @@ the JSON Schema generated from these, so editors can validate and autocomplete p
 from __future__ import annotations
 
 import re
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,7 +16,7 @@ EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Duration = str  # documented by the pattern on each field
 
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 
 class Comparison(BaseModel):
@@ -51,8 +51,8 @@ class MeasureSpec(BaseModel):
     days_since: EventType | None = Field(default=None, description="Days since the last event of this type.")
     latest: str | None = Field(default=None, description="This field of the latest matching event at or before t.")
     of: EventType | None = Field(default=None, description="Event type for sum / avg / distinct / latest.")
-    where: dict[str, Union[Scalar, Comparison]] = Field(default_factory=dict, description="Event filter.")
-    window: Union[Duration, Window, Literal["month_to_date"], None] = Field(
+    where: dict[str, Scalar | Comparison] = Field(default_factory=dict, description="Event filter.")
+    window: Duration | Window | Literal["month_to_date"] | None = Field(
         default=None, description="`7d` = (t-7d, t]; {from: 63d, to: 7d} = (t-63d, t-7d]; month_to_date."
     )
     divide_by: float = Field(default=1.0, gt=0)
@@ -62,7 +62,7 @@ class MeasureSpec(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _one_aggregate(self):
+    def _one_aggregate(self) -> MeasureSpec:
         kinds = [k for k in ("sum", "count", "avg", "distinct", "days_since", "latest") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError("a measure needs exactly one of sum, count, avg, distinct, days_since, latest")
@@ -103,18 +103,28 @@ class RuleSpec(BaseModel):
     scope: Literal["dealer", "promotion"] = Field(
         default="dealer", description="What the measures describe: the dealer, or one of its promotions."
     )
-    trigger: list[EventType] = Field(
-        default_factory=list, description="event rules: the event types that trigger a judgement."
-    )
+    trigger: list[EventType] = Field(default_factory=list, description="event rules: the event types that trigger a judgement.")
     when: str = Field(min_length=1, description="Condition over measures, e.g. `sales_7d < 0.7 * sales_baseline_weekly`.")
     summary: str = Field(min_length=1, description="Message template: {measure:.0f}, {dealer_id}, {owner}.")
     labels: dict[str, str] = Field(default_factory=dict, description="Routing labels, e.g. region.")
 
     @model_validator(mode="after")
-    def _event_rules_name_their_trigger(self):
+    def _event_rules_name_their_trigger(self) -> RuleSpec:
         if self.kind == "event" and not self.trigger:
             raise ValueError("an event rule needs 'trigger': the event types it is judged on")
         return self
+
+
+class DealerFileSpec(BaseModel):
+    """What the board's dealer file draws, taken from this policy (never restated elsewhere)."""
+
+    model_config = ConfigDict(extra="forbid")
+    baseline: str = Field(
+        default="sales_baseline_weekly",
+        description="A weekly average over a window of whole weeks before t (`{from: 63d, to: 7d}, divide_by: 8`): the "
+        "chart's baseline line.",
+    )
+    drop_below: float = Field(default=0.7, gt=0, le=1, description="A week under this share of its baseline is marked.")
 
 
 class PolicySpec(BaseModel):
@@ -123,8 +133,12 @@ class PolicySpec(BaseModel):
     version: Literal[1]
     timezone: str = Field(default="UTC", description="Calendar time zone, e.g. Asia/Shanghai.")
     lateness: Duration = Field(
-        default="7d", pattern=DURATION,
+        default="7d",
+        pattern=DURATION,
         description="Events older than this before the dealer's latest event are refused (dead-lettered).",
     )
     measures: dict[str, MeasureSpec] = Field(default_factory=dict, description="Named measures rules can use.")
     rules: list[RuleSpec] = Field(min_length=1)
+    dealer_file: DealerFileSpec | None = Field(
+        default=None, description="The board's dealer file; without it the weekly chart draws no baseline."
+    )

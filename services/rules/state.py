@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import sys
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from services.common.events import Event, PromotionApproved, PromotionEnded, PromotionPlanned, PromotionSpend
@@ -20,15 +21,16 @@ from services.common.events import Event, PromotionApproved, PromotionEnded, Pro
 from .measures import Source
 
 PROMOTION_EVENTS = (PromotionPlanned, PromotionApproved, PromotionSpend, PromotionEnded)
+PromotionEvent = PromotionPlanned | PromotionApproved | PromotionSpend | PromotionEnded
 
 
-def ts(moment) -> float:
+def ts(moment: dt.datetime) -> float:
     return moment.timestamp()
 
 
 def utc(moment: float) -> dt.datetime:
     """The inverse of ts()."""
-    return dt.datetime.fromtimestamp(moment, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(moment, dt.UTC)
 
 
 def id_key(event_id: str) -> int:
@@ -60,10 +62,10 @@ TEXT_CODES = TextCodes()
 
 @dataclass(slots=True)
 class Series:
-    times: array = field(default_factory=lambda: array("d"))
-    values: array = field(default_factory=lambda: array("d"))
+    times: array[float] = field(default_factory=lambda: array("d"))
+    values: array[float] = field(default_factory=lambda: array("d"))
 
-    def add(self, at: float, value) -> None:
+    def add(self, at: float, value: float) -> None:
         index = bisect.bisect_right(self.times, at)
         self.times.insert(index, at)
         self.values.insert(index, value)
@@ -84,7 +86,7 @@ class Promotion:
     approved_by: str | None = None
     approved_at: float | None = None
     spend: float = 0.0
-    spend_ids: array = field(default_factory=lambda: array("q"))  # id_key() of counted spends
+    spend_ids: array[int] = field(default_factory=lambda: array("q"))  # id_key() of counted spends
     ended_at: float | None = None
 
 
@@ -114,13 +116,13 @@ class DealerState:
     latest_values: dict[str, list[tuple[float, float, str | None]]] = field(default_factory=dict)
     promotions: dict[str, Promotion] = field(default_factory=dict)
     # ids of recently counted events (id_key) and their times: 16 bytes an event
-    seen_ids: array = field(default_factory=lambda: array("q"))
-    seen_times: array = field(default_factory=lambda: array("d"))
+    seen_ids: array[int] = field(default_factory=lambda: array("q"))
+    seen_times: array[float] = field(default_factory=lambda: array("d"))
     episodes: dict[str, Episode] = field(default_factory=dict)
     region: str | None = None  # the latest given (by event time): a label on the dealer's alerts
     region_at: float | None = None
     events: int = 0  # events counted (every accepted event is counted once: a check for tests and audits)
-    hold: "Hold | None" = None  # live only: history is arriving for this dealer (see judge.py)
+    hold: Hold | None = None  # live only: history is arriving for this dealer (see judge.py)
     saved_latest: float | None = field(default=None, compare=False)  # live only: `latest` when last stored
 
     def forget_ids(self, cutoff: float) -> None:
@@ -130,7 +132,7 @@ class DealerState:
             self.seen_ids = array("q", [self.seen_ids[i] for i in keep])
             self.seen_times = array("d", [self.seen_times[i] for i in keep])
 
-    def copy(self) -> "DealerState":
+    def copy(self) -> DealerState:
         """An independent copy: judging works on the state, and a judgement that fails puts the
         copy back (nothing of the event or tick stays)."""
         return replace(
@@ -151,7 +153,7 @@ class DealerState:
             return promotion is not None and id_key(event.event_id) in promotion.spend_ids
         return id_key(event.event_id) in self.seen_ids
 
-    def apply(self, event: Event, sources: list[Source]) -> None:
+    def apply(self, event: Event, sources: Sequence[Source]) -> None:
         """Count one new event (callers check `knows` first: apply is not idempotent)."""
         at = ts(event.occurred_at)
         self.first_seen = at if self.first_seen is None else min(self.first_seen, at)
@@ -187,7 +189,7 @@ class DealerState:
             self.seen_ids.append(id_key(event.event_id))
             self.seen_times.append(at)
 
-    def _apply_promotion(self, event, at: float) -> None:
+    def _apply_promotion(self, event: PromotionEvent, at: float) -> None:
         promotion = self.promotions.setdefault(event.promotion_id, Promotion())
         if isinstance(event, PromotionPlanned):
             promotion.budget = float(event.budget)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from array import array
 from dataclasses import asdict
+from typing import Any
 
 import bson
 from bson.raw_bson import RawBSONDocument
@@ -19,6 +20,7 @@ from services.common import mongo
 from services.common.judgement_time import CLOCK, CLOCK_ID, DEALERS
 from services.common.settings import Settings
 
+from .keys import SourceKey
 from .state import TEXT_CODES, DealerState, Episode, Hold, Promotion, Series
 
 FORMAT = 4
@@ -26,15 +28,14 @@ POLICY = "rules_policy"
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's limit
 
 
-def to_doc(state: DealerState) -> dict:
+def to_doc(state: DealerState) -> dict[str, Any]:
     return {
         "_id": state.dealer_id,
         "format": FORMAT,
         "first_seen": state.first_seen,
         "latest": state.latest,
         "series": [
-            {"source": key, "times": s.times.tolist(), "values": _values_out(key, s.values)}
-            for key, s in state.series.items()
+            {"source": key, "times": s.times.tolist(), "values": _values_out(key, s.values)} for key, s in state.series.items()
         ],
         "last": [[key, at] for key, at in state.last.items()],
         "latest_values": [[key, [list(e) for e in entries]] for key, entries in state.latest_values.items()],
@@ -47,7 +48,12 @@ def to_doc(state: DealerState) -> dict:
     }
 
 
-def from_doc(doc: dict) -> DealerState:
+READABLE = (3, 4)  # 3: before `events` and `hold` (both default)
+
+
+def from_doc(doc: dict[str, Any]) -> DealerState:
+    if doc.get("format") not in READABLE:
+        raise ValueError(f"dealer {doc.get('_id')!r} is stored in format {doc.get('format')!r}; this version reads {READABLE}")
     series = {
         sys.intern(item["source"]): Series(array("d", item["times"]), _values_in(item["source"], item["values"]))
         for item in doc.get("series", [])
@@ -74,17 +80,17 @@ def from_doc(doc: dict) -> DealerState:
     )
 
 
-def _values_out(key: str, values) -> list:
+def _values_out(key: str, values: array[float]) -> list[Any]:
     # text values (outlet ids) are stored as text: codes are only valid inside one process
     return [TEXT_CODES.text(v) for v in values] if _is_text(key) else values.tolist()
 
 
-def _values_in(key: str, values: list) -> array:
+def _values_in(key: str, values: list[Any]) -> array[float]:
     return array("d", [TEXT_CODES.code(v) for v in values] if _is_text(key) else values)
 
 
 def _is_text(key: str) -> bool:
-    return key.startswith("series|") and key.endswith("|text")
+    return SourceKey.parse(key).text
 
 
 def encode(state: DealerState) -> RawBSONDocument:
@@ -92,18 +98,19 @@ def encode(state: DealerState) -> RawBSONDocument:
     here, before anything is published, so one dealer that cannot be stored is found alone."""
     try:
         raw = bson.encode(to_doc(state))
-    except Exception as exc:  # noqa: BLE001 - InvalidDocument, OverflowError, anything bson refuses
+    except Exception as exc:
         raise ValueError(f"its state cannot be stored: {type(exc).__name__}: {exc}") from exc
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ValueError(f"its state is {len(raw):,} bytes, over MongoDB's {MAX_DOCUMENT_BYTES:,}")
     return RawBSONDocument(raw)
 
 
-def stored_policy(settings: Settings) -> dict | None:
+def stored_policy(settings: Settings) -> dict[str, Any] | None:
     """The last good policy ({text, version}), read once at a start whose policy file is invalid
     (before the event loop runs, hence the synchronous client)."""
     import pymongo
 
+    client: pymongo.MongoClient[dict[str, Any]]
     with pymongo.MongoClient(settings.mongo_url.get_secret_value(), serverSelectionTimeoutMS=mongo.SERVER_SELECTION_MS) as client:
         return client[settings.mongo_db][POLICY].find_one({"_id": "last-good"})
 
@@ -129,7 +136,7 @@ class StateStore:
         doc = await self._collection.find_one({"_id": dealer_id})
         return None if doc is None else from_doc(doc)
 
-    async def save(self, docs: list[RawBSONDocument], clock: dict) -> dict[str, str]:
+    async def save(self, docs: list[RawBSONDocument], clock: dict[str, Any]) -> dict[str, str]:
         """Write dealer documents (made by `encode`) and the clock document; returns the dealers
         the database refused, with its reason (the others are written). Raises when the database
         is not reachable (nothing can be said about what was written: the caller retries)."""
@@ -147,7 +154,7 @@ class StateStore:
         await self._clock.replace_one({"_id": CLOCK_ID}, {"_id": CLOCK_ID, **clock}, upsert=True)
         return refused
 
-    async def load_clock(self) -> dict | None:
+    async def load_clock(self) -> dict[str, Any] | None:
         return await self._clock.find_one({"_id": CLOCK_ID})
 
     async def save_policy(self, text: str, version: str) -> None:

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
 from services.common.alerts import SEVERITY_RANK
+from services.common.dealer_file import SHOWN_WEEKS
 from services.common.timeutil import utcnow
 
-from ..dealerfile import DealerFile
+from .. import alert as alerts
+from ..dealerfile import DealerFile, dealers_with_open_alerts
+from ..evaluations import Evaluations
 from ..store import AlertStore
 
 PROMOTION_EVENTS = ["promotion.planned", "promotion.approved", "promotion.spend", "promotion.ended"]
 
 
-def router(store: AlertStore, dealer_file: DealerFile) -> APIRouter:
+def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations) -> APIRouter:
     api = APIRouter(tags=["dealers"])
 
     @api.get("/v1/dealers")
-    async def dealers(sort: Literal["severity", "age"] = "severity") -> dict:
+    async def dealers(sort: Literal["severity", "age"] = "severity") -> dict[str, Any]:
         """Dealers with open (or acknowledged) alerts: most severe first, or longest open first."""
-        rows = await store.dealers_with_open_alerts()
+        rows = await dealers_with_open_alerts(store)
         if sort == "severity":
             rows.sort(key=lambda r: (-SEVERITY_RANK[r["highest_severity"]], r["oldest_open_since"]))
         else:
@@ -30,24 +33,26 @@ def router(store: AlertStore, dealer_file: DealerFile) -> APIRouter:
         return {"items": rows}
 
     @api.get("/v1/dealers/{dealer_id}")
-    async def dealer(dealer_id: str) -> dict:
+    async def dealer(dealer_id: str) -> dict[str, Any]:
         """The dealer's file: measures the rules keep, open and past alerts, promotions with plan,
         approval, spend and evaluation, and the visits timeline."""
         rules_view, rules_error = await dealer_file.rules_view(dealer_id)
-        open_alerts, _ = await store.list({"dealer_id": dealer_id, "status": {"$in": ["open", "acknowledged"]}}, 100, None)
-        past_alerts, _ = await store.list({"dealer_id": dealer_id, "status": "resolved"}, 100, None)
-        evaluations = {e["promotion_id"]: e for e in await store.evaluations(dealer_id)}
+        open_alerts, _ = await store.page({"dealer_id": dealer_id, **alerts.active()}, 100, None)
+        past_alerts, _ = await store.page({"dealer_id": dealer_id, "status": "resolved"}, 100, None)
+        evaluated = {e["promotion_id"]: e for e in await evaluations.of_dealer(dealer_id)}
         visits = await dealer_file.timeline(dealer_id, ["visit"])
         promotion_events = await dealer_file.timeline(dealer_id, PROMOTION_EVENTS)
         if not (rules_view or open_alerts or past_alerts or visits or promotion_events):
             raise HTTPException(404, f"nothing is known of dealer {dealer_id!r}")
-        promotions: dict[str, dict] = {}
+        promotions: dict[str, dict[str, Any]] = {}
         for event in reversed(promotion_events):
-            promotions.setdefault(event["promotion_id"], {"promotion_id": event["promotion_id"], "events": []})["events"].append(event)
+            promotions.setdefault(event["promotion_id"], {"promotion_id": event["promotion_id"], "events": []})["events"].append(
+                event
+            )
         for kept in (rules_view or {}).get("promotions", []):
             promotions.setdefault(kept["promotion_id"], {"promotion_id": kept["promotion_id"], "events": []}).update(kept)
         for promotion_id, promotion in promotions.items():
-            promotion["evaluation"] = evaluations.get(promotion_id)
+            promotion["evaluation"] = evaluated.get(promotion_id)
         return {
             "dealer_id": dealer_id,
             "measures": (rules_view or {}).get("measures"),
@@ -62,19 +67,22 @@ def router(store: AlertStore, dealer_file: DealerFile) -> APIRouter:
     @api.get("/v1/dealers/{dealer_id}/weekly-sales")
     async def weekly_sales(
         dealer_id: str,
-        weeks: int = Query(12, ge=1, le=104),
+        weeks: int = Query(12, ge=1, le=SHOWN_WEEKS),
         until: dt.datetime | None = Query(None, description="The last week shown is the one holding this time; default now."),
-    ) -> dict:
-        """Net sales per week (Monday first) with the trailing 8-week baseline and the pro-rated
-        monthly target: what the board's chart draws."""
+    ) -> dict[str, Any]:
+        """Net sales per week (Monday first, in the policy's time zone) with the trailing baseline
+        the policy names and the pro-rated monthly target: what the board's chart draws."""
         if until is not None and until.tzinfo is None:
             raise HTTPException(422, "until needs a time zone offset, e.g. 2026-01-01T00:00:00Z")
-        series = await dealer_file.weekly_sales(dealer_id, weeks, until or utcnow())
-        return {"dealer_id": dealer_id, "timezone": dealer_file.timezone, "weeks": series}
+        policy, error = await dealer_file.policy_view()
+        if policy is None:
+            raise HTTPException(503, f"the chart follows the rules' policy: {error}", headers={"Retry-After": "5"})
+        series = await dealer_file.weekly_sales(dealer_id, weeks, until or utcnow(), policy)
+        return {"dealer_id": dealer_id, "timezone": policy.timezone, **policy.dealer_file.model_dump(), "weeks": series}
 
     @api.get("/v1/promotion-evaluations")
-    async def promotion_evaluations(dealer_id: str) -> dict:
+    async def promotion_evaluations(dealer_id: str) -> dict[str, Any]:
         """Every ended promotion of a dealer with its effectiveness evaluation (P, S, X, ratio, verdict)."""
-        return {"items": await store.evaluations(dealer_id)}
+        return {"items": await evaluations.of_dealer(dealer_id)}
 
     return api

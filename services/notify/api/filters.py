@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import HTTPException, Query
 
 from services.common.alerts import Severity
 
-from ..lifecycle import STATUSES
+from ..alert import STATUSES
+from ..matchers import Matchers
 
 
 @dataclass(frozen=True)
@@ -21,25 +23,25 @@ class AlertFilter:
     statuses: tuple[str, ...] = ()
     since: dt.datetime | None = None
 
-    def query(self) -> dict:
+    @property
+    def matchers(self) -> Matchers:
+        return Matchers.of(
+            {"dealer_id": self.dealer_id, "rule_id": self.rule_id, "severity": self.severity, "region": self.region}
+        )
+
+    def query(self) -> dict[str, Any]:
         """As a MongoDB query on the alerts collection."""
-        query: dict = {}
-        for key in ("dealer_id", "rule_id", "severity"):
-            if getattr(self, key) is not None:
-                query[key] = getattr(self, key)
-        if self.region is not None:
-            query["labels.region"] = self.region
+        query: dict[str, Any] = self.matchers.query()
         if self.statuses:
             query["status"] = {"$in": list(self.statuses)}
         if self.since is not None:
             query["first_seen_at"] = {"$gte": self.since}
         return query
 
-    def matches(self, alert: dict) -> bool:
+    def matches(self, alert: dict[str, Any]) -> bool:
         """The same test on an alert document (the live stream)."""
         return (
-            all(getattr(self, key) is None or alert.get(key) == getattr(self, key) for key in ("dealer_id", "rule_id", "severity"))
-            and (self.region is None or (alert.get("labels") or {}).get("region") == self.region)
+            self.matchers.matches(alert)
             and (not self.statuses or alert.get("status") in self.statuses)
             and (self.since is None or alert["first_seen_at"] >= self.since)
         )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -18,7 +19,7 @@ def mount(app: FastAPI, *, auth_required: bool) -> None:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/board/config.json", include_in_schema=False)
-    async def config() -> dict:
+    async def config() -> dict[str, Any]:
         """What the page needs to know: whether actions need an API key."""
         return {"auth_required": auth_required}
 

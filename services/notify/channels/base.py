@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 
@@ -16,7 +16,7 @@ class Channel(Protocol):
     def target(self) -> str:
         """Where it goes, safe to show (no tokens or passwords)."""
 
-    async def send(self, alerts: list[dict]) -> None:
+    async def send(self, alerts: list[dict[str, Any]]) -> None:
         """Deliver one message about these alerts (one, or a group) or raise DeliveryFailed.
         Each alert carries `notification`: firing, resolved, repeat or escalation."""
 

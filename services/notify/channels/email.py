@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 
@@ -11,8 +12,20 @@ from .rendering import language_of, render
 
 
 class EmailChannel:
-    def __init__(self, name: str, host: str, port: int, sender: str, to: list[str], *, language: str = "en",
-                 username: str | None = None, password: str | None = None, starttls: bool | None = None, timeout: float = 10.0):
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        sender: str,
+        to: list[str],
+        *,
+        language: str = "en",
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool | None = None,
+        timeout: float = 10.0,
+    ):
         self.name = name
         self._host, self._port, self._sender, self._to = host, port, sender, to
         self._language, self._username, self._password = language, username, password
@@ -26,7 +39,7 @@ class EmailChannel:
     def target(self) -> str:
         return f"smtp://{self._host}:{self._port} to {', '.join(self._to)}"
 
-    async def send(self, alerts: list[dict]) -> None:
+    async def send(self, alerts: list[dict[str, Any]]) -> None:
         language = language_of(alerts, self._language)
         message = EmailMessage()
         message["From"] = self._sender
@@ -35,8 +48,14 @@ class EmailChannel:
         message.set_content(render("text", alerts, language))
         try:
             await aiosmtplib.send(
-                message, hostname=self._host, port=self._port, username=self._username, password=self._password,
-                start_tls=self._starttls, use_tls=self._implicit_tls, timeout=self._timeout,
+                message,
+                hostname=self._host,
+                port=self._port,
+                username=self._username,
+                password=self._password,
+                start_tls=self._starttls,
+                use_tls=self._implicit_tls,
+                timeout=self._timeout,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import jinja2
 
 LANGUAGES = ("zh", "en")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _environment(escape: Callable[[str], str] | None) -> jinja2.Environment:
     """`escape` is applied to every value a template prints (escaping.py): the templates' own
     words are left as written."""
@@ -24,13 +25,13 @@ def _environment(escape: Callable[[str], str] | None) -> jinja2.Environment:
     )
 
 
-def language_of(alerts: list[dict], default: str) -> str:
+def language_of(alerts: list[dict[str, Any]], default: str) -> str:
     """The (first) alert's language: its `language` label, else the receiver's."""
     wanted = (alerts[0].get("labels") or {}).get("language") or default
     return wanted if wanted in LANGUAGES else "en"
 
 
-def render(name: str, alerts: list[dict], language: str, escape: Callable[[str], str] | None = None) -> str:
+def render(name: str, alerts: list[dict[str, Any]], language: str, escape: Callable[[str], str] | None = None) -> str:
     """Templates see `alerts` (a group) and `alert` (the first)."""
     return _environment(escape).get_template(f"{name}.{language}.j2").render(alerts=alerts, alert=alerts[0]).strip()
 
@@ -51,5 +52,5 @@ def fit(text: str, max_bytes: int, language: str) -> str:
         if size > max_bytes:
             break
         kept.append(line)
-    left_out = sum(1 for line in lines[len(kept):] if line.startswith("- "))
+    left_out = sum(1 for line in lines[len(kept) :] if line.startswith("- "))
     return "\n".join(kept + [MORE[language].format(n=left_out)])

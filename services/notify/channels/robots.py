@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import time
 import urllib.parse
+from typing import Any
 
 import httpx
 
@@ -20,15 +21,23 @@ class _Robot:
     MAX_BYTES = 4096  # the message size the robot accepts (its documented limit, with room to spare)
     ESCAPE = staticmethod(escaping.markdown)  # what makes event text inert in its format
 
-    def __init__(self, name: str, url: str, client: httpx.AsyncClient, *, secret: str | None = None,
-                 language: str = "zh", timeout: float = 5.0):
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        client: httpx.AsyncClient,
+        *,
+        secret: str | None = None,
+        language: str = "zh",
+        timeout: float = 5.0,
+    ):
         self.name, self._url, self._client = name, url, client
         self._secret, self._language, self._timeout = secret, language, timeout
 
     def target(self) -> str:
         return f"{type(self).__name__.removesuffix('Channel').lower()} {shown(self._url)}"
 
-    async def send(self, alerts: list[dict]) -> None:
+    async def send(self, alerts: list[dict[str, Any]]) -> None:
         language = language_of(alerts, self._language)
         text = fit(render("text", alerts, language, self.ESCAPE), self.MAX_BYTES, language)
         url, body = self.request(text)
@@ -40,7 +49,7 @@ class _Robot:
             raise DeliveryFailed(f"HTTP {response.status_code}")
         self.check(response)
 
-    def request(self, text: str) -> tuple[str, dict]:
+    def request(self, text: str) -> tuple[str, dict[str, Any]]:
         raise NotImplementedError
 
     def check(self, response: httpx.Response) -> None:
@@ -56,13 +65,15 @@ class _Robot:
 
 class WeComChannel(_Robot):
     MAX_BYTES = 4000  # markdown content: 4,096 bytes
-    def request(self, text):
+
+    def request(self, text: str) -> tuple[str, dict[str, Any]]:
         return self._url, {"msgtype": "markdown", "markdown": {"content": text}}
 
 
 class DingTalkChannel(_Robot):
     MAX_BYTES = 19_000  # markdown text: 20,000 bytes
-    def request(self, text):
+
+    def request(self, text: str) -> tuple[str, dict[str, Any]]:
         url = self._url
         if self._secret:
             timestamp = str(round(time.time() * 1000))
@@ -76,8 +87,9 @@ class DingTalkChannel(_Robot):
 class FeishuChannel(_Robot):
     MAX_BYTES = 18_000  # request body: 20 KB
     ESCAPE = staticmethod(escaping.plain)
-    def request(self, text):
-        body: dict = {"msg_type": "text", "content": {"text": text}}
+
+    def request(self, text: str) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {"msg_type": "text", "content": {"text": text}}
         if self._secret:
             timestamp = str(int(time.time()))
             key = f"{timestamp}\n{self._secret}".encode()
@@ -89,5 +101,6 @@ class FeishuChannel(_Robot):
 class SlackChannel(_Robot):
     MAX_BYTES = 39_000  # text: 40,000 characters
     ESCAPE = staticmethod(escaping.slack)
-    def request(self, text):
+
+    def request(self, text: str) -> tuple[str, dict[str, Any]]:
         return self._url, {"text": text}

@@ -7,11 +7,11 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 import httpx
 
 from .base import DeliveryFailed, failure, shown
-
 
 SIGNATURE_HEADER = "X-Dealerwatch-Signature"
 TOLERANCE_SECONDS = 300  # what receivers should allow between `t` and their clock (the README's recipe)
@@ -48,7 +48,7 @@ class WebhookChannel:
     def target(self) -> str:
         return shown(self._url)
 
-    async def send(self, alerts: list[dict]) -> None:
+    async def send(self, alerts: list[dict[str, Any]]) -> None:
         if len(alerts) == 1:
             message, key = alerts[0], alerts[0]["notification_id"]
         else:

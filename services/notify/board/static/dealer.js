@@ -16,7 +16,7 @@ export async function showDealer(view, dealerId) {
     get(`/v1/dealers/${id}`).catch((error) => ({ error: error.message })),
     get(`/v1/dealers/${id}/weekly-sales`, { weeks: 12 }),
   ]);
-  view.append(section("weeklySales", weeklyChart(sales.weeks), "chart"));
+  view.append(section("weeklySales", weeklyChart(sales), "chart"));
   if (file.error) {
     view.append(h("p", { class: "error" }, file.error));
     return;

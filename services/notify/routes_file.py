@@ -27,7 +27,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.common.durations import DURATION, seconds
-from services.common.yamlsource import PolicyError, describe, parse_yaml, read
+from services.common.yamlsource import FileError, describe, parse_yaml, read
+
+from .matchers import Matchers
 
 
 class WebhookReceiver(BaseModel):
@@ -36,7 +38,7 @@ class WebhookReceiver(BaseModel):
     url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
 
     @model_validator(mode="after")
-    def _one_source(self):
+    def _one_source(self) -> WebhookReceiver:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("give exactly one of url, url_env")
         return self
@@ -80,7 +82,7 @@ class ReceiverSpec(BaseModel):
     slack: RobotReceiver | None = None
 
     @model_validator(mode="after")
-    def _one_channel(self):
+    def _one_channel(self) -> ReceiverSpec:
         kinds = [k for k in CHANNEL_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"a receiver needs exactly one of {', '.join(CHANNEL_KINDS)}")
@@ -100,10 +102,14 @@ class Route(BaseModel):
     continue_: bool = Field(default=False, alias="continue")
     send_resolved: bool | None = Field(default=None, description="Also tell the receiver when the alert is resolved.")
     repeat_interval: str | None = Field(default=None, pattern=DURATION, description="Remind while the alert stays open.")
-    escalate_after: str | None = Field(default=None, pattern=DURATION, description="Critical and not acknowledged by then: escalate.")
+    escalate_after: str | None = Field(
+        default=None, pattern=DURATION, description="Critical and not acknowledged by then: escalate."
+    )
     escalate_to: list[str] | None = Field(default=None, description="Receivers of the escalation.")
-    group_wait: str | None = Field(default=None, pattern=DURATION, description="New alerts for the receiver within one such window go out as one message.")
-    routes: list["Route"] = Field(default_factory=list)
+    group_wait: str | None = Field(
+        default=None, pattern=DURATION, description="New alerts for the receiver within one such window go out as one message."
+    )
+    routes: list[Route] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,7 @@ class RoutesSpec(BaseModel):
     route: Route
 
     @model_validator(mode="after")
-    def _known_receivers(self):
+    def _known_receivers(self) -> RoutesSpec:
         if self.route.receiver is None:
             raise ValueError("the top route needs a receiver (the default)")
         stack = [self.route]
@@ -138,17 +144,24 @@ class RoutesSpec(BaseModel):
         return self
 
 
-def load(path) -> RoutesSpec:
+class RoutesError(FileError):
+    """The routes file is refused."""
+
+
+def load(path: str) -> RoutesSpec:
     text, source = read(path)
     return loads(text, source)
 
 
 def loads(text: str, source: str = "<routes>") -> RoutesSpec:
-    data, lines = parse_yaml(text, source)
+    try:
+        data, lines = parse_yaml(text, source)
+    except FileError as exc:
+        raise RoutesError(exc.source, exc.problems) from None
     try:
         return RoutesSpec.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(source, [describe(error, lines) for error in exc.errors(include_url=False)]) from None
+        raise RoutesError(source, [describe(error, lines) for error in exc.errors(include_url=False)]) from None
 
 
 def receivers_for(spec: RoutesSpec, labels: dict[str, str]) -> list[str]:
@@ -166,7 +179,7 @@ def plans_for(spec: RoutesSpec, labels: dict[str, str]) -> list[Plan]:
 
 
 def _walk(node: Route, labels: dict[str, str], inherited: Plan) -> list[Plan] | None:
-    if any(labels.get(key) != value for key, value in node.match.items()):
+    if not Matchers.of(node.match).matches_labels(labels):
         return None
     here = Plan(
         receiver=node.receiver or inherited.receiver,
@@ -184,12 +197,3 @@ def _walk(node: Route, labels: dict[str, str], inherited: Plan) -> list[Plan] | 
             if not child.continue_:
                 break
     return result or [here]
-
-
-def alert_labels(alert: dict) -> dict[str, str]:
-    return {
-        **(alert.get("labels") or {}),
-        "severity": alert.get("severity", ""),
-        "rule_id": alert.get("rule_id", ""),
-        "dealer_id": alert.get("dealer_id", ""),
-    }

@@ -1,0 +1,45 @@
+"""The batch loop shared by the consumers that write in batches (rules' flush, the dealer file):
+messages gather for a moment (or until a batch is full), one write covers them, one ack frame
+settles them. A write that fails is retried with a growing pause, and the loop's health says so."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from .broker import cancelled_by_the_client
+from .health import Health
+
+
+async def flush_forever(
+    wanted: asyncio.Event,
+    flush: Callable[[], Awaitable[None]],
+    *,
+    name: str,
+    health: Health,
+    log: logging.Logger,
+    gather_seconds: float,
+    full: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run `flush` whenever `wanted` is set; `flush` raises when nothing could be settled (it
+    puts its batch back first), and is then retried after 0.5, 1, 2 ... 10 seconds."""
+    delay = 0.5
+    while True:
+        await wanted.wait()
+        if not full():
+            await asyncio.sleep(gather_seconds)  # let a batch gather
+        wanted.clear()
+        try:
+            await flush()
+        except (Exception, asyncio.CancelledError) as exc:
+            if not isinstance(exc, Exception) and not cancelled_by_the_client(exc):
+                raise
+            health.failed(name, exc)
+            log.error("%s failed (%s: %s); retrying in %.1fs", name, type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            wanted.set()
+            continue
+        health.ok(name)
+        delay = 0.5

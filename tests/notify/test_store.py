@@ -1,0 +1,156 @@
+"""The alerts collection in-process on the MongoDB-protocol server: the lifecycle's conditions
+as the store applies them, one change-log entry per write (also for a writer that stopped
+between the two), keyset pages, the live feed, the publisher's lease and the outbox's claims."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+import pytest
+from factories import alert_signal
+
+from services.common.settings import Settings
+from services.common.timeutil import utcnow
+from services.notify import alert as alerts
+from services.notify.feed import ChangeFeed
+from services.notify.leader import Lease
+from services.notify.outbox import Outbox
+from services.notify.silences import NewSilence, SilenceMatchers, SilenceStore, mute_open_alerts
+from services.notify.store import AlertStore
+
+
+@pytest.fixture
+async def store(mongo_url):
+    store = AlertStore(Settings(mongo_url=mongo_url, mongo_db=f"s{uuid.uuid4().hex[:10]}"))
+    await store.ensure_indexes()
+    yield store
+    store.close()
+
+
+OPENED = dt.datetime(2026, 3, 1, 12, 0, 7, tzinfo=dt.UTC)
+
+
+async def opened(store: AlertStore, alert_id: str, routes=(), **changes) -> None:
+    document = alerts.new_document(alert_signal(alert_id, 1, **changes), list(routes), OPENED, None, [])
+    assert await store.insert(document, "opened")
+
+
+async def test_people_act_on_an_alert_only_from_the_states_their_action_starts_from(store):
+    await opened(
+        store, "A1", [alerts.route_plan("ops", "t", repeat_seconds=60, escalate_after_seconds=60, escalate_to=("duty",))]
+    )
+    now = utcnow()
+    acked = await store.change("A1", *alerts.transition("acknowledged", "li.na", "on it", now), "acknowledged")
+    assert acked["status"] == "acknowledged" and "escalation_due_at" not in acked
+    assert await store.change("A1", *alerts.transition("acknowledged", "li.na", None, now), "acknowledged") is None
+    resolved = await store.change("A1", *alerts.transition("resolved", "wang", "restocked", now), "resolved")
+    assert resolved["status"] == "resolved" and "reminder_due_at" not in resolved
+    assert [h["action"] for h in resolved["history"]] == ["opened", "acknowledged", "resolved"]
+    assert await store.change("A1", *alerts.transition("resolved", "wang", "again", now), "resolved") is None
+    signal = alert_signal("A1", 2)
+    assert await store.change("A1", *alerts.fired_again(signal, now), "updated") is None  # resolved stays resolved
+
+
+async def test_a_later_firing_updates_an_alert_and_an_older_one_changes_nothing(store):
+    await opened(store, "A1")
+    now = utcnow()
+    assert (await store.change("A1", *alerts.fired_again(alert_signal("A1", 3), now), "updated"))["count"] == 3
+    assert await store.change("A1", *alerts.fired_again(alert_signal("A1", 2), now), "updated") is None
+    assert not await store.insert(alerts.new_document(alert_signal("A1", 1), [], now, None, []), "opened")  # redelivered
+
+
+async def test_every_write_is_one_change_with_the_public_view_even_when_its_writer_stopped(store):
+    await opened(store, "A1", [alerts.route_plan("ops", "t")])
+    await store.change("A1", *alerts.transition("acknowledged", "li.na", None, utcnow()), "acknowledged")
+    changes = await store.changes.after(0)
+    assert [(c["_id"], c["change"]) for c in changes] == [(1, "opened"), (2, "acknowledged")]
+    assert all(set(c["alert"]).isdisjoint(alerts.PRIVATE) for c in changes)
+    assert await store.collection.count_documents({"unlogged": {"$exists": True}}) == 0
+
+    # a writer that stopped after its write and before the log entry: the mark stays, and the
+    # sweep logs it once it is older than the grace
+    stale = utcnow() - dt.timedelta(minutes=1)
+    await store.collection.update_one(
+        {"_id": "A1"}, {"$set": {"status": "resolved", "updated_at": stale, "unlogged": {"change": "resolved", "token": "x"}}}
+    )
+    assert await store.log_unlogged() == 1
+    assert await store.log_unlogged() == 0
+    last = (await store.changes.after(2))[0]
+    assert (last["change"], last["alert"]["status"]) == ("resolved", "resolved")
+
+
+async def test_pages_are_newest_first_and_never_repeat_or_skip(store):
+    for n in range(7):
+        await opened(store, f"A{n}", at=dt.datetime(2026, 3, 1 + n % 3, tzinfo=dt.UTC))
+    seen, cursor = [], None
+    while True:
+        items, cursor = await store.page({}, 3, cursor)
+        seen += [(i["first_seen_at"], i["alert_id"]) for i in items]
+        if cursor is None:
+            break
+    assert seen == sorted(seen, reverse=True) and len(set(seen)) == 7
+
+
+async def test_the_feed_serves_what_the_log_holds_from_memory(store):
+    for n in range(5):
+        await opened(store, f"A{n}")
+    feed = ChangeFeed(store.changes)
+    feed.position = 0  # read from the start (a new feed starts at the newest change)
+    reading = asyncio.create_task(feed.run())
+    while feed.position != 5:
+        await asyncio.sleep(0.05)
+    for since in range(6):
+        assert [c["_id"] for c in await feed.after(since)] == [c["_id"] for c in await store.changes.after(since)]
+    arrival = feed.arrival()  # a live client waits on this, then asks again
+    await store.changes.record("acknowledged", {"alert_id": "A0"})
+    await asyncio.wait_for(arrival.wait(), 5)
+    assert [c["change"] for c in await feed.after(5)] == ["acknowledged"]
+    reading.cancel()
+
+
+async def test_one_instance_holds_the_publishers_lease_until_it_lets_go(store):
+    first, second = Lease(store.db, "publisher", seconds=30), Lease(store.db, "publisher", seconds=30)
+    await first.ensure()
+    assert await first.hold() and not await second.hold()
+    await first.release()
+    assert await second.hold() and not await Lease(store.db, "publisher").hold()
+
+
+async def test_a_notification_is_claimed_by_one_sender_and_a_group_goes_together(store):
+    outbox = Outbox(store.collection)
+    await outbox.ensure_indexes()
+    group = [alerts.route_plan("ops", "t", group_seconds=60)]
+    for alert_id in ("G1", "G2", "G3"):
+        await opened(store, alert_id, group)
+    await store.collection.update_many({}, {"$set": {"delivery_due_at": utcnow() - dt.timedelta(seconds=1)}})
+    claimed = await outbox.claim_due_delivery(lease_seconds=60)
+    others = await outbox.claim_group(claimed["deliveries"][0]["group"], claimed["_id"], lease_seconds=60)
+    assert sorted([claimed["_id"], *(o["_id"] for o in others)]) == ["G1", "G2", "G3"]
+    assert await outbox.claim_due_delivery(lease_seconds=60) is None  # all leased: nothing for a second sender
+    await outbox.record_deliveries(claimed["_id"], {0: {**claimed["deliveries"][0], "status": "delivered"}})
+    after = await store.collection.find_one({"_id": claimed["_id"]})
+    assert (
+        after["deliveries"][0]["status"] == "delivered" and "delivery_due_at" not in after and "delivery_lease_until" not in after
+    )
+
+
+async def test_a_silence_mutes_the_open_alerts_it_matches_and_the_new_ones_while_it_lasts(store):
+    silences = SilenceStore(store.db)
+    await opened(store, "N1", labels={"region": "north"})
+    await opened(store, "S1", labels={"region": "south"})
+    now = utcnow()
+    matchers = SilenceMatchers(region="north")
+    silence = await silences.create(
+        NewSilence(matchers=matchers, ends_at=now + dt.timedelta(hours=1), created_by="li.na", comment="stocktaking"), now
+    )
+    assert await mute_open_alerts(store, silence, now) == 1
+    north, south = await store.get("N1"), await store.get("S1")
+    assert north["silenced_by"] == [silence["silence_id"]] and "silenced_by" not in south
+    assert north["history"][-1]["action"] == "silenced"
+    new_north = {"severity": "warning", "dealer_id": "D-9", "labels": {"region": "north"}}
+    assert await silences.muting(new_north, now) == [silence["silence_id"]]
+    assert await silences.muting({**new_north, "labels": {"region": "south"}}, now) == []
+    await silences.expire(silence["silence_id"], "li.na", now + dt.timedelta(minutes=1))
+    assert await silences.muting(new_north, now + dt.timedelta(minutes=2)) == []
