@@ -41,7 +41,7 @@ browser:
 
 # the README's pictures of the board, taken by its browser tests
 screenshot: $(BIN)/dealerwatch browser
-	DEALERWATCH_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_board.py -k "screenshot or chart"
+	DEALERWATCH_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/notify/test_board.py -k "screenshot or chart"
 
 bench: $(BIN)/dealerwatch
 	$(BIN)/python bench/pipeline.py

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field
@@ -25,11 +26,40 @@ ACTIVE: tuple[Status, ...] = ("open", "acknowledged")  # someone still has to ac
 NotificationKind = Literal["firing", "repeat", "escalation", "resolved"]
 RULES = "rules"  # who resolves an alert whose condition stopped holding
 
-# a person's action -> (states it may start from, state it leads to)
-TRANSITIONS: dict[str, tuple[tuple[Status, ...], Status]] = {
-    "acknowledged": (("open",), "acknowledged"),
-    "resolved": (ACTIVE, "resolved"),
-}
+ESCALATING: tuple[Status, ...] = ("open",)  # nobody has taken it on: escalation applies
+
+
+@dataclass(frozen=True)
+class Action:
+    """A person's step in the lifecycle: the board's button, the API's `POST /v1/alerts/{id}/<path>`."""
+
+    name: str
+    path: str
+    starts_from: tuple[Status, ...]
+    leads_to: Status
+    text: str  # what the person writes with it (the body's field)
+    text_required: bool
+
+
+ACTIONS = (
+    Action("acknowledge", "ack", ("open",), "acknowledged", "note", text_required=False),
+    Action("resolve", "resolve", ACTIVE, "resolved", "cause", text_required=True),
+)
+# the state an action leads to -> (states it may start from, that state)
+TRANSITIONS: dict[str, tuple[tuple[Status, ...], Status]] = {a.leads_to: (a.starts_from, a.leads_to) for a in ACTIONS}
+
+
+def lifecycle() -> dict[str, Any]:
+    """The lifecycle as the board reads it (its filters and buttons restate nothing)."""
+    return {
+        "statuses": list(STATUSES),
+        "active": list(ACTIVE),
+        "actions": [
+            {"name": a.name, "path": a.path, "from": list(a.starts_from), "text": a.text, "text_required": a.text_required}
+            for a in ACTIONS
+        ],
+    }
+
 
 # what nobody outside notify needs: the delivery worker's leases, schedules, the change mark
 BOOKKEEPING = ("delivery_due_at", "delivery_lease_until", "lease_token", "reminder_due_at", "escalation_due_at", "unlogged")
@@ -139,6 +169,11 @@ PUBLIC_PROJECTION = {field: 0 for field in PRIVATE}  # the same, as a MongoDB pr
 def active() -> dict[str, Any]:
     """The alerts someone still has to act on, as a MongoDB query."""
     return {"status": {"$in": list(ACTIVE)}}
+
+
+def escalating() -> dict[str, Any]:
+    """The alerts nobody has taken on yet, as a MongoDB query."""
+    return {"status": {"$in": list(ESCALATING)}}
 
 
 def resolved_by_a_person(alert: dict[str, Any]) -> bool:

@@ -61,7 +61,7 @@ class Outbox:
     async def due_escalation(self) -> dict[str, Any] | None:
         """Claim one open (not acknowledged) alert whose escalation time has come."""
         return await self._alerts.find_one_and_update(
-            {"status": "open", "escalation_due_at": {"$lte": utcnow()}},
+            {**alerts.escalating(), "escalation_due_at": {"$lte": utcnow()}},
             {"$unset": {"escalation_due_at": ""}},
         )
 

@@ -15,12 +15,9 @@ from services.common.yamlsource import FileError
 from . import alert as alerts
 from . import routes_file
 from .alert import RoutePlan
-from .channels.base import Channel
-from .channels.email import EmailChannel
-from .channels.robots import DingTalkChannel, FeishuChannel, SlackChannel, WeComChannel
-from .channels.webhook import WebhookChannel
-
-ROBOTS = {"wecom": WeComChannel, "dingtalk": DingTalkChannel, "feishu": FeishuChannel, "slack": SlackChannel}
+from .channels import webhook
+from .channels.base import Channel, Context
+from .channels.webhook import WebhookConfig
 
 log = logging.getLogger("dealerwatch.notify.router")
 
@@ -36,48 +33,23 @@ class Router:
             self._use(routes_file.load(settings.routes_file))  # a broken file at start-up stops the service
         else:
             self.channels: dict[str, Channel] = {
-                f"webhook-{n}": self._webhook(f"webhook-{n}", url) for n, url in enumerate(settings.webhook_urls, start=1)
+                f"webhook-{n}": webhook.build(f"webhook-{n}", WebhookConfig(url=url), self._context(f"webhook-{n}"))
+                for n, url in enumerate(settings.webhook_urls, start=1)
             }
 
-    def _webhook(self, name: str, url: str) -> WebhookChannel:
-        return WebhookChannel(name, url, self._http, self._settings.delivery_timeout_seconds, self._secrets)
-
     def _use(self, spec: routes_file.RoutesSpec) -> None:
-        channels = {name: self._channel(name, receiver) for name, receiver in spec.receivers.items()}
+        channels = {name: receiver.build(name, self._context(name)) for name, receiver in spec.receivers.items()}
         self._spec, self.channels = spec, channels
 
-    def _env(self, receiver_name: str, variable: str | None, required: bool = True) -> str | None:
-        value = os.environ.get(variable) if variable else None
-        if required and not value:
-            raise routes_file.RoutesError(
-                self._settings.routes_file or "routes", [(None, f"receiver {receiver_name!r}: ${variable} is not set")]
-            )
-        return value
+    def _context(self, receiver: str) -> Context:
+        def env(variable: str | None) -> str:
+            value = os.environ.get(variable) if variable else None
+            if not value:
+                source = self._settings.routes_file or "routes"
+                raise routes_file.RoutesError(source, [(None, f"receiver {receiver!r}: ${variable} is not set")])
+            return value
 
-    def _channel(self, name: str, receiver: routes_file.ReceiverSpec) -> Channel:
-        kind = receiver.kind
-        config = getattr(receiver, kind)
-        if kind == "email":
-            return EmailChannel(
-                name,
-                config.host,
-                config.port,
-                config.sender,
-                config.to,
-                language=config.language,
-                username=self._env(name, config.username_env, False),
-                password=self._env(name, config.password_env, False),
-                starttls=config.starttls,
-                timeout=self._settings.delivery_timeout_seconds,
-            )
-        url = config.url or self._env(name, config.url_env) or ""  # _env raised if it is not set
-        if kind == "webhook":
-            return self._webhook(name, url)
-        robot = ROBOTS[kind]
-        secret = self._env(name, config.secret_env) if config.secret_env else None
-        return robot(
-            name, url, self._http, secret=secret, language=config.language, timeout=self._settings.delivery_timeout_seconds
-        )
+        return Context(self._http, self._settings.delivery_timeout_seconds, self._secrets, env)
 
     def plans(self, labels: dict[str, str]) -> list[RoutePlan]:
         """What each route the alert reaches asks for (receiver, its target, options), stored with

@@ -39,6 +39,9 @@ class Window(BaseModel):
     to: Duration = Field(default="0d", pattern=DURATION)
 
 
+MEASURE_KINDS = ("sum", "count", "avg", "distinct", "days_since", "latest")  # a measure names exactly one
+
+
 class MeasureSpec(BaseModel):
     """Exactly one of sum / count / avg / distinct / days_since / latest."""
 
@@ -63,9 +66,9 @@ class MeasureSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_aggregate(self) -> MeasureSpec:
-        kinds = [k for k in ("sum", "count", "avg", "distinct", "days_since", "latest") if getattr(self, k) is not None]
+        kinds = [k for k in MEASURE_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a measure needs exactly one of sum, count, avg, distinct, days_since, latest")
+            raise ValueError(f"a measure needs exactly one of {', '.join(MEASURE_KINDS)}")
         kind = kinds[0]
         if kind in ("sum", "avg", "distinct", "latest") and self.of is None:
             raise ValueError(f"'{kind}' needs 'of' (the event type)")
@@ -79,7 +82,7 @@ class MeasureSpec(BaseModel):
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("sum", "count", "avg", "distinct", "days_since", "latest") if getattr(self, k) is not None)
+        return next(k for k in MEASURE_KINDS if getattr(self, k) is not None)
 
     @property
     def event_type(self) -> str:

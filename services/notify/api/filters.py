@@ -52,7 +52,7 @@ def alert_filter(
     rule_id: str | None = None,
     severity: Severity | None = None,
     region: str | None = Query(None, description="The alert's `region` label."),
-    status: str | None = Query(None, description="open, acknowledged or resolved; several comma-separated."),
+    status: str | None = Query(None, description=f"{', '.join(STATUSES)}; several comma-separated."),
     since: dt.datetime | None = Query(None, description="Only alerts first seen at or after this time (RFC 3339)."),
 ) -> AlertFilter:
     """FastAPI dependency: the filters from the query string, checked."""

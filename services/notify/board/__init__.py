@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from ..alert import lifecycle
+
 STATIC = Path(__file__).with_name("static")
 
 
@@ -20,7 +22,8 @@ def mount(app: FastAPI, *, auth_required: bool) -> None:
 
     @app.get("/board/config.json", include_in_schema=False)
     async def config() -> dict[str, Any]:
-        """What the page needs to know: whether actions need an API key."""
-        return {"auth_required": auth_required}
+        """What the page needs to know: whether actions need an API key, and the alert lifecycle
+        (its statuses, which are active, and the actions that lead from one to another)."""
+        return {"auth_required": auth_required, "lifecycle": lifecycle()}
 
     app.mount("/board", StaticFiles(directory=STATIC), name="board")

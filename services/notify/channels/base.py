@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+import httpx
 
 
 class DeliveryFailed(Exception):
@@ -19,6 +23,16 @@ class Channel(Protocol):
     async def send(self, alerts: list[dict[str, Any]]) -> None:
         """Deliver one message about these alerts (one, or a group) or raise DeliveryFailed.
         Each alert carries `notification`: firing, resolved, repeat or escalation."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What building a channel may use besides its receiver's configuration."""
+
+    http: httpx.AsyncClient
+    timeout: float  # seconds for one delivery
+    webhook_secrets: list[bytes]  # signing secrets of webhooks (DEALERWATCH_WEBHOOK_SECRET)
+    env: Callable[[str | None], str]  # a secret from the environment by name; raises if it is unset
 
 
 def shown(url: str) -> str:

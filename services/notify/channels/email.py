@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 import aiosmtplib
+from pydantic import BaseModel, ConfigDict, Field
 
-from .base import DeliveryFailed
+from .base import Context, DeliveryFailed
 from .rendering import language_of, render
+
+
+class EmailConfig(BaseModel):
+    """`email:` in the routes file."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str
+    port: int = 25
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    username_env: str | None = None
+    password_env: str | None = None
+    starttls: bool | None = Field(
+        default=None,
+        description="Upgrade to TLS with STARTTLS: unset = by the port (587: required, 465: TLS from the start, "
+        "other ports: whenever the server offers it).",
+    )
+    language: Literal["zh", "en"] = "en"
+
+
+def build(name: str, config: EmailConfig, context: Context) -> EmailChannel:
+    return EmailChannel(
+        name,
+        config.host,
+        config.port,
+        config.sender,
+        config.to,
+        language=config.language,
+        username=context.env(config.username_env) if config.username_env else None,
+        password=context.env(config.password_env) if config.password_env else None,
+        starttls=config.starttls,
+        timeout=context.timeout,
+    )
 
 
 class EmailChannel:

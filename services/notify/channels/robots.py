@@ -8,13 +8,31 @@ import hashlib
 import hmac
 import time
 import urllib.parse
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
 from . import escaping
-from .base import DeliveryFailed, failure, shown
+from .base import Context, DeliveryFailed, failure, shown
 from .rendering import fit, language_of, render
+from .webhook import WebhookConfig
+
+
+class RobotConfig(WebhookConfig):
+    """`wecom:`, `dingtalk:`, `feishu:` or `slack:` in the routes file; the URL carries a token: use url_env."""
+
+    secret_env: str | None = Field(default=None, description="DingTalk/Feishu signing secret (variable name).")
+    language: Literal["zh", "en"] = "zh"
+
+
+def builder(robot: type[_Robot]) -> Callable[[str, RobotConfig, Context], _Robot]:
+    def build(name: str, config: RobotConfig, context: Context) -> _Robot:
+        secret = context.env(config.secret_env) if config.secret_env else None
+        return robot(name, config.url_in(context), context.http, secret=secret, language=config.language, timeout=context.timeout)
+
+    return build
 
 
 class _Robot:

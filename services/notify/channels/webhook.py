@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .base import DeliveryFailed, failure, shown
+from .base import Context, DeliveryFailed, failure, shown
 
 SIGNATURE_HEADER = "X-Dealerwatch-Signature"
 TOLERANCE_SECONDS = 300  # what receivers should allow between `t` and their clock (the README's recipe)
@@ -35,6 +36,27 @@ def verify(header: str, body: bytes, secrets: list[bytes], now: float, tolerance
     signed = f"{stamps[0]}.".encode() + body
     expected = [hmac.new(s, signed, hashlib.sha256).hexdigest() for s in secrets]
     return any(hmac.compare_digest(value, e) for key, _, value in parts if key == "v1" for e in expected)
+
+
+class WebhookConfig(BaseModel):
+    """`webhook:` in the routes file."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(default=None, description="Only for URLs without secrets.")
+    url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebhookConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url, url_env")
+        return self
+
+    def url_in(self, context: Context) -> str:
+        return self.url or context.env(self.url_env)
+
+
+def build(name: str, config: WebhookConfig, context: Context) -> WebhookChannel:
+    return WebhookChannel(name, config.url_in(context), context.http, context.timeout, context.webhook_secrets)
 
 
 class WebhookChannel:

@@ -8,10 +8,11 @@ import { t } from "./i18n.js";
 
 const DURATIONS = [[1, "hours"], [4, "hours"], [24, "hours"], [7, "days"]];
 
-export function openAction(kind, alert, done) {
+// action: one of the lifecycle's actions (its API path and the text it takes); none for a silence
+export function openAction(kind, alert, done, action = null) {
   const dialog = document.getElementById("action-dialog");
   const error = h("p", { class: "error", role: "alert" });
-  const fields = kind === "silence" ? silenceFields(alert) : [textField(kind === "acknowledge" ? "note" : "cause", kind === "resolve")];
+  const fields = action ? [textField(action.text, action.text_required)] : silenceFields(alert);
   const form = h("form", { method: "dialog" },
     h("h2", {}, `${t(kind)}: ${alert.rule_id} · ${alert.dealer_id}`),
     h("p", { class: "summary" }, alert.summary),
@@ -27,7 +28,7 @@ export function openAction(kind, alert, done) {
       return;
     }
     try {
-      const answer = await send(kind, alert, new FormData(form));
+      const answer = await send(action, alert, new FormData(form));
       dialog.close();
       done(answer);
     } catch (failure) {
@@ -56,10 +57,11 @@ function silenceFields(alert) {
   ];
 }
 
-async function send(kind, alert, data) {
-  const id = encodeURIComponent(alert.alert_id);
-  if (kind === "acknowledge") return post(`/v1/alerts/${id}/ack`, { by: actor(), note: data.get("note") || null });
-  if (kind === "resolve") return post(`/v1/alerts/${id}/resolve`, { by: actor(), cause: data.get("cause") });
+async function send(action, alert, data) {
+  if (action) {
+    const path = `/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action.path}`;
+    return post(path, { by: actor(), [action.text]: data.get(action.text) || null });
+  }
   const matchers = {};
   for (const [name, value] of data.entries()) if (name.startsWith("match.")) matchers[name.slice(6)] = value;
   const hours = Number(data.get("duration"));

@@ -41,8 +41,10 @@ async function start() {
     setConnection("live");
     document.getElementById("connection").hidden = true;
     await showDealer(view, dealer);
+  } else if (config.lifecycle) {
+    showBoard(view, setConnection, config.lifecycle);
   } else {
-    showBoard(view, setConnection);
+    setConnection("disconnected"); // notify did not answer: reload when it is back
   }
 }
 

@@ -8,11 +8,14 @@ import { follow } from "./live.js";
 
 const SEVERITIES = ["critical", "warning", "info"];
 const RANK = { critical: 2, warning: 1, info: 0 };
-const STATUS_CHOICES = { active: "open,acknowledged", open: "open", acknowledged: "acknowledged", resolved: "resolved", all: "" };
 const FILTERS = ["severity", "status", "rule_id", "region", "dealer_id"];
 const LIMIT = 500;
 
-export function showBoard(view, setConnection) {
+// lifecycle: the alert's statuses, the active ones and the actions between them (notify's alert.py)
+export function showBoard(view, setConnection, lifecycle) {
+  const STATUS_CHOICES = {
+    active: lifecycle.active.join(","), ...Object.fromEntries(lifecycle.statuses.map((s) => [s, s])), all: "",
+  };
   const params = new URLSearchParams(location.search);
   const filters = Object.fromEntries(FILTERS.map((name) => [name, params.get(name) || ""]));
   if (!(filters.status in STATUS_CHOICES)) filters.status = "active";
@@ -28,7 +31,7 @@ export function showBoard(view, setConnection) {
   const table = h("table", { class: "alerts", "data-testid": "alerts" },
     h("thead", {}, h("tr", {}, ["severity", "status", "rule", "dealer", "summary", "owner", "firstSeen", "actions"].map((k) => h("th", {}, t(k))))),
     rows);
-  view.replaceChildren(filterForm(filters, apply), counts, shown, table);
+  view.replaceChildren(filterForm(filters, STATUS_CHOICES, apply), counts, shown, table);
 
   function apply(changed) {
     Object.assign(filters, changed);
@@ -71,7 +74,7 @@ export function showBoard(view, setConnection) {
     clearTimeout(counting);
     counting = setTimeout(async () => {
       const { severity, ...others } = fixed();
-      const result = await get("/v1/alerts/counts", { ...others, status: "open,acknowledged" }).catch(() => null);
+      const result = await get("/v1/alerts/counts", { ...others, status: STATUS_CHOICES.active }).catch(() => null);
       if (!result) return;
       counts.replaceChildren(...SEVERITIES.map((name) => h("button", {
         type: "button", class: `count ${name}${filters.severity === name ? " selected" : ""}`, "data-severity": name,
@@ -92,7 +95,7 @@ export function showBoard(view, setConnection) {
       if (answer?.alert_id) onChange({ change: answer.status, alert: answer });
     };
     rows.replaceChildren(...sorted.flatMap((alert) => [
-      row(alert, fresh.has(alert.alert_id), acted, toggle),
+      row(alert, lifecycle, fresh.has(alert.alert_id), acted, toggle),
       expanded.has(alert.alert_id) ? details(alert) : null,
     ].filter(Boolean)));
     if (!sorted.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "empty" }, t("noAlerts"))));
@@ -102,7 +105,7 @@ export function showBoard(view, setConnection) {
   load().catch((error) => setConnection("disconnected", error.message));
 }
 
-function filterForm(filters, apply) {
+function filterForm(filters, choices, apply) {
   const select = (name, choices) => h("label", {}, t(name === "rule_id" ? "rule" : name === "dealer_id" ? "dealer" : name),
     h("select", { name, onchange: (e) => apply({ [name]: e.target.value }) },
       choices.map(([value, label]) => h("option", { value, selected: filters[name] === value }, label))));
@@ -110,15 +113,16 @@ function filterForm(filters, apply) {
     h("input", { name, value: filters[name], size: 12, onchange: (e) => apply({ [name]: e.target.value.trim() }) }));
   return h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
     select("severity", [["", t("any")], ...SEVERITIES.map((s) => [s, t(s)])]),
-    select("status", Object.keys(STATUS_CHOICES).map((s) => [s, t(s)])),
+    select("status", Object.keys(choices).map((s) => [s, t(s)])),
     text("rule_id", "rule"), text("region", "region"), text("dealer_id", "dealer"));
 }
 
-function row(alert, isNew, acted, toggle) {
+function row(alert, lifecycle, isNew, acted, toggle) {
   const marks = [h("span", { class: `badge status-${alert.status}` }, t(alert.status))];
-  if (isNew && alert.status === "open") marks.unshift(h("span", { class: "badge new" }, t("new")));
+  if (isNew && alert.status === lifecycle.statuses[0]) marks.unshift(h("span", { class: "badge new" }, t("new")));
   if (alert.silenced_by?.length) marks.push(h("span", { class: "badge silenced" }, t("silenced")));
-  const act = (kind) => h("button", { type: "button", "data-action": kind, onclick: () => openAction(kind, alert, acted) }, t(kind));
+  const act = (kind, action) => h("button", { type: "button", "data-action": kind, onclick: () => openAction(kind, alert, acted, action) }, t(kind));
+  const active = lifecycle.active.includes(alert.status);
   return h("tr", { class: `alert ${alert.status}${isNew ? " fresh" : ""}`, "data-alert-id": alert.alert_id, "data-status": alert.status },
     h("td", {}, h("span", { class: `severity ${alert.severity}` }, t(alert.severity))),
     h("td", { class: "marks" }, marks),
@@ -129,9 +133,8 @@ function row(alert, isNew, acted, toggle) {
     h("td", {}, alert.owner || ""),
     h("td", { class: "nowrap" }, formatTime(alert.first_seen_at)),
     h("td", { class: "row-actions" },
-      alert.status === "open" ? act("acknowledge") : null,
-      alert.status !== "resolved" ? act("resolve") : null,
-      alert.status !== "resolved" && !alert.silenced_by?.length ? act("silence") : null));
+      ...lifecycle.actions.filter((action) => action.from.includes(alert.status)).map((action) => act(action.name, action)),
+      active && !alert.silenced_by?.length ? act("silence") : null));
 }
 
 // who did what, and who was told: the alert's history and its delivery log

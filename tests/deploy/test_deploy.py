@@ -14,7 +14,7 @@ import yaml
 
 from services.common.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VARIABLES = {f"DEALERWATCH_{name.upper()}" for name in Settings.model_fields}
 SERVICES = ("ingest", "rules", "notify")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_for
+from conftest import ROOT, wait_for
 from factories import iso, now, over_budget, promotion_approved, promotion_planned, promotion_spend, sale, visit
 from histories import post
 
@@ -19,7 +19,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = ROOT / "docs"
 
 
 def keep_screenshot(page, name: str, tmp_path: Path) -> Path:
