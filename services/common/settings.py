@@ -13,6 +13,7 @@ from pydantic import AliasChoices, AwareDatetime, Field, SecretStr, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .durations import DAY
+from .events import EARLIEST
 from .topology import DELIVERY_LIMIT
 
 
@@ -68,8 +69,8 @@ class Settings(BaseSettings):
         description="How far ahead of ingest's clock an event's occurred_at may be (later ones are refused, 422).",
     )
     earliest_event: AwareDatetime = Field(
-        default=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
-        description="The earliest occurred_at accepted (earlier ones are refused, 422); not before 2000-01-01.",
+        default=EARLIEST,
+        description=f"The earliest occurred_at accepted (earlier ones are refused, 422); not before {EARLIEST:%Y-%m-%d}.",
     )
     publish_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Longest wait for broker confirms before answering 503."
@@ -164,6 +165,6 @@ class Settings(BaseSettings):
     @field_validator("earliest_event")
     @classmethod
     def _not_before_2000(cls, value: dt.datetime) -> dt.datetime:
-        if value < dt.datetime(2000, 1, 1, tzinfo=dt.UTC):
-            raise ValueError("the contract starts on 2000-01-01")
+        if value < EARLIEST:
+            raise ValueError(f"the contract starts on {EARLIEST:%Y-%m-%d}")
         return value

@@ -357,3 +357,62 @@ def notices_queued(receivers: list[tuple[str, str]], kind: NotificationKind, now
         "$push": {"deliveries": {"$each": [new_delivery(name, target, now, kind) for name, target in receivers]}},
         "$min": {"delivery_due_at": now},
     }
+
+
+# --- bookkeeping: the store's change marks, the outbox's leases and schedules ---
+
+
+def inserted(document: AlertDocument, mark: dict[str, str]) -> dict[str, Any]:
+    """A new alert, written only if none with its id exists, carrying the store's mark."""
+    return {"$setOnInsert": {**document, "unlogged": mark}}
+
+
+def marked(update: dict[str, Any], mark: dict[str, str], now: dt.datetime) -> dict[str, Any]:
+    """An update carrying the store's mark: the change it is, until the change log has it."""
+    return {**update, "$set": {**update.get("$set", {}), "updated_at": now, "unlogged": mark}}
+
+
+UNMARKED = {"$unset": {"unlogged": ""}}  # the change log has it
+
+
+def recurrence_claimed(recurrence: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The successor of an episode whose alert a person resolved, named once."""
+    return {"recurrence": None}, {"$set": {"recurrence": recurrence}}
+
+
+def lease_free(now: dt.datetime) -> dict[str, Any]:
+    """Alerts no sender holds (or whose sender's lease ran out), as a MongoDB query."""
+    return {"$or": [{"delivery_lease_until": None}, {"delivery_lease_until": {"$lte": now}}]}
+
+
+def leased(now: dt.datetime, seconds: float, token: str | None = None) -> dict[str, Any]:
+    """Held by one sender for a while (a group's members: with the claim's token)."""
+    fields: dict[str, Any] = {"delivery_lease_until": now + dt.timedelta(seconds=seconds)}
+    if token is not None:
+        fields["lease_token"] = token
+    return {"$set": fields}
+
+
+def deliveries_recorded(attempted: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The deliveries a sender attempted, by position (notices may have been added meanwhile)."""
+    return {"$set": {f"deliveries.{index}": delivery for index, delivery in attempted.items()}}
+
+
+def lease_released(next_due: dt.datetime | None) -> dict[str, Any]:
+    """The sender is done: the next pending delivery's time, or nothing left to send."""
+    update: dict[str, Any] = {"$unset": {"delivery_lease_until": "", "lease_token": ""}}
+    if next_due is not None:
+        update["$set"] = {"delivery_due_at": next_due}
+    else:
+        update["$unset"]["delivery_due_at"] = ""
+    return update
+
+
+def reminder_moved(alert: dict[str, Any], now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A reminder claimed: the next one after the shortest interval of the alert's routes."""
+    interval = min(r["repeat_seconds"] for r in alert["routes"] if r.get("repeat_seconds"))
+    condition = {"reminder_due_at": alert["reminder_due_at"]}  # not claimed by another instance meanwhile
+    return condition, {"$set": {"reminder_due_at": now + dt.timedelta(seconds=interval)}}
+
+
+ESCALATION_TAKEN = {"$unset": {"escalation_due_at": ""}}  # escalated once

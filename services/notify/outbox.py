@@ -51,28 +51,21 @@ class Outbox:
         alert = await self._alerts.find_one({**alerts.active(), "reminder_due_at": {"$lte": now}})
         if alert is None:
             return None
-        interval = min(r["repeat_seconds"] for r in alert["routes"] if r.get("repeat_seconds"))
-        claimed = await self._alerts.update_one(
-            {"_id": alert["_id"], "reminder_due_at": alert["reminder_due_at"]},
-            {"$set": {"reminder_due_at": now + dt.timedelta(seconds=interval)}},
-        )
+        condition, update = alerts.reminder_moved(alert, now)
+        claimed = await self._alerts.update_one({"_id": alert["_id"], **condition}, update)
         return alert if claimed.modified_count else None
 
     async def due_escalation(self) -> dict[str, Any] | None:
         """Claim one open (not acknowledged) alert whose escalation time has come."""
         return await self._alerts.find_one_and_update(
-            {**alerts.escalating(), "escalation_due_at": {"$lte": utcnow()}},
-            {"$unset": {"escalation_due_at": ""}},
+            {**alerts.escalating(), "escalation_due_at": {"$lte": utcnow()}}, alerts.ESCALATION_TAKEN
         )
 
     async def claim_due_delivery(self, lease_seconds: float) -> dict[str, Any] | None:
         now = utcnow()
         return await self._alerts.find_one_and_update(
-            {
-                "delivery_due_at": {"$lte": now},
-                "$or": [{"delivery_lease_until": None}, {"delivery_lease_until": {"$lte": now}}],
-            },
-            {"$set": {"delivery_lease_until": now + dt.timedelta(seconds=lease_seconds)}},
+            {"delivery_due_at": {"$lte": now}, **alerts.lease_free(now)},
+            alerts.leased(now, lease_seconds),
             sort=[("delivery_due_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
@@ -85,9 +78,9 @@ class Outbox:
                 "_id": {"$ne": claimed_id},
                 "delivery_due_at": {"$exists": True},
                 "deliveries": {"$elemMatch": {"group": group, "status": "pending"}},
-                "$or": [{"delivery_lease_until": None}, {"delivery_lease_until": {"$lte": now}}],
+                **alerts.lease_free(now),
             },
-            {"$set": {"delivery_lease_until": now + dt.timedelta(seconds=lease_seconds), "lease_token": token}},
+            alerts.leased(now, lease_seconds, token),
         )
         return await self._alerts.find({"lease_token": token}).sort("first_seen_at", ASCENDING).to_list(None)
 
@@ -95,18 +88,12 @@ class Outbox:
         """Write back the deliveries attempted (by position: notices may be added meanwhile),
         then the time the next pending one is due."""
         if attempted:
-            await self._alerts.update_one(
-                {"_id": alert_id}, {"$set": {f"deliveries.{index}": d for index, d in attempted.items()}}
-            )
+            await self._alerts.update_one({"_id": alert_id}, alerts.deliveries_recorded(attempted))
         while True:
             alert = await self._alerts.find_one({"_id": alert_id}, {"deliveries": 1})
             deliveries = alert.get("deliveries", []) if alert else []
             pending = [d["next_attempt_at"] for d in deliveries if d["status"] == "pending"]
-            update: dict[str, Any] = {"$unset": {"delivery_lease_until": "", "lease_token": ""}}
-            if pending:
-                update["$set"] = {"delivery_due_at": min(pending)}
-            else:
-                update["$unset"]["delivery_due_at"] = ""
+            update = alerts.lease_released(min(pending) if pending else None)
             # only if no notice was added since the read; otherwise read again
             result = await self._alerts.update_one({"_id": alert_id, "deliveries": {"$size": len(deliveries)}}, update)
             if result.matched_count or alert is None:

@@ -59,7 +59,7 @@ class SignalIntake:
         if alert.get("recurrence") or signal.state == "resolved" or signal.firing_count <= alert["count"]:
             return alert.get("recurrence")  # (an old firing from before the resolve is ignored)
         recurrence = alerts.recurrence_of(signal.alert_id, alert["count"], signal.at)
-        if await self._store.claim(signal.alert_id, "recurrence", recurrence):
+        if await self._store.claim(signal.alert_id, *alerts.recurrence_claimed(recurrence)):
             return recurrence
         claimed = await self._store.get(signal.alert_id, {"recurrence": 1})
         return claimed["recurrence"] if claimed else None

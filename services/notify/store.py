@@ -59,9 +59,7 @@ class AlertStore:
         """Store a new alert unless one with its id exists; True if this call created it."""
         mark = _mark(change)
         try:
-            result = await self.collection.update_one(
-                {"_id": document["_id"]}, {"$setOnInsert": {**document, "unlogged": mark}}, upsert=True
-            )
+            result = await self.collection.update_one({"_id": document["_id"]}, alerts.inserted(document, mark), upsert=True)
         except DuplicateKeyError:
             return False  # another instance inserted it first
         if result.upserted_id is None:
@@ -79,7 +77,7 @@ class AlertStore:
     ) -> dict[str, Any] | None:
         """Apply an update (alert.py) if the alert meets its condition; the alert after it, or None."""
         mark = _mark(change)
-        update = {**update, "$set": {**update.get("$set", {}), "updated_at": utcnow(), "unlogged": mark}}
+        update = alerts.marked(update, mark, utcnow())
         changed = await self.collection.find_one_and_update(
             {"_id": alert_id, **condition}, update, projection=projection, return_document=ReturnDocument.AFTER
         )
@@ -87,18 +85,16 @@ class AlertStore:
             await self._log(change, changed, mark)
         return changed
 
-    async def claim(self, alert_id: str, field: str, value: Any) -> bool:
-        """Set a field that is still unset (a recurrence's successor, once)."""
-        result = await self.collection.update_one({"_id": alert_id, field: None}, {"$set": {field: value}})
+    async def claim(self, alert_id: str, condition: dict[str, Any], update: dict[str, Any]) -> bool:
+        """An update (alert.py) that is no change anyone watches: a recurrence's successor named once."""
+        result = await self.collection.update_one({"_id": alert_id, **condition}, update)
         return bool(result.modified_count)
 
     async def _log(self, change: str, alert: dict[str, Any], mark: dict[str, str]) -> None:
         """The change log entry of a write that carried `mark`; then the mark goes. A crash in
         between leaves the mark, and `log_unlogged` writes the entry later: no change is lost."""
         await self.changes.record(change, alerts.public_view(alert))
-        await self.collection.update_one(
-            {"_id": alert["alert_id"], "unlogged.token": mark["token"]}, {"$unset": {"unlogged": ""}}
-        )
+        await self.collection.update_one({"_id": alert["alert_id"], "unlogged.token": mark["token"]}, alerts.UNMARKED)
 
     async def log_unlogged(self) -> int:
         """Change log entries for writes whose writer stopped before logging them."""
