@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 Path_ = tuple[str | int, ...]  # a place in the document: keys and indexes
 Lines = dict[Path_, int]
 Problems = list[tuple[int | None, str]]
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class FileError(ValueError):
@@ -65,6 +67,21 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Lines]:
     if problems:
         raise FileError(source, problems)
     return data, lines
+
+
+def validated(
+    text: str, source: str, model: type[Model], error: type[FileError] = FileError, shape: str = "a mapping"
+) -> tuple[Model, Lines]:
+    """Parse, then validate against the file's model: every problem refused as `error`, each with its line.
+    `shape` says what the top level must be, for a file that is not a mapping at all."""
+    try:
+        data, lines = parse_yaml(text, source)
+    except FileError as exc:
+        raise error(exc.source, exc.problems) from None
+    try:
+        return model.model_validate(data), lines
+    except ValidationError as exc:
+        raise error(source, [describe(e, lines, shape) for e in exc.errors(include_url=False)]) from None
 
 
 def _check_size(root: yaml.Node, source: str) -> None:
@@ -127,7 +144,7 @@ def _record_lines(node: yaml.Node | None, path: Path_, lines: Lines, problems: P
             _record_lines(item, path + (index,), lines, problems, seen)
 
 
-def describe(error: Any, lines: Lines) -> tuple[int | None, str]:
+def describe(error: Any, lines: Lines, shape: str = "a mapping") -> tuple[int | None, str]:
     loc = tuple(error["loc"])
     line = None
     for cut in range(len(loc), -1, -1):
@@ -141,7 +158,7 @@ def describe(error: Any, lines: Lines) -> tuple[int | None, str]:
     elif kind == "missing":
         message = f"missing key '{loc[-1]}' at {where}"
     elif kind in ("model_type", "dict_type") and not loc:
-        message = "the policy must be a mapping with version and rules"
+        message = f"the file must be {shape}"
     else:
         value = error.get("input")
         got = f" (got {value!r})" if isinstance(value, str | int | float | bool) else ""

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.durations import DURATION, seconds
-from services.common.yamlsource import FileError, describe, parse_yaml, read
+from services.common.yamlsource import FileError, read, validated
 
 from .channels import email, robots, webhook
 from .channels.base import Channel, Context
@@ -140,14 +140,7 @@ def load(path: str) -> RoutesSpec:
 
 
 def loads(text: str, source: str = "<routes>") -> RoutesSpec:
-    try:
-        data, lines = parse_yaml(text, source)
-    except FileError as exc:
-        raise RoutesError(exc.source, exc.problems) from None
-    try:
-        return RoutesSpec.model_validate(data)
-    except ValidationError as exc:
-        raise RoutesError(source, [describe(error, lines) for error in exc.errors(include_url=False)]) from None
+    return validated(text, source, RoutesSpec, RoutesError, shape="a mapping with receivers and route")[0]
 
 
 def receivers_for(spec: RoutesSpec, labels: dict[str, str]) -> list[str]:

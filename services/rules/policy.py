@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from services.common.dealer_file import MAX_BASELINE_WEEKS
 from services.common.durations import DAY, seconds
 from services.common.events import EVENT_MODELS
-from services.common.yamlsource import FileError, Lines, Problems, describe, parse_yaml, read
+from services.common.yamlsource import FileError, Lines, Problems, read, validated
 
 from . import expressions as ex
 from .calendar import Calendar
@@ -90,14 +88,7 @@ def load(path: str | Path) -> Policy:
 
 
 def loads(text: str, source: str = "<policy>") -> Policy:
-    try:
-        data, lines = parse_yaml(text, source)
-    except FileError as exc:
-        raise PolicyError(exc.source, exc.problems) from None
-    try:
-        spec = PolicySpec.model_validate(data)
-    except ValidationError as exc:
-        raise PolicyError(source, [describe(error, lines) for error in exc.errors(include_url=False)]) from None
+    spec, lines = validated(text, source, PolicySpec, PolicyError, shape="a mapping with version and rules")
     problems: list[tuple[int | None, str]] = []
     try:
         calendar = Calendar(spec.timezone)
