@@ -16,8 +16,10 @@ from fastapi.responses import JSONResponse
 
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.broker import connect_with_retry, make_broker
+from services.common.consuming import reconnect_when_stalled
 from services.common.deadletter import dead_letter_body
 from services.common.health import Health
+from services.common.logs import dump_tasks_on_signal
 from services.common.settings import Settings
 from services.common.topology import Topology, declare, routing_key
 
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await outbox.ensure_indexes()
         await dealer_file.ensure_indexes()
         await lease.ensure()
+        dump_tasks_on_signal()
 
         async def consume() -> None:
             await connect_with_retry(broker, start=False)
@@ -84,9 +87,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state["consuming"] = True
             targets = [channel.target() for channel in router.channels.values()]
             log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")
+            watched = [topology.notify_queue, topology.dealer_file_queue]
+            await reconnect_when_stalled(broker, watched, holding=dealer_file.holding, reconnect=reconnect)
+
+        async def reconnect() -> None:
+            await broker.stop()
+            await connect_with_retry(broker, start=True)
+            await declare(broker, topology)
 
         loops = {
-            "consumer start": consume(),
+            "consumers": consume(),
             "delivery": worker.run(),
             "reminders and escalation": worker.run_schedules(),
             "dealer file": dealer_file.run(),

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
 
 from services.common.alerts import AlertSignal, PromotionEvaluation, rules_output_adapter
-from services.common.consuming import reject, retry_or_reject, subscribe
+from services.common.consuming import reject, retry_or_reject, settle, subscribe
 from services.common.health import Health
 from services.common.settings import Settings
 from services.common.topology import Topology
@@ -58,7 +58,7 @@ class SignalConsumer:
                 self._broker, self._topology, message, exc, max_attempts=self._settings.max_attempts, stage="notify"
             )
             return
-        await message.ack()
+        await settle(message.ack(), message, "ack")
         if created and isinstance(signal, AlertSignal):
             log.info("new alert %s %s %s: %s", signal.alert_id, signal.rule_id, signal.dealer_id, signal.summary)
             self._worker.wake()

@@ -94,6 +94,10 @@ class DealerFile:
             partialFilterExpression={"type": "sale"},
         )
 
+    def holding(self) -> bool:
+        """Deliveries received and not yet settled."""
+        return bool(self._pending)
+
     async def on_event(self, body: bytes) -> None:
         message: RabbitMessage = self._broker.context.get_local("message")
         try:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.dealer_file import DealerFileView, PolicyView
+from services.common.logs import dump_tasks_on_signal
 from services.common.settings import Settings
 from services.common.yamlsource import FileError
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("no DEALERWATCH_ADMIN_KEYS: the rules service is open (development mode, loopback only)")
         await service.start()
         reloader.install_signal()
+        dump_tasks_on_signal(service.consumer_state)
         watcher = asyncio.create_task(reloader.watch())
         yield
         watcher.cancel()

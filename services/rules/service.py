@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from services.common.alerts import AlertSignal
 from services.common.batching import flush_forever
 from services.common.broker import PublishTimeout, connect_with_retry, make_broker, publish_each
-from services.common.consuming import ack_batch, reject, retry_or_reject, subscribe
+from services.common.consuming import ack_batch, reconnect_when_stalled, reject, retry_or_reject, subscribe
 from services.common.deadletter import dead_letter_body
 from services.common.events import parse_event
 from services.common.health import Health
@@ -93,11 +93,36 @@ class RulesService:
         await connect_with_retry(self.broker, start=False)
         await self.broker.start()  # first: the consumer declares its queue on its own channel
         await declare(self.broker, self.topology)
+        stalls = reconnect_when_stalled(
+            self.broker, [self.topology.rules_queue], holding=lambda: bool(self._unacked), reconnect=self._reconnect
+        )
         self._tasks = [
             self.health.watch("flush", asyncio.create_task(self._flush_loop())),
             self.health.watch("clock", asyncio.create_task(self._clock_loop())),
+            self.health.watch("consumer watch", asyncio.create_task(stalls)),
         ]
         self.ready = True
+
+    async def _reconnect(self) -> None:
+        """A new connection (see consuming.reconnect_when_stalled)."""
+        await self.broker.stop()
+        await connect_with_retry(self.broker, start=True)
+        await declare(self.broker, self.topology)
+
+    def consumer_state(self) -> str:
+        """For the task dump (kill -USR1): each subscriber, its channel and consumer."""
+        lines = []
+        for subscriber in self.broker.subscribers:
+            queue = getattr(subscriber, "_queue_obj", None)
+            channel = getattr(queue, "channel", None)
+            underlay = getattr(channel, "_channel", None)
+            raw = getattr(underlay, "channel", None)
+            lines.append(
+                f"subscriber running={subscriber.running} tag={getattr(subscriber, '_consumer_tag', None)} "
+                f"queue={getattr(queue, 'name', None)} channel={channel!r} closed={getattr(channel, 'is_closed', None)} "
+                f"raw={raw!r} consumers={list(getattr(raw, 'consumers', {}) or {})} unacked={len(self._unacked)}"
+            )
+        return "\n".join(lines) + "\n"
 
     async def stop(self) -> None:
         self.ready = False
