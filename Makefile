@@ -39,9 +39,11 @@ browser:
 		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null 2>&1) \
 		|| echo "chromium could not be installed (apt-get install chromium): the board's browser tests will be skipped"
 
-# the README's pictures of the board, taken by its browser tests
+# the README's pictures of the board, taken by its browser tests (with fonts for the Chinese views)
 screenshot: $(BIN)/dealerwatch browser
-	DEALERWATCH_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/notify/test_board.py -k "screenshot or chart"
+	@fc-list :lang=zh | grep -q . || apt-get install -y -qq fonts-noto-cjk >/dev/null 2>&1 \
+		|| echo "fonts-noto-cjk could not be installed: Chinese text will show as boxes in the pictures"
+	DEALERWATCH_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/notify/test_board.py -k "screenshot or chart or network"
 
 bench: $(BIN)/dealerwatch
 	$(BIN)/python bench/pipeline.py

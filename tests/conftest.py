@@ -205,3 +205,21 @@ def routes_file(tmp_path: Path, text: str) -> str:
     path = tmp_path / "routes.yaml"
     path.write_text(text)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def default_policy():
+    """The default policy, compiled (the rules' unit tests judge with it)."""
+    from services.rules import policy
+
+    return policy.load(ROOT / "policies" / "default.yaml")
+
+
+@pytest.fixture
+def core(default_policy):
+    """A rules core on the default policy, its engine rulesets released afterwards."""
+    from services.rules.core import RulesCore
+
+    core = RulesCore(default_policy)
+    yield core
+    core.close()

@@ -35,6 +35,33 @@ def event_base(kind: str, dealer: str, at: dt.datetime, event_id: str | None = N
     return _base(kind, dealer, at, event_id)
 
 
+def dealer_registered(dealer: str, at: dt.datetime, name: str = "华东缝纫设备有限公司", **extra: Any) -> dict:
+    return {**_base("dealer.registered", dealer, at, None), "name": name, "contact_name": "王经理", "tier": "A", **extra}
+
+
+def outlet_registered(dealer: str, at: dt.datetime, outlet_id: str, level: str = "retail", **extra: Any) -> dict:
+    base = _base("outlet.registered", dealer, at, None)
+    return {**base, "outlet_id": outlet_id, "name": f"网点 {outlet_id}", "level": level, **extra}
+
+
+def visit_planned(
+    dealer: str,
+    at: dt.datetime,
+    plan_id: str,
+    planned_for: dt.date,
+    kind: str = "routine",
+    outlet_id: str | None = None,
+    visitor: str = "rep-7",
+) -> dict:
+    fields = {"plan_id": plan_id, "planned_for": planned_for.isoformat(), "visitor_id": visitor, "kind": kind}
+    return {**_base("visit.planned", dealer, at, None), **fields, **({"outlet_id": outlet_id} if outlet_id else {})}
+
+
+def network_event(event_type: str, dealer: str, at: dt.datetime, **fields: Any) -> dict:
+    """dealer.updated, outlet.closed, visit.plan_cancelled: their fields as given."""
+    return {**_base(event_type, dealer, at, None), **fields}
+
+
 def sale(dealer: str, at: dt.datetime, amount: float | str = "100.00", quantity: int = 1, event_id=None, **extra) -> dict:
     return {**_base("sale", dealer, at, event_id), "sku": "JK-9100", "quantity": quantity, "amount": str(amount), **extra}
 
@@ -97,3 +124,13 @@ def alert_signal(alert_id: str, count: int, state: str = "firing", **changes: An
 def signal(alert_id: str, count: int, state: str = "firing", **changes: Any) -> bytes:
     """The same, as the message body rules publishes."""
     return alert_signal(alert_id, count, state, **changes).model_dump_json().encode()
+
+
+def feed(core: Any, *events: dict) -> list:
+    """Every output of a rules core for these events, in order (an event counted before: none)."""
+    from services.common.events import parse_event
+
+    outputs = []
+    for event in events:
+        outputs.extend(core.handle(parse_event(event)) or [])
+    return outputs

@@ -9,7 +9,18 @@ import random
 import uuid
 
 import httpx
-from factories import iso, promotion_planned, promotion_spend, sale, visit
+from factories import (
+    dealer_registered,
+    iso,
+    network_event,
+    now,
+    outlet_registered,
+    promotion_planned,
+    promotion_spend,
+    sale,
+    visit,
+    visit_planned,
+)
 
 from services.rules import policy
 from services.rules.backtest import backtest
@@ -164,3 +175,38 @@ def assert_converged(rules, ingest, notify, path: str) -> set[tuple]:
     assert lower <= live, f"missing: {sorted(lower - live)}"
     assert live <= upper, f"not raised by the backtest: {sorted(live - upper)}"
     return live
+
+
+def network_history(today: dt.date) -> list[dict]:
+    """Two dealers' network: N-1 registered with three outlets (one closed, one silent), five visit
+    plans (done, done late, missed, cancelled, still planned); N-2 unregistered with one plan done."""
+    t, DAY = now(), dt.timedelta(days=1)
+    noon = lambda day: dt.datetime.combine(day, dt.time(12), dt.UTC)  # noqa: E731 - a local shorthand
+    return [
+        dealer_registered("N-1", t - 40 * DAY, name="华东缝纫设备有限公司", region="华东"),
+        outlet_registered("N-1", t - 40 * DAY, "O-1", level="sub-distributor"),
+        outlet_registered("N-1", t - 40 * DAY, "O-2"),
+        outlet_registered("N-1", t - 60 * DAY, "O-3"),
+        network_event(
+            "target.set",
+            "N-1",
+            t - 40 * DAY,
+            period=today.strftime("%Y-%m"),
+            sales_target="0",
+            active_outlets_target=0,
+            outlet_coverage_target="0.9",
+        ),
+        visit_planned("N-1", t - 30 * DAY, "PL-done", today - 20 * DAY),
+        visit_planned("N-1", t - 30 * DAY, "PL-late", today - 15 * DAY, kind="leadership"),
+        visit_planned("N-1", t - 30 * DAY, "PL-missed", today - 10 * DAY, kind="symposium", visitor="rep-9"),
+        visit_planned("N-1", t - 30 * DAY, "PL-cancel", today - 5 * DAY),
+        visit_planned("N-1", t - 2 * DAY, "PL-future", today + 3 * DAY, outlet_id="O-1"),
+        {**visit("N-1", noon(today - 20 * DAY)), "outlet_id": "O-1"},
+        {**visit("N-1", noon(today - 14 * DAY), kind="leadership"), "plan_id": "PL-late"},
+        network_event("visit.plan_cancelled", "N-1", t - 8 * DAY, plan_id="PL-cancel"),
+        sale("N-1", t - 3 * DAY, "1200", outlet_id="O-1"),
+        sale("N-1", t - 2 * DAY, "-200", quantity=-1, outlet_id="O-1"),
+        network_event("outlet.closed", "N-1", t - 2 * DAY, outlet_id="O-2"),
+        visit_planned("N-2", t - 30 * DAY, "PL-A", today - 20 * DAY),
+        visit("N-2", noon(today - 20 * DAY)),
+    ]

@@ -1,6 +1,7 @@
 """A dealer network's history for the fault suite: 41 dealers over 120 days, most of them
-ordinary (steady sales to their outlets, visits, monthly targets they meet, approved promotions
-that pay off), a few with the abnormal signs the default policy is there to catch."""
+ordinary (registered, steady sales to their registered outlets, visits that carry out their
+plans, monthly targets they meet, approved promotions that pay off as expected), a few with the
+abnormal signs the default policy is there to catch. Every event type of the contract occurs."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ ANOMALIES = {
     31: "fewer-outlets",  # distribution-shrink
     35: "no-leadership-visit",
     39: "over-budget",  # a long Chinese id: 234 bytes
+    5: "unregistered",  # unregistered-dealer
+    9: "silent-outlet",  # outlet-silent
+    13: "below-expectation",  # promotion-below-expectation
+    # no-visits (11) also misses its visit plans (planned-visit-missed), fewer-outlets (31) its
+    # outlet coverage (distribution-coverage)
 }
 
 
@@ -58,7 +64,7 @@ def _dealer(index: int, start: dt.datetime, rng: random.Random) -> list[dict]:
     dealer, sign, n = dealer_id(index), ANOMALIES.get(index), [0]
     outlets = [f"O-{index}-{k}" for k in range(6)]
     daily = rng.randint(3, 8) * 100  # net sales a day
-    events = []
+    events = _network(index, dealer, sign, start, outlets, n)
     for day in range(DAYS):
         moment = start + day * DAY + dt.timedelta(hours=9)
         if sign == "stops-selling" and day >= 92:
@@ -84,6 +90,7 @@ def _dealer(index: int, start: dt.datetime, rng: random.Random) -> list[dict]:
                 kind = "leadership"
             elif day in (14, 98):
                 kind = "symposium"
+            plan = f"PL-{index}-{day}"
             events.append(
                 _event(
                     "visit",
@@ -92,6 +99,21 @@ def _dealer(index: int, start: dt.datetime, rng: random.Random) -> list[dict]:
                     n,
                     visitor_id=f"rep-{index % 7}",
                     role="executive" if kind == "leadership" else "rep",
+                    kind=kind,
+                    **({"plan_id": plan} if day % 24 == 2 else {}),  # the others carry it out by kind and day
+                )
+            )
+        if day % 12 == 2:  # every visit is planned a few days before (the no-visits dealer's too)
+            kind = "leadership" if day in (2, 74) else "symposium" if day in (14, 98) else "routine"
+            events.append(
+                _event(
+                    "visit.planned",
+                    dealer,
+                    start + max(day - 3, 0) * DAY + dt.timedelta(hours=8),
+                    n,
+                    plan_id=f"PL-{index}-{day}",
+                    planned_for=moment.date().isoformat(),
+                    visitor_id=f"rep-{index % 7}",
                     kind=kind,
                 )
             )
@@ -108,6 +130,8 @@ def _dealer(index: int, start: dt.datetime, rng: random.Random) -> list[dict]:
                 period=month_start.strftime("%Y-%m"),
                 sales_target=f"{target:.0f}",
                 active_outlets_target=4,
+                # from the second month: in the first, the outlets are only starting to buy
+                **({"outlet_coverage_target": "0.5"} if first >= start + 30 * DAY else {}),
             )
         )
     events += _promotion(dealer, sign, start + 50 * DAY, daily, n)
@@ -129,6 +153,7 @@ def _promotion(dealer: str, sign: str | None, planned: dt.datetime, daily: float
             starts_on=starts.date().isoformat(),
             ends_on=ends.date().isoformat(),
             owner="王芳",
+            expected_sales=f"{daily * 10 * (3.0 if sign == 'below-expectation' else 0.5):.2f}",
         )
     ]
     promotion = events[0]["promotion_id"]
@@ -149,4 +174,44 @@ def _promotion(dealer: str, sign: str | None, planned: dt.datetime, daily: float
                 )
             )
     events.append(_event("promotion.ended", dealer, ends + 2 * DAY, n, promotion_id=promotion))
+    return events
+
+
+def _network(index: int, dealer: str, sign: str | None, start: dt.datetime, outlets: list[str], n: list[int]) -> list[dict]:
+    """The dealer's master data, its outlets, a cancelled visit plan (and the silent outlet)."""
+    events = []
+    if sign != "unregistered":
+        events.append(
+            _event(
+                "dealer.registered",
+                dealer,
+                start,
+                n,
+                name=f"{dealer} 缝纫设备有限公司"[:200],
+                contact_name="王经理",
+                tier="AB"[index % 2],
+            )
+        )
+        events.append(_event("dealer.updated", dealer, start + 30 * DAY, n, phone="+86 21 5555 0100"))
+    for k, outlet in enumerate(outlets + (["O-silent"] if sign == "silent-outlet" else [])):
+        level = "sub-distributor" if k < 2 else "retail"
+        events.append(
+            _event("outlet.registered", dealer, start + dt.timedelta(minutes=k), n, outlet_id=outlet, name=outlet, level=level)
+        )
+    if index % 4 == 0:  # an outlet that leaves the network (its sales no longer count for coverage)
+        events.append(_event("outlet.closed", dealer, start + 60 * DAY, n, outlet_id=outlets[-1]))
+    plan = f"PL-{index}-cancelled"
+    events.append(
+        _event(
+            "visit.planned",
+            dealer,
+            start + 40 * DAY,
+            n,
+            plan_id=plan,
+            planned_for=(start + 45 * DAY).date().isoformat(),
+            visitor_id=f"rep-{index % 7}",
+            kind="routine",
+        )
+    )
+    events.append(_event("visit.plan_cancelled", dealer, start + 43 * DAY, n, plan_id=plan))
     return events

@@ -33,9 +33,11 @@ class AlertSignal(BaseModel):
     state: Literal["firing", "resolved"]
     rule_id: str
     dealer_id: str
-    subject: str | None = Field(default=None, description="e.g. the promotion id for promotion rules")
+    dealer_name: str | None = Field(default=None, description="The dealer's name, once registered.")
+    subject: str | None = Field(default=None, description="The promotion, outlet or plan id of a scoped rule.")
     severity: Severity
-    summary: str
+    summary: str = Field(description="In English, or in the rule's one language.")
+    summaries: dict[str, str] = Field(default_factory=dict, description="The summary by language (en, zh).")
     details: dict[str, Any] = Field(default_factory=dict, description="condition, measured values, thresholds")
     owner: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
@@ -61,6 +63,8 @@ class PromotionEvaluation(BaseModel):
     sales_before: float | None = Field(default=None, description="S: net sales in the L days before starts_on")
     spend: float = Field(description="X: cumulative spend")
     ratio: float | None = Field(default=None, description="(P - S) / X")
+    expected_sales: float | None = Field(default=None, description="E: what the owner expected P to be, if given")
+    expected_met: bool | None = Field(default=None, description="P >= E (None without E)")
     verdict: Literal["effective", "ineffective", "no-spend"]
     at: AwareDatetime
     policy_version: str

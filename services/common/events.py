@@ -19,9 +19,14 @@ from pydantic import (
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+Tier = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f]+$")]
+Phone = Annotated[str, Field(min_length=3, max_length=32, pattern=r"^\+?[0-9][0-9 ()-]*$")]
+VisitKind = Literal["routine", "leadership", "symposium"]
 
 # Bounds that every stage carries exactly: JSON, BSON (int64, double), the rules engine and the
 # calendar. Ingest also refuses events too far ahead of its clock or before a configured time.
@@ -54,7 +59,14 @@ def _day(value: dt.date) -> dt.date:
     return value
 
 
+def _share(value: Decimal) -> Decimal:
+    if not value.is_finite() or not 0 <= value <= 1:
+        raise ValueError("must be a share from 0 to 1 (0.8 = 80%)")
+    return _amount(value)
+
+
 Amount = Annotated[Decimal, AfterValidator(_amount)]
+Share = Annotated[Decimal, AfterValidator(_share)]
 Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
 Day = Annotated[dt.date, AfterValidator(_day)]
 
@@ -99,8 +111,9 @@ class Visit(_EventBase):
     type: Literal["visit"]
     visitor_id: Id
     role: Literal["rep", "supervisor", "executive"]
-    kind: Literal["routine", "leadership", "symposium"]
+    kind: VisitKind
     outlet_id: Id | None = None
+    plan_id: Id | None = Field(default=None, description="The visit plan this visit carries out, if the posting system knows it.")
 
 
 class PromotionPlanned(_EventBase):
@@ -111,6 +124,9 @@ class PromotionPlanned(_EventBase):
     ends_on: Day
     owner: Id = Field(description="The person responsible for the promotion.")
     description: str | None = Field(default=None, max_length=2000)
+    expected_sales: Amount | None = Field(
+        default=None, gt=0, description="The net sales the owner expects during the promotion (judged when it ends)."
+    )
 
     @field_validator("ends_on")
     @classmethod
@@ -143,10 +159,84 @@ class TargetSet(_EventBase):
     period: str = Field(pattern=r"^20\d{2}-(0[1-9]|1[0-2])$", description="Calendar month, YYYY-MM (2000 to 2099).")
     sales_target: Amount = Field(ge=0)
     active_outlets_target: int = Field(ge=0, le=MAX_COUNT)
+    outlet_coverage_target: Share | None = Field(
+        default=None, description="Share of the dealer's registered open outlets that should buy in any 30 days (0 to 1)."
+    )
+
+
+class DealerRegistered(_EventBase):
+    """The dealer's master data (经销商档案); `region` is the dealer's region."""
+
+    type: Literal["dealer.registered"]
+    name: Name
+    tier: Tier | None = Field(default=None, description="e.g. A, B, C.")
+    contact_name: Name
+    phone: Phone | None = None
+
+
+class DealerUpdated(_EventBase):
+    """Any of dealer.registered's fields: what is given replaces what was there."""
+
+    type: Literal["dealer.updated"]
+    name: Name | None = None
+    tier: Tier | None = None
+    contact_name: Name | None = None
+    phone: Phone | None = None
+
+    @model_validator(mode="after")
+    def _something_given(self) -> DealerUpdated:
+        if all(getattr(self, name) is None for name in ("name", "tier", "contact_name", "phone", "region")):
+            raise ValueError("give at least one of name, tier, contact_name, phone, region")
+        return self
+
+
+class OutletRegistered(_EventBase):
+    """An outlet (sub-distributor 二批 or retail) that buys from `dealer_id`; `region` is the outlet's."""
+
+    type: Literal["outlet.registered"]
+    outlet_id: Id
+    name: Name
+    level: Literal["sub-distributor", "retail"]
+    region: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$", description="The outlet's region."
+    )
+
+
+class OutletClosed(_EventBase):
+    """The outlet is no longer part of the dealer's network from `occurred_at` on."""
+
+    type: Literal["outlet.closed"]
+    outlet_id: Id
+
+
+class VisitPlanned(_EventBase):
+    type: Literal["visit.planned"]
+    plan_id: Id
+    planned_for: Day
+    visitor_id: Id = Field(description="Who is to visit: the owner of a missed plan's alert.")
+    kind: VisitKind
+    outlet_id: Id | None = None
+
+
+class VisitPlanCancelled(_EventBase):
+    type: Literal["visit.plan_cancelled"]
+    plan_id: Id
 
 
 Event = Annotated[
-    Sale | Visit | PromotionPlanned | PromotionApproved | PromotionSpend | PromotionEnded | TargetSet,
+    Sale
+    | Visit
+    | PromotionPlanned
+    | PromotionApproved
+    | PromotionSpend
+    | PromotionEnded
+    | TargetSet
+    | DealerRegistered
+    | DealerUpdated
+    | OutletRegistered
+    | OutletClosed
+    | VisitPlanned
+    | VisitPlanCancelled,
     Field(discriminator="type"),
 ]
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)

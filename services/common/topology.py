@@ -101,10 +101,11 @@ class Topology:
 
     @property
     def dealer_file_queue(self) -> RabbitQueue:
-        """Visits, promotion events, sales and targets, kept by notify for each dealer's file."""
+        """Visits and visit plans, promotion events, sales, targets, the dealer's master data and its
+        outlets, kept by notify for each dealer's file."""
         return self._work_queue("notify.dealer-file")
 
-    DEALER_FILE_KEYS = ("visit.#", "promotion.#", "sale.#", "target.#")
+    DEALER_FILE_KEYS = ("visit.#", "promotion.#", "sale.#", "target.#", "dealer.#", "outlet.#")
 
     @property
     def dead_letter_queue(self) -> RabbitQueue:

@@ -118,6 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"errors": [e.as_dict() for e in late]}, status_code=422)
         if not await broker_ready():
             return _unavailable("message broker is not connected")
+        # in time order (stable): rules counts an event up to the lateness before its dealer's newest,
+        # so a request's own order must not make one of its events too late
+        events = sorted(events, key=lambda event: event.occurred_at)
         try:
             await publish_all_confirmed(broker, _messages(topology, events), timeout=settings.publish_timeout_seconds)
         except PublishError as exc:

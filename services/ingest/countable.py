@@ -2,8 +2,8 @@
 
 Rules judges each dealer in time order and can count an event up to the policy's lateness
 older than the time the dealer was judged at (services/common/judgement_time.py). An event
-older than that, or more than the lateness older than an earlier event of the same dealer in
-the same request, would be dead-lettered as too late after the 202: it is refused here instead.
+older than that would be dead-lettered as too late after the 202: it is refused here instead.
+(Within one request the order does not matter: ingest publishes a request's events in time order.)
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ async def too_late(db: Database, events: list[Event]) -> list[FieldError]:
     if lateness is None:
         return []  # rules has judged nothing yet
     errors = []
-    newest: dict[str, float] = {}  # dealer -> newest event time earlier in this request
     for index, event in enumerate(events):
         at = event.occurred_at.timestamp()
         stored = bounds.get(event.dealer_id)
-        in_request = newest.get(event.dealer_id, at) - lateness
         if stored is not None and at < stored:
             errors.append(
                 FieldError(
@@ -40,18 +38,6 @@ async def too_late(db: Database, events: list[Event]) -> list[FieldError]:
                     ),
                 )
             )
-        elif at < in_request:
-            errors.append(
-                FieldError(
-                    index,
-                    "occurred_at",
-                    (
-                        f"too late: more than the policy's lateness ({_days(lateness)}) older than an earlier event of dealer "
-                        f"{event.dealer_id!r} in this request; post a dealer's events in time order"
-                    ),
-                )
-            )
-        newest[event.dealer_id] = max(newest.get(event.dealer_id, at), at)
     return errors
 
 

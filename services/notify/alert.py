@@ -111,10 +111,12 @@ class AlertDocument(Schedules, total=False):
     alert_id: str
     rule_id: str
     dealer_id: str
+    dealer_name: str | None
     subject: str | None
     severity: str
     severity_rank: int
     summary: str
+    summaries: dict[str, str]  # by language: the board and receivers pick their reader's
     details: dict[str, Any]
     owner: str | None
     labels: dict[str, str]
@@ -257,10 +259,12 @@ def new_document(
         "alert_id": signal.alert_id,
         "rule_id": signal.rule_id,
         "dealer_id": signal.dealer_id,
+        "dealer_name": signal.dealer_name,
         "subject": signal.subject,
         "severity": signal.severity,
         "severity_rank": SEVERITY_RANK[signal.severity],
         "summary": signal.summary,
+        "summaries": signal.summaries,
         "details": signal.details,
         "owner": signal.owner,
         "labels": signal.labels,
@@ -312,6 +316,8 @@ def fired_again(signal: AlertSignal, now: dt.datetime) -> tuple[dict[str, Any], 
         "count": signal.firing_count,
         "last_seen_at": signal.at,
         "summary": signal.summary,
+        "summaries": signal.summaries,
+        "dealer_name": signal.dealer_name,
         "details": signal.details,
         "updated_at": now,
     }

@@ -24,13 +24,14 @@ from services.common.settings import Settings
 from services.common.topology import Topology, declare, routing_key
 
 from . import board
-from .api import alerts, dealers, silences
+from .api import alerts, dealers, reports, silences
 from .consumer import SignalConsumer
 from .dealerfile import DealerFile
 from .delivery import DeliveryWorker
 from .evaluations import Evaluations
 from .feed import ChangeFeed
 from .leader import Lease
+from .network import Network
 from .outbox import Outbox
 from .router import Router
 from .signals import SignalIntake
@@ -135,7 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(alerts.router(store, outbox, feed, stopping, settings.max_streams))
     app.include_router(silences.router(store, silences_))
-    app.include_router(dealers.router(store, dealer_file, evaluations))
+    network = Network(dealer_file.collection)
+    app.include_router(dealers.router(store, dealer_file, evaluations, network))
+    app.include_router(reports.router(dealer_file, network))
     board.mount(app, auth_required=not keys.open)
     app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
     return app

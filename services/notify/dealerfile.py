@@ -27,7 +27,7 @@ from services.common.dealer_file import PolicyView
 from services.common.durations import DAY
 from services.common.events import parse_event
 from services.common.health import Health
-from services.common.mongo import Database
+from services.common.mongo import Collection, Database
 from services.common.settings import Settings
 from services.common.topology import Topology
 
@@ -84,8 +84,14 @@ class DealerFile:
             broker, self._topology.dealer_file_queue, self.on_event, prefetch=settings.prefetch, title="notify: dealer file"
         )
 
+    @property
+    def collection(self) -> Collection:
+        """The timeline itself, for the read models built on it (network.py)."""
+        return self._timeline
+
     async def ensure_indexes(self) -> None:
         await self._timeline.create_index([("dealer_id", ASCENDING), ("occurred_at", DESCENDING)])
+        await self._timeline.create_index([("type", ASCENDING), ("planned_for", ASCENDING)], name="plans_by_day")
         # sales only serve the weekly chart: kept for its longest view and baseline
         await self._timeline.create_index(
             [("occurred_at", ASCENDING)],
@@ -107,8 +113,10 @@ class DealerFile:
                 self._broker, self._topology, message, f"invalid event: {exc.errors(include_url=False)[:3]}", stage="notify"
             )
             return
-        if event.type == "sale":  # many: only what the weekly chart needs
+        if event.type == "sale":  # many: only what the weekly chart and the outlet files need
             document = {"type": "sale", "dealer_id": event.dealer_id, "amount": float(event.amount)}
+            if event.outlet_id is not None:
+                document.update(outlet_id=event.outlet_id, quantity=event.quantity)
         else:
             document = event.model_dump(mode="json")
         # an event id is unique per dealer (rules counts it per dealer): two dealers' events may share one

@@ -21,6 +21,7 @@ from services.common.alerts import AlertSignal, PromotionEvaluation
 from services.common.events import Event, parse_event
 
 from . import expressions as ex
+from . import network
 from .core import RulesCore, TooLate
 from .judge import Judge, Refused
 from .policy import Policy
@@ -47,6 +48,7 @@ def alert_line(signal: AlertSignal) -> dict[str, Any]:
     return {
         "rule_id": signal.rule_id,
         "dealer_id": signal.dealer_id,
+        "dealer_name": signal.dealer_name,
         "subject": signal.subject,
         "severity": signal.severity,
         "state": "open" if signal.state == "firing" else "resolved",
@@ -155,8 +157,17 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
         out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}   when {' '.join(rule.spec.when.split())}\n")
         for line in _distances(rule.condition, values):
             out.write(f"      {line}\n")
+    for scope, subjects_of in network.SUBJECTS.items():
+        rules = policy.scoped(scope)
+        for subject_id, subject in subjects_of(core.states[dealer], t, policy.calendar).items() if rules else ():
+            out.write(f"\n{scope} {subject_id}\n")
+            for rule in rules:
+                holds = bool(subject.values) and ex.holds(rule.condition, subject.values)
+                out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}   when {' '.join(rule.spec.when.split())}\n")
+                for line in _distances(rule.condition, subject.values) if subject.values else [f"{scope} closed or done"]:
+                    out.write(f"      {line}\n")
     for promotion_id in core.states[dealer].promotions:
-        out.write(f"  promotion {promotion_id}: judged on its events (see backtest)\n")
+        out.write(f"\npromotion {promotion_id}: judged on its events (see backtest)\n")
     core.close()
     return 0
 

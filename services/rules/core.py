@@ -12,19 +12,21 @@ is judged again at the latest time already reached.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from services.common.alerts import AlertSignal, PromotionEvaluation, episode_alert_id
 from services.common.durations import DAY
 from services.common.events import Event, PromotionEnded
 
+from . import network
 from .engine import Matcher
 from .keys import EpisodeKey
-from .measures import NET_SALES, WindowMeasure
+from .measures import NET_SALES
 from .policy import CompiledRule, Policy
 from .promotions import promotion_measures
 from .signals import Output as Output
 from .signals import make_signal
+from .spec import SCOPES
 from .state import PROMOTION_EVENTS, DealerState, Episode, Promotion, ts, utc
 
 
@@ -40,38 +42,36 @@ class RulesCore:
         self.states: dict[str, DealerState] = states if states is not None else {}
         self.forget_ids_when_judging = forget_ids_when_judging
         self.dirty: set[str] = set()  # dealers changed since the last save
-        self._dealer_matcher: Matcher | None = None
-        self._promotion_matcher: Matcher | None = None
+        self._rules: dict[str, tuple[CompiledRule, ...]] = {}
+        self._matchers: dict[str, Matcher] = {}  # scope -> the engine's rules of that scope
         self.use(policy)
 
     def use(self, policy: Policy) -> list[Output]:
         """Switch to a policy (hot reload); dealer state is kept. Open episodes of rules that
         are gone are resolved. All or nothing: the new rules are built in the engine before
         anything is switched; if that fails, the running policy stays as it was."""
-        dealer_rules, promotion_rules = policy.scoped("dealer"), policy.scoped("promotion")
-        built = []
+        rules = {scope: policy.scoped(scope) for scope in SCOPES}
+        built: dict[str, Matcher] = {}
         try:
-            for rules in (dealer_rules, promotion_rules):
-                built.append(Matcher.acquire({r.id: r.pattern for r in rules}))
+            for scope, scoped in rules.items():
+                if scoped:  # an engine ruleset only for a scope that has rules
+                    built[scope] = Matcher.acquire({r.id: r.pattern for r in scoped})
         except BaseException:
-            for matcher in built:
+            for matcher in built.values():
                 matcher.release()
             raise
-        old = (self._dealer_matcher, self._promotion_matcher)
+        old = self._matchers
         self.policy = policy
-        self._dealer_rules, self._promotion_rules = dealer_rules, promotion_rules
-        self._dealer_matcher, self._promotion_matcher = built
-        for previous in old:
-            if previous is not None:
-                previous.release()  # its ruleset serves the next policy: no growth per reload
+        self._rules, self._matchers = rules, built
+        for previous in old.values():
+            previous.release()  # its ruleset serves the next policy: no growth per reload
         return self._close_orphans()
 
     def close(self) -> None:
         """Release the engine's rulesets (for short-lived cores: replays, tests)."""
-        for matcher in (self._dealer_matcher, self._promotion_matcher):
-            if matcher is not None:
-                matcher.release()
-        self._dealer_matcher = self._promotion_matcher = None
+        for matcher in self._matchers.values():
+            matcher.release()
+        self._matchers = {}
 
     def _close_orphans(self) -> list[Output]:
         known = {rule.id for rule in self.policy.rules}
@@ -119,6 +119,7 @@ class RulesCore:
         state = self.states[event.dealer_id] = DealerState(event.dealer_id) if state is None else state.copy()
         try:
             state.apply(event, self.policy.sources.get(event.type, ()))
+            network.apply(state, event, at, self.policy.calendar)
             t = max(at, state.latest or at)
             outputs: list[Output] = self._judge_dealer(state, t, trigger=event)
             if isinstance(event, PROMOTION_EVENTS):
@@ -166,16 +167,25 @@ class RulesCore:
         t = state.latest
         if t is None:
             return None
-        candidates = [self.policy.calendar.next_midnight(t)]
+        calendar = self.policy.calendar
+        candidates = [calendar.next_midnight(t)]
         for measure in self.policy.measures.values():
-            if isinstance(measure, WindowMeasure) and (change := measure.next_change(state, t)) is not None:
+            next_change = getattr(measure, "next_change", None)  # windows and the outlet coverage
+            if next_change is not None and (change := next_change(state, t)) is not None:
                 candidates.append(change)
-        for rule in self._dealer_rules:
+        for rule in self._rules["dealer"]:
             for name, days in rule.age_thresholds:
                 reference = self.policy.measures[name].reference(state)
                 if reference is not None:
                     # "more than N days" first holds one second after N days (clock resolution)
                     candidates += [reference + days * DAY, reference + days * DAY + 1.0]
+        for scope, subjects_of in network.SUBJECTS.items():
+            aged = [rule for rule in self._rules[scope] if rule.age_thresholds]
+            for subject in subjects_of(state, t, calendar).values() if aged else ():
+                for rule in aged:
+                    for name, days in rule.age_thresholds:
+                        if (reference := subject.references.get(name)) is not None:
+                            candidates += [reference + days * DAY, reference + days * DAY + 1.0]
         return min(c for c in candidates if c is not None and c > t)
 
     def measures(self, dealer_id: str, t: float) -> dict[str, float]:
@@ -189,27 +199,51 @@ class RulesCore:
     def _judge_dealer(self, state: DealerState, t: float, trigger: Event | None) -> list[Output]:
         state.latest = t
         values = self.measures(state.dealer_id, t)
-        assert self._dealer_matcher is not None, "closed"
-        holding = set(self._dealer_matcher.match(values))
         outputs: list[Output] = []
-        for rule in self._dealer_rules:
-            if rule.spec.kind == "event" and (trigger is None or trigger.type not in rule.spec.trigger):
-                continue  # event rules are judged on their events only
-            signal = self._episode(state, rule, None, rule.id in holding, t, values, owner=None)
-            if signal:
-                outputs.append(signal)
+        if self._rules["dealer"]:
+            holding = set(self._matchers["dealer"].match(values))
+            for rule in self._rules["dealer"]:
+                if rule.spec.kind == "event" and (trigger is None or trigger.type not in rule.spec.trigger):
+                    continue  # event rules are judged on their events only
+                signal = self._episode(state, rule, None, rule.id in holding, t, values, owner=None)
+                if signal:
+                    outputs.append(signal)
+        for scope in network.SUBJECTS:
+            outputs += self._judge_subjects(state, scope, t)
+        return outputs
+
+    def _judge_subjects(self, state: DealerState, scope: str, t: float) -> list[Output]:
+        """Each outlet or plan of the dealer (and each with an open episode that is gone since)."""
+        rules = self._rules[scope]
+        if not rules:
+            return []
+        subjects = network.SUBJECTS[scope](state, t, self.policy.calendar)
+        rule_ids = {rule.id for rule in rules}
+        with_episodes = {key.subject for key in map(EpisodeKey.parse, state.episodes) if key.rule_id in rule_ids}
+        outputs: list[Output] = []
+        for subject_id in sorted(subjects.keys() | {s for s in with_episodes if s is not None}):
+            subject = subjects.get(subject_id) or network.Subject({}, {})
+            holding = set(self._matchers[scope].match(subject.values)) if subject.values else set()
+            for rule in rules:
+                signal = self._episode(
+                    state, rule, subject_id, rule.id in holding, t, subject.values, subject.owner, subject.names
+                )
+                if signal:
+                    outputs.append(signal)
         return outputs
 
     def _judge_promotion(self, state: DealerState, promotion_id: str, t: float, trigger: Event) -> list[Output]:
         promotion = state.promotions[promotion_id]
         values = promotion_measures(promotion, state, t, self.policy.calendar)
-        assert self._promotion_matcher is not None, "closed"
-        holding = set(self._promotion_matcher.match(values))
+        matcher = self._matchers.get("promotion")
+        holding = set(matcher.match(values)) if matcher is not None else set()
         outputs: list[Output] = []
-        for rule in self._promotion_rules:
+        for rule in self._rules["promotion"]:
             if rule.spec.kind == "event" and trigger.type not in rule.spec.trigger:
                 continue
-            signal = self._episode(state, rule, promotion_id, rule.id in holding, t, values, owner=promotion.owner)
+            signal = self._episode(
+                state, rule, promotion_id, rule.id in holding, t, values, promotion.owner, {"promotion_id": promotion_id}
+            )
             if signal:
                 outputs.append(signal)
         if isinstance(trigger, PromotionEnded):
@@ -225,6 +259,7 @@ class RulesCore:
         t: float,
         values: dict[str, float],
         owner: str | None,
+        names: dict[str, Any] | None = None,
     ) -> AlertSignal | None:
         """Open, continue or close the (rule, dealer, subject) episode."""
         key = str(EpisodeKey(rule.id, subject))
@@ -234,15 +269,13 @@ class RulesCore:
                 alert_id = episode_alert_id(rule.id, state.dealer_id, subject, utc(t))
                 episode = state.episodes[key] = Episode(alert_id, t, 0)
             episode.count += 1
-            return make_signal(
-                "firing", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version, state.region
-            )
-        if episode is not None and rule.spec.kind == "condition":
+            kind: Literal["firing", "resolved"] = "firing"
+        elif episode is not None and rule.spec.kind == "condition":
             del state.episodes[key]
-            return make_signal(
-                "resolved", rule, state.dealer_id, subject, episode, t, values, owner, self.policy.version, state.region
-            )
-        return None
+            kind = "resolved"
+        else:
+            return None
+        return make_signal(kind, rule, state, subject, episode, t, values, owner, self.policy.version, names)
 
     def _evaluation(
         self, state: DealerState, promotion_id: str, promotion: Promotion, values: dict[str, float], t: float
@@ -263,6 +296,10 @@ class RulesCore:
             sales_before=values.get("promotion_sales_before"),
             spend=spend,
             ratio=roi,
+            expected_sales=values.get("promotion_expected_sales"),
+            expected_met=None
+            if "promotion_expected_sales" not in values
+            else values.get("promotion_sales", 0.0) >= values["promotion_expected_sales"],
             verdict=verdict,
             at=utc(t),
             policy_version=self.policy.version,
@@ -284,6 +321,7 @@ class RulesCore:
         # ids older than the lateness bound cannot come back as anything but too late
         ids_cutoff = t - policy.lateness - DAY if self.forget_ids_when_judging else None
         state.prune(cutoffs, ids_cutoff, t - 90 * DAY)
+        network.prune(state, t, policy.lateness, policy.calendar)
         net = state.series.get(NET_SALES.key)
         if net is not None and not len(net.times):
             del state.series[NET_SALES.key]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 from services.common.durations import DAY
 
 from .keys import SourceKey
+from .network import OutletCoverage, Registered
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": lambda a, b: a == b,
@@ -178,6 +179,8 @@ BUILTIN_DEALER_MEASURES = {
     "first_seen_days": FirstSeenDays(),
     "day_of_month": Calendrical("day_of_month"),
     "month_fraction_elapsed": Calendrical("month_fraction_elapsed"),
+    "dealer_registered": Registered(),
+    "outlet_coverage_30d": OutletCoverage(),
 }
 AGES = (DaysSince, FirstSeenDays)
 
@@ -194,4 +197,5 @@ PROMOTION_MEASURES = (
     "promotion_sales_before",
     "promotion_net_effect",
     "promotion_roi",
+    "promotion_expected_sales",
 )

@@ -33,11 +33,13 @@ from .measures import (
     Source,
     WindowMeasure,
 )
+from .network import SUBJECT_AGES, SUBJECT_MEASURES, SUBJECT_NAMES
 from .spec import Comparison, MeasureSpec, PolicySpec, RuleSpec, Window
 
 __all__ = ["CompiledRule", "Policy", "PolicyError", "load", "loads", "render_summary"]
 
-TEMPLATE_NAMES = {"dealer_id", "promotion_id", "owner"}
+TEMPLATE_NAMES = {"dealer_id", "dealer_name", "owner"}  # in every summary; each scope adds its own
+SCOPE_NAMES = {"dealer": set(), "promotion": {"promotion_id"}, **SUBJECT_NAMES}
 
 
 class PolicyError(FileError):
@@ -98,7 +100,7 @@ def loads(text: str, source: str = "<policy>") -> Policy:
     measures, sources = {}, {NET_SALES.key: NET_SALES}
     for name, measure in spec.measures.items():
         where = ("measures", name)
-        if name in BUILTIN_DEALER_MEASURES or name in PROMOTION_MEASURES or name in TEMPLATE_NAMES:
+        if name in BUILTIN_DEALER_MEASURES or name in PROMOTION_MEASURES or name in SUBJECT_AGES or name in TEMPLATE_NAMES:
             problems.append((lines.get(where), f"measure {name!r} is built in; choose another name"))
             continue
         try:
@@ -119,7 +121,10 @@ def loads(text: str, source: str = "<policy>") -> Policy:
         except ex.ExpressionError as exc:
             problems.append((lines.get(place + ("when",)), f"rule {rule.id!r}, when: {exc}"))
         except _TemplateError as exc:
-            problems.append((lines.get(place + ("summary",)), f"rule {rule.id!r}, summary: {exc}"))
+            at: tuple[str | int, ...] = place + ("summary",)
+            if exc.language and isinstance(rule.summary, dict):
+                at += (exc.language,)
+            problems.append((lines.get(at), f"rule {rule.id!r}, summary: {exc}"))
     problems += _engine_problems(compiled, spec, lines)
     baseline_weeks = _baseline_weeks(spec, measures, lines, problems)
     if problems:
@@ -231,7 +236,11 @@ def _engine_problems(compiled: list[CompiledRule], spec: PolicySpec, lines: Line
 
 def _compile_rule(rule: RuleSpec, measures: dict[str, Any]) -> CompiledRule:
     condition = ex.parse(rule.when)
-    available = set(measures) if rule.scope == "dealer" else set(PROMOTION_MEASURES)
+    available = {
+        "dealer": set(measures),
+        "promotion": set(PROMOTION_MEASURES),
+        **{scope: set(names) for scope, names in SUBJECT_MEASURES.items()},
+    }[rule.scope]
     unknown = ex.measures_of(condition) - available
     if unknown:
         raise ex.ExpressionError(
@@ -239,13 +248,23 @@ def _compile_rule(rule: RuleSpec, measures: dict[str, Any]) -> CompiledRule:
         )
     pattern = ex.to_durable(condition)
     thresholds = []
-    if rule.scope == "dealer":
+    if rule.scope != "promotion":  # promotion rules are event rules: no clock
         for compare in _comparisons(ex.push_negations(condition)):
             for side, other in ((compare.left, compare.right), (compare.right, compare.left)):
-                if isinstance(side, ex.Measure) and isinstance(measures.get(side.name), AGES) and isinstance(other, ex.Number):
+                if isinstance(side, ex.Measure) and _is_age(side.name, rule.scope, measures) and isinstance(other, ex.Number):
                     thresholds.append((side.name, other.value))
-    _check_template(rule.summary, available | TEMPLATE_NAMES)
+    for language, template in rule.summaries.items():
+        try:
+            _check_template(template, available | TEMPLATE_NAMES | SCOPE_NAMES[rule.scope])
+        except _TemplateError as exc:
+            exc.language = language
+            raise
     return CompiledRule(rule, condition, pattern, tuple(thresholds))
+
+
+def _is_age(name: str, scope: str, measures: dict[str, Any]) -> bool:
+    """An age grows with time: the clock wakes the dealer when it crosses a rule's number."""
+    return isinstance(measures.get(name), AGES) if scope == "dealer" else name in SUBJECT_AGES
 
 
 def _comparisons(node: ex.Condition) -> Iterator[ex.Compare]:
@@ -257,7 +276,7 @@ def _comparisons(node: ex.Condition) -> Iterator[ex.Compare]:
 
 
 class _TemplateError(ValueError):
-    pass
+    language: str | None = None
 
 
 class SafeFormatter(string.Formatter):

@@ -27,6 +27,8 @@ def promotion_measures(promotion: Promotion, state: DealerState, t: float, calen
     }
     if promotion.budget is not None:
         values["promotion_budget"] = promotion.budget
+    if promotion.expected_sales is not None:
+        values["promotion_expected_sales"] = promotion.expected_sales
     if promotion.starts_on and promotion.ends_on:
         starts_on = dt.date.fromisoformat(promotion.starts_on)
         ends_on = dt.date.fromisoformat(promotion.ends_on)

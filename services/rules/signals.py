@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from services.common.alerts import AlertSignal, PromotionEvaluation
 
 from . import expressions as ex
 from .policy import CompiledRule, render_summary
-from .state import Episode, utc
+from .state import DealerState, Episode, utc
 
 Output = AlertSignal | PromotionEvaluation  # what the rules core publishes
 
@@ -16,25 +16,34 @@ Output = AlertSignal | PromotionEvaluation  # what the rules core publishes
 def make_signal(
     state: Literal["firing", "resolved"],
     rule: CompiledRule,
-    dealer_id: str,
+    dealer: DealerState,
     subject: str | None,
     episode: Episode,
     t: float,
     values: dict[str, float],
     owner: str | None,
     version: str,
-    region: str | None = None,
+    names: dict[str, Any] | None = None,
 ) -> AlertSignal:
-    names = {"dealer_id": dealer_id, "promotion_id": subject, "owner": owner or "unknown"}
+    """The dealer's id, name and region label the signal; `names`: what the rule's scope adds to
+    its summary (promotion_id, outlet_id, plan_id, ...)."""
+    dealer_id, dealer_name, region = dealer.dealer_id, dealer.name, dealer.region
+    fields = {"dealer_id": dealer_id, "dealer_name": dealer_name or dealer_id, "owner": owner or "unknown", **(names or {})}
     used = sorted(ex.measures_of(rule.condition))
+    summaries = {
+        language: " ".join(render_summary(template, {**values, **fields}).split())
+        for language, template in rule.spec.summaries.items()
+    }
     return AlertSignal(
         alert_id=episode.alert_id,
         state=state,
         rule_id=rule.id,
         dealer_id=dealer_id,
+        dealer_name=dealer_name,
         subject=subject,
         severity=rule.spec.severity,
-        summary=" ".join(render_summary(rule.spec.summary, {**values, **names}).split()),
+        summary=summaries.get("en") or next(iter(summaries.values())),
+        summaries=summaries,
         details={
             "condition": " ".join(rule.spec.when.split()),
             "measures": {name: _round(values.get(name)) for name in used},

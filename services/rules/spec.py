@@ -17,6 +17,9 @@ Duration = str  # documented by the pattern on each field
 
 
 Scalar = str | int | float | bool
+Language = Literal["en", "zh"]
+LANGUAGES: tuple[Language, ...] = ("en", "zh")
+SCOPES = ("dealer", "promotion", "outlet", "plan")
 
 
 class Comparison(BaseModel):
@@ -103,19 +106,33 @@ class RuleSpec(BaseModel):
         description="condition: resolves by itself when the condition stops holding; "
         "event: fires on an event and stays open until a person resolves it."
     )
-    scope: Literal["dealer", "promotion"] = Field(
-        default="dealer", description="What the measures describe: the dealer, or one of its promotions."
+    scope: Literal["dealer", "promotion", "outlet", "plan"] = Field(
+        default="dealer",
+        description="What the measures describe: the dealer, one of its promotions, one of its registered open "
+        "outlets, or one of its visit plans (one alert episode each).",
     )
     trigger: list[EventType] = Field(default_factory=list, description="event rules: the event types that trigger a judgement.")
     when: str = Field(min_length=1, description="Condition over measures, e.g. `sales_7d < 0.7 * sales_baseline_weekly`.")
-    summary: str = Field(min_length=1, description="Message template: {measure:.0f}, {dealer_id}, {owner}.")
+    summary: str | dict[Language, str] = Field(
+        description="Message template: {measure:.0f}, {dealer_id}, {dealer_name}, {owner}; one text, or one per "
+        "language ({en: ..., zh: ...}): readers get theirs, the English one (or the first) otherwise."
+    )
     labels: dict[str, str] = Field(default_factory=dict, description="Routing labels, e.g. region.")
 
     @model_validator(mode="after")
     def _event_rules_name_their_trigger(self) -> RuleSpec:
         if self.kind == "event" and not self.trigger:
             raise ValueError("an event rule needs 'trigger': the event types it is judged on")
+        if self.kind == "event" and self.scope in ("outlet", "plan"):
+            raise ValueError(f"{self.scope} rules are conditions (kind: condition)")
+        if not self.summaries or not all(text.strip() for text in self.summaries.values()):
+            raise ValueError("summary must not be empty")
         return self
+
+    @property
+    def summaries(self) -> dict[str, str]:
+        """The summary template by language ("en" for a single text)."""
+        return {"en": self.summary} if isinstance(self.summary, str) else {str(k): v for k, v in self.summary.items()}
 
 
 class DealerFileSpec(BaseModel):

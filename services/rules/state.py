@@ -16,9 +16,17 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from services.common.events import Event, PromotionApproved, PromotionEnded, PromotionPlanned, PromotionSpend
+from services.common.events import (
+    Event,
+    OutletRegistered,
+    PromotionApproved,
+    PromotionEnded,
+    PromotionPlanned,
+    PromotionSpend,
+)
 
 from .measures import Source
+from .network import Outlet, RecentVisit, VisitPlan
 
 PROMOTION_EVENTS = (PromotionPlanned, PromotionApproved, PromotionSpend, PromotionEnded)
 PromotionEvent = PromotionPlanned | PromotionApproved | PromotionSpend | PromotionEnded
@@ -86,6 +94,7 @@ class Promotion:
     approved_by: str | None = None
     approved_at: float | None = None
     spend: float = 0.0
+    expected_sales: float | None = None
     spend_ids: array[int] = field(default_factory=lambda: array("q"))  # id_key() of counted spends
     ended_at: float | None = None
 
@@ -124,6 +133,13 @@ class DealerState:
     events: int = 0  # events counted (every accepted event is counted once: a check for tests and audits)
     hold: Hold | None = None  # live only: history is arriving for this dealer (see judge.py)
     saved_latest: float | None = field(default=None, compare=False)  # live only: `latest` when last stored
+    # the network (network.py): master data, outlets, visit plans and the visits that may fulfil them
+    name: str | None = None
+    name_at: float | None = None
+    registered: bool = False
+    outlets: dict[str, Outlet] = field(default_factory=dict)
+    plans: dict[str, VisitPlan] = field(default_factory=dict)
+    visits: list[RecentVisit] = field(default_factory=list)
 
     def forget_ids(self, cutoff: float) -> None:
         """Forget the ids of events that occurred before `cutoff`."""
@@ -145,6 +161,9 @@ class DealerState:
             seen_times=array("d", self.seen_times),
             episodes={key: replace(e) for key, e in self.episodes.items()},
             hold=None if self.hold is None else replace(self.hold),
+            outlets={key: replace(o) for key, o in self.outlets.items()},
+            plans={key: replace(p) for key, p in self.plans.items()},
+            visits=list(self.visits),
         )
 
     def knows(self, event: Event) -> bool:
@@ -157,7 +176,11 @@ class DealerState:
         """Count one new event (callers check `knows` first: apply is not idempotent)."""
         at = ts(event.occurred_at)
         self.first_seen = at if self.first_seen is None else min(self.first_seen, at)
-        if event.region is not None and (self.region_at is None or at >= self.region_at):
+        if (
+            event.region is not None
+            and not isinstance(event, OutletRegistered)
+            and (self.region_at is None or at >= self.region_at)
+        ):
             self.region, self.region_at = sys.intern(event.region), at
         for source in sources:
             if not source.matches(event):
@@ -196,6 +219,7 @@ class DealerState:
             promotion.owner = event.owner
             promotion.starts_on = event.starts_on.isoformat()
             promotion.ends_on = event.ends_on.isoformat()
+            promotion.expected_sales = None if event.expected_sales is None else float(event.expected_sales)
         elif isinstance(event, PromotionApproved):
             promotion.approved_by = event.approved_by
             promotion.approved_at = at if promotion.approved_at is None else min(promotion.approved_at, at)

@@ -21,9 +21,10 @@ from services.common.judgement_time import CLOCK, CLOCK_ID, DEALERS
 from services.common.settings import Settings
 
 from .keys import SourceKey
+from .network import Outlet, VisitPlan
 from .state import TEXT_CODES, DealerState, Episode, Hold, Promotion, Series
 
-FORMAT = 4
+FORMAT = 5
 POLICY = "rules_policy"
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's limit
 
@@ -45,10 +46,14 @@ def to_doc(state: DealerState) -> dict[str, Any]:
         "region": [state.region, state.region_at],
         "events": state.events,
         "hold": None if state.hold is None else [state.hold.until, state.hold.source, state.hold.mark],
+        "name": [state.name, state.name_at, state.registered],
+        "outlets": [{"id": key, **asdict(o)} for key, o in state.outlets.items()],
+        "plans": [{"id": key, **asdict(p)} for key, p in state.plans.items()],
+        "visits": [list(v) for v in state.visits],
     }
 
 
-READABLE = (3, 4)  # 3: before `events` and `hold` (both default)
+READABLE = (3, 4, 5)  # 3: before `events` and `hold`; 4: before the network (all default)
 
 
 def from_doc(doc: dict[str, Any]) -> DealerState:
@@ -77,6 +82,12 @@ def from_doc(doc: dict[str, Any]) -> DealerState:
         events=doc.get("events", 0),
         hold=Hold(*doc["hold"]) if doc.get("hold") else None,
         saved_latest=doc.get("latest"),
+        name=doc.get("name", [None, None, False])[0],
+        name_at=doc.get("name", [None, None, False])[1],
+        registered=doc.get("name", [None, None, False])[2],
+        outlets={o.pop("id"): Outlet(**o) for o in doc.get("outlets", [])},
+        plans={p.pop("id"): VisitPlan(**p) for p in doc.get("plans", [])},
+        visits=[(at, sys.intern(kind), outlet, plan) for at, kind, outlet, plan in doc.get("visits", [])],
     )
 
 

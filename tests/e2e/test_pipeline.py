@@ -8,7 +8,7 @@ import datetime as dt
 import httpx
 import pytest
 from conftest import free_port, wait_for
-from factories import now, over_budget, promotion_approved, promotion_planned, promotion_spend, sale
+from factories import dealer_registered, now, over_budget, promotion_approved, promotion_planned, promotion_spend, sale
 from helpers import WebhookReceiver
 
 from services.common.topology import Topology
@@ -46,6 +46,7 @@ def test_events_become_stored_and_delivered_alerts(services, receiver):
             promotion_spend("D-100", at, "P-7", "300.50"),
             # never visited, last sale 31 days ago: the clock raises visit-overdue and dealer-inactive
             sale("D-200", at - dt.timedelta(days=31)),
+            dealer_registered("D-200", at - dt.timedelta(days=31)),  # else unregistered-dealer too
         ],
     )
     found = wait_for(lambda: len(alerts(notify)) == 3 and alerts(notify))

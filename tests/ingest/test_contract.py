@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from factories import now, promotion_planned, sale, visit
+from factories import (
+    dealer_registered,
+    network_event,
+    now,
+    outlet_registered,
+    promotion_planned,
+    sale,
+    visit,
+    visit_planned,
+)
 from pydantic import ValidationError
 
 from services.common.events import EVENT_TYPES, parse_event
@@ -55,10 +64,45 @@ def test_every_type_in_the_contract_parses():
             "period": "2026-03",
             "sales_target": "100000",
             "active_outlets_target": 12,
+            "outlet_coverage_target": "0.8",
         },
+        dealer_registered("D1", at, region="华东", phone="+86 21 5555-0101"),
+        network_event("dealer.updated", "D1", at, tier="B"),
+        outlet_registered("D1", at, "O-1", level="sub-distributor", region="苏州"),
+        network_event("outlet.closed", "D1", at, outlet_id="O-1"),
+        visit_planned("D1", at, "PL-1", at.date(), kind="leadership", outlet_id="O-1"),
+        network_event("visit.plan_cancelled", "D1", at, plan_id="PL-1"),
+        {**visit("D1", at), "plan_id": "PL-1"},
+        {**promotion_planned("D1", at, "P2"), "expected_sales": "50000"},
     ]
     assert sorted({parse_event(e).type for e in examples}) == sorted(EVENT_TYPES)
     assert parse_event(examples[0]).currency == "CNY"
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "words"),
+    [
+        (network_event("dealer.updated", "D1", now()), None, "at least one of name"),
+        ({**dealer_registered("D1", now()), "name": ""}, "name", "at least 1 character"),
+        ({**dealer_registered("D1", now()), "tier": "x" * 33}, "tier", "at most 32"),
+        ({**dealer_registered("D1", now()), "phone": "call me"}, "phone", "pattern"),
+        (outlet_registered("D1", now(), "O-1", level="wholesale"), "level", "sub-distributor"),
+        ({**visit_planned("D1", now(), "PL-1", now().date()), "kind": "party"}, "kind", "routine"),
+        ({**visit_planned("D1", now(), "PL-1", now().date()), "planned_for": "2100-01-01"}, "planned_for", "2100"),
+        ({**promotion_planned("D1", now(), "P1"), "expected_sales": "0"}, "expected_sales", "greater than 0"),
+        (
+            {
+                **network_event("target.set", "D1", now(), period="2026-03", sales_target="1", active_outlets_target=1),
+                "outlet_coverage_target": "1.01",
+            },
+            "outlet_coverage_target",
+            "share from 0 to 1",
+        ),
+    ],
+)
+def test_network_events_refused_with_the_field_named(event, field, words):
+    [error] = errors_of([event])
+    assert error["index"] == 0 and error["field"] == field and words in error["message"]
 
 
 def test_unknown_type_and_unknown_field_are_named():

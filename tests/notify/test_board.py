@@ -12,8 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ROOT, wait_for
-from factories import iso, now, over_budget, promotion_approved, promotion_planned, promotion_spend, sale, visit
-from histories import post
+from factories import (
+    dealer_registered,
+    iso,
+    now,
+    over_budget,
+    promotion_approved,
+    promotion_planned,
+    promotion_spend,
+    sale,
+    visit,
+)
+from histories import network_history, post
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -231,6 +241,8 @@ def test_board_screenshot(services, page, tmp_path):
         visit("NJ-118", at - dt.timedelta(days=40)),
     ]
     events += [promotion_planned("WX-052", at, "P-77", budget="5000"), promotion_spend("WX-052", at, "P-77", "1200")]
+    names = {"SZ-031": "Suzhou Jinma Sewing", "HZ-207": "Hangzhou Xinhua Machinery", "NJ-118": "Nanjing Dongfang Trading"}
+    events += [dealer_registered(dealer, at - dt.timedelta(days=60), name=name) for dealer, name in names.items()]
     post(ingest, sorted(events, key=lambda e: e["occurred_at"]))
     items = wait_for(
         lambda: (a := httpx.get(f"{notify.url}/v1/alerts", params={"limit": 100}).json()["items"]) and len(a) >= 5 and a
@@ -288,3 +300,60 @@ def test_in_production_mode_the_page_asks_for_a_key_to_read_and_an_operator_key_
     expect(row(page, "K-1").locator(".badge.status-acknowledged")).to_be_visible()
     acknowledged = httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "K-1"}, headers=viewer).json()["items"][0]
     assert acknowledged["acknowledged_by"] == "li.na"
+
+
+def test_network_views_dealer_outlet_and_visit_plan_report(services, page, tmp_path):
+    """The dealer file's master data, outlets and visit plans, the outlet file and the visit-plan
+    report, in Chinese, with the numbers the API gives; the board names the dealer and speaks
+    the reader's language."""
+    ingest, rules = services("ingest", "rules")
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url})
+    today = now().date()
+    post(ingest, network_history(today))
+    wait_for(lambda: len(httpx.get(f"{notify.url}/v1/dealers/N-1").json().get("visit_plans", [])) == 5, seconds=30)
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts", params={"rule_id": "planned-visit-missed"}).json()["items"], seconds=30)
+
+    page.goto(f"{notify.url}/?lang=zh&rule_id=planned-visit-missed")
+    missed = page.locator("tr.alert").first
+    expect(missed.locator("a.dealer")).to_have_text("华东缝纫设备有限公司 (N-1)")
+    expect(missed.locator("td.summary")).to_contain_text("拜访计划 PL-missed")
+
+    page.goto(f"{notify.url}/?dealer=N-1&lang=zh")
+    expect(page.get_by_test_id("dealer-title")).to_have_text("经销商档案: 华东缝纫设备有限公司 (N-1)")
+    expect(page.get_by_test_id("master")).to_contain_text("华东")
+    expect(page.locator("[data-testid=outlets] tbody tr")).to_have_count(3)
+    expect(page.locator("[data-testid=outlets] tr[data-outlet=O-1]")).to_contain_text("二批")
+    plans = page.get_by_test_id("plans")
+    for plan, status, text in [
+        ("PL-done", "done", "按时完成"),
+        ("PL-late", "done-late", "延期完成"),
+        ("PL-missed", "missed", "未执行"),
+        ("PL-cancel", "cancelled", "已取消"),
+        ("PL-future", "planned", "待执行"),
+    ]:
+        expect(plans.locator(f"tr[data-plan={plan}] [data-status={status}]")).to_have_text(text)
+    keep_screenshot(page, "dealer-network.png", tmp_path)
+
+    page.locator("[data-testid=outlets] tr[data-outlet=O-1] a").click()
+    expect(page.get_by_test_id("outlet-title")).to_have_text("网点档案: O-1")
+    expect(page.locator("[data-testid=outlet-sales] tbody tr")).to_have_count(2)
+    expect(page.locator("[data-testid=plans] tr[data-plan=PL-future]")).to_have_count(1)
+    expect(page.get_by_test_id("outlet-master")).to_contain_text("华东缝纫设备有限公司 (N-1)")
+    keep_screenshot(page, "outlet-file.png", tmp_path)
+
+    since, until = (today - dt.timedelta(days=30)).isoformat(), (today + dt.timedelta(days=5)).isoformat()
+    page.goto(f"{notify.url}/?report=visit-plans&lang=zh&since={since}&until={until}")
+    expect(page.get_by_test_id("report-title")).to_have_text("拜访计划执行报表")
+    api = httpx.get(f"{notify.url}/v1/reports/visit-plans", params={"since": since, "until": until}).json()["items"]
+    table = page.get_by_test_id("report-table")
+    expect(table.locator("tbody tr")).to_have_count(len(api))
+    for row in api:
+        for part in ("done", "done-late", "missed", "cancelled", "pending"):
+            expect(table.locator(f"tr[data-group='{row['group']}'] td[data-part={part}]")).to_have_text(str(row[part]))
+            bar = page.locator(f"svg.report rect[data-group='{row['group']}'][data-part={part}]")
+            expect(bar).to_have_count(1 if row[part] else 0)
+    expect(table.locator("tr[data-group=rep-7]")).to_contain_text("67%")
+    page.get_by_test_id("report-form").locator("select").select_option("dealer")
+    page.get_by_test_id("report-form").locator("button").click()
+    expect(table.locator("tr[data-group=N-1] td").nth(1)).to_have_text("5")
+    keep_screenshot(page, "visit-plan-report.png", tmp_path)

@@ -149,6 +149,35 @@ def test_a_group_reads_as_one_message_listing_each_alert(language, header):
     assert "D-1" in render("subject", alerts, language) and "D-2" in render("subject", alerts, language)
 
 
+@pytest.mark.parametrize(
+    ("language", "named", "summary"),
+    [("zh", "经销商 华东缝纫（D-1）", "近 7 天净销售额下降"), ("en", "dealer 华东缝纫 (D-1)", "net sales fell")],
+)
+def test_messages_name_the_dealer_and_speak_the_readers_language(language, named, summary):
+    from services.notify.channels.escaping import markdown
+    from services.notify.channels.rendering import render
+
+    alert = {
+        "severity": "warning",
+        "rule_id": "sales-drop",
+        "dealer_id": "D-1",
+        "dealer_name": "华东缝纫",
+        "status": "open",
+        "summary": "net sales fell",
+        "summaries": {"en": "net sales fell", "zh": "近 7 天净销售额下降"},
+        "owner": None,
+        "first_seen_at": "2026-11-29T00:00:00Z",
+        "alert_id": "a-1",
+    }
+    for name in ("subject", "text"):
+        assert named in render(name, [alert], language)
+    assert summary in render("text", [alert], language)
+    sneaky = {**alert, "dealer_name": "[click](http://evil.example) <!channel>"}
+    assert "](http" not in render("text", [sneaky], language, markdown)  # a name is data: made inert
+    older = {k: v for k, v in alert.items() if k not in ("dealer_name", "summaries")}  # stored before names
+    assert "D-1" in render("text", [older], language) and "net sales fell" in render("text", [older], language)
+
+
 def test_a_large_group_is_cut_to_the_robots_size_limit_and_says_how_many_are_left_out(robots):
     """WeCom refuses markdown over 4,096 bytes: a group of 80 alerts must still arrive."""
     import asyncio

@@ -7,9 +7,9 @@ import io
 import json
 
 import httpx
-from factories import sale, visit
+from factories import now, sale, visit
 from helpers import drain, queue_depth
-from histories import assert_converged, history, opened, write
+from histories import assert_converged, history, network_history, opened, write
 
 from services.cli import main
 from services.common.topology import Topology
@@ -55,6 +55,29 @@ def test_explain_shows_measures_and_distance_to_firing(tmp_path, capsys):
     assert "sales_7d" in out and "days_since_visit" in out
     assert "visit-overdue" in out and "difference" in out
     assert main(["explain", path, "--dealer", "nobody"]) == 1
+
+
+def test_backtest_and_explain_cover_the_network(tmp_path, capsys):
+    """Every new event type in one file: the backtest raises each network rule once, for the dealer
+    and subject it is about, and explain shows the outlets and plans with their distance."""
+    events = network_history(now().date())
+    path = write(tmp_path / "network.ndjson", sorted(events, key=lambda e: e["occurred_at"]))
+    assert main(["backtest", path, "--now", now().isoformat()]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    raised = {(line["rule_id"], line["dealer_id"], line["subject"]) for line in lines if line["state"] == "open"}
+    assert {
+        ("planned-visit-missed", "N-1", "PL-missed"),
+        ("outlet-silent", "N-1", "O-3"),
+        ("distribution-coverage", "N-1", None),
+        ("unregistered-dealer", "N-2", None),
+    } <= raised
+    missed = next(line for line in lines if line["rule_id"] == "planned-visit-missed")
+    assert missed["owner"] == "rep-9" and missed["dealer_name"] == "华东缝纫设备有限公司"
+    assert main(["explain", path, "--dealer", "N-1", "--at", now().isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "dealer_registered" in out and "outlet_coverage_30d" in out
+    assert "plan PL-missed" in out and "outlet O-3" in out and "plan_overdue_days > 0" in out
+    assert "plan PL-future" in out  # still to come: a negative distance
 
 
 def test_backtest_and_live_service_raise_the_same_alerts(services, tmp_path, amqp_url, namespace):

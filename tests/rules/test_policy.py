@@ -22,7 +22,13 @@ def test_default_policy_loads_with_every_documented_rule():
         "promotion-unapproved-spend",
         "promotion-over-budget",
         "promotion-ineffective",
+        "planned-visit-missed",
+        "outlet-silent",
+        "distribution-coverage",
+        "unregistered-dealer",
+        "promotion-below-expectation",
     ]
+    assert all(set(r.spec.summaries) == {"en", "zh"} for r in loaded.rules)  # every default rule speaks both
     assert len(loaded.version) == 12 and loaded.spec.timezone == "UTC"
 
 
@@ -113,6 +119,10 @@ measures:
         (("version: 1", "version: 1\nversion: 2"), 2, "appears twice"),
         (("rules:", "timezone: Mars/Olympus\nrules:"), 2, "unknown time zone"),
         (("    summary:", "   summary:"), 8, "not valid YAML"),
+        (('summary: "{dealer_id} sold {sales_7d:.2f}"', 'summary:\n      en: x\n      zh: "{经销商}"'), 10, "summary"),
+        (('summary: "{dealer_id} sold {sales_7d:.2f}"', "summary: {fr: x}"), 8, "'en' or 'zh'"),
+        (("kind: condition", "kind: condition\n    scope: outlet"), 8, "outlet rules can use outlet_days_since_sale"),
+        (("kind: condition", "kind: condition\n    scope: plan"), 8, "plan rules can use plan_overdue_days"),
     ],
 )
 def test_errors_name_the_line(change, line, fragment):

@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from factories import promotion_planned, promotion_spend, sale, visit
+from factories import feed, promotion_planned, promotion_spend, sale, visit
 
 from services.common.alerts import AlertSignal, PromotionEvaluation
 from services.common.events import parse_event
@@ -17,25 +17,6 @@ from services.rules.core import RulesCore, TooLate
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 SECOND = dt.timedelta(seconds=1)
-
-
-@pytest.fixture(scope="module")
-def default_policy():
-    return policy.load("policies/default.yaml")
-
-
-@pytest.fixture
-def core(default_policy):
-    core = RulesCore(default_policy)
-    yield core
-    core.close()
-
-
-def feed(core: RulesCore, *events: dict) -> list:
-    outputs = []
-    for event in events:
-        outputs.extend(core.handle(parse_event(event)) or [])
-    return outputs
 
 
 def fired(outputs, rule_id):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query
 
@@ -14,12 +15,13 @@ from services.common.timeutil import utcnow
 from .. import alert as alerts
 from ..dealerfile import DealerFile, dealers_with_open_alerts
 from ..evaluations import Evaluations
+from ..network import Network
 from ..store import AlertStore
 
 PROMOTION_EVENTS = ["promotion.planned", "promotion.approved", "promotion.spend", "promotion.ended"]
 
 
-def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations) -> APIRouter:
+def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations, network: Network) -> APIRouter:
     api = APIRouter(tags=["dealers"])
 
     @api.get("/v1/dealers")
@@ -34,15 +36,21 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations)
 
     @api.get("/v1/dealers/{dealer_id}")
     async def dealer(dealer_id: str) -> dict[str, Any]:
-        """The dealer's file: measures the rules keep, open and past alerts, promotions with plan,
-        approval, spend and evaluation, and the visits timeline."""
+        """The dealer's file: master data, outlets, visit plans with their status, measures the rules
+        keep, open and past alerts, promotions with plan, approval, spend, expected and actual
+        effect, and the visits timeline."""
         rules_view, rules_error = await dealer_file.rules_view(dealer_id)
+        master = await network.master(dealer_id)
+        outlets = await network.outlets(dealer_id, utcnow())
+        policy, _ = await dealer_file.policy_view()
+        zone = ZoneInfo(policy.timezone if policy is not None else "UTC")
+        plans = await network.plans(dealer_id, zone, utcnow())
         open_alerts, _ = await store.page({"dealer_id": dealer_id, **alerts.active()}, 100, None)
         past_alerts, _ = await store.page({"dealer_id": dealer_id, "status": "resolved"}, 100, None)
         evaluated = {e["promotion_id"]: e for e in await evaluations.of_dealer(dealer_id)}
         visits = await dealer_file.timeline(dealer_id, ["visit"])
         promotion_events = await dealer_file.timeline(dealer_id, PROMOTION_EVENTS)
-        if not (rules_view or open_alerts or past_alerts or visits or promotion_events):
+        if not (rules_view or open_alerts or past_alerts or visits or promotion_events or master or outlets or plans):
             raise HTTPException(404, f"nothing is known of dealer {dealer_id!r}")
         promotions: dict[str, dict[str, Any]] = {}
         for event in reversed(promotion_events):
@@ -55,6 +63,9 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations)
             promotion["evaluation"] = evaluated.get(promotion_id)
         return {
             "dealer_id": dealer_id,
+            "master": master,
+            "outlets": outlets,
+            "visit_plans": plans,
             "measures": (rules_view or {}).get("measures"),
             "measures_at": (rules_view or {}).get("at"),
             "measures_error": rules_error,
@@ -79,6 +90,27 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations)
             raise HTTPException(503, f"the chart follows the rules' policy: {error}", headers={"Retry-After": "5"})
         series = await dealer_file.weekly_sales(dealer_id, weeks, until or utcnow(), policy)
         return {"dealer_id": dealer_id, "timezone": policy.timezone, **policy.dealer_file.model_dump(), "weeks": series}
+
+    @api.get("/v1/dealers/{dealer_id}/outlets/{outlet_id}")
+    async def outlet(dealer_id: str, outlet_id: str) -> dict[str, Any]:
+        """One outlet's file: its master data and status, last sale and net sales of 30 days, its
+        recent sales, the visits and visit plans at it, and its alerts."""
+        found = [o for o in await network.outlets(dealer_id, utcnow()) if o["outlet_id"] == outlet_id]
+        if not found:
+            raise HTTPException(404, f"dealer {dealer_id!r} has no registered outlet {outlet_id!r}")
+        policy, _ = await dealer_file.policy_view()
+        zone = ZoneInfo(policy.timezone if policy is not None else "UTC")
+        visits = [v for v in await dealer_file.timeline(dealer_id, ["visit"], limit=1000) if v.get("outlet_id") == outlet_id]
+        alerts_, _ = await store.page({"dealer_id": dealer_id, "subject": outlet_id}, 100, None)
+        return {
+            "dealer_id": dealer_id,
+            "dealer": await network.master(dealer_id),
+            "outlet": found[0],
+            "sales": await network.outlet_sales(dealer_id, outlet_id),
+            "visits": visits[:100],
+            "visit_plans": [p for p in await network.plans(dealer_id, zone, utcnow()) if p.get("outlet_id") == outlet_id],
+            "alerts": alerts_,
+        }
 
     @api.get("/v1/promotion-evaluations")
     async def promotion_evaluations(dealer_id: str) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-// Entry point: the header (who you are, API key, language, connection), then the board or a
-// dealer's file, chosen by the URL (?dealer=ID), so that every view can be shared as a link.
+// Entry point: the header (who you are, API key, language, connection), then the view the URL
+// names: the board, a dealer's file (?dealer=ID), an outlet's file (?dealer=ID&outlet=ID) or the
+// visit-plan report (?report=visit-plans), so that every view can be shared as a link.
 
 import { actor, apiKey, get, setActor, setApiKey } from "./api.js";
 import { showBoard } from "./board.js";
 import { showDealer } from "./dealer.js";
 import { language, switchLanguage, t } from "./i18n.js";
+import { showOutlet } from "./outlet.js";
+import { showReport } from "./report.js";
 
 function setConnection(state) {
   const badge = document.getElementById("connection");
@@ -36,11 +39,14 @@ async function start() {
     key.focus();
     return;
   }
-  const dealer = new URLSearchParams(location.search).get("dealer");
-  if (dealer) {
+  const params = new URLSearchParams(location.search);
+  const dealer = params.get("dealer");
+  if (dealer || params.get("report")) {
     setConnection("live");
-    document.getElementById("connection").hidden = true;
-    await showDealer(view, dealer);
+    document.getElementById("connection").hidden = true; // a file is read once, not followed live
+    if (params.get("report")) await showReport(view);
+    else if (params.get("outlet")) await showOutlet(view, dealer, params.get("outlet"));
+    else await showDealer(view, dealer);
   } else if (config.lifecycle) {
     showBoard(view, setConnection, config.lifecycle);
   } else {

@@ -3,7 +3,7 @@
 import { get } from "./api.js";
 import { openAction } from "./actions.js";
 import { formatTime, h } from "./dom.js";
-import { t } from "./i18n.js";
+import { dealerLabel, summaryOf, t } from "./i18n.js";
 import { follow } from "./live.js";
 
 const SEVERITIES = ["critical", "warning", "info"];
@@ -127,8 +127,8 @@ function row(alert, lifecycle, isNew, acted, toggle) {
     h("td", {}, h("span", { class: `severity ${alert.severity}` }, t(alert.severity))),
     h("td", { class: "marks" }, marks),
     h("td", {}, alert.rule_id, alert.count > 1 ? h("small", {}, ` ×${alert.count}`) : null),
-    h("td", { class: "nowrap" }, h("a", { href: `?dealer=${encodeURIComponent(alert.dealer_id)}${langSuffix()}`, class: "dealer" }, alert.dealer_id)),
-    h("td", { class: "summary" }, alert.summary, " ",
+    h("td", { class: "nowrap" }, h("a", { href: `?dealer=${encodeURIComponent(alert.dealer_id)}${langSuffix()}`, class: "dealer" }, dealerLabel(alert.dealer_id, alert.dealer_name))),
+    h("td", { class: "summary" }, summaryOf(alert), " ",
       h("button", { type: "button", class: "link", "data-action": "details", onclick: () => toggle(alert.alert_id) }, t("details"))),
     h("td", {}, alert.owner || ""),
     h("td", { class: "nowrap" }, formatTime(alert.first_seen_at)),

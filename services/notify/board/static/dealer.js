@@ -1,28 +1,32 @@
-// A dealer's file: weekly sales against baseline and target, alerts, promotions with their
+// A dealer's file (经销商档案): master data, weekly sales against baseline and target, alerts,
+// outlets, visit plans with their status, promotions with expected and actual effect and their
 // evaluation, visits, and the measures the rules keep.
 
 import { get } from "./api.js";
 import { weeklyChart } from "./chart.js";
 import { formatNumber, formatTime, h } from "./dom.js";
-import { t } from "./i18n.js";
+import { dealerLabel, t } from "./i18n.js";
+import { alertList, backToBoard, planStatus, section, table, viewLink } from "./panels.js";
 
 export async function showDealer(view, dealerId) {
-  const back = new URLSearchParams(location.search);
-  back.delete("dealer");
-  view.replaceChildren(h("p", {}, h("a", { href: `/${back.size ? `?${back}` : ""}`, class: "back" }, t("back"))),
-    h("h2", { "data-testid": "dealer-title" }, `${t("dealerFile")}: ${dealerId}`));
+  const title = h("h2", { "data-testid": "dealer-title" }, `${t("dealerFile")}: ${dealerId}`);
+  view.replaceChildren(backToBoard(), title);
   const id = encodeURIComponent(dealerId);
   const [file, sales] = await Promise.all([
     get(`/v1/dealers/${id}`).catch((error) => ({ error: error.message })),
     get(`/v1/dealers/${id}/weekly-sales`, { weeks: 12 }),
   ]);
+  if (file.master?.name) title.textContent = `${t("dealerFile")}: ${dealerLabel(dealerId, file.master.name)}`;
   view.append(section("weeklySales", weeklyChart(sales), "chart"));
   if (file.error) {
     view.append(h("p", { class: "error" }, file.error));
     return;
   }
   view.append(
+    section("masterData", master(file.master), "master"),
     section("openAlerts", alertList(file.open_alerts)),
+    section("outlets", outlets(dealerId, file.outlets || [])),
+    section("visitPlans", plans(file.visit_plans || []), "plans"),
     section("promotions", promotions(file.promotions || [])),
     section("visits", visits(file.visits || [])),
     section("pastAlerts", alertList(file.past_alerts)),
@@ -30,40 +34,49 @@ export async function showDealer(view, dealerId) {
   );
 }
 
-function section(title, content, name = title) {
-  return h("section", { class: `panel ${name}`, "data-testid": name }, h("h3", {}, t(title)), content);
+function master(data) {
+  if (!data?.registered && !data?.name) return h("p", { class: "empty" }, t("notRegistered"));
+  const fields = [["name", data.name], ["tier", data.tier], ["region", data.region], ["contact", data.contact_name],
+    ["phone", data.phone], ["registered", formatTime(data.registered_at)]];
+  return h("dl", { class: "measures" }, fields.flatMap(([key, value]) => [h("dt", {}, t(key)), h("dd", {}, value || "–")]));
 }
 
-function table(headers, rows) {
-  if (!rows.length) return h("p", { class: "empty" }, t("none"));
-  return h("table", {}, h("thead", {}, h("tr", {}, headers.map((k) => h("th", {}, t(k))))), h("tbody", {}, rows));
+function outlets(dealerId, items) {
+  return table(["outlet", "name", "level", "status", "lastSale", "netSales30d"], items.map((o) => h("tr", { "data-outlet": o.outlet_id },
+    h("td", {}, viewLink({ dealer: dealerId, outlet: o.outlet_id }, o.outlet_id)), h("td", {}, o.name || ""),
+    h("td", {}, t(o.level || "")), h("td", {}, t(o.status === "open" ? "outletOpen" : "closed")), h("td", {}, formatTime(o.last_sale_at)),
+    h("td", {}, formatNumber(o.net_sales_30d)))));
 }
 
-function alertList(alerts) {
-  return table(["severity", "status", "rule", "summary", "firstSeen"], alerts.map((a) => h("tr", {},
-    h("td", {}, h("span", { class: `severity ${a.severity}` }, t(a.severity))),
-    h("td", {}, h("span", { class: `badge status-${a.status}` }, t(a.status))),
-    h("td", {}, a.rule_id), h("td", { class: "summary" }, a.summary), h("td", {}, formatTime(a.first_seen_at)))));
+export function plans(items) {
+  return table(["plan", "plannedFor", "kind", "outlet", "visitor", "status", "visitedAt"], items.map((p) => h("tr", { "data-plan": p.plan_id },
+    h("td", {}, p.plan_id), h("td", {}, p.planned_for), h("td", {}, t(p.kind)), h("td", {}, p.outlet_id || ""),
+    h("td", {}, p.visitor_id), h("td", {}, planStatus(p.status)), h("td", {}, formatTime(p.visited_at)))));
 }
 
 function promotions(items) {
-  return table(["promotions", "owner", "period", "budget", "approvedBy", "spend", "evaluation"], items.map((p) => {
+  const headers = ["promotions", "owner", "period", "budget", "approvedBy", "spend", "expected", "actual", "evaluation"];
+  return table(headers, items.map((p) => {
     const planned = (p.events || []).find((e) => e.type === "promotion.planned") || {};
     const spend = p.spend ?? (p.events || []).filter((e) => e.type === "promotion.spend").reduce((sum, e) => sum + Number(e.amount), 0);
     const approved = p.approved_by ?? (p.events || []).find((e) => e.type === "promotion.approved")?.approved_by;
     const evaluation = p.evaluation;
+    const expected = evaluation?.expected_sales ?? planned.expected_sales;
+    const met = evaluation?.expected_met;
     return h("tr", { "data-promotion": p.promotion_id },
       h("td", {}, p.promotion_id), h("td", {}, p.owner ?? planned.owner ?? ""),
       h("td", {}, `${p.starts_on ?? planned.starts_on ?? ""} – ${p.ends_on ?? planned.ends_on ?? ""}`),
       h("td", {}, formatNumber(p.budget ?? planned.budget)), h("td", {}, approved || t("notApproved")),
-      h("td", {}, formatNumber(spend)),
+      h("td", {}, formatNumber(spend)), h("td", { class: "expected" }, formatNumber(expected)),
+      h("td", { class: "actual" }, formatNumber(evaluation?.sales_during),
+        met === true || met === false ? h("span", { class: `verdict ${met ? "effective" : "ineffective"}` }, ` ${t(met ? "met" : "notMet")}`) : ""),
       h("td", { class: "evaluation" }, evaluation
         ? h("span", { class: `verdict ${evaluation.verdict}` }, t(evaluation.verdict), evaluation.ratio !== null ? ` (${t("ratio")} ${formatNumber(evaluation.ratio)})` : "")
         : ""));
   }));
 }
 
-function visits(items) {
+export function visits(items) {
   return table(["date", "kind", "role", "visitor"], items.map((v) => h("tr", {},
     h("td", {}, formatTime(v.occurred_at)), h("td", {}, t(v.kind)), h("td", {}, v.role), h("td", {}, v.visitor_id))));
 }

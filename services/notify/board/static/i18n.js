@@ -31,6 +31,16 @@ const TEXT = {
     details: "details", history: "History", deliveries: "Notifications",
     opened: "opened", firing: "firing", repeat: "reminder", escalation: "escalation",
     pending: "pending", delivered: "delivered", failed: "failed",
+    masterData: "Dealer", name: "Name", tier: "Tier", contact: "Contact", phone: "Phone", registered: "Registered",
+    notRegistered: "not registered (no dealer file yet)",
+    outlets: "Outlets", outlet: "Outlet", outletFile: "Outlet file", level: "Level", "sub-distributor": "sub-distributor",
+    retail: "retail", outletOpen: "open", closed: "closed", lastSale: "Last sale", netSales30d: "Net sales, 30 days", sales: "Sales",
+    quantity: "Quantity", amount: "Amount", alerts: "Alerts",
+    visitPlans: "Visit plans", plan: "Plan", plannedFor: "Planned for", visitedAt: "Visited",
+    planned: "planned", done: "done", "done-late": "done late", missed: "missed", cancelled: "cancelled",
+    expected: "Expected", actual: "Actual", met: "met", notMet: "not met",
+    report: "Visit-plan report", groupBy: "Group by", since: "From", until: "To", show: "Show",
+    group: "Group", plans: "Plans", onTimeRate: "On time", unknownRegion: "(no region)",
   },
   zh: {
     title: "经销商预警 · 运营看板",
@@ -61,6 +71,16 @@ const TEXT = {
     details: "详情", history: "处理记录", deliveries: "通知记录",
     opened: "发现", firing: "首次通知", repeat: "提醒", escalation: "升级",
     pending: "待发送", delivered: "已送达", failed: "发送失败",
+    masterData: "经销商信息", name: "名称", tier: "等级", contact: "联系人", phone: "电话", registered: "建档时间",
+    notRegistered: "未建档（尚无经销商档案）",
+    outlets: "网点", outlet: "网点", outletFile: "网点档案", level: "层级", "sub-distributor": "二批",
+    retail: "零售", outletOpen: "营业中", closed: "已关闭", lastSale: "最近进货", netSales30d: "近 30 天净销售额", sales: "销售记录",
+    quantity: "数量", amount: "金额", alerts: "预警",
+    visitPlans: "拜访计划", plan: "计划", plannedFor: "计划日期", visitedAt: "拜访时间",
+    planned: "待执行", done: "按时完成", "done-late": "延期完成", missed: "未执行", cancelled: "已取消",
+    expected: "预期", actual: "实际", met: "达成", notMet: "未达成",
+    report: "拜访计划执行报表", groupBy: "分组", since: "开始", until: "结束", show: "查询",
+    group: "分组", plans: "计划数", onTimeRate: "按时率", unknownRegion: "（无区域）",
   },
 };
 
@@ -83,4 +103,14 @@ export function switchLanguage() {
   const params = new URLSearchParams(location.search);
   params.set("lang", next);
   location.search = params.toString();
+}
+
+// An alert's summary in the reader's language (rules sends every language the policy has).
+export function summaryOf(alert) {
+  return alert.summaries?.[language()] || alert.summary;
+}
+
+// "name (id)" once the dealer is registered, else the id.
+export function dealerLabel(dealerId, name) {
+  return name ? `${name} (${dealerId})` : dealerId;
 }
