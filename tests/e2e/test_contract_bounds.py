@@ -170,9 +170,8 @@ def test_every_event_within_the_bounds_is_judged_and_kept_or_refused_with_a_reas
         wait_for(lambda: (database[DEALERS].find_one({"_id": event["dealer_id"]}) or {}).get("events") == counted, 30)
         kinds = {"sale": None, "visit": "visits", "promotion.planned": "promotions", "target.set": None}
         if kinds[event["type"]]:
-            wait_for(
-                lambda: httpx.get(f"{notify.url}/v1/dealers/{_path(event['dealer_id'])}").json().get(kinds[event["type"]]), 20
-            )
+            url = f"{notify.url}/v1/dealers/{_path(event['dealer_id'])}"
+            wait_for(lambda: httpx.get(url, timeout=10).json().get(kinds[event["type"]]), 20)
 
     goes_through()
     assert outcomes["accepted"] >= 30, outcomes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -9,7 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query
 
 from services.common.alerts import SEVERITY_RANK
-from services.common.dealer_file import SHOWN_WEEKS
+from services.common.dealer_file import SHOWN_WEEKS, PolicyView
 from services.common.timeutil import utcnow
 
 from .. import alert as alerts
@@ -19,6 +20,11 @@ from ..network import Network
 from ..store import AlertStore
 
 PROMOTION_EVENTS = ["promotion.planned", "promotion.approved", "promotion.spend", "promotion.ended"]
+
+
+def zone_of(policy: PolicyView | None) -> ZoneInfo:
+    """The running policy's time zone (plan days are local days); UTC while rules never answered."""
+    return ZoneInfo(policy.timezone if policy is not None else "UTC")
 
 
 def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations, network: Network) -> APIRouter:
@@ -39,12 +45,12 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations,
         """The dealer's file: master data, outlets, visit plans with their status, measures the rules
         keep, open and past alerts, promotions with plan, approval, spend, expected and actual
         effect, and the visits timeline."""
-        rules_view, rules_error = await dealer_file.rules_view(dealer_id)
+        # both ask rules (at most 3 s each, the policy kept for a minute): at once, not one after the other
+        asked = await asyncio.gather(dealer_file.rules_view(dealer_id), dealer_file.policy_view())
+        (rules_view, rules_error), (policy, _) = asked
         master = await network.master(dealer_id)
         outlets = await network.outlets(dealer_id, utcnow())
-        policy, _ = await dealer_file.policy_view()
-        zone = ZoneInfo(policy.timezone if policy is not None else "UTC")
-        plans = await network.plans(dealer_id, zone, utcnow())
+        plans = await network.plans(dealer_id, zone_of(policy), utcnow())
         open_alerts, _ = await store.page({"dealer_id": dealer_id, **alerts.active()}, 100, None)
         past_alerts, _ = await store.page({"dealer_id": dealer_id, "status": "resolved"}, 100, None)
         evaluated = {e["promotion_id"]: e for e in await evaluations.of_dealer(dealer_id)}
@@ -99,7 +105,7 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations,
         if not found:
             raise HTTPException(404, f"dealer {dealer_id!r} has no registered outlet {outlet_id!r}")
         policy, _ = await dealer_file.policy_view()
-        zone = ZoneInfo(policy.timezone if policy is not None else "UTC")
+        now = utcnow()
         visits = [v for v in await dealer_file.timeline(dealer_id, ["visit"], limit=1000) if v.get("outlet_id") == outlet_id]
         alerts_, _ = await store.page({"dealer_id": dealer_id, "subject": outlet_id}, 100, None)
         return {
@@ -108,7 +114,7 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations,
             "outlet": found[0],
             "sales": await network.outlet_sales(dealer_id, outlet_id),
             "visits": visits[:100],
-            "visit_plans": [p for p in await network.plans(dealer_id, zone, utcnow()) if p.get("outlet_id") == outlet_id],
+            "visit_plans": [p for p in await network.plans(dealer_id, zone_of(policy), now) if p.get("outlet_id") == outlet_id],
             "alerts": alerts_,
         }
 
