@@ -37,8 +37,18 @@ START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def dealer_history(dealer: str, days: int, rng: random.Random) -> list[dict]:
-    """About one sale a day to one of 6 outlets, a visit every 10 days, a monthly target."""
-    events = []
+    """A registered dealer (as in a real network: an unregistered one has an alert open at every
+    judgement), about one sale a day to one of 6 outlets, a visit every 10 days, a monthly target."""
+    events = [
+        {
+            "event_id": f"{dealer}-r",
+            "type": "dealer.registered",
+            "dealer_id": dealer,
+            "occurred_at": START.isoformat(),
+            "name": f"{dealer} Sewing Machines",
+            "contact_name": "Wang",
+        }
+    ]
     for day in range(days):
         at = START + dt.timedelta(days=day, hours=rng.randint(8, 18), minutes=rng.randint(0, 59))
         events.append(
@@ -91,7 +101,7 @@ def core_rate(bodies: list[bytes], policy) -> tuple[float, list[dict]]:
     core = RulesCore(policy)
     judge = Judge(core)
     facts: list[dict] = []
-    matcher = core._dealer_matcher
+    matcher = core._matchers["dealer"]
     original = matcher.match
 
     def recording(fact):

@@ -179,7 +179,7 @@ class RulesCore:
                 if reference is not None:
                     # "more than N days" first holds one second after N days (clock resolution)
                     candidates += [reference + days * DAY, reference + days * DAY + 1.0]
-        for scope, subjects_of in network.SUBJECTS.items():
+        for scope, subjects_of in network.SUBJECTS.items() if state.outlets or state.plans else ():
             aged = [rule for rule in self._rules[scope] if rule.age_thresholds]
             for subject in subjects_of(state, t, calendar).values() if aged else ():
                 for rule in aged:
@@ -215,7 +215,7 @@ class RulesCore:
     def _judge_subjects(self, state: DealerState, scope: str, t: float) -> list[Output]:
         """Each outlet or plan of the dealer (and each with an open episode that is gone since)."""
         rules = self._rules[scope]
-        if not rules:
+        if not rules or not (state.outlets or state.plans or state.episodes):  # most dealers, most of the time
             return []
         subjects = network.SUBJECTS[scope](state, t, self.policy.calendar)
         rule_ids = {rule.id for rule in rules}

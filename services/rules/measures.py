@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 from services.common.durations import DAY
 
 from .keys import SourceKey
-from .network import OutletCoverage, Registered
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": lambda a, b: a == b,
@@ -179,9 +178,7 @@ BUILTIN_DEALER_MEASURES = {
     "first_seen_days": FirstSeenDays(),
     "day_of_month": Calendrical("day_of_month"),
     "month_fraction_elapsed": Calendrical("month_fraction_elapsed"),
-    "dealer_registered": Registered(),
-    "outlet_coverage_30d": OutletCoverage(),
-}
+}  # and the network's (network.DEALER_MEASURES)
 AGES = (DaysSince, FirstSeenDays)
 
 # Net sales of the dealer (amounts, returns included): promotions are judged on it.

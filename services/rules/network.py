@@ -29,12 +29,26 @@ from services.common.events import (
 )
 
 from .calendar import Calendar
+from .keys import SourceKey
+from .measures import Source
 
 if TYPE_CHECKING:
     from .state import DealerState
 
+
+def _text_codes() -> Any:
+    from .state import TEXT_CODES
+
+    return TEXT_CODES
+
+
 NETWORK_EVENTS = (DealerRegistered, DealerUpdated, OutletRegistered, OutletClosed, VisitPlanned, VisitPlanCancelled)
 COVERAGE_WINDOW = 30 * DAY
+# Sales with quantity > 0 by outlet: the same series as a policy's `distinct: outlet_id` measure
+# over such sales (one copy when both exist), kept for the coverage window. Only registered
+# outlets get a record of their own: a dealer sells to many outlets it never registers.
+_WHERE = (("quantity", "gt", 0.0),)
+OUTLET_SALES = Source(str(SourceKey("series", "sale", "outlet_id", _WHERE, True)), "series", "sale", "outlet_id", _WHERE, True)
 # visits kept to fulfil a plan posted after them: its window reaches EARLY_DAYS back (plus a day
 # for the time zone); the policy's lateness is added where the state is pruned
 VISITS_KEPT = (visit_plans.EARLY_DAYS + visit_plans.LATE_DAYS + 2) * DAY
@@ -68,14 +82,14 @@ def apply(state: DealerState, event: Event, at: float, calendar: Calendar) -> No
     """Count what the event says about the dealer's network (any event type: sales and visits
     feed outlets and plans too)."""
     if isinstance(event, Sale):
-        if event.outlet_id is not None and event.quantity > 0:
-            outlet = _outlet(state, event.outlet_id)
+        outlet = (state.outlets or {}).get(event.outlet_id or "")
+        if outlet is not None and event.quantity > 0:
             outlet.last_sale = at if outlet.last_sale is None else max(outlet.last_sale, at)
     elif isinstance(event, Visit):
         visit = (at, sys.intern(event.kind), event.outlet_id, event.plan_id)
-        state.visits.append(visit)
+        state.visits = (state.visits or []) + [visit]
         state.visits.sort(key=lambda v: v[0])  # a late visit goes where it belongs (stable)
-        for plan_id, plan in state.plans.items():
+        for plan_id, plan in (state.plans or {}).items():
             _fulfil(plan_id, plan, [visit], calendar)
     elif isinstance(event, DealerRegistered | DealerUpdated):
         if isinstance(event, DealerRegistered):
@@ -88,24 +102,43 @@ def apply(state: DealerState, event: Event, at: float, calendar: Calendar) -> No
             outlet.closed_at, outlet.registered_at = None, at
         elif outlet.registered_at is None or at < outlet.registered_at:
             outlet.registered_at = at
+        recent = _recent_sale(state, event.outlet_id)  # its sales may have come first
+        if recent is not None and (outlet.last_sale is None or recent > outlet.last_sale):
+            outlet.last_sale = recent
     elif isinstance(event, OutletClosed):
         outlet = _outlet(state, event.outlet_id)
         outlet.closed_at = at if outlet.closed_at is None else min(outlet.closed_at, at)
     elif isinstance(event, VisitPlanned):
-        plan = state.plans.setdefault(event.plan_id, VisitPlan())
+        plan = _plan(state, event.plan_id)
         plan.planned_for, plan.kind = event.planned_for.isoformat(), sys.intern(event.kind)
         plan.visitor_id, plan.outlet_id = event.visitor_id, event.outlet_id
-        _fulfil(event.plan_id, plan, state.visits, calendar)
+        _fulfil(event.plan_id, plan, state.visits or [], calendar)
     elif isinstance(event, VisitPlanCancelled):
-        plan = state.plans.setdefault(event.plan_id, VisitPlan())
+        plan = _plan(state, event.plan_id)
         plan.cancelled_at = at if plan.cancelled_at is None else min(plan.cancelled_at, at)
 
 
 def _outlet(state: DealerState, outlet_id: str) -> Outlet:
+    if state.outlets is None:
+        state.outlets = {}
     outlet = state.outlets.get(outlet_id)
     if outlet is None:
         outlet = state.outlets[outlet_id] = Outlet()
     return outlet
+
+
+def _plan(state: DealerState, plan_id: str) -> VisitPlan:
+    if state.plans is None:
+        state.plans = {}
+    return state.plans.setdefault(plan_id, VisitPlan())
+
+
+def _recent_sale(state: DealerState, outlet_id: str) -> float | None:
+    series = state.series.get(OUTLET_SALES.key)
+    if series is None:
+        return None
+    code = _text_codes().code(outlet_id)
+    return max((at for at, value in zip(series.times, series.values, strict=True) if value == code), default=None)
 
 
 def _fulfil(plan_id: str, plan: VisitPlan, visits: list[RecentVisit], calendar: Calendar) -> None:
@@ -124,22 +157,24 @@ def prune(state: DealerState, t: float, lateness: float, calendar: Calendar) -> 
     while nothing fulfils it: its alert stays open."""
     cutoff = t - lateness - DAY
     if state.visits and state.visits[0][0] < cutoff - VISITS_KEPT:
-        state.visits = [visit for visit in state.visits if visit[0] >= cutoff - VISITS_KEPT]
-    for outlet_id in [
-        oid
-        for oid, o in state.outlets.items()
-        if (o.closed_at is not None and o.closed_at < cutoff)
-        or (o.registered_at is None and (o.last_sale is None or o.last_sale < cutoff - COVERAGE_WINDOW))
-    ]:
-        del state.outlets[outlet_id]
-    done = [
-        pid
-        for pid, p in state.plans.items()
-        if (p.cancelled_at is not None and p.cancelled_at < cutoff)
-        or (p.fulfilled_at is not None and p.fulfilled_at < cutoff and _window_end(p, calendar) < cutoff)
-    ]
-    for plan_id in done:
-        del state.plans[plan_id]
+        state.visits = [visit for visit in state.visits if visit[0] >= cutoff - VISITS_KEPT] or None
+    if state.outlets:
+        kept = {
+            oid: o
+            for oid, o in state.outlets.items()
+            if not ((o.closed_at is not None and o.closed_at < cutoff) or (o.registered_at is None and o.closed_at is None))
+        }
+        state.outlets = kept or None
+    if state.plans:
+        plans = {
+            pid: p
+            for pid, p in state.plans.items()
+            if not (
+                (p.cancelled_at is not None and p.cancelled_at < cutoff)
+                or (p.fulfilled_at is not None and p.fulfilled_at < cutoff and _window_end(p, calendar) < cutoff)
+            )
+        }
+        state.plans = plans or None
 
 
 def _window_end(plan: VisitPlan, calendar: Calendar) -> float:
@@ -154,7 +189,7 @@ def _window_end(plan: VisitPlan, calendar: Calendar) -> float:
 def open_outlets(state: DealerState, t: float) -> dict[str, Outlet]:
     return {
         oid: o
-        for oid, o in state.outlets.items()
+        for oid, o in (state.outlets or {}).items()
         if o.registered_at is not None and o.registered_at <= t and (o.closed_at is None or o.closed_at > t)
     }
 
@@ -189,6 +224,9 @@ class Registered:
         return 1.0 if state.registered else 0.0
 
 
+DEALER_MEASURES = {"dealer_registered": Registered(), "outlet_coverage_30d": OutletCoverage()}
+
+
 @dataclass(frozen=True)
 class Subject:
     """One outlet or plan as a scoped rule sees it."""
@@ -209,7 +247,7 @@ def outlets(state: DealerState, t: float, calendar: Calendar) -> dict[str, Subje
     it was registered), a closed one no value (its episode resolves)."""
     subjects = {}
     open_now = open_outlets(state, t)
-    for outlet_id, outlet in state.outlets.items():
+    for outlet_id, outlet in (state.outlets or {}).items():
         if outlet.registered_at is None:
             continue
         values, references = {}, {}
@@ -224,7 +262,7 @@ def plans(state: DealerState, t: float, calendar: Calendar) -> dict[str, Subject
     """Visit plans; one neither carried out nor cancelled has the days since its window closed
     (negative before), the others no value (their episode resolves)."""
     subjects = {}
-    for plan_id, plan in state.plans.items():
+    for plan_id, plan in (state.plans or {}).items():
         if plan.planned_for is None:
             continue
         values, references = {}, {}

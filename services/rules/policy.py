@@ -33,7 +33,8 @@ from .measures import (
     Source,
     WindowMeasure,
 )
-from .network import SUBJECT_AGES, SUBJECT_MEASURES, SUBJECT_NAMES
+from .network import COVERAGE_WINDOW, OUTLET_SALES, SUBJECT_AGES, SUBJECT_MEASURES, SUBJECT_NAMES
+from .network import DEALER_MEASURES as NETWORK_MEASURES
 from .spec import Comparison, MeasureSpec, PolicySpec, RuleSpec, Window
 
 __all__ = ["CompiledRule", "Policy", "PolicyError", "load", "loads", "render_summary"]
@@ -97,10 +98,11 @@ def loads(text: str, source: str = "<policy>") -> Policy:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append((lines.get(("timezone",)), f"unknown time zone {spec.timezone!r} (e.g. UTC, Asia/Shanghai)"))
         calendar = Calendar("UTC")
-    measures, sources = {}, {NET_SALES.key: NET_SALES}
+    measures, sources = {}, {NET_SALES.key: NET_SALES, OUTLET_SALES.key: OUTLET_SALES}
     for name, measure in spec.measures.items():
         where = ("measures", name)
-        if name in BUILTIN_DEALER_MEASURES or name in PROMOTION_MEASURES or name in SUBJECT_AGES or name in TEMPLATE_NAMES:
+        builtin = BUILTIN_DEALER_MEASURES.keys() | NETWORK_MEASURES.keys() | set(PROMOTION_MEASURES) | SUBJECT_AGES
+        if name in builtin or name in TEMPLATE_NAMES:
             problems.append((lines.get(where), f"measure {name!r} is built in; choose another name"))
             continue
         try:
@@ -109,6 +111,7 @@ def loads(text: str, source: str = "<policy>") -> Policy:
         except ValueError as exc:
             problems.append((lines.get(where), f"measure {name!r}: {exc}"))
     measures.update(BUILTIN_DEALER_MEASURES)
+    measures.update(NETWORK_MEASURES)
     compiled: list[CompiledRule] = []
     seen: dict[str, int | None] = {}
     for index, rule in enumerate(spec.rules):
@@ -136,6 +139,7 @@ def loads(text: str, source: str = "<policy>") -> Policy:
     reach: dict[str, float] = {}
     for m in windows:
         reach[m.source] = max(reach.get(m.source, 0.0), m.start if m.start is not None else 32 * DAY)
+    reach[OUTLET_SALES.key] = max(reach.get(OUTLET_SALES.key, 0.0), COVERAGE_WINDOW)  # outlet coverage
     horizon = max(reach.values(), default=0.0)
     return Policy(
         source=source,

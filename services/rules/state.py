@@ -137,9 +137,10 @@ class DealerState:
     name: str | None = None
     name_at: float | None = None
     registered: bool = False
-    outlets: dict[str, Outlet] = field(default_factory=dict)
-    plans: dict[str, VisitPlan] = field(default_factory=dict)
-    visits: list[RecentVisit] = field(default_factory=list)
+    # None until needed: most dealers have none, and an empty dict is 64 bytes a dealer
+    outlets: dict[str, Outlet] | None = None
+    plans: dict[str, VisitPlan] | None = None
+    visits: list[RecentVisit] | None = None
 
     def forget_ids(self, cutoff: float) -> None:
         """Forget the ids of events that occurred before `cutoff`."""
@@ -161,9 +162,9 @@ class DealerState:
             seen_times=array("d", self.seen_times),
             episodes={key: replace(e) for key, e in self.episodes.items()},
             hold=None if self.hold is None else replace(self.hold),
-            outlets={key: replace(o) for key, o in self.outlets.items()},
-            plans={key: replace(p) for key, p in self.plans.items()},
-            visits=list(self.visits),
+            outlets=None if self.outlets is None else {key: replace(o) for key, o in self.outlets.items()},
+            plans=None if self.plans is None else {key: replace(p) for key, p in self.plans.items()},
+            visits=None if self.visits is None else list(self.visits),
         )
 
     def knows(self, event: Event) -> bool:

@@ -47,9 +47,9 @@ def to_doc(state: DealerState) -> dict[str, Any]:
         "events": state.events,
         "hold": None if state.hold is None else [state.hold.until, state.hold.source, state.hold.mark],
         "name": [state.name, state.name_at, state.registered],
-        "outlets": [{"id": key, **asdict(o)} for key, o in state.outlets.items()],
-        "plans": [{"id": key, **asdict(p)} for key, p in state.plans.items()],
-        "visits": [list(v) for v in state.visits],
+        "outlets": [{"id": key, **asdict(o)} for key, o in (state.outlets or {}).items()],
+        "plans": [{"id": key, **asdict(p)} for key, p in (state.plans or {}).items()],
+        "visits": [list(v) for v in state.visits or ()],
     }
 
 
@@ -85,9 +85,9 @@ def from_doc(doc: dict[str, Any]) -> DealerState:
         name=doc.get("name", [None, None, False])[0],
         name_at=doc.get("name", [None, None, False])[1],
         registered=doc.get("name", [None, None, False])[2],
-        outlets={o.pop("id"): Outlet(**o) for o in doc.get("outlets", [])},
-        plans={p.pop("id"): VisitPlan(**p) for p in doc.get("plans", [])},
-        visits=[(at, sys.intern(kind), outlet, plan) for at, kind, outlet, plan in doc.get("visits", [])],
+        outlets={o.pop("id"): Outlet(**o) for o in doc["outlets"]} if doc.get("outlets") else None,
+        plans={p.pop("id"): VisitPlan(**p) for p in doc["plans"]} if doc.get("plans") else None,
+        visits=[(at, sys.intern(kind), outlet, plan) for at, kind, outlet, plan in doc["visits"]] if doc.get("visits") else None,
     )
 
 
