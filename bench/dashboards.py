@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import Service, _delete_topology, free_port  # noqa: E402
+from conftest import Service, _delete_topology, free_port, stack_env  # noqa: E402
 
 from services import devstack  # noqa: E402
 
@@ -61,15 +61,7 @@ def main() -> None:
     server = devstack.start_mongo(mongo_port, ":memory:")
     mongo_url = f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true&retryWrites=false"
     namespace = f"bench{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERWATCH_")}
-    env.update(
-        DEALERWATCH_AMQP_URL=AMQP_URL,
-        DEALERWATCH_MONGO_URL=mongo_url,
-        DEALERWATCH_NAMESPACE=namespace,
-        DEALERWATCH_MONGO_DB=namespace,
-        DEALERWATCH_LOG_LEVEL="WARNING",
-        DEALERWATCH_NOTIFY_PORT=str(free_port()),
-    )
+    env = stack_env(AMQP_URL, mongo_url, namespace, log_level="WARNING", notify_port=str(free_port()))
     notify = Service("notify", env, work).start()
     try:
         mongo = pymongo.MongoClient(mongo_url)

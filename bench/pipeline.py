@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import Service, _delete_topology, free_port  # noqa: E402
+from conftest import Service, _delete_topology, free_port, stack_env  # noqa: E402
 
 from services import devstack  # noqa: E402
 
@@ -172,16 +172,7 @@ def run_pipeline(total: int, batch_size: int, prefetch: int) -> dict:
     mongo = devstack.start_mongo(mongo_port, str(work / "mongo"))
     mongo_url = f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true&retryWrites=false"
     namespace = f"bench{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERWATCH_")}
-    env.update(
-        DEALERWATCH_AMQP_URL=AMQP_URL,
-        DEALERWATCH_MONGO_URL=mongo_url,
-        DEALERWATCH_NAMESPACE=namespace,
-        DEALERWATCH_MONGO_DB=namespace,
-        DEALERWATCH_LOG_LEVEL="WARNING",
-        DEALERWATCH_PREFETCH=str(prefetch),
-        DEALERWATCH_POLICY_FILE=str(ROOT / "policies" / "default.yaml"),
-    )
+    env = stack_env(AMQP_URL, mongo_url, namespace, log_level="WARNING", prefetch=str(prefetch))
     ports = {"ingest": "DEALERWATCH_INGEST_PORT", "rules": "DEALERWATCH_RULES_PORT", "notify": "DEALERWATCH_NOTIFY_PORT"}
     services = [Service(name, {**env, var: str(free_port())}, work).start() for name, var in ports.items()]
     ingest = services[0]

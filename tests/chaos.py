@@ -17,7 +17,6 @@ import collections
 import datetime as dt
 import io
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import pymongo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import AMQP_URL, ROOT, Service, _delete_topology, free_port
+from conftest import AMQP_URL, ROOT, Service, _delete_topology, free_port, stack_env
 from helpers import WebhookReceiver, queue_depth
 from histories import MARKER, alert_key, settle, stored_alerts, write
 from network import network_history
@@ -53,21 +52,18 @@ class Stack:
         self.mongo_log = open(workdir / "mongo.log", "ab")  # noqa: SIM115 - kept open while the stack runs
         self.mongo_url = f"mongodb://127.0.0.1:{self.mongo_port}/?directConnection=true&retryWrites=false"
         self.workdir = workdir
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("DEALERWATCH_")},
-            "DEALERWATCH_AMQP_URL": AMQP_URL,
-            "DEALERWATCH_MONGO_URL": self.mongo_url,
-            "DEALERWATCH_MONGO_DB": self.namespace,
-            "DEALERWATCH_NAMESPACE": self.namespace,
-            "DEALERWATCH_POLICY_FILE": str(ROOT / "policies" / "default.yaml"),
-            "DEALERWATCH_WEBHOOK_URLS": hook.url,
-            "DEALERWATCH_DELIVERY_RETRY_INITIAL_SECONDS": "0.5",
-            "DEALERWATCH_DELIVERY_RETRY_MAX_SECONDS": "2",
-            "DEALERWATCH_CLOCK_HOLD_SECONDS": str(HOLD_SECONDS),
-            "DEALERWATCH_INGEST_PORT": str(free_port()),
-            "DEALERWATCH_RULES_PORT": str(free_port()),
-            "DEALERWATCH_NOTIFY_PORT": str(free_port()),
-        }
+        self.env = stack_env(
+            AMQP_URL,
+            self.mongo_url,
+            self.namespace,
+            webhook_urls=hook.url,
+            delivery_retry_initial_seconds="0.5",
+            delivery_retry_max_seconds="2",
+            clock_hold_seconds=str(HOLD_SECONDS),
+            ingest_port=str(free_port()),
+            rules_port=str(free_port()),
+            notify_port=str(free_port()),
+        )
         self.services: dict[str, Service] = {}
         self.mongo: subprocess.Popen | None = None
 

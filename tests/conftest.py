@@ -83,8 +83,9 @@ async def _delete_topology(amqp_url: str, name: str) -> None:
                 pass
 
 
-@pytest.fixture
-def service_env(amqp_url, mongo_url, namespace) -> dict:
+def stack_env(amqp_url: str, mongo_url: str, namespace: str, **settings: str) -> dict[str, str]:
+    """The environment of a stack's processes: this one's without its DEALERWATCH_ settings, the
+    broker, database and namespace, the default policy, and `settings` (name -> DEALERWATCH_NAME)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERWATCH_")}
     env.update(
         DEALERWATCH_AMQP_URL=amqp_url,
@@ -92,14 +93,24 @@ def service_env(amqp_url, mongo_url, namespace) -> dict:
         DEALERWATCH_MONGO_DB=namespace,
         DEALERWATCH_NAMESPACE=namespace,
         DEALERWATCH_POLICY_FILE=str(ROOT / "policies" / "default.yaml"),
-        DEALERWATCH_DELIVERY_RETRY_INITIAL_SECONDS="0.2",
-        DEALERWATCH_DELIVERY_RETRY_MAX_SECONDS="0.5",
+    )
+    env.update({f"DEALERWATCH_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+@pytest.fixture
+def service_env(amqp_url, mongo_url, namespace) -> dict:
+    return stack_env(
+        amqp_url,
+        mongo_url,
+        namespace,
+        delivery_retry_initial_seconds="0.2",
+        delivery_retry_max_seconds="0.5",
         # the clock at wall time and holds of a second: a test's old events are judged at once
         # (the event-time tests set the production grace and holds longer than their pauses)
-        DEALERWATCH_CLOCK_GRACE_SECONDS="0",
-        DEALERWATCH_CLOCK_HOLD_SECONDS="1",
+        clock_grace_seconds="0",
+        clock_hold_seconds="1",
     )
-    return env
 
 
 class Service:

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
 
-from .broker import cancelled_by_the_client
+from .broker import cancelled_by_the_client, connect_with_retry
 from .deadletter import dead_letter
-from .topology import Topology
+from .topology import Topology, declare
 
 log = logging.getLogger(__name__)
 STALL_SECONDS = 30.0
@@ -110,10 +110,10 @@ async def ack_batch(messages: list[RabbitMessage]) -> None:
 
 async def reconnect_when_stalled(
     broker: RabbitBroker,
+    topology: Topology,
     queues: list[RabbitQueue],
     *,
     holding: Callable[[], bool],
-    reconnect: Callable[[], Awaitable[None]],
     stall_seconds: float = STALL_SECONDS,
 ) -> None:
     """Watch for a consumer that the broker delivers to while nothing reaches its handler. Seen in
@@ -139,6 +139,8 @@ async def reconnect_when_stalled(
         log.error(
             "no message reached the consumer of %s for %.0fs while %s wait: connecting again", stalled, stall_seconds, waiting
         )
-        await reconnect()
+        await broker.stop()
+        await connect_with_retry(broker, start=True)
+        await declare(broker, topology)
         for name in stalled:
             _last_delivery[name] = time.monotonic()

@@ -89,12 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             targets = [channel.target() for channel in router.channels.values()]
             log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")
             watched = [topology.notify_queue, topology.dealer_file_queue]
-            await reconnect_when_stalled(broker, watched, holding=dealer_file.holding, reconnect=reconnect)
-
-        async def reconnect() -> None:
-            await broker.stop()
-            await connect_with_retry(broker, start=True)
-            await declare(broker, topology)
+            await reconnect_when_stalled(broker, topology, watched, holding=dealer_file.holding)
 
         loops = {
             "consumers": consume(),

@@ -94,7 +94,7 @@ class RulesService:
         await self.broker.start()  # first: the consumer declares its queue on its own channel
         await declare(self.broker, self.topology)
         stalls = reconnect_when_stalled(
-            self.broker, [self.topology.rules_queue], holding=lambda: bool(self._unacked), reconnect=self._reconnect
+            self.broker, self.topology, [self.topology.rules_queue], holding=lambda: bool(self._unacked)
         )
         self._tasks = [
             self.health.watch("flush", asyncio.create_task(self._flush_loop())),
@@ -102,12 +102,6 @@ class RulesService:
             self.health.watch("consumer watch", asyncio.create_task(stalls)),
         ]
         self.ready = True
-
-    async def _reconnect(self) -> None:
-        """A new connection (see consuming.reconnect_when_stalled)."""
-        await self.broker.stop()
-        await connect_with_retry(self.broker, start=True)
-        await declare(self.broker, self.topology)
 
     def consumer_state(self) -> str:
         """For the task dump (kill -USR1): each subscriber, its channel and consumer."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common.broker import connect_with_retry, make_broker, publish_each
+from services.common.broker import make_broker, publish_each
 from services.common.consuming import ack_batch, reconnect_when_stalled, subscribe
 from services.common.settings import Settings
 from services.common.topology import Topology, declare
@@ -45,13 +45,8 @@ def test_a_consumer_whose_deliveries_vanish_is_connected_again(amqp_url, namespa
         await asyncio.sleep(1.0)
         vanished = 70 - len(handled)
 
-        async def reconnect() -> None:
-            await broker.stop()
-            await connect_with_retry(broker, start=True)
-            await declare(broker, topology)
-
         watch = asyncio.create_task(
-            reconnect_when_stalled(broker, [topology.rules_queue], holding=lambda: False, reconnect=reconnect, stall_seconds=1.5)
+            reconnect_when_stalled(broker, topology, [topology.rules_queue], holding=lambda: False, stall_seconds=1.5)
         )
         for _ in range(200):
             if len(set(handled)) == 70:
