@@ -7,7 +7,8 @@ Prints, from one run on one machine:
   expected alert stored, as a ratio of the baseline;
 - latency from POST to stored alert (p50/p99), under that load and for single events when idle.
 
-Usage: python bench/pipeline.py [--events 20000] [--batch 500]
+Usage: python bench/pipeline.py [--events 20000] [--batch 500] [--workers 1,2,3]
+(--workers: one run per number of rules workers, sharing the 32 partitions; docs/scaling.md)
 """
 
 from __future__ import annotations
@@ -166,16 +167,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_pipeline(total: int, batch_size: int, prefetch: int) -> dict:
+def rss_mb(service: Service) -> float:
+    for line in Path(f"/proc/{service.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_pipeline(total: int, batch_size: int, prefetch: int, workers: int = 1) -> dict:
     work = Path(tempfile.mkdtemp(prefix="dealerwatch-bench-"))
     mongo_port = free_port()
     mongo = devstack.start_mongo(mongo_port, str(work / "mongo"))
     mongo_url = f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true&retryWrites=false"
     namespace = f"bench{uuid.uuid4().hex[:6]}"
-    env = stack_env(AMQP_URL, mongo_url, namespace, log_level="WARNING", prefetch=str(prefetch))
-    ports = {"ingest": "DEALERWATCH_INGEST_PORT", "rules": "DEALERWATCH_RULES_PORT", "notify": "DEALERWATCH_NOTIFY_PORT"}
+    env = stack_env(AMQP_URL, mongo_url, namespace, log_level="WARNING", prefetch=str(prefetch), partitions=str(PARTITIONS))
+    ports = {"ingest": "DEALERWATCH_INGEST_PORT", "notify": "DEALERWATCH_NOTIFY_PORT"}
     services = [Service(name, {**env, var: str(free_port())}, work).start() for name, var in ports.items()]
+    rules = [Service("rules", {**env, "DEALERWATCH_RULES_PORT": str(free_port())}, work).start() for _ in range(workers)]
+    services += rules
     ingest = services[0]
+    wait_shared(rules)
     alerts = pymongo.MongoClient(mongo_url, tz_aware=True)[namespace]["alerts"]
     try:
         now = dt.datetime.now(dt.UTC)
@@ -209,6 +220,8 @@ def run_pipeline(total: int, batch_size: int, prefetch: int) -> dict:
                     time.sleep(0.002)
                 idle.append(doc["created_at"].timestamp() - t0)
         return {
+            "workers": workers,
+            "rules_rss_mb": [round(rss_mb(r)) for r in rules],
             "events": events,
             "alerts": expected,
             "seconds": finished - start,
@@ -223,7 +236,22 @@ def run_pipeline(total: int, batch_size: int, prefetch: int) -> dict:
         for service in services:
             service.stop()
         devstack.stop(mongo)
-        asyncio.run(_delete_topology(AMQP_URL, namespace))
+        asyncio.run(_delete_topology(AMQP_URL, namespace, PARTITIONS))
+
+
+PARTITIONS = 32
+
+
+def wait_shared(rules: list[Service], seconds: float = 60) -> None:
+    """Until the workers own every partition once, each its even share."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        owned = [[p["partition"] for p in httpx.get(f"{r.url}/partitions").json()["owned"]] for r in rules]
+        flat = [p for o in owned for p in o]
+        if sorted(flat) == list(range(PARTITIONS)) and max(map(len, owned)) <= -(-PARTITIONS // len(rules)):
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the partitions were not shared out")
 
 
 def main() -> None:
@@ -231,12 +259,24 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--prefetch", type=int, default=None, help="default: the service default")
+    parser.add_argument("--workers", default=None, help="comma-separated numbers of rules workers, one run each")
     args = parser.parse_args()
     devstack.ensure_rabbitmq(AMQP_URL)
     raw = asyncio.run(baseline(args.events))
     from services.common.settings import Settings
 
-    result = run_pipeline(args.events, args.batch, args.prefetch or Settings().prefetch)
+    prefetch = args.prefetch or Settings().prefetch
+    if args.workers:
+        print(f"baseline  raw aio-pika publish->consume (persistent, confirms): {raw:8.0f} msg/s")
+        for workers in map(int, args.workers.split(",")):
+            result = run_pipeline(args.events, args.batch, prefetch, workers)
+            print(
+                f"workers={workers}  {result['rate']:6.0f} events/s end to end (ratio {result['rate'] / raw:.2f}), "
+                f"p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms under load; "
+                f"rules RSS per worker {result['rules_rss_mb']} MB"
+            )
+        return
+    result = run_pipeline(args.events, args.batch, prefetch)
     print(f"baseline  raw aio-pika publish->consume (persistent, confirms): {raw:8.0f} msg/s")
     print(
         f"pipeline  {result['events']} events, {result['alerts']} alerts in {result['seconds']:.1f} s: "

@@ -15,6 +15,7 @@ from pathlib import Path
 import aio_pika
 import httpx
 import pytest
+from helpers import TEST_PARTITIONS
 
 from services import devstack
 from services.common.topology import Topology
@@ -64,8 +65,8 @@ def namespace(amqp_url):
     asyncio.run(_delete_topology(amqp_url, name))
 
 
-async def _delete_topology(amqp_url: str, name: str) -> None:
-    topology = Topology(name)
+async def _delete_topology(amqp_url: str, name: str, partitions: int = TEST_PARTITIONS) -> None:
+    topology = Topology(name, partitions)
     queues = [queue.name for queue in topology.queues] + [f"{name}.test-subscriber"]
     connection = await aio_pika.connect(amqp_url)
     async with connection:
@@ -93,6 +94,7 @@ def stack_env(amqp_url: str, mongo_url: str, namespace: str, **settings: str) ->
         DEALERWATCH_MONGO_DB=namespace,
         DEALERWATCH_NAMESPACE=namespace,
         DEALERWATCH_POLICY_FILE=str(ROOT / "policies" / "default.yaml"),
+        DEALERWATCH_PARTITIONS=str(TEST_PARTITIONS),
     )
     env.update({f"DEALERWATCH_{name.upper()}": value for name, value in settings.items()})
     return env

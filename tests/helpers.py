@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aio_pika
 
+from services.common.topology import Topology, event_routing_key
 from services.notify.channels.webhook import verify
 
 
@@ -163,17 +164,50 @@ def queue_depth(amqp_url: str, queue: str) -> int:
     return asyncio.run(_queue_depth(amqp_url, queue))
 
 
+# partitions of a test stack (conftest.stack_env): fewer than the default 32 quorum queues to
+# declare and delete per test (tests/e2e/test_partitions.py runs workers over the default)
+TEST_PARTITIONS = 4
+
+
+def rules_depth(amqp_url: str, namespace: str, partitions: int = TEST_PARTITIONS) -> int:
+    """Messages waiting in the rules partitions' queues, all together."""
+    return sum(queue_depth(amqp_url, queue.name) for queue in Topology(namespace, partitions).rules_queues)
+
+
+def event_key(event_type: str, dealer_id: str, partitions: int = TEST_PARTITIONS) -> str:
+    """The routing key ingest gives an event (its dealer's partition first)."""
+    return event_routing_key(event_type, dealer_id, partitions)
+
+
+def publish_events(amqp_url: str, namespace: str, *events: dict, partitions: int = TEST_PARTITIONS) -> None:
+    """Publish events (dicts) as ingest would: each with its own routing key, in order."""
+    for event in events:
+        key = event_key(event["type"], event["dealer_id"], partitions)
+        publish(amqp_url, Topology(namespace, partitions).events.name, key, json.dumps(event).encode())
+
+
+def drain_rules(amqp_url: str, namespace: str, partitions: int = TEST_PARTITIONS) -> list:
+    """Every message waiting in the rules partitions' queues (gone afterwards)."""
+    return [m for queue in Topology(namespace, partitions).rules_queues for m in drain(amqp_url, queue.name)]
+
+
 async def _drain(amqp_url: str, queue: str, limit: int) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """By consuming, not basic.get: the rules partitions' queues have a single active consumer,
+    which refuses basic.get."""
     connection = await aio_pika.connect(amqp_url)
-    messages = []
+    messages: list[aio_pika.abc.AbstractIncomingMessage] = []
     async with connection:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, passive=True)
-        while len(messages) < limit:
-            message = await declared.get(fail=False, no_ack=True)
-            if message is None:
-                break
-            messages.append(message)
+        waiting = declared.declaration_result.message_count
+        if not waiting:
+            return messages
+        async with declared.iterator() as incoming:
+            async for message in incoming:
+                await message.ack()
+                messages.append(message)
+                if len(messages) >= min(limit, waiting):
+                    break
     return messages
 
 

@@ -19,10 +19,11 @@ def document(namespace: str = "dealerwatch") -> AsyncAPI:
     broker = RabbitBroker(description="Events from POS/ERP systems and the alert signals derived from them.")
 
     @broker.subscriber(
-        topology.rules_queue,
+        topology.rules_queue(0),
         exchange=topology.events,
         title="rules: events",
-        description="Validated v1 events; routing key <type>.<dealer_id>.",
+        description="Validated v1 events; routing key p<N>.<type>.<dealer_id>, N the dealer's partition "
+        "(services/common/partitions.py); one queue per partition, <namespace>.rules.p<N>.",
     )
     @broker.publisher(
         exchange=topology.alert_signals,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import aiormq
 from faststream.rabbit import Channel, RabbitBroker, RabbitExchange
@@ -38,9 +40,13 @@ def cancelled_by_the_client(exc: BaseException) -> bool:
     return isinstance(exc, asyncio.CancelledError) and task is not None and not task.cancelling()
 
 
+_nodes: WeakKeyDictionary[RabbitBroker, list[str]] = WeakKeyDictionary()  # broker -> its cluster's URLs
+
+
 def make_broker(settings: Settings, **kwargs: Any) -> RabbitBroker:
-    return RabbitBroker(
-        settings.amqp_url.get_secret_value(),
+    urls = settings.amqp_urls()
+    broker = RabbitBroker(
+        urls[0],
         default_channel=Channel(prefetch_count=settings.prefetch, publisher_confirms=True, on_return_raises=True),
         reconnect_interval=1.0,
         log_level=logging.DEBUG,  # one line per message is noise at INFO
@@ -49,6 +55,48 @@ def make_broker(settings: Settings, **kwargs: Any) -> RabbitBroker:
         apply_types=False,
         **kwargs,
     )
+    _nodes[broker] = urls
+    return broker
+
+
+def _next_node(broker: RabbitBroker) -> None:
+    """The next URL of the cluster for the broker's next connection. aio-pika's connection
+    reconnects to the one URL it was given; FastStream keeps that URL in `_connection_kwargs`."""
+    urls = _nodes.get(broker, [])
+    if len(urls) > 1:
+        current = broker._connection_kwargs.get("url")
+        following = urls[(urls.index(current) + 1) % len(urls)] if current in urls else urls[0]
+        broker._connection_kwargs["url"] = following
+
+
+NODE_DOWN_SECONDS = 3.0  # disconnected this long: move to another node of the cluster
+
+
+async def follow_nodes(broker: RabbitBroker, *, start: bool, reconnected: Callable[[], Awaitable[None]]) -> None:
+    """With several nodes: when the broker's connection has been down for NODE_DOWN_SECONDS,
+    connect to the next node (aio-pika would keep trying the node that went away) and call
+    `reconnected` (declare the topology again)."""
+    if len(_nodes.get(broker, [])) < 2:
+        return
+    down_since: float | None = None
+    while True:
+        await asyncio.sleep(0.5)
+        connection = broker._connection
+        if connection is None or connection.connected.is_set():
+            down_since = None
+            continue
+        down_since = down_since or time.monotonic()
+        if time.monotonic() - down_since < NODE_DOWN_SECONDS:
+            continue
+        log.warning("the broker node has been away for %.0fs: connecting to another node", NODE_DOWN_SECONDS)
+        try:
+            await broker.stop()
+        except Exception:  # noqa: BLE001 - closing what is already gone
+            pass
+        _next_node(broker)
+        await connect_with_retry(broker, start=start)
+        await reconnected()
+        down_since = None
 
 
 async def publish_confirmed(
@@ -137,5 +185,6 @@ async def connect_with_retry(broker: RabbitBroker, *, start: bool, stop_event: a
                 await broker.stop()
             except Exception:  # noqa: BLE001
                 pass
+            _next_node(broker)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

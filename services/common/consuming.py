@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
@@ -15,6 +16,26 @@ from .deadletter import dead_letter
 from .topology import Topology, declare
 
 log = logging.getLogger(__name__)
+
+
+class Delivered(Protocol):
+    """What the helpers below need of a delivery: FastStream's RabbitMessage, or the rules
+    workers' own aio-pika deliveries (rules/partitions.Delivery)."""
+
+    @property
+    def raw_message(self) -> Any: ...  # aio-pika's IncomingMessage
+
+    @property
+    def headers(self) -> Any: ...
+
+    @property
+    def message_id(self) -> str | None: ...
+
+    async def ack(self, multiple: bool = False) -> None: ...
+
+    async def nack(self, multiple: bool = False, requeue: bool = True) -> None: ...
+
+
 STALL_SECONDS = 30.0
 _last_delivery: dict[str, float] = {}  # queue name -> monotonic time its handler last got a message
 _in_handler: dict[str, int] = {}  # queue name -> handlers running now
@@ -24,7 +45,7 @@ _in_handler: dict[str, int] = {}  # queue name -> handlers running now
 SETTLE_SECONDS = 5.0
 
 
-async def settle(operation: Awaitable[None], message: RabbitMessage, what: str) -> bool:
+async def settle(operation: Awaitable[None], message: Delivered, what: str) -> bool:
     """Ack or nack; False if that could not be done in time or its channel is gone (the broker
     then delivers the message again, which every consumer recognises)."""
     try:
@@ -73,7 +94,7 @@ def subscribe(
     )(in_order)
 
 
-async def reject(broker: RabbitBroker, topology: Topology, message: RabbitMessage, reason: str, *, stage: str) -> None:
+async def reject(broker: RabbitBroker, topology: Topology, message: Delivered, reason: str, *, stage: str) -> None:
     """Dead-letter with the reason, then ack: the message is kept there, never lost or looping."""
     log.warning("dead-lettering message %s: %s", message.message_id, reason)
     await dead_letter(broker, topology, message, reason, stage=stage)
@@ -81,7 +102,7 @@ async def reject(broker: RabbitBroker, topology: Topology, message: RabbitMessag
 
 
 async def retry_or_reject(
-    broker: RabbitBroker, topology: Topology, message: RabbitMessage, exc: BaseException, *, max_attempts: int, stage: str
+    broker: RabbitBroker, topology: Topology, message: Delivered, exc: BaseException, *, max_attempts: int, stage: str
 ) -> None:
     """A handler failure: requeue after a growing pause, until `max_attempts`, then dead-letter."""
     attempt = int((message.headers or {}).get("x-delivery-count", 0)) + 1
@@ -93,7 +114,7 @@ async def retry_or_reject(
     await settle(message.nack(requeue=True), message, "requeue")
 
 
-async def ack_batch(messages: list[RabbitMessage]) -> None:
+async def ack_batch(messages: Sequence[Delivered]) -> None:
     """One `multiple` ack per channel, on its newest message: messages are handled one at a time
     in delivery order (subscribe), so every earlier delivery on that channel is in this batch,
     an earlier one, or was already settled (dead-lettered or requeued). One frame instead of one
@@ -101,7 +122,7 @@ async def ack_batch(messages: list[RabbitMessage]) -> None:
     Each consumer needs its own channel, or a `multiple` ack settles another consumer's
     messages: `subscribe` gives each one, provided the queues are declared after
     `broker.start()` (see topology.declare)."""
-    newest: dict[int, RabbitMessage] = {}
+    newest: dict[int, Delivered] = {}
     for message in messages:
         newest[id(message.raw_message.channel)] = message
     for message in newest.values():

@@ -3,15 +3,18 @@ headers, so an operator can read why and replay it once the cause is fixed."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from faststream.rabbit import RabbitBroker, RabbitMessage
+from faststream.rabbit import RabbitBroker
 
 from .broker import publish_confirmed
 from .topology import ERROR_HEADER, STAGE_HEADER, Topology
 
+if TYPE_CHECKING:
+    from .consuming import Delivered
 
-async def dead_letter(broker: RabbitBroker, topology: Topology, message: RabbitMessage, reason: str, *, stage: str) -> None:
+
+async def dead_letter(broker: RabbitBroker, topology: Topology, message: Delivered, reason: str, *, stage: str) -> None:
     """A consumed message, as it was."""
     raw = message.raw_message
     await dead_letter_body(

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .durations import DAY
 from .events import EARLIEST
+from .partitions import DEFAULT_PARTITIONS, MAX_PARTITIONS
 from .topology import DELIVERY_LIMIT
 
 
@@ -34,16 +35,36 @@ class Settings(BaseSettings):
     # renamed variables are still read under their old names (DEALERWATCH_WEBHOOK_TIMEOUT_SECONDS, ...)
     model_config = SettingsConfigDict(env_prefix="DEALERWATCH_", extra="ignore", populate_by_name=True)
 
-    amqp_url: SecretStr = Field(default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="RabbitMQ URL.")
+    def amqp_urls(self) -> list[str]:
+        return [url.strip() for url in self.amqp_url.get_secret_value().split(",") if url.strip()]
+
+    amqp_url: SecretStr = Field(
+        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="RabbitMQ URL, or the URLs of a cluster's nodes separated by commas: a service connects to the "
+        "first that answers and moves to another when its node goes away.",
+    )
     mongo_url: SecretStr = Field(
         default=SecretStr("mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false"),
         description="MongoDB URL.",
     )
     mongo_db: str = Field(default="dealerwatch", description="MongoDB database name.")
+    mongo_write_concern: str = Field(
+        default="majority",
+        pattern=r"^(majority|[1-9])$",
+        description="Write concern of every write (with the journal): 'majority' (a replica set keeps what it "
+        "acknowledged through a failover; a single server treats it as 1) or a number of members.",
+    )
     namespace: str = Field(
         default="dealerwatch",
         pattern=r"^[a-z][a-z0-9-]{0,40}$",
         description="Prefix of every exchange and queue name (several stacks can share a broker).",
+    )
+    partitions: int = Field(
+        default=DEFAULT_PARTITIONS,
+        ge=1,
+        le=MAX_PARTITIONS,
+        description="Partitions of the dealers over rules workers (one queue each); fixed for a deployment: every "
+        "service must use the same number, and changing it needs a drained stack (docs/scaling.md).",
     )
     prefetch: int = Field(default=500, ge=1, le=5000, description="Unacked messages per consumer.")
     max_attempts: int = Field(

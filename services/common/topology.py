@@ -1,10 +1,13 @@
 """Exchanges, queues and routing keys: declared here once, used by every service.
 
-    events exchange (topic)  --#----------------->  rules queue (quorum) --> rules service
-                             --visit.#, promotion.#, sale.#, target.#-->  dealer-file queue (quorum) --> notify
+    events exchange (topic)  --p<N>.#------------->  rules partition queue p<N> (quorum) --> the rules worker owning it
+                             --*.visit.#, *.promotion.#, *.sale.#, ...-->  dealer-file queue (quorum) --> notify
     alert-signals (topic)    --#----------------->  notify queue (quorum) --> notify service
     alerts (topic)           <-- every alert change, published by notify, for other systems
     dead-letter (fanout)     ------------------->  dead-letter queue (quorum, kept for inspection/replay)
+
+An event's routing key starts with its dealer's partition (`p<N>.<type>.<dealer>`, see
+partitions.py): each partition has its own queue, consumed by one rules worker at a time.
 
 Work queues are quorum queues with a delivery limit, so that a message that
 crashes its consumer is dead-lettered after a bounded number of deliveries
@@ -17,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+
+from .partitions import DEFAULT_PARTITIONS, partition_key, partition_of
 
 ERROR_HEADER = "x-dealerwatch-error"
 STAGE_HEADER = "x-dealerwatch-stage"
@@ -39,9 +44,10 @@ def routing_key(*parts: str) -> str:
     return shortstr(".".join(part.replace(".", "_") for part in parts))
 
 
-def event_routing_key(event_type: str, dealer_id: str) -> str:
-    """`<type>.<dealer>`, e.g. `promotion.spend.D-001`."""
-    return routing_key(*event_type.split("."), dealer_id)
+def event_routing_key(event_type: str, dealer_id: str, partitions: int) -> str:
+    """`p<N>.<type>.<dealer>`, e.g. `p7.promotion.spend.D-001`: the partition first, so that a key
+    cut to 255 bytes still routes to it."""
+    return routing_key(partition_key(partition_of(dealer_id, partitions)), *event_type.split("."), dealer_id)
 
 
 def alert_routing_key(severity: str, rule_id: str, dealer_id: str) -> str:
@@ -56,6 +62,7 @@ def evaluation_routing_key(dealer_id: str) -> str:
 @dataclass(frozen=True)
 class Topology:
     namespace: str = "dealerwatch"
+    partitions: int = DEFAULT_PARTITIONS
     # Safety net for consumers that crash mid-message (a crash loop); handled
     # failures are dead-lettered by the service itself before this is reached.
     delivery_limit: int = DELIVERY_LIMIT
@@ -91,9 +98,18 @@ class Topology:
             },
         )
 
+    def rules_queue(self, partition: int) -> RabbitQueue:
+        """The events of one partition's dealers, consumed by the rules worker that owns it.
+        Single active consumer: a quorum queue ignores `exclusive` on 3.10 (measured: two
+        workers consumed one), so that two workers briefly claiming one partition never split
+        its messages; the one whose epoch is older finds out at its next write and closes."""
+        queue = self._work_queue(f"rules.p{partition}")
+        queue.arguments = {**(queue.arguments or {}), "x-single-active-consumer": True}
+        return queue
+
     @property
-    def rules_queue(self) -> RabbitQueue:
-        return self._work_queue("rules.events")
+    def rules_queues(self) -> tuple[RabbitQueue, ...]:
+        return tuple(self.rules_queue(p) for p in range(self.partitions))
 
     @property
     def notify_queue(self) -> RabbitQueue:
@@ -105,7 +121,7 @@ class Topology:
         outlets, kept by notify for each dealer's file."""
         return self._work_queue("notify.dealer-file")
 
-    DEALER_FILE_KEYS = ("visit.#", "promotion.#", "sale.#", "target.#", "dealer.#", "outlet.#")
+    DEALER_FILE_KEYS = ("*.visit.#", "*.promotion.#", "*.sale.#", "*.target.#", "*.dealer.#", "*.outlet.#")
 
     @property
     def dead_letter_queue(self) -> RabbitQueue:
@@ -117,7 +133,7 @@ class Topology:
 
     @property
     def queues(self) -> tuple[RabbitQueue, ...]:
-        return (self.rules_queue, self.notify_queue, self.dealer_file_queue, self.dead_letter_queue)
+        return (*self.rules_queues, self.notify_queue, self.dealer_file_queue, self.dead_letter_queue)
 
 
 async def declare(broker: RabbitBroker, topology: Topology) -> None:
@@ -131,8 +147,9 @@ async def declare(broker: RabbitBroker, topology: Topology) -> None:
     signals = await broker.declare_exchange(topology.alert_signals)
     dead = await broker.declare_exchange(topology.dead_letter)
     await broker.declare_exchange(topology.alerts)
+    partitions = [(topology.rules_queue(p), events, [f"{partition_key(p)}.#"]) for p in range(topology.partitions)]
     for queue, exchange, keys in (
-        (topology.rules_queue, events, ["#"]),
+        *partitions,
         (topology.notify_queue, signals, ["#"]),
         (topology.dealer_file_queue, events, list(Topology.DEALER_FILE_KEYS)),
         (topology.dead_letter_queue, dead, [""]),

@@ -21,7 +21,7 @@ from faststream.rabbit import RabbitExchange
 
 from services.common import mongo
 from services.common.access import Keys, refuse_open_bind
-from services.common.broker import PublishError, connect_with_retry, make_broker, publish_all_confirmed
+from services.common.broker import PublishError, connect_with_retry, follow_nodes, make_broker, publish_all_confirmed
 from services.common.events import Event
 from services.common.settings import Settings
 from services.common.timeutil import utcnow
@@ -36,7 +36,7 @@ log = logging.getLogger("dealerwatch.ingest")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    topology = Topology(settings.namespace)
+    topology = Topology(settings.namespace, settings.partitions)
     broker = make_broker(settings)
     client, db = mongo.database(settings)
     keys = Keys(readers=[], writers=settings.ingest_keys)
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await connect_with_retry(broker, start=False)
             await declare(broker, topology)
             log.info("connected to the broker; publishing to %s", topology.events.name)
+            await follow_nodes(broker, start=False, reconnected=lambda: declare(broker, topology))
 
         task = asyncio.create_task(connect())
         yield
@@ -136,7 +137,7 @@ def _messages(topology: Topology, events: list[Event]) -> Iterator[tuple[RabbitE
     for event in events:
         yield (
             topology.events,
-            event_routing_key(event.type, event.dealer_id),
+            event_routing_key(event.type, event.dealer_id, topology.partitions),
             event.model_dump_json(exclude_none=True).encode(),
             event.event_id,
         )

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
-from services.common.broker import connect_with_retry, make_broker
+from services.common.broker import connect_with_retry, follow_nodes, make_broker
 from services.common.consuming import reconnect_when_stalled
 from services.common.deadletter import dead_letter_body
 from services.common.health import Health
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     broker = make_broker(settings)
     http = httpx.AsyncClient(follow_redirects=False)
     router = Router(settings, http)
-    topology = Topology(settings.namespace)
+    topology = Topology(settings.namespace, settings.partitions)
 
     async def dead_letter_delivery(alert: dict[str, Any], delivery: dict[str, Any]) -> None:
         body = json.dumps({"alert": alert, "delivery": delivery}, default=str, ensure_ascii=False).encode()
@@ -89,7 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             targets = [channel.target() for channel in router.channels.values()]
             log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")
             watched = [topology.notify_queue, topology.dealer_file_queue]
-            await reconnect_when_stalled(broker, topology, watched, holding=dealer_file.holding)
+            await asyncio.gather(
+                reconnect_when_stalled(broker, topology, watched, holding=dealer_file.holding),
+                follow_nodes(broker, start=True, reconnected=lambda: declare(broker, topology)),
+            )
 
         loops = {
             "consumers": consume(),

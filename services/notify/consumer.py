@@ -41,7 +41,7 @@ class SignalConsumer:
         self._worker = worker
         self._router = router
         self._settings = settings
-        self._topology = Topology(settings.namespace)
+        self._topology = Topology(settings.namespace, settings.partitions)
         subscribe(broker, self._topology.notify_queue, self.on_message, prefetch=settings.prefetch, title="notify: alert signals")
 
     async def on_message(self, body: bytes) -> None:

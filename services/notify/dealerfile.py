@@ -76,7 +76,7 @@ class DealerFile:
         self._broker = broker
         self._settings = settings
         self._http = http
-        self._topology = Topology(settings.namespace)
+        self._topology = Topology(settings.namespace, settings.partitions)
         self._policy: tuple[float, PolicyView] | None = None  # (when, what rules said)
         self._pending: list[tuple[dict[str, Any], RabbitMessage]] = []
         self._wanted = asyncio.Event()

@@ -85,7 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "policy_version": service.core.policy.version,
             "policy_file_errors": service.policy_file_errors,  # the file is invalid: the last good policy runs
             "dealers": len(service.core.states),
-            "dealers_set_aside": len(service.judge.set_aside),
+            "dealers_set_aside": len(service.set_aside()),
+            # this worker's share: the partitions it owns (GET /partitions has their lag and epochs)
+            "partitions": sorted(service.partitions),
+            "workers": service.ownership.live,
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -109,17 +112,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dealer_file = DealerFileView(baseline_weeks=running.baseline_weeks, drop_below=spec.drop_below)
         return PolicyView(version=running.version, timezone=running.spec.timezone, dealer_file=dealer_file)
 
+    @app.get("/partitions")
+    async def partitions() -> dict[str, Any]:
+        """The partitions this worker owns: epoch, lag (messages waiting), dealers."""
+        return {
+            "worker": service.worker_id,
+            "partitions_total": service.settings.partitions,
+            "workers": service.ownership.live,
+            "share": service.ownership.target,
+            "owned": [{**item, "taken_at": _iso(item["taken_at"])} for item in await service.partitions_view()],
+        }
+
     @app.get("/v1/set-aside")
     async def set_aside() -> dict[str, Any]:
         """Dealers whose judgement failed: left as they were, skipped by the clock until a
         policy reload or a restart (or their next event), with the reason."""
-        items = [{"dealer_id": a.dealer_id, "at": _iso(a.at), "reason": a.reason} for a in service.judge.set_aside.values()]
+        items = [{"dealer_id": a.dealer_id, "at": _iso(a.at), "reason": a.reason} for a in service.set_aside()]
         return {"items": items}
 
     @app.get("/v1/dealers/{dealer_id}")
     async def dealer(dealer_id: str) -> dict[str, Any]:
         """What the rules keep for a dealer: current measures, promotions, open episodes."""
-        state = service.core.states.get(dealer_id)
+        # another worker may own the dealer: then its stored state (as of that worker's last flush)
+        state = service.core.states.get(dealer_id) or await service.store.load(dealer_id)
         if state is None:
             raise HTTPException(404, f"no state for dealer {dealer_id!r}")
         t = max(time.time(), state.latest or 0.0)
@@ -131,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "judged_until": _iso(state.latest),
             "events_counted": state.events,
             "held_until": _iso(state.hold.until) if state.hold else None,
-            "measures": service.core.measures(dealer_id, t),
+            "measures": service.core.measures_of(state, t),
             "promotions": [
                 {
                     "promotion_id": pid,

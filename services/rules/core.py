@@ -189,7 +189,9 @@ class RulesCore:
         return min(c for c in candidates if c is not None and c > t)
 
     def measures(self, dealer_id: str, t: float) -> dict[str, float]:
-        state = self.states[dealer_id]
+        return self.measures_of(self.states[dealer_id], t)
+
+    def measures_of(self, state: DealerState, t: float) -> dict[str, float]:
         calendar = self.policy.calendar
         values = {name: m.value(state, t, calendar) for name, m in self.policy.measures.items()}
         return {name: value for name, value in values.items() if value is not None}

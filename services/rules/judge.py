@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.common.events import Event
@@ -56,9 +57,17 @@ class Refused(Exception):
 
 class Judge:
     def __init__(
-        self, core: RulesCore, clock: DeadlineClock | None = None, *, grace: float = 0.0, hold_seconds: float | None = None
+        self,
+        core: RulesCore,
+        clock: DeadlineClock | None = None,
+        *,
+        grace: float = 0.0,
+        hold_seconds: float | None = None,
+        dealers: Iterable[str] | None = None,
     ):
-        """grace, hold_seconds: live only (None: a replay, nothing is held)."""
+        """grace, hold_seconds: live only (None: a replay, nothing is held).
+        dealers: the dealers of the core this judge keeps the clock of (live: one partition's);
+        None: all of them."""
         self.core = core
         self.clock = clock or DeadlineClock()  # dealers that are not held
         self.grace = grace
@@ -72,7 +81,7 @@ class Judge:
         self._hold_queued: set[str] = set()  # dealers with an entry in _hold_ends
         self._held: dict[str, str] = {}  # held dealer -> the source whose clock it is on
         self._moved: set[str] = set()  # sources whose history moved on since their held dealers were judged
-        for dealer_id in core.states:
+        for dealer_id in core.states if dealers is None else dealers:
             self.schedule(dealer_id)
 
     def schedule(self, dealer_id: str) -> None:
@@ -171,9 +180,10 @@ class Judge:
     def held(self) -> int:
         return len(self._held)
 
-    def extend_holds(self, until: float) -> None:
+    def extend_holds(self, until: float, dealers: Iterable[str] | None = None) -> None:
         """After a restart: events of held dealers may still wait in the queue, unseen."""
-        for dealer_id, state in self.core.states.items():
+        for dealer_id in self.core.states if dealers is None else dealers:
+            state = self.core.states[dealer_id]
             if state.hold is not None and state.hold.until < until:
                 state.hold.until = until
                 self.schedule(dealer_id)

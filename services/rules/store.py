@@ -2,19 +2,25 @@
 
 Ids chosen by upstream systems (event, promotion ids) may contain `.` or `$`,
 so they are stored as values in lists, never as document keys.
+
+Each dealer document carries its partition and the epoch of the owner that wrote it; a write
+is refused when the stored epoch is newer (the partition moved on to another worker: see
+partitions.py). Also here: the workers' heartbeats (`rules_workers`) and the partitions' epochs
+(`rules_partitions`).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from array import array
 from dataclasses import asdict
 from typing import Any
 
 import bson
 from bson.raw_bson import RawBSONDocument
-from pymongo import ReplaceOne
-from pymongo.errors import BulkWriteError
+from pymongo import ASCENDING, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common import mongo
 from services.common.judgement_time import CLOCK, CLOCK_ID, DEALERS
@@ -24,8 +30,11 @@ from .keys import SourceKey
 from .network import Outlet, VisitPlan
 from .state import TEXT_CODES, DealerState, Episode, Hold, Promotion, Series
 
-FORMAT = 5
+FORMAT = 6
 POLICY = "rules_policy"
+WORKERS = "rules_workers"
+PARTITIONS = "rules_partitions"
+DUPLICATE_KEY = 11000  # an upsert whose filter missed a newer document: the write is fenced off
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's limit
 
 
@@ -53,7 +62,7 @@ def to_doc(state: DealerState) -> dict[str, Any]:
     }
 
 
-READABLE = (3, 4, 5)  # 3: before `events` and `hold`; 4: before the network (all default)
+READABLE = (3, 4, 5, 6)  # 3: before `events` and `hold`; 4: before the network (all default); 5: before partitions
 
 
 def from_doc(doc: dict[str, Any]) -> DealerState:
@@ -104,11 +113,11 @@ def _is_text(key: str) -> bool:
     return SourceKey.parse(key).text
 
 
-def encode(state: DealerState) -> RawBSONDocument:
+def encode(state: DealerState, partition: int = 0, epoch: int = 0) -> RawBSONDocument:
     """The dealer's document as BSON, or ValueError saying why it cannot be stored. Encoded
     here, before anything is published, so one dealer that cannot be stored is found alone."""
     try:
-        raw = bson.encode(to_doc(state))
+        raw = bson.encode({**to_doc(state), "partition": partition, "epoch": epoch})
     except Exception as exc:
         raise ValueError(f"its state cannot be stored: {type(exc).__name__}: {exc}") from exc
     if len(raw) > MAX_DOCUMENT_BYTES:
@@ -126,12 +135,20 @@ def stored_policy(settings: Settings) -> dict[str, Any] | None:
         return client[settings.mongo_db][POLICY].find_one({"_id": "last-good"})
 
 
+def _fenced(epoch: int) -> dict[str, Any]:
+    """Matches a document written by this epoch or an older one (or before partitions)."""
+    return {"$or": [{"epoch": {"$lte": epoch}}, {"epoch": {"$exists": False}}]}
+
+
 class StateStore:
     def __init__(self, settings: Settings):
         self._client, db = mongo.database(settings)
         self._collection = db[DEALERS]
         self._clock = db[CLOCK]
         self._policy = db[POLICY]
+        self._workers = db[WORKERS]
+        self._partitions = db[PARTITIONS]
+        self._count = settings.partitions
 
     async def ping(self) -> bool:
         return await mongo.ping(self._client)
@@ -143,30 +160,100 @@ class StateStore:
             states[state.dealer_id] = state
         return states
 
+    async def assign_partitions(self) -> int:
+        """Give documents written before partitions (or under another partition count) their
+        partition; returns how many changed. Idempotent; run at each start."""
+        from services.common.partitions import partition_of
+
+        await self._collection.create_index([("partition", ASCENDING)])
+        meta = await self._clock.find_one({"_id": "partitions"})
+        query: dict[str, Any] = {} if meta is None or meta.get("count") != self._count else {"partition": {"$exists": False}}
+        moves = [
+            UpdateOne({"_id": doc["_id"]}, {"$set": {"partition": partition_of(doc["_id"], self._count)}})
+            async for doc in self._collection.find(query, {"_id": 1})
+        ]
+        if moves:
+            await self._collection.bulk_write(moves, ordered=False)
+        await self._clock.replace_one({"_id": "partitions"}, {"_id": "partitions", "count": self._count}, upsert=True)
+        return len(moves)
+
+    async def load_partition(self, partition: int) -> dict[str, DealerState]:
+        states = {}
+        async for doc in self._collection.find({"partition": partition}):
+            state = from_doc(doc)
+            states[state.dealer_id] = state
+        return states
+
+    # --- ownership ---
+
+    async def take_partition(self, partition: int, worker: str) -> int:
+        """The partition's next epoch, now this worker's: writes of older epochs are refused."""
+        doc = await self._partitions.find_one_and_update(
+            {"_id": partition},
+            {"$inc": {"epoch": 1}, "$set": {"owner": worker, "since": time.time()}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["epoch"])
+
+    async def epochs(self, partitions: list[int]) -> dict[int, int]:
+        return {doc["_id"]: doc["epoch"] async for doc in self._partitions.find({"_id": {"$in": partitions}})}
+
+    async def heartbeat(self, worker: str, info: dict[str, Any]) -> int:
+        """Say this worker is alive; returns how many workers are (this one included)."""
+        now = time.time()
+        await self._workers.replace_one({"_id": worker}, {"_id": worker, "seen": now, **info}, upsert=True)
+        from .partitions import WORKER_TIMEOUT_SECONDS
+
+        return int(await self._workers.count_documents({"seen": {"$gt": now - WORKER_TIMEOUT_SECONDS}}))
+
+    async def leave(self, worker: str) -> None:
+        await self._workers.delete_one({"_id": worker})
+
     async def load(self, dealer_id: str) -> DealerState | None:
         doc = await self._collection.find_one({"_id": dealer_id})
         return None if doc is None else from_doc(doc)
 
-    async def save(self, docs: list[RawBSONDocument], clock: dict[str, Any]) -> dict[str, str]:
-        """Write dealer documents (made by `encode`) and the clock document; returns the dealers
-        the database refused, with its reason (the others are written). Raises when the database
-        is not reachable (nothing can be said about what was written: the caller retries)."""
-        refused = {}
+    async def save(
+        self, docs: list[RawBSONDocument], clocks: dict[int, dict[str, Any]], lateness: float
+    ) -> tuple[dict[str, str], set[int]]:
+        """Write dealer documents (made by `encode`, with their partition and epoch) and each
+        partition's clock ({epoch, at, history}); returns (the dealers the database refused,
+        with its reason; the partitions whose writes were fenced off by a newer epoch). Raises
+        when the database is not reachable (nothing can be said about what was written: the
+        caller retries)."""
+        refused, fenced = {}, set()
         if docs:
             try:
                 await self._collection.bulk_write(
-                    [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False
+                    [ReplaceOne({"_id": doc["_id"], **_fenced(doc["epoch"])}, doc, upsert=True) for doc in docs],
+                    ordered=False,
                 )
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 if not errors:
                     raise
-                refused = {docs[e["index"]]["_id"]: f"the database refused its state: {e.get('errmsg')}" for e in errors}
-        await self._clock.replace_one({"_id": CLOCK_ID}, {"_id": CLOCK_ID, **clock}, upsert=True)
-        return refused
+                for error in errors:
+                    doc = docs[error["index"]]
+                    if error.get("code") == DUPLICATE_KEY:
+                        fenced.add(doc["partition"])
+                    else:
+                        refused[doc["_id"]] = f"the database refused its state: {error.get('errmsg')}"
+        for partition, clock in clocks.items():
+            key = f"{CLOCK_ID}:p{partition}"
+            try:
+                await self._clock.replace_one({"_id": key, **_fenced(clock["epoch"])}, {"_id": key, **clock}, upsert=True)
+            except DuplicateKeyError:
+                fenced.add(partition)
+        # what ingest reads to refuse events rules could no longer count (judgement_time.py)
+        await self._clock.update_one({"_id": CLOCK_ID}, {"$set": {"lateness": lateness}}, upsert=True)
+        return refused, fenced
 
-    async def load_clock(self) -> dict[str, Any] | None:
-        return await self._clock.find_one({"_id": CLOCK_ID})
+    async def load_clock(self, partition: int) -> dict[str, Any] | None:
+        """The partition's clock as its last owner saved it; before partitions, the one clock."""
+        return await self._clock.find_one({"_id": f"{CLOCK_ID}:p{partition}"}) or await self._clock.find_one(
+            {"_id": CLOCK_ID, "at": {"$exists": True}}
+        )
 
     async def save_policy(self, text: str, version: str) -> None:
         """The policy running now: what a start with an invalid file runs instead."""

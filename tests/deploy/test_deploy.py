@@ -25,10 +25,21 @@ def compose() -> dict:
 
 
 def test_every_setting_is_set_for_every_service(compose):
-    for name in SERVICES:
+    for name in SERVICES + tuple(f"{name}-ha" for name in SERVICES):
         service = compose["services"][name]
         assert set(service["environment"]) >= VARIABLES, f"{name} lacks {VARIABLES - set(service['environment'])}"
-        assert service["command"] == ["serve", name]
+        assert service["command"] == ["serve", name.removesuffix("-ha")]
+
+
+def test_cluster_profile_spreads_every_part_over_three_nodes(compose):
+    services = compose["services"]
+    cluster = {name for name, service in services.items() if service.get("profiles") == ["cluster"]}
+    assert {"rabbitmq-1", "rabbitmq-2", "rabbitmq-3", "mongo-1", "mongo-2", "mongo-3"} <= cluster
+    assert services["rules-ha"]["deploy"]["replicas"] >= 2 and services["notify-ha"]["deploy"]["replicas"] == 2
+    environment = services["rules-ha"]["environment"]
+    assert environment["DEALERWATCH_AMQP_URL"].count("amqp://") == 3  # every node, for failover
+    assert "replicaSet=rs0" in environment["DEALERWATCH_MONGO_URL"]
+    assert environment["DEALERWATCH_MONGO_WRITE_CONCERN"] == "majority"
 
 
 def test_production_shape(compose):
@@ -40,6 +51,7 @@ def test_production_shape(compose):
         assert "healthcheck" in service, name
     for name in SERVICES:
         assert services[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert services[f"{name}-ha"]["depends_on"]["rabbitmq-2"]["condition"] == "service_healthy"
         assert services[name]["environment"]["DEALERWATCH_INGEST_KEYS"].startswith("${DEALERWATCH_INGEST_KEYS:?")
     assert "guest" not in (ROOT / "docker-compose.yml").read_text()
 
@@ -52,8 +64,10 @@ def test_compose_validates_and_requires_its_secrets():
         "DEALERWATCH_INGEST_KEYS": "k",
         "DEALERWATCH_ADMIN_KEYS": "a",
         "DEALERWATCH_API_KEYS": "b",
+        "RABBITMQ_ERLANG_COOKIE": "c",
     }
     subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, env=env, check=True)
+    subprocess.run(["docker-compose", "--profile", "cluster", "config", "-q"], cwd=ROOT, env=env, check=True)
     env.pop("DEALERWATCH_INGEST_KEYS")
     refused = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert refused.returncode != 0 and "DEALERWATCH_INGEST_KEYS" in refused.stderr
@@ -76,7 +90,7 @@ def test_asyncapi_document_names_the_queues_and_the_event_models(capsys):
     schemas = set(document["components"]["schemas"])
     assert {"Sale", "Visit", "PromotionPlanned", "PromotionSpend", "TargetSet", "AlertSignal"} <= schemas
     text = json.dumps(document)
-    assert "dealerwatch.rules.events" in text and "dealerwatch.notify.alert-signals" in text
+    assert "dealerwatch.rules.p0" in text and "dealerwatch.notify.alert-signals" in text
 
 
 def test_policy_schema_command_prints_a_json_schema(capsys):

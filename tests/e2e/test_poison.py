@@ -11,7 +11,7 @@ import httpx
 import pytest
 from conftest import wait_for
 from factories import event_base, now, over_budget, promotion_approved, sale, visit
-from helpers import bind, drain, publish, queue_depth, unbind
+from helpers import bind, drain, publish_events, queue_depth, rules_depth, unbind
 from histories import post
 
 from services.common.topology import Topology
@@ -117,14 +117,7 @@ def test_a_message_no_consumer_can_take_is_set_aside_and_the_others_are_kept(ser
     }  # not a 64-bit integer
     refused = httpx.post(f"{ingest.url}/v1/events", json=[huge])
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "active_outlets_target"
-    publish(
-        amqp_url,
-        Topology(namespace).events.name,
-        "target.set.D-1",
-        json.dumps(visit("D-2", at)).encode(),
-        json.dumps(huge).encode(),
-        json.dumps(visit("D-3", at)).encode(),
-    )
+    publish_events(amqp_url, namespace, visit("D-2", at), huge, visit("D-3", at))
     for dealer in ("D-2", "D-3"):
         wait_for(lambda dealer=dealer: httpx.get(f"{notify.url}/v1/dealers/{dealer}").json().get("visits"), 20)
         wait_for(lambda dealer=dealer: httpx.get(f"{rules.url}/v1/dealers/{dealer}").status_code == 200)
@@ -167,7 +160,7 @@ def test_a_signal_the_broker_cannot_route_is_dead_lettered_after_its_attempts(se
     assert dead[0].headers["x-dealerwatch-error"].startswith("not published after 3 tries")
     assert dead[0].headers["x-dealerwatch-stage"] == "rules.output"
     # the events were stored and acked: the flush goes on for everything else
-    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 0)
+    wait_for(lambda: rules_depth(amqp_url, namespace) == 0)
     post(ingest, [sale("D-2", at)])
     wait_for(lambda: httpx.get(f"{rules.url}/v1/dealers/D-2").json().get("events_counted") == 1)
     wait_for(lambda: httpx.get(f"{rules.url}/readyz").status_code == 200)
@@ -188,10 +181,10 @@ async def test_a_dealer_whose_state_cannot_be_stored_is_set_aside_and_its_events
 
     real_encode = rules_service.encode
 
-    def encode(state):
+    def encode(state, *where):
         if state.dealer_id == "BAD":
             raise ValueError("its state cannot be stored: OverflowError: MongoDB can only handle up to 8-byte ints")
-        return real_encode(state)
+        return real_encode(state, *where)
 
     monkeypatch.setattr(rules_service, "encode", encode)
     settings = Settings(
@@ -201,10 +194,9 @@ async def test_a_dealer_whose_state_cannot_be_stored_is_set_aside_and_its_events
     await live.start()
     try:
         at = now()
-        bodies = [json.dumps(e).encode() for e in (sale("GOOD", at), sale("BAD", at), sale("GOOD", at))]
-        await asyncio.to_thread(publish, amqp_url, Topology(namespace).events.name, "sale.x", *bodies)
+        await asyncio.to_thread(publish_events, amqp_url, namespace, sale("GOOD", at), sale("BAD", at), sale("GOOD", at))
         for _ in range(200):
-            if "BAD" in live.judge.set_aside and await asyncio.to_thread(
+            if "BAD" in {item.dealer_id for item in live.set_aside()} and await asyncio.to_thread(
                 queue_depth, amqp_url, Topology(namespace).dead_letter_queue.name
             ):
                 break
@@ -217,6 +209,6 @@ async def test_a_dealer_whose_state_cannot_be_stored_is_set_aside_and_its_events
         assert good["events"] == 2 and await client[namespace]["rules_dealers"].find_one({"_id": "BAD"}) is None
         client.close()
         assert "BAD" not in live.core.states  # back to what was stored: nothing
-        assert await asyncio.to_thread(queue_depth, amqp_url, Topology(namespace).rules_queue.name) == 0
+        assert await asyncio.to_thread(rules_depth, amqp_url, namespace) == 0
     finally:
         await live.stop()

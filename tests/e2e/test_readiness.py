@@ -11,7 +11,7 @@ import pymongo
 import pytest
 from conftest import free_port, wait_for
 from factories import now, over_budget, sale
-from helpers import publish
+from helpers import event_key, publish
 
 from services import devstack
 from services.common.topology import Topology
@@ -49,10 +49,10 @@ def readiness(service) -> tuple[int, dict]:
 def test_rules_with_a_stuck_flush_is_not_ready_and_says_why(services, database, amqp_url, namespace):
     (rules,) = services("rules", env={"DEALERWATCH_MONGO_URL": database.url})
     at = now()
-    publish(amqp_url, Topology(namespace).events.name, "sale.D-1", json.dumps(sale("D-1", at)).encode())
+    publish(amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), json.dumps(sale("D-1", at)).encode())
     wait_for(lambda: httpx.get(f"{rules.url}/v1/dealers/D-1").status_code == 200)
     database.stop()
-    publish(amqp_url, Topology(namespace).events.name, "sale.D-1", json.dumps(sale("D-1", at)).encode())
+    publish(amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), json.dumps(sale("D-1", at)).encode())
     status, body = wait_for(lambda: (r := readiness(rules))[0] == 503 and r[1]["problems"] and r, 40)
     assert any(p.startswith("flush failing for") for p in body["problems"]), body
     database.start()
@@ -66,7 +66,7 @@ def test_notify_with_a_stuck_consumer_is_not_ready_and_says_why(services, databa
     (notify,) = services("notify", env={"DEALERWATCH_MONGO_URL": database.url})
     database.stop()
     for event in over_budget("D-1", now(), "P-1"):
-        publish(amqp_url, Topology(namespace).events.name, "promotion.D-1", json.dumps(event).encode())
+        publish(amqp_url, Topology(namespace).events.name, event_key("promotion.planned", "D-1"), json.dumps(event).encode())
     status, body = wait_for(lambda: (r := readiness(notify))[0] == 503 and r[1]["problems"] and r, 40)
     assert any(p.startswith("alert signals failing for") for p in body["problems"]), body
     database.start()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+from helpers import TEST_PARTITIONS
+
 from services.common.broker import make_broker, publish_each
 from services.common.consuming import ack_batch, reconnect_when_stalled, subscribe
 from services.common.settings import Settings
@@ -15,8 +17,8 @@ from services.common.topology import Topology, declare
 
 def test_a_consumer_whose_deliveries_vanish_is_connected_again(amqp_url, namespace):
     async def scenario() -> tuple[int, int]:
-        topology = Topology(namespace)
-        broker = make_broker(Settings(amqp_url=amqp_url, namespace=namespace))
+        topology = Topology(namespace, TEST_PARTITIONS)
+        broker = make_broker(Settings(amqp_url=amqp_url, namespace=namespace, partitions=TEST_PARTITIONS))
         handled: list = []
 
         async def handler(body: bytes) -> None:
@@ -24,12 +26,12 @@ def test_a_consumer_whose_deliveries_vanish_is_connected_again(amqp_url, namespa
             handled.append(body)
             await ack_batch([message])
 
-        subscribe(broker, topology.rules_queue, handler, prefetch=20, title="test")
+        subscribe(broker, topology.notify_queue, handler, prefetch=20, title="test")
         await broker.start()
         await declare(broker, topology)
 
         async def publish(first: int, count: int) -> None:
-            messages = [(topology.events, "sale.d", f"{n}".encode(), f"m-{n}") for n in range(first, first + count)]
+            messages = [(topology.alert_signals, "k", f"{n}".encode(), f"m-{n}") for n in range(first, first + count)]
             await publish_each(broker, messages, timeout=5)
 
         await publish(0, 10)
@@ -38,7 +40,7 @@ def test_a_consumer_whose_deliveries_vanish_is_connected_again(amqp_url, namespa
                 break
             await asyncio.sleep(0.05)
         # the fault: the channel forgets the consumer's callback (deliveries are dropped unseen)
-        channel = (await broker.declare_queue(topology.rules_queue)).channel
+        channel = (await broker.declare_queue(topology.notify_queue)).channel
         underlay = await channel.get_underlay_channel()
         underlay.consumers.clear()
         await publish(10, 60)  # 20 delivered into nothing (the prefetch), 40 left waiting
@@ -46,7 +48,7 @@ def test_a_consumer_whose_deliveries_vanish_is_connected_again(amqp_url, namespa
         vanished = 70 - len(handled)
 
         watch = asyncio.create_task(
-            reconnect_when_stalled(broker, topology, [topology.rules_queue], holding=lambda: False, stall_seconds=1.5)
+            reconnect_when_stalled(broker, topology, [topology.notify_queue], holding=lambda: False, stall_seconds=1.5)
         )
         for _ in range(200):
             if len(set(handled)) == 70:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from urllib.parse import urlsplit
@@ -9,9 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 from conftest import free_port, wait_for
 from factories import now, sale, visit
-from helpers import TcpProxy, drain, queue_depth
-
-from services.common.topology import Topology
+from helpers import TcpProxy, drain_rules, rules_depth
 
 
 def post(service, body, content_type="application/json", key=None, raw=None):
@@ -28,9 +27,10 @@ def test_batch_is_published_persistently_with_type_and_dealer_in_the_routing_key
     events = [sale("D-1", at), visit("D-2", at)]
     response = post(ingest, events)
     assert response.status_code == 202 and response.json() == {"accepted": 2}
-    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 2)
-    messages = drain(amqp_url, Topology(namespace).rules_queue.name)
-    assert [m.routing_key for m in messages] == ["sale.D-1", "visit.D-2"]
+    wait_for(lambda: rules_depth(amqp_url, namespace) == 2)
+    messages = sorted(drain_rules(amqp_url, namespace), key=lambda m: m.routing_key.split(".")[-1])
+    # the dealer's partition first (services/common/partitions.py: BLAKE2b-64 of the id mod 4 here)
+    assert [m.routing_key for m in messages] == [f"p{_partition('D-1')}.sale.D-1", f"p{_partition('D-2')}.visit.D-2"]
     assert all(m.delivery_mode == 2 for m in messages)  # persistent
     assert [json.loads(m.body)["event_id"] for m in messages] == [e["event_id"] for e in events]
     assert [m.message_id for m in messages] == [e["event_id"] for e in events]
@@ -46,9 +46,9 @@ def test_one_invalid_event_rejects_the_whole_batch(services, amqp_url, namespace
         {"index": 2, "field": "quantity", "message": "quantity must not be 0 (use a negative quantity for returns)"}
     ]
     assert post(ingest, [good]).status_code == 202  # proves the queue is bound and counting
-    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 1)
+    wait_for(lambda: rules_depth(amqp_url, namespace) == 1)
     time.sleep(0.3)
-    assert queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 1
+    assert rules_depth(amqp_url, namespace) == 1
 
 
 def test_ndjson_single_object_and_docs(services, amqp_url, namespace):
@@ -57,7 +57,7 @@ def test_ndjson_single_object_and_docs(services, amqp_url, namespace):
     lines = "\n".join(json.dumps(sale("D-1", at)) for _ in range(3))
     assert post(ingest, None, "application/x-ndjson", raw=lines.encode()).json() == {"accepted": 3}
     assert post(ingest, sale("D-1", at)).json() == {"accepted": 1}
-    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 4)
+    wait_for(lambda: rules_depth(amqp_url, namespace) == 4)
     document = httpx.get(f"{ingest.url}/openapi.json").json()
     assert {"Sale", "Visit", "PromotionPlanned", "TargetSet"} <= set(document["components"]["schemas"])
     assert "application/x-ndjson" in document["paths"]["/v1/events"]["post"]["requestBody"]["content"]
@@ -95,3 +95,8 @@ def test_broker_outage_answers_503_never_202(services, amqp_url):
     wait_for(lambda: httpx.get(f"{ingest.url}/readyz").status_code == 200, seconds=20)
     assert post(ingest, [event]).status_code == 202
     proxy.close()
+
+
+def _partition(dealer_id: str, partitions: int = 4) -> int:
+    """The documented hash, computed here independently of services/common/partitions.py."""
+    return int.from_bytes(hashlib.blake2b(dealer_id.encode(), digest_size=8).digest(), "big") % partitions

@@ -7,6 +7,7 @@ import datetime as dt
 import httpx
 from conftest import wait_for
 from factories import iso, now, promotion_planned, promotion_spend, sale, visit
+from helpers import publish_events
 
 from services.common.topology import Topology
 
@@ -79,18 +80,17 @@ def test_both_notify_consumers_keep_going_under_a_mixed_burst(services, amqp_url
     """Visits for the dealer file and alert signals at once: each consumer acks its batches on
     its own channel (sharing one, a batch ack settled the other consumer's messages and the
     broker closed the channel: "unknown delivery tag")."""
-    import json
 
     from helpers import publish, queue_depth
     from test_notify import signal
 
     (notify,) = services("notify")
     at = now()
-    visits = [json.dumps(visit(f"DV-{n % 20}", at - dt.timedelta(minutes=n))).encode() for n in range(600)]
+    visits = [visit(f"DV-{n % 20}", at - dt.timedelta(minutes=n)) for n in range(600)]
     signals = [signal(f"V{n}", 1) for n in range(150)]
     # signals first: their slow handling leaves them unacked while the visits' batches are acked
     publish(amqp_url, Topology(namespace).alert_signals.name, "k", *signals)
-    publish(amqp_url, Topology(namespace).events.name, "visit.routine", *visits)
+    publish_events(amqp_url, namespace, *visits)
     wait_for(lambda: len(httpx.get(f"{notify.url}/v1/alerts", params={"limit": 500}).json()["items"]) == 150, seconds=60)
     wait_for(lambda: sum(len(httpx.get(f"{notify.url}/v1/dealers/DV-{d}").json()["visits"]) for d in range(20)) == 600)
     wait_for(

@@ -9,7 +9,7 @@ import httpx
 import pymongo
 from conftest import wait_for
 from factories import now, promotion_planned, promotion_spend, sale
-from helpers import drain, publish, queue_depth
+from helpers import drain, event_key, publish, queue_depth, rules_depth
 
 from services.common.topology import Topology
 
@@ -49,25 +49,33 @@ def test_redelivered_message_changes_nothing(services, amqp_url, namespace):
     at = now()
     planned = json.dumps(promotion_planned("D-1", at, "P-1", budget="1000")).encode()
     spend = json.dumps(promotion_spend("D-1", at, "P-1", "700", event_id="same")).encode()
-    publish(amqp_url, Topology(namespace).events.name, "promotion.spend.D-1", planned, spend, spend, spend)
-    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 0 and dealers_known(rules) == 1)
+    publish(amqp_url, Topology(namespace).events.name, event_key("promotion.spend", "D-1"), planned, spend, spend, spend)
+    wait_for(
+        lambda: (
+            queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0
+            and rules_depth(amqp_url, namespace) == 0
+            and dealers_known(rules) == 1
+        )
+    )
     other = json.dumps(promotion_spend("D-1", at, "P-1", "301")).encode()
-    publish(amqp_url, Topology(namespace).events.name, "promotion.spend.D-1", other)
+    publish(amqp_url, Topology(namespace).events.name, event_key("promotion.spend", "D-1"), other)
     alert = wait_for(lambda: alerts(notify))[0]
     assert alert["details"]["measures"]["promotion_spend"] == 1001.0
 
 
 def test_unprocessable_message_is_dead_lettered_with_its_reason(services, amqp_url, namespace):
     (rules,) = services("rules")
-    publish(amqp_url, Topology(namespace).events.name, "sale.D-1", b"{not json", b'{"type": "sale", "dealer_id": "D-1"}')
+    publish(
+        amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), b"{not json", b'{"type": "sale", "dealer_id": "D-1"}'
+    )
     wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 2)
     dead = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     assert dead[0].body == b"{not json"  # kept as it was, for a replay
     reasons = [m.headers["x-dealerwatch-error"] for m in dead]
     assert all(r.startswith("invalid event:") for r in reasons)
     assert "event_id" in reasons[1] and "Field required" in reasons[1]
-    assert dead[0].headers["x-original-routing-key"] == "sale.D-1"
-    assert queue_depth(amqp_url, Topology(namespace).rules_queue.name) == 0  # acked, not looping
+    assert dead[0].headers["x-original-routing-key"] == event_key("sale", "D-1")
+    assert rules_depth(amqp_url, namespace) == 0  # acked, not looping
     assert "Traceback" not in rules.log()
 
 
@@ -77,7 +85,7 @@ def test_events_beyond_the_lateness_bound_are_dead_lettered_with_the_reason(serv
     fresh = json.dumps(sale("D-1", at)).encode()
     late = json.dumps(sale("D-1", at - dt.timedelta(days=7, seconds=1))).encode()
     in_time = json.dumps(sale("D-1", at - dt.timedelta(days=6))).encode()
-    publish(amqp_url, Topology(namespace).events.name, "sale.D-1", fresh, late, in_time)
+    publish(amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), fresh, late, in_time)
     wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 1)
     (dead,) = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     assert dead.body == late
@@ -128,14 +136,15 @@ async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(
 
     dying_one = rules_service.RulesService(settings, policy.load(settings.policy_file))
     await dying_one.start()
-    await asyncio.to_thread(publish, amqp_url, Topology(namespace).events.name, "sale.D-1", *first)
+    await asyncio.to_thread(publish, amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), *first)
     await until(lambda: _equals(stored_events(), 30))
     await until(lambda: _true(len(acked) == 30))  # the first month is acked
     dying.set()  # from now on its acks never reach the broker
-    await asyncio.to_thread(publish, amqp_url, Topology(namespace).events.name, "sale.D-1", *second)
+    await asyncio.to_thread(publish, amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), *second)
     await until(lambda: _equals(stored_events(), 60))
     for task in dying_one._tasks:  # it dies: no final flush, the connection goes
         task.cancel()
+    await dying_one.ownership.close()  # its partitions' unacked messages go back to their queues
     await dying_one.broker.stop()
     dying_one.store.close()
 
@@ -143,9 +152,11 @@ async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(
     successor = rules_service.RulesService(settings, policy.load(settings.policy_file))
     await successor.start()
     try:
-        await until(lambda: _zero(asyncio.to_thread(queue_depth, amqp_url, Topology(namespace).rules_queue.name)))
-        await asyncio.sleep(1.5)  # the redelivered batch is judged and acked
-        assert successor.core.states["D-1"].events == 60
+        # a marker after the redelivered month, in the same partition queue: handled after it
+        marker = json.dumps(sale("D-1", start + dt.timedelta(days=60))).encode()
+        await asyncio.to_thread(publish, amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), marker)
+        await until(lambda: _true("D-1" in successor.core.states and successor.core.states["D-1"].events >= 61))
+        assert successor.core.states["D-1"].events == 61  # the redelivered month was recognised, not counted again
         assert await asyncio.to_thread(queue_depth, amqp_url, Topology(namespace).dead_letter_queue.name) == 0
     finally:
         await successor.stop()

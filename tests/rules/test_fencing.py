@@ -1,0 +1,34 @@
+"""The fence against a worker that was frozen while its partition moved on, on the real database
+protocol: a write with an older epoch changes nothing, and says which partition it lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.common.settings import Settings
+from services.rules.state import DealerState
+from services.rules.store import StateStore, encode
+
+
+def test_writes_of_an_older_epoch_are_refused(mongo_url, namespace):
+    async def scenario() -> tuple:
+        store = StateStore(Settings(mongo_url=mongo_url, mongo_db=namespace, partitions=4))
+        try:
+            frozen = await store.take_partition(2, "frozen")
+            successor = await store.take_partition(2, "successor")
+            newer = DealerState("D-1", events=5)
+            refused, fenced = await store.save([encode(newer, 2, successor)], {2: {"epoch": successor, "at": 1.0}}, 60.0)
+            assert (refused, fenced) == ({}, set())
+            stale = DealerState("D-1", events=3)
+            outcome = await store.save([encode(stale, 2, frozen)], {2: {"epoch": frozen, "at": 0.5}}, 60.0)
+            kept = await store.load("D-1")
+            clock = await store.load_clock(2)
+            epochs = await store.epochs([2])
+            return frozen, successor, outcome, kept.events, clock["at"], epochs
+        finally:
+            store.close()
+
+    frozen, successor, (refused, fenced), events, clock_at, epochs = asyncio.run(scenario())
+    assert successor == frozen + 1 and epochs == {2: successor}
+    assert fenced == {2} and refused == {}  # the partition is reported lost, not the dealer unstorable
+    assert events == 5 and clock_at == 1.0  # the successor's state and clock stand
