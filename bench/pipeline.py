@@ -174,13 +174,26 @@ def rss_mb(service: Service) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_pipeline(total: int, batch_size: int, prefetch: int, workers: int = 1) -> dict:
     work = Path(tempfile.mkdtemp(prefix="dealerwatch-bench-"))
     mongo_port = free_port()
     mongo = devstack.start_mongo(mongo_port, str(work / "mongo"))
     mongo_url = f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true&retryWrites=false"
     namespace = f"bench{uuid.uuid4().hex[:6]}"
-    env = stack_env(AMQP_URL, mongo_url, namespace, log_level="WARNING", prefetch=str(prefetch), partitions=str(PARTITIONS))
+    env = stack_env(
+        AMQP_URL,
+        mongo_url,
+        namespace,
+        log_level="WARNING",
+        prefetch=str(prefetch),
+        partitions=str(PARTITIONS),
+        mongo_write_concern=os.environ.get("BENCH_W", "majority"),
+    )
     ports = {"ingest": "DEALERWATCH_INGEST_PORT", "notify": "DEALERWATCH_NOTIFY_PORT"}
     services = [Service(name, {**env, var: str(free_port())}, work).start() for name, var in ports.items()]
     rules = [Service("rules", {**env, "DEALERWATCH_RULES_PORT": str(free_port())}, work).start() for _ in range(workers)]
@@ -205,6 +218,9 @@ def run_pipeline(total: int, batch_size: int, prefetch: int, workers: int = 1) -
                 if time.time() - posted > 300:
                     raise TimeoutError("alerts did not arrive")
             finished = time.time()
+        cpu = {"database": cpu_seconds(mongo.pid)}
+        for service in services:
+            cpu[service.name] = cpu.get(service.name, 0.0) + cpu_seconds(service.process.pid)
         latencies = [
             doc["created_at"].timestamp() - sent_at[int(doc["subject"].split("-")[1])]
             for doc in alerts.find({}, {"created_at": 1, "subject": 1})
@@ -222,6 +238,7 @@ def run_pipeline(total: int, batch_size: int, prefetch: int, workers: int = 1) -
         return {
             "workers": workers,
             "rules_rss_mb": [round(rss_mb(r)) for r in rules],
+            "cpu": {name: round(seconds, 1) for name, seconds in cpu.items()},
             "events": events,
             "alerts": expected,
             "seconds": finished - start,
@@ -273,7 +290,7 @@ def main() -> None:
             print(
                 f"workers={workers}  {result['rate']:6.0f} events/s end to end (ratio {result['rate'] / raw:.2f}), "
                 f"p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms under load; "
-                f"rules RSS per worker {result['rules_rss_mb']} MB"
+                f"rules RSS per worker {result['rules_rss_mb']} MB; CPU seconds until the last alert {result['cpu']}"
             )
         return
     result = run_pipeline(args.events, args.batch, prefetch)

@@ -56,6 +56,7 @@ class Partition:
     saved_clock: float | None = None  # where its clock stood when the previous owner stopped
     catching_up: bool = True  # until the events waiting in its queue were read
     last_arrival: float = 0.0
+    clock_saved_at: float = 0.0  # wall time its clock was last written
 
     def clock_now(self, wall_clock: float) -> float:
         if self.catching_up and self.saved_clock is not None:

@@ -60,6 +60,7 @@ log = logging.getLogger("dealerwatch.rules")
 
 FLUSH_SECONDS = 0.02
 QUIET_SECONDS = 1.0  # after a start: no event for this long and an empty queue = caught up
+CLOCK_SAVE_SECONDS = 1.0
 TICKS_PER_ROUND = 500  # judgements per clock round before the event loop gets a turn (~0.1 s)
 
 
@@ -488,6 +489,12 @@ class RulesService:
             except ValueError as exc:
                 unstorable[dealer_id] = str(exc)
         touched = {self.partition_of(d) for d in mine} | {m.partition for m, _ in unacked if m.partition in owned}
+        # a partition's clock at most every CLOCK_SAVE_SECONDS (and when it is given up): a next
+        # owner starting from a clock a second old only waits for its queue a little longer
+        wall = time.time()
+        touched = {n for n in touched if owned[n].releasing or wall - owned[n].clock_saved_at >= CLOCK_SAVE_SECONDS}
+        for n in touched:
+            owned[n].clock_saved_at = wall
         clocks = {
             n: {
                 "epoch": owned[n].epoch,

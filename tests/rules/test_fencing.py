@@ -32,3 +32,33 @@ def test_writes_of_an_older_epoch_are_refused(mongo_url, namespace):
     assert successor == frozen + 1 and epochs == {2: successor}
     assert fenced == {2} and refused == {}  # the partition is reported lost, not the dealer unstorable
     assert events == 5 and clock_at == 1.0  # the successor's state and clock stand
+
+
+def test_documents_from_before_partitions_are_given_theirs_and_stay_writable(mongo_url, namespace):
+    """A dealer stored by the single rules process of an earlier version (no partition, no epoch)
+    is found by its partition's next owner, which can write it."""
+    import hashlib
+
+    import pymongo
+
+    with pymongo.MongoClient(mongo_url) as client:
+        client[namespace]["rules_dealers"].insert_one({"_id": "OLD-1", "format": 5, "events": 7, "seen": [[], []]})
+
+    async def scenario() -> tuple:
+        store = StateStore(Settings(mongo_url=mongo_url, mongo_db=namespace, partitions=8))
+        try:
+            assert await store.assign_partitions() == 1
+            assert await store.assign_partitions() == 0  # idempotent
+            home = int.from_bytes(hashlib.blake2b(b"OLD-1", digest_size=8).digest(), "big") % 8
+            loaded = await store.load_partition(home)
+            epoch = await store.take_partition(home, "worker")
+            state = loaded["OLD-1"]
+            found = state.events
+            state.events += 1
+            outcome = await store.save([encode(state, home, epoch)], {}, 60.0)
+            return found, outcome, (await store.load("OLD-1")).events
+        finally:
+            store.close()
+
+    loaded_events, outcome, stored_events = asyncio.run(scenario())
+    assert loaded_events == 7 and outcome == ({}, set()) and stored_events == 8
