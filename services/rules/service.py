@@ -135,9 +135,12 @@ class RulesService:
 
     async def stop(self) -> None:
         self.ready = False
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # the loops are stopped between two flushes: a flush cut short would leave its messages
+        # to be acked by the next one (a `multiple` ack) without their states stored
+        async with self._flushing:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         for number in list(self.partitions):  # flushed and closed one by one: the others take them in order
             await self._release(number)
         try:
@@ -472,7 +475,7 @@ class RulesService:
         try:
             # fenced: a partition another worker took since (this one was frozen): nothing of it counts
             stored_epochs = await self.store.epochs(list(owned)) if owned else {}
-        except Exception:
+        except BaseException:  # cancelled too (a stop): the next flush covers them, or nothing is acked
             self._put_back(outputs, unacked, dirty)
             raise
         for number, partition in list(owned.items()):
@@ -509,9 +512,15 @@ class RulesService:
                 coalesce([o for o in outputs if o.dealer_id not in unstorable and self.partition_of(o.dealer_id) in owned])
             )
             refused, fenced = await self.store.save(docs, clocks, self.core.policy.lateness)
-        except Exception:
+            # Ack only what the owner of record stored: a worker that took the partition since may
+            # have loaded its states before this write, and will be delivered these messages again
+            # (it counts them, or recognises them if it loaded after the write).
+            holding = sorted({m.partition for m, _ in unacked if m.partition in owned})
+            current = await self.store.epochs(holding) if holding else {}
+        except BaseException:
             self._put_back(outputs, unacked, mine)
             raise
+        fenced |= {n for n in holding if current.get(n, owned[n].epoch) != owned[n].epoch}
         for number in fenced:
             if owned.get(number) is self.partitions.get(number):
                 self._drop(number, "its state was fenced off: another worker took it")
