@@ -28,6 +28,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from yarl import URL
 
+from services.common.partitions import partition_of
 from services.common.topology import Topology
 
 from .judge import Judge
@@ -35,7 +36,6 @@ from .judge import Judge
 log = logging.getLogger("dealerwatch.rules.partitions")
 
 HEARTBEAT_SECONDS = 1.0  # a worker's line in rules_workers, and the rebalance round
-WORKER_TIMEOUT_SECONDS = 6.0  # a worker not seen for this long no longer counts for the share
 AMQP_HEARTBEAT_SECONDS = 3  # the broker frees a frozen worker's partitions after ~2 missed beats
 ORPHAN_AFTER_RELEASE = 10.0  # a partition this worker gave up is left to the others this long
 
@@ -187,7 +187,7 @@ class Ownership:
                 self._released[number] = time.monotonic()
                 await self._release(number)
             return
-        await self._check_epochs()
+        await self._fence()  # a partition another worker took meanwhile is dropped, even while idle
         owned = self._owned()
         free = await self._free(set(owned))
         # A partition free in two rounds running is an orphan (its worker died and is still
@@ -200,11 +200,6 @@ class Ownership:
         wanted = free[: max(0, self.target - len(owned))]
         for number in [*wanted, *(n for n in orphans if n not in wanted)]:
             await self._try_take(number, self.topology.rules_queue(number).name)
-
-    async def _check_epochs(self) -> None:
-        """A partition another worker took meanwhile (its epoch is newer) is dropped even while
-        no message or deadline made this worker write."""
-        await self._fence()
 
     async def _free(self, owned: set[int]) -> list[int]:
         """Partitions nobody consumes, this worker's first choice first."""
@@ -233,8 +228,8 @@ class Ownership:
         handler = self._take(number, channel)  # its messages wait until it is activated
         try:
             await queue.consume(handler)
-        except (aiormq.exceptions.ChannelAccessRefused, aiormq.exceptions.ChannelClosed) as exc:
-            log.info("partition %d was taken by another worker first (%s)", number, type(exc).__name__)
+        except aiormq.exceptions.ChannelClosed as exc:
+            log.info("could not consume partition %d (%s)", number, exc)
             await self._release(number)
             return False
         try:
@@ -249,6 +244,4 @@ class Ownership:
 def first_choice(worker_id: str, partitions: int) -> int:
     """Where a worker starts looking for free partitions: spread, so that workers starting
     together try different ones first."""
-    from services.common.partitions import partition_of
-
     return partition_of(worker_id, partitions)

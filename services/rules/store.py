@@ -24,6 +24,7 @@ from pymongo.errors import BulkWriteError
 
 from services.common import mongo
 from services.common.judgement_time import CLOCK, CLOCK_ID, DEALERS
+from services.common.partitions import partition_of
 from services.common.settings import Settings
 
 from .keys import SourceKey
@@ -34,6 +35,7 @@ FORMAT = 6
 POLICY = "rules_policy"
 WORKERS = "rules_workers"
 PARTITIONS = "rules_partitions"
+WORKER_TIMEOUT_SECONDS = 6.0  # a worker not seen for this long no longer counts for the share
 DUPLICATE_KEY = 11000  # an upsert whose filter missed a newer document: the write is fenced off
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's limit
 
@@ -165,8 +167,6 @@ class StateStore:
     async def assign_partitions(self) -> int:
         """Give documents written before partitions (or under another partition count) their
         partition; returns how many changed. Idempotent; run at each start."""
-        from services.common.partitions import partition_of
-
         await self._collection.create_index([("partition", ASCENDING)])
         meta = await self._clock.find_one({"_id": "partitions"})
         query: dict[str, Any] = {} if meta is None or meta.get("count") != self._count else {"partition": {"$exists": False}}
@@ -206,8 +206,6 @@ class StateStore:
         """Say this worker is alive; returns how many workers are (this one included)."""
         now = time.time()
         await self._workers.replace_one({"_id": worker}, {"_id": worker, "seen": now, **info}, upsert=True)
-        from .partitions import WORKER_TIMEOUT_SECONDS
-
         return int(await self._workers.count_documents({"seen": {"$gt": now - WORKER_TIMEOUT_SECONDS}}))
 
     async def leave(self, worker: str) -> None:

@@ -5,19 +5,12 @@ twice, and the alerts are those of a backtest of the same file."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import Counter
-
 import httpx
-import pymongo
 import pytest
 from conftest import wait_for
-from helpers import queue_depth
-from histories import alert_key, backtest_opened, chunks, post, stored_alerts, write
+from histories import chunks, post, write
 from rabbit_cluster import RabbitCluster, available
-from test_partitions import PARTITIONS, all_owned_once, settle_every_partition, two_weeks
-
-from services.common.topology import Topology
+from test_partitions import PARTITIONS, all_owned_once, assert_as_backtested, two_weeks
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=available() or "")
 
@@ -53,20 +46,6 @@ def test_a_broker_node_and_a_worker_killed_while_events_arrive(cluster, services
     for batch in chunks(parts[2], 300):
         post(ingest, batch)
 
-    wait_for(lambda: sum(httpx.get(f"{w.url}/clock").json()["dealers_held"] for w in alive) == 0, 120)
-    before = dt.datetime.now(dt.UTC)
-    settle_every_partition(ingest, notify, 300)
-    alerts = [a for a in stored_alerts(notify) if not a["dealer_id"].startswith("marker")]
-    keys = [alert_key(a) for a in alerts]
-    assert len(keys) == len(set(keys)), Counter(keys).most_common(3)
-    live = set(keys)
-    lower, upper = backtest_opened(path, before), backtest_opened(path, dt.datetime.now(dt.UTC))
-    assert lower <= live, f"missing: {sorted(lower - live)[:5]}"
-    assert live <= upper, f"not raised by the backtest: {sorted(live - upper)[:5]}"
-    with pymongo.MongoClient(mongo_url) as client:
-        counted = {d["_id"]: d["events"] for d in client[namespace]["rules_dealers"].find({}, {"events": 1})}
-    posted = Counter(e["dealer_id"] for e in events)
-    assert {d: counted.get(d) for d in posted} == dict(posted)  # every accepted event, once
-    assert queue_depth(cluster.url(1), Topology(namespace).dead_letter_queue.name) == 0
+    live = assert_as_backtested(alive, ingest, notify, path, events, mongo_url, namespace, cluster.url(1))
     assert httpx.get(f"{second_notify.url}/readyz").status_code == 200
     print(f"\ncluster: {len(events)} events, {len(live)} alerts, node 2 and one worker killed")

@@ -84,6 +84,27 @@ def settle_every_partition(ingest, notify, seconds: float) -> None:
     wait_for(arrived, seconds, interval=1)
 
 
+def assert_as_backtested(workers, ingest, notify, path, events, mongo_url, namespace, amqp_url) -> set:
+    """Once no dealer is held: the same alerts as a backtest, none twice; every event counted
+    once; nothing dead-lettered. Returns the alerts."""
+    wait_for(lambda: sum(httpx.get(f"{w.url}/clock").json()["dealers_held"] for w in workers) == 0, 120)
+    before = dt.datetime.now(dt.UTC)
+    settle_every_partition(ingest, notify, 300)
+    alerts = [a for a in stored_alerts(notify) if not a["dealer_id"].startswith("marker")]
+    keys = [alert_key(a) for a in alerts]
+    assert len(keys) == len(set(keys)), Counter(keys).most_common(3)
+    live = set(keys)
+    lower, upper = backtest_opened(path, before), backtest_opened(path, dt.datetime.now(dt.UTC))
+    assert lower <= live, f"missing: {sorted(lower - live)[:5]}"
+    assert live <= upper, f"not raised by the backtest: {sorted(live - upper)[:5]}"
+    with pymongo.MongoClient(mongo_url) as client:
+        counted = {d["_id"]: d["events"] for d in client[namespace]["rules_dealers"].find({}, {"events": 1})}
+    posted = Counter(e["dealer_id"] for e in events)
+    assert {d: counted.get(d) for d in posted} == dict(posted)  # every accepted event, once
+    assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0
+    return live
+
+
 def owned(worker) -> list[int]:
     try:
         body = httpx.get(f"{worker.url}/partitions", timeout=2).json()
@@ -156,21 +177,6 @@ def test_workers_share_fail_over_and_rebalance_without_losing_or_repeating(servi
     for batch in chunks(parts[4], 500):
         post(ingest, batch)
 
-    # the same alerts as a backtest, none twice; every event counted once; nothing dead-lettered
-    wait_for(lambda: sum(httpx.get(f"{w.url}/clock").json()["dealers_held"] for w in workers) == 0, 120)
-    before = dt.datetime.now(dt.UTC)
-    settle_every_partition(ingest, notify, 300)
-    alerts = [a for a in stored_alerts(notify) if not a["dealer_id"].startswith("marker")]
-    keys = [alert_key(a) for a in alerts]
-    assert len(keys) == len(set(keys)), Counter(keys).most_common(3)
-    live = set(keys)
-    lower, upper = backtest_opened(path, before), backtest_opened(path, dt.datetime.now(dt.UTC))
-    assert lower <= live, f"missing: {sorted(lower - live)[:5]}"
-    assert live <= upper, f"not raised by the backtest: {sorted(live - upper)[:5]}"
-    with pymongo.MongoClient(mongo_url) as client:
-        counted = {d["_id"]: d["events"] for d in client[namespace]["rules_dealers"].find({}, {"events": 1})}
-    posted = Counter(e["dealer_id"] for e in events)
-    assert {d: counted.get(d) for d in posted} == dict(posted)
-    assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0
+    live = assert_as_backtested(workers, ingest, notify, path, events, mongo_url, namespace, amqp_url)
     _delete_extra_queues(amqp_url, namespace)
     print(f"\nhandover after kill -9: {handover:.1f}s; after SIGSTOP: {frozen_handover:.1f}s; {len(live)} alerts")
