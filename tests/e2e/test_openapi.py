@@ -43,6 +43,7 @@ def schemathesis(service, key: str, *exclude: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # three schemathesis runs: 42-65 s alone, over 120 s beside other stacks
 def test_no_server_error_whatever_is_sent(services):
     ingest, rules = services("ingest", "rules", env=KEYS)
     (notify,) = services("notify", env={**KEYS, "DEALERWATCH_RULES_URL": rules.url})
