@@ -45,10 +45,9 @@ screenshot: $(BIN)/dealerwatch browser
 		|| echo "fonts-noto-cjk could not be installed: Chinese text will show as boxes in the pictures"
 	DEALERWATCH_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/notify/test_board.py -k "screenshot or chart or network"
 
+# the speed goals (#14) as one table, each against a baseline measured in the same run
 bench: $(BIN)/dealerwatch
-	$(BIN)/python bench/pipeline.py
-	$(BIN)/python bench/rules.py
-	$(BIN)/python bench/dashboards.py
+	$(BIN)/python bench/table.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

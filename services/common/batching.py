@@ -1,6 +1,7 @@
 """The batch loop shared by the consumers that write in batches (rules' flush, the dealer file):
 messages gather for a moment (or until a batch is full), one write covers them, one ack frame
-settles them. A write that fails is retried with a growing pause, and the loop's health says so."""
+settles them (idle, a single message is written at once: the latency of one event matters
+then). A write that fails is retried with a growing pause, and the loop's health says so."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Awaitable, Callable
 
 from .broker import cancelled_by_the_client
 from .health import Health
+
+BUSY_SECONDS = 0.1  # a flush this recent means messages are streaming in: gather a batch
 
 
 async def flush_forever(
@@ -25,13 +28,16 @@ async def flush_forever(
     """Run `flush` whenever `wanted` is set; `flush` raises when nothing could be settled (it
     puts its batch back first), and is then retried after 0.5, 1, 2 ... 10 seconds."""
     delay = 0.5
+    loop = asyncio.get_running_loop()
+    flushed_at = float("-inf")
     while True:
         await wanted.wait()
-        if not full():
-            await asyncio.sleep(gather_seconds)  # let a batch gather
+        if not full() and loop.time() - flushed_at < BUSY_SECONDS:
+            await asyncio.sleep(gather_seconds)  # busy: let a batch gather (idle: one message goes at once)
         wanted.clear()
         try:
             await flush()
+            flushed_at = loop.time()
         except (Exception, asyncio.CancelledError) as exc:
             if not isinstance(exc, Exception) and not cancelled_by_the_client(exc):
                 raise

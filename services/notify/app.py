@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     silences_ = SilenceStore(store.db)
     evaluations = Evaluations(store.db)
     worker = DeliveryWorker(outbox, router, settings, on_failed=dead_letter_delivery)
-    SignalConsumer(broker, SignalIntake(store, outbox, silences_), evaluations, worker, router, settings, health)
+    signals = SignalConsumer(broker, SignalIntake(store, outbox, silences_), evaluations, worker, router, settings, health)
     dealer_file = DealerFile(store.db, broker, settings, http, health)
     lease = Lease(store.db, "alerts-exchange")
     feed = ChangeFeed(store.changes)
@@ -90,12 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")
             watched = [topology.notify_queue, topology.dealer_file_queue]
             await asyncio.gather(
-                reconnect_when_stalled(broker, topology, watched, holding=dealer_file.holding),
+                reconnect_when_stalled(broker, topology, watched, holding=lambda: dealer_file.holding() or signals.holding()),
                 follow_nodes(broker, start=True, reconnected=lambda: declare(broker, topology)),
             )
 
         loops = {
             "consumers": consume(),
+            "alert signals": signals.run(),
             "delivery": worker.run(),
             "reminders and escalation": worker.run_schedules(),
             "dealer file": dealer_file.run(),

@@ -22,6 +22,7 @@ from services.common.mongo import Database
 from services.common.timeutil import utcnow
 
 GAP_SECONDS = 2.0
+WATCH_AWAIT_MS = 10_000
 KEPT_DAYS = 30  # a dashboard or the exchange publisher can resume within this (MongoDB expires older ones)
 
 
@@ -47,6 +48,21 @@ class ChangeLog:
         )
         return seq
 
+    async def record_many(self, entries: list[tuple[str, dict[str, Any]]]) -> None:
+        """record() for a batch: one counter update and one insert for all of it, in order."""
+        if not entries:
+            return
+        counter = await self._counters.find_one_and_update(
+            {"_id": "alert_changes"}, {"$inc": {"seq": len(entries)}}, return_document=ReturnDocument.AFTER
+        )
+        first, now = counter["seq"] - len(entries) + 1, utcnow()
+        await self._changes.insert_many(
+            [
+                {"_id": first + n, "change": change, "alert_id": alert["alert_id"], "at": now, "alert": alert}
+                for n, (change, alert) in enumerate(entries)
+            ]
+        )
+
     async def after(self, seq: int, limit: int = 500) -> list[dict[str, Any]]:
         """Changes numbered above `seq`, in order, stopping at a gap that is still young."""
         docs = await self._changes.find({"_id": {"$gt": seq}}).sort("_id", ASCENDING).limit(limit).to_list(None)
@@ -57,6 +73,13 @@ class ChangeLog:
             ready.append(doc)
             expected = doc["_id"] + 1
         return ready
+
+    def watch_inserts(self) -> Any:
+        """A change stream of new entries (only their numbers); an idle stream asks the server
+        for more every WATCH_AWAIT_MS."""
+        return self._changes.watch(
+            [{"$match": {"operationType": "insert"}}, {"$project": {"documentKey": 1}}], max_await_time_ms=WATCH_AWAIT_MS
+        )
 
     async def last(self) -> int:
         counter = await self._counters.find_one({"_id": "alert_changes"})

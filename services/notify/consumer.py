@@ -1,4 +1,6 @@
-"""Consumes alert signals: store each (ack only after the write), then wake the sender."""
+"""Consumes alert signals in batches: what arrived while the last batch was being stored is
+stored together (new alerts in one bulk write, their change-log entries in one insert), then
+acked with one frame, and the sender is woken. Only an ack after the write: nothing acked is lost."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
 
 from services.common.alerts import AlertSignal, PromotionEvaluation, rules_output_adapter
-from services.common.consuming import reject, retry_or_reject, settle, subscribe
+from services.common.batching import flush_forever
+from services.common.consuming import ack_batch, reject, retry_or_reject, settle, subscribe
 from services.common.health import Health
 from services.common.settings import Settings
 from services.common.topology import Topology
@@ -22,6 +25,9 @@ from .router import Router
 from .signals import SignalIntake
 
 log = logging.getLogger("dealerwatch.notify")
+
+GATHER_SECONDS = 0.005  # while busy: a moment for a batch to gather (idle, a signal is stored at once)
+Received = tuple[AlertSignal | PromotionEvaluation, RabbitMessage]
 
 
 class SignalConsumer:
@@ -42,44 +48,86 @@ class SignalConsumer:
         self._router = router
         self._settings = settings
         self._topology = Topology(settings.namespace, settings.partitions)
+        self._pending: list[Received] = []
+        self._wanted = asyncio.Event()
         subscribe(broker, self._topology.notify_queue, self.on_message, prefetch=settings.prefetch, title="notify: alert signals")
+
+    def holding(self) -> bool:
+        """Signals received and not yet settled."""
+        return bool(self._pending)
 
     async def on_message(self, body: bytes) -> None:
         message: RabbitMessage = self._broker.context.get_local("message")
         try:
             signal = rules_output_adapter.validate_json(body)
         except ValidationError as exc:
-            await self._dead_letter(message, f"invalid alert signal: {exc.errors(include_url=False)[:3]}")
-            return
-        try:
-            created = await self._store_until_reachable(signal)
-        except Exception as exc:  # noqa: BLE001 - not an outage: bounded retries, then dead-letter
-            await retry_or_reject(
-                self._broker, self._topology, message, exc, max_attempts=self._settings.max_attempts, stage="notify"
+            await reject(
+                self._broker,
+                self._topology,
+                message,
+                f"invalid alert signal: {exc.errors(include_url=False)[:3]}",
+                stage="notify",
             )
             return
-        await settle(message.ack(), message, "ack")
-        if created and isinstance(signal, AlertSignal):
+        self._pending.append((signal, message))
+        self._wanted.set()
+
+    async def run(self) -> None:
+        await flush_forever(
+            self._wanted, self._flush, name="alert signals", health=self._health, log=log, gather_seconds=GATHER_SECONDS
+        )
+
+    async def _flush(self) -> None:
+        """Store the batch and ack it; an unreachable database puts it back (retried by
+        flush_forever, never dead-lettered); any other failure is handled signal by signal."""
+        batch, self._pending = self._pending, []
+        try:
+            created = await self._store(batch)
+        except ConnectionFailure:
+            self._pending[:0] = batch
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad signal must not hold the others
+            log.warning("storing a batch of %d signals failed (%s); storing them one by one", len(batch), exc)
+            await self._one_by_one(batch)
+            return
+        await ack_batch([message for _, message in batch])
+        self._announce([signal for (signal, _), new in zip(batch, created, strict=True) if new])
+
+    async def _store(self, batch: list[Received]) -> list[bool]:
+        """Evaluations kept, signals applied (in order); which signals created an alert."""
+        signals = []
+        for item, _ in batch:
+            if isinstance(item, PromotionEvaluation):
+                await self._evaluations.keep(item)
+            else:
+                signals.append((item, self._router.plans(labels_of(item.model_dump()))))
+        created = iter(await self._intake.apply_batch(signals))
+        return [isinstance(item, AlertSignal) and next(created) for item, _ in batch]
+
+    async def _one_by_one(self, batch: list[Received]) -> None:
+        """Each signal on its own: bounded retries, then the dead-letter queue with the reason;
+        an unreachable database is waited out (the message stays unacked)."""
+        for signal, message in batch:
+            while True:
+                try:
+                    created = await self._store([(signal, message)])
+                    break
+                except ConnectionFailure as exc:
+                    self._health.failed("alert signals", exc)
+                    await asyncio.sleep(1.0)
+                except Exception as exc:  # noqa: BLE001 - not an outage: bounded retries, then dead-letter
+                    await retry_or_reject(
+                        self._broker, self._topology, message, exc, max_attempts=self._settings.max_attempts, stage="notify"
+                    )
+                    created = None
+                    break
+            if created is not None:
+                await settle(message.ack(), message, "ack")
+                self._announce([signal] if created[0] else [])
+
+    def _announce(self, created: list[AlertSignal | PromotionEvaluation]) -> None:
+        for signal in created:
+            assert isinstance(signal, AlertSignal)
             log.info("new alert %s %s %s: %s", signal.alert_id, signal.rule_id, signal.dealer_id, signal.summary)
+        if created:
             self._worker.wake()
-
-    async def _store_until_reachable(self, signal: AlertSignal | PromotionEvaluation) -> bool:
-        """A database outage is waited out (the message stays unacked), never dead-lettered."""
-        delay = 0.5
-        while True:
-            try:
-                if isinstance(signal, PromotionEvaluation):
-                    await self._evaluations.keep(signal)
-                    self._health.ok("alert signals")
-                    return False
-                created = await self._intake.apply(signal, self._router.plans(labels_of(signal.model_dump())))
-                self._health.ok("alert signals")
-                return created
-            except ConnectionFailure as exc:
-                self._health.failed("alert signals", exc)
-                log.warning("database unreachable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    async def _dead_letter(self, message: RabbitMessage, reason: str) -> None:
-        await reject(self._broker, self._topology, message, reason, stage="notify")

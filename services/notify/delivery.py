@@ -30,9 +30,13 @@ FailedDelivery = Callable[[dict[str, Any], dict[str, Any]], Awaitable[None]]
 log = logging.getLogger("dealerwatch.notify.delivery")
 
 LEASE_SECONDS = 60.0
-IDLE_POLL_SECONDS = 1.0
+# An idle worker sleeps until the next thing is due, or until woken (a new alert, a notice
+# queued, a delivery finished), and reads the outbox at least this often (#14: an idle notify
+# costs the database under one operation a second)
+IDLE_SECONDS = 30.0
+BUSY_SECONDS = 1.0  # something is due but leased by another instance: look again after this
 CONCURRENCY = 8
-SCHEDULE_SECONDS = 0.5
+SCHEDULE_SECONDS = 0.5  # the shortest pause between two looks for due reminders and escalations
 
 
 class DeliveryWorker:
@@ -41,17 +45,20 @@ class DeliveryWorker:
         self._router = router
         self._on_failed = on_failed
         self._settings = settings
-        self._wakeup = asyncio.Event()
+        self._scheduled = asyncio.Event()  # a new alert: its reminder or escalation may be the next due
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._running: set[asyncio.Task[None]] = set()
         self._health = ReceiverHealth(settings.delivery_retry_initial_seconds, settings.delivery_retry_max_seconds)
 
     def wake(self) -> None:
-        self._wakeup.set()
+        """Something may be due now: a new alert was stored."""
+        self._outbox.queued.set()
+        self._scheduled.set()
 
     async def run(self) -> None:
         while True:
             await self._slots.acquire()
+            self._outbox.queued.clear()  # before the claim: a notice queued after it wakes the wait below
             try:
                 alert = await self._outbox.claim_due_delivery(LEASE_SECONDS)
             except Exception as exc:  # noqa: BLE001 - the database may be briefly away
@@ -59,11 +66,7 @@ class DeliveryWorker:
                 alert = None
             if alert is None:
                 self._slots.release()
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
-                except TimeoutError:
-                    pass
+                await _wait(self._outbox.queued, await self._until_next_delivery())
                 continue
             try:  # before the next claim, so that this worker does not send a member on its own
                 groups = await self._claim_groups(alert)
@@ -102,6 +105,16 @@ class DeliveryWorker:
             log.exception("delivering alert %s failed unexpectedly", alert.get("_id"))
         finally:
             self._slots.release()
+            self._outbox.queued.set()  # its retry may be the next thing due
+
+    async def _until_next_delivery(self) -> float:
+        """Seconds until the next delivery is due (IDLE_SECONDS at most)."""
+        try:
+            due = await self._outbox.next_delivery_due()
+        except Exception as exc:  # noqa: BLE001 - the database may be briefly away
+            log.warning("cannot read the delivery outbox: %s", exc)
+            return BUSY_SECONDS
+        return _seconds_until(due, minimum=BUSY_SECONDS)
 
     async def _send(self, receiver: str, batch: list[tuple[dict[str, Any], int]]) -> None:
         """One message to one receiver about one alert or a group; the outcome is written into
@@ -171,21 +184,39 @@ class DeliveryWorker:
             log.warning("could not dead-letter the failed delivery: %s", error)
 
     async def run_schedules(self) -> None:
-        """Reminders for alerts that stay open, escalation of critical ones nobody acknowledged."""
+        """Reminders for alerts that stay open, escalation of critical ones nobody acknowledged:
+        claimed when due, then a sleep until the next one is (or a new alert arrives)."""
         while True:
+            self._scheduled.clear()
             try:
                 while (alert := await self._outbox.due_reminder()) is not None:
                     receivers = [(r["receiver"], r["target"]) for r in alert["routes"] if r.get("repeat_seconds")]
                     await self._outbox.add_notices(alert["_id"], "repeat", receivers)
-                    self.wake()
                 while (alert := await self._outbox.due_escalation()) is not None:
                     names = dict.fromkeys(n for r in alert["routes"] if r.get("escalate_after_seconds") for n in r["escalate_to"])
                     await self._outbox.add_notices(alert["_id"], "escalation", [(n, self._router.target(n)) for n in names])
                     log.warning("alert %s not acknowledged in time: escalated to %s", alert["_id"], ", ".join(names))
-                    self.wake()
+                wait = _seconds_until(await self._outbox.next_schedule_due(), minimum=SCHEDULE_SECONDS)
             except Exception as exc:  # noqa: BLE001 - the database may be briefly away
                 log.warning("reminders and escalation paused: %s", exc)
-            await asyncio.sleep(SCHEDULE_SECONDS)
+                wait = SCHEDULE_SECONDS
+            looked = asyncio.get_running_loop().time()
+            await _wait(self._scheduled, wait)
+            # woken by new alerts: at most one look per SCHEDULE_SECONDS all the same (a burst of alerts)
+            await asyncio.sleep(max(0.0, looked + SCHEDULE_SECONDS - asyncio.get_running_loop().time()))
+
+
+def _seconds_until(due: dt.datetime | None, minimum: float) -> float:
+    if due is None:
+        return IDLE_SECONDS
+    return min(max((due - utcnow()).total_seconds(), minimum), IDLE_SECONDS)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        pass
 
 
 def _pending_in(alert: dict[str, Any], group: str) -> int:

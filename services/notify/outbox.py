@@ -6,6 +6,7 @@ instances never send the same entry at once; reminders and escalation are claime
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -18,10 +19,13 @@ from services.common.timeutil import utcnow
 from . import alert as alerts
 from .alert import NotificationKind
 
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 class Outbox:
     def __init__(self, alerts: Collection):
         self._alerts = alerts
+        self.queued = asyncio.Event()  # set when a notice is queued here: the delivery worker wakes
 
     async def ensure_indexes(self) -> None:
         await self._alerts.create_index([("delivery_due_at", ASCENDING)], sparse=True)
@@ -38,6 +42,7 @@ class Outbox:
         """Queue notifications of one kind (resolved, repeat, escalation) in the alert's outbox."""
         if receivers:
             await self._alerts.update_one({"_id": alert_id}, alerts.notices_queued(receivers, kind, utcnow()))
+            self.queued.set()
 
     async def send_resolved_notices(self, alert: dict[str, Any]) -> None:
         """Tell the routes of a resolved alert that asked for it (unless it was silenced)."""
@@ -100,7 +105,23 @@ class Outbox:
                 return
 
     async def next_delivery_due(self) -> dt.datetime | None:
+        # a range on the indexed field, not `$ne: None` (which the local server answers by a scan)
         doc = await self._alerts.find_one(
-            {"delivery_due_at": {"$ne": None}}, {"delivery_due_at": 1}, sort=[("delivery_due_at", ASCENDING)]
+            {"delivery_due_at": {"$gte": EARLIEST}}, {"delivery_due_at": 1}, sort=[("delivery_due_at", ASCENDING)]
         )
         return doc["delivery_due_at"] if doc else None
+
+    async def next_schedule_due(self) -> dt.datetime | None:
+        """The earliest reminder or escalation due among the alerts that can still have one."""
+        reminder = await self._alerts.find_one(
+            {"reminder_due_at": {"$gte": EARLIEST}, **alerts.active()},
+            {"reminder_due_at": 1},
+            sort=[("reminder_due_at", ASCENDING)],
+        )
+        escalation = await self._alerts.find_one(
+            {"escalation_due_at": {"$gte": EARLIEST}, **alerts.escalating()},
+            {"escalation_due_at": 1},
+            sort=[("escalation_due_at", ASCENDING)],
+        )
+        due = [doc[name] for doc, name in ((reminder, "reminder_due_at"), (escalation, "escalation_due_at")) if doc]
+        return min(due, default=None)

@@ -16,8 +16,8 @@ import json
 import uuid
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common import mongo
 from services.common.alerts import SEVERITY_RANK
@@ -66,6 +66,33 @@ class AlertStore:
             return False
         await self._log(change, {**document, "unlogged": mark}, mark)
         return True
+
+    async def insert_many(self, documents: list[tuple[AlertDocument, str]]) -> set[str]:
+        """insert() for a batch of (new alert, change) in four round trips whatever its size
+        (write, counter, log, unmark): the ids of the alerts this call created."""
+        if not documents:
+            return set()
+        marks = [_mark(change) for _, change in documents]
+        requests = [
+            UpdateOne({"_id": doc["_id"]}, alerts.inserted(doc, mark), upsert=True)
+            for (doc, _), mark in zip(documents, marks, strict=True)
+        ]
+        try:
+            upserted = set((await self.collection.bulk_write(requests, ordered=False)).upserted_ids or {})
+        except BulkWriteError as exc:  # another instance inserted some first: those are not ours
+            if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                raise
+            upserted = {item["index"] for item in exc.details.get("upserted", [])}
+        created = [(documents[i][0], documents[i][1], marks[i]) for i in sorted(upserted)]
+        if created:
+            await self.changes.record_many(
+                [(change, alerts.public_view({**doc, "unlogged": mark})) for doc, change, mark in created]
+            )
+            await self.collection.bulk_write(
+                [UpdateOne({"_id": doc["_id"], "unlogged.token": mark["token"]}, alerts.UNMARKED) for doc, _, mark in created],
+                ordered=False,
+            )
+        return {doc["_id"] for doc, _, _ in created}
 
     async def change(
         self,

@@ -25,7 +25,9 @@ from .store import AlertStore
 log = logging.getLogger("dealerwatch.notify.stream")
 
 HEARTBEAT_SECONDS = 15.0
-SWEEP_SECONDS = 2.0
+SWEEP_SECONDS = 5.0  # how often the lease holder looks for changes a stopped instance left unlogged
+STANDBY_SECONDS = 2.0  # an instance without the lease tries to take it this often (it lasts 10 s)
+IDLE_SECONDS = 10.0  # with nothing new: the log is read again after this (or when the feed sees more)
 
 
 def sse(seq: int, change: str, alert: dict[str, Any]) -> str:
@@ -67,8 +69,9 @@ async def publish_changes(
 ) -> None:
     """Every change to the `alerts` exchange, at least once, in order (a cursor in MongoDB), by
     the one instance holding the lease; that instance also logs changes a stopped one left.
-    It reads the log when the feed has seen new changes, or every few seconds (a gap that
-    aged, a sweep), not on a short poll."""
+    It reads the log when the feed has seen new changes, or every IDLE_SECONDS (a gap that
+    aged, a sweep), not on a short poll: idle, it costs the lease renewal and a read or two per
+    ten seconds."""
     changes: ChangeLog = store.changes
     swept_at = 0.0
     cursor: int | None = None  # while holding the lease, this instance is the only one moving it
@@ -76,7 +79,7 @@ async def publish_changes(
         try:
             if not ready() or not await lease.hold():
                 cursor = None
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(STANDBY_SECONDS)
                 continue
             if time.monotonic() - swept_at > SWEEP_SECONDS:
                 swept_at = time.monotonic()
@@ -97,7 +100,7 @@ async def publish_changes(
                 cursor = batch[-1]["_id"]
             else:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), SWEEP_SECONDS)
+                    await asyncio.wait_for(arrived.wait(), IDLE_SECONDS)
         except PublishError as exc:
             cursor = None
             health.failed("alerts exchange", exc)

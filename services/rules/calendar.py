@@ -10,12 +10,20 @@ from functools import lru_cache
 class Calendar:
     def __init__(self, timezone: str):
         self.zone = zoneinfo.ZoneInfo(timezone)
+        self._last: tuple[float, dt.datetime] = (float("nan"), dt.datetime.min)
 
     def local(self, t: float) -> dt.datetime:
-        return dt.datetime.fromtimestamp(t, self.zone)
+        # one judgement asks for the same time five or six times (measures, midnight)
+        last_t, last_local = self._last
+        if t == last_t:
+            return last_local
+        local = dt.datetime.fromtimestamp(t, self.zone)
+        self._last = (t, local)
+        return local
 
     def month_key(self, t: float) -> str:
-        return self.local(t).strftime("%Y-%m")
+        local = self.local(t)
+        return f"{local.year:04d}-{local.month:02d}"
 
     def month_bounds(self, t: float) -> tuple[float, float]:
         local = self.local(t)

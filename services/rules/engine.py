@@ -73,6 +73,9 @@ def number(value: float) -> str | None:
     are refused (error 204) and integers beyond 64 bits are silently clamped. Every value is
     therefore written as a double with a decimal point (`1.0e-05`); infinities become the
     largest double, which compares the same way with every finite number."""
+    if type(value) is float and -_LARGEST <= value <= _LARGEST:  # the common case, quickly (NaN fails it)
+        text = repr(value)
+        return text if "." in text else text.replace("e", ".0e") if "e" in text else text + ".0"
     value = float(value)
     if math.isnan(value):
         return None

@@ -41,7 +41,12 @@ class EpisodeKey:
     subject: str | None = None
 
     def __str__(self) -> str:
-        return self.rule_id if self.subject is None else f"{self.rule_id}|{self.subject}"
+        return self.text(self.rule_id, self.subject)
+
+    @staticmethod
+    def text(rule_id: str, subject: str | None) -> str:
+        """str(EpisodeKey(rule_id, subject)), without building one (judging asks for thousands)."""
+        return rule_id if subject is None else f"{rule_id}|{subject}"
 
     @classmethod
     def parse(cls, key: str) -> EpisodeKey:

@@ -52,8 +52,8 @@ class CompiledRule:
     spec: RuleSpec
     condition: ex.Condition
     pattern: Pattern
-    # (age measure, days): the clock wakes the dealer when an age crosses one of them
-    age_thresholds: tuple[tuple[str, float], ...]
+    # (age measure, days, seconds after): the clock wakes the dealer when an age crosses one of them
+    age_thresholds: tuple[tuple[str, float, float], ...]
 
     @property
     def id(self) -> str:
@@ -256,7 +256,8 @@ def _compile_rule(rule: RuleSpec, measures: dict[str, Any]) -> CompiledRule:
         for compare in _comparisons(ex.push_negations(condition)):
             for side, other in ((compare.left, compare.right), (compare.right, compare.left)):
                 if isinstance(side, ex.Measure) and _is_age(side.name, rule.scope, measures) and isinstance(other, ex.Number):
-                    thresholds.append((side.name, other.value))
+                    op = compare.op if side is compare.left else ex.FLIP[compare.op]
+                    thresholds += [(side.name, other.value, offset) for offset in _CROSSINGS[op]]
     for language, template in rule.summaries.items():
         try:
             _check_template(template, available | TEMPLATE_NAMES | SCOPE_NAMES[rule.scope])
@@ -264,6 +265,12 @@ def _compile_rule(rule: RuleSpec, measures: dict[str, Any]) -> CompiledRule:
             exc.language = language
             raise
     return CompiledRule(rule, condition, pattern, tuple(thresholds))
+
+
+# When `age <op> N days` can change, in seconds after the age reaches N days exactly: `>` first
+# holds one second later (the clock's resolution), `>=` at once; `<` stops at once, `<=` a second
+# later. A judgement at any other time would change nothing for the comparison.
+_CROSSINGS = {">": (1.0,), "<=": (1.0,), ">=": (0.0,), "<": (0.0,), "==": (0.0, 1.0), "!=": (0.0, 1.0)}
 
 
 def _is_age(name: str, scope: str, measures: dict[str, Any]) -> bool:

@@ -152,20 +152,21 @@ class DealerState:
     def copy(self) -> DealerState:
         """An independent copy: judging works on the state, and a judgement that fails puts the
         copy back (nothing of the event or tick stays)."""
-        return replace(
-            self,
-            series={key: Series(array("d", s.times), array("d", s.values)) for key, s in self.series.items()},
-            last=dict(self.last),
-            latest_values={key: list(entries) for key, entries in self.latest_values.items()},
-            promotions={key: replace(p, spend_ids=array("q", p.spend_ids)) for key, p in self.promotions.items()},
-            seen_ids=array("q", self.seen_ids),
-            seen_times=array("d", self.seen_times),
-            episodes={key: replace(e) for key, e in self.episodes.items()},
-            hold=None if self.hold is None else replace(self.hold),
-            outlets=None if self.outlets is None else {key: replace(o) for key, o in self.outlets.items()},
-            plans=None if self.plans is None else {key: replace(p) for key, p in self.plans.items()},
-            visits=None if self.visits is None else list(self.visits),
-        )
+        copy = _shallow(self)  # (dataclasses.replace costs more than the rest of the copy)
+        copy.series = {key: Series(s.times[:], s.values[:]) for key, s in self.series.items()}
+        copy.last = dict(self.last)
+        copy.latest_values = {key: list(entries) for key, entries in self.latest_values.items()}
+        if self.promotions:
+            copy.promotions = {key: replace(p, spend_ids=p.spend_ids[:]) for key, p in self.promotions.items()}
+        else:
+            copy.promotions = {}
+        copy.seen_ids, copy.seen_times = self.seen_ids[:], self.seen_times[:]
+        copy.episodes = {key: Episode(e.alert_id, e.opened_at, e.count) for key, e in self.episodes.items()}
+        copy.hold = None if self.hold is None else replace(self.hold)
+        copy.outlets = None if self.outlets is None else {key: replace(o) for key, o in self.outlets.items()}
+        copy.plans = None if self.plans is None else {key: replace(p) for key, p in self.plans.items()}
+        copy.visits = None if self.visits is None else list(self.visits)
+        return copy
 
     def knows(self, event: Event) -> bool:
         if isinstance(event, PromotionSpend):
@@ -239,3 +240,10 @@ class DealerState:
         ended = [pid for pid, p in self.promotions.items() if p.ended_at is not None and p.ended_at < promotions_cutoff]
         for pid in ended:
             del self.promotions[pid]
+
+
+def _shallow(state: DealerState) -> DealerState:
+    copy = object.__new__(DealerState)
+    for name in DealerState.__slots__:
+        object.__setattr__(copy, name, getattr(state, name))
+    return copy

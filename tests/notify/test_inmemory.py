@@ -3,6 +3,8 @@ real-broker suites, not instead of them); the database is the real MongoDB-proto
 
 from __future__ import annotations
 
+import asyncio
+
 import datetime as dt
 
 from faststream.rabbit import TestRabbitBroker
@@ -42,16 +44,23 @@ async def test_consumer_stores_once_and_keeps_the_newest(mongo_url, namespace):
     settings = Settings(mongo_url=mongo_url, mongo_db=namespace, namespace=namespace)
     broker = make_broker(settings)
     store = AlertStore(settings)
+    await store.ensure_indexes()
     router = Router(settings, None)
     outbox = Outbox(store.collection)
     worker = DeliveryWorker(outbox, router, settings)
     intake = SignalIntake(store, outbox, SilenceStore(store.db))
-    SignalConsumer(broker, intake, Evaluations(store.db), worker, router, settings, Health())
+    consumer = SignalConsumer(broker, intake, Evaluations(store.db), worker, router, settings, Health())
     queue = Topology(namespace).notify_queue
+    storing = asyncio.create_task(consumer.run())
     async with TestRabbitBroker(broker) as test_broker:
         for count in (1, 3, 2, 3):
             await test_broker.publish(make_signal(count).model_dump_json(), queue=queue)
         await test_broker.publish(make_signal(3, "resolved").model_dump_json(), queue=queue)
+        for _ in range(200):  # the batch is stored by the consumer's own loop
+            if not consumer.holding():
+                break
+            await asyncio.sleep(0.05)
+    storing.cancel()
     items, _ = await store.page({}, 10, None)
     assert len(items) == 1
     assert items[0]["count"] == 3 and items[0]["summary"] == "n=3" and items[0]["status"] == "resolved"
