@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -127,8 +128,12 @@ class Service:
 
     def start(self, ready: bool = True) -> Service:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - open while the process runs
+        profile = []  # the benchmark's profiles: pyinstrument writes one when the service stops
+        if directory := self.env.get("DEALERWATCH_PROFILE_DIR"):
+            output = f"{directory}/{self.log_path.stem}.txt"
+            profile = ["-m", "pyinstrument", "-i", "0.005", "--use-timing-thread", "-r", "text", "-o", output]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", self.name],
+            [sys.executable, *profile, "-m", "services.cli", "serve", self.name],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -156,6 +161,9 @@ class Service:
             if kill:
                 self.process.kill()
                 self.process.wait()
+            elif self.env.get("DEALERWATCH_PROFILE_DIR"):  # pyinstrument writes its profile on Ctrl-C
+                self.process.send_signal(signal.SIGINT)
+                self.process.wait(60)
             else:
                 devstack.stop(self.process)
         if hasattr(self, "_log"):

@@ -143,7 +143,9 @@ async def publish_confirmed(
 PIPELINE = 500  # messages awaiting their confirms at once: thousands at once outwait the timeout
 
 
-async def publish_each(broker: RabbitBroker, messages: Iterable[Outgoing], *, timeout: float) -> list[PublishError | None]:
+async def publish_each(
+    broker: RabbitBroker, messages: Iterable[Outgoing], *, timeout: float, mandatory: bool = True
+) -> list[PublishError | None]:
     """Publish `(exchange, routing_key, body, message_id)` tuples, confirms pipelined (up to
     PIPELINE at a time); the error of each message, or None where it was confirmed."""
     messages = list(messages)
@@ -151,7 +153,7 @@ async def publish_each(broker: RabbitBroker, messages: Iterable[Outgoing], *, ti
     for start in range(0, len(messages), PIPELINE):
         results += await asyncio.gather(
             *(
-                publish_confirmed(broker, ex, key, body, message_id=mid, timeout=timeout)
+                publish_confirmed(broker, ex, key, body, message_id=mid, timeout=timeout, mandatory=mandatory)
                 for ex, key, body, mid in messages[start : start + PIPELINE]
             ),
             return_exceptions=True,
@@ -162,11 +164,13 @@ async def publish_each(broker: RabbitBroker, messages: Iterable[Outgoing], *, ti
     return [result if isinstance(result, PublishError) else None for result in results]
 
 
-async def publish_all_confirmed(broker: RabbitBroker, messages: Iterable[Outgoing], *, timeout: float) -> None:
+async def publish_all_confirmed(
+    broker: RabbitBroker, messages: Iterable[Outgoing], *, timeout: float, mandatory: bool = True
+) -> None:
     """Publish `(exchange, routing_key, body, message_id)` tuples, confirms pipelined; raises
     PublishError unless every one was confirmed."""
     messages = list(messages)
-    errors = [e for e in await publish_each(broker, messages, timeout=timeout) if e is not None]
+    errors = [e for e in await publish_each(broker, messages, timeout=timeout, mandatory=mandatory) if e is not None]
     if errors:
         raise PublishError(f"{len(errors)} of {len(messages)} messages not confirmed: {errors[0]}")
 

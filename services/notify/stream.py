@@ -13,7 +13,7 @@ from typing import Any
 
 from faststream.rabbit import RabbitBroker
 
-from services.common.broker import PublishError, publish_confirmed
+from services.common.broker import Outgoing, PublishError, publish_all_confirmed
 from services.common.health import Health
 from services.common.topology import Topology, alert_routing_key
 
@@ -89,11 +89,8 @@ async def publish_changes(
                 cursor = await changes.cursor("alerts-exchange")
             arrived = feed.arrival()
             batch = await changes.after(cursor)
-            for doc in batch:
-                alert = doc["alert"]
-                body = json.dumps({"seq": doc["_id"], "change": doc["change"], "alert": alert}, default=str).encode()
-                key = alert_routing_key(alert["severity"], alert["rule_id"], alert["dealer_id"])
-                await publish_confirmed(broker, topology.alerts, key, body, message_id=f"change:{doc['_id']}", mandatory=False)
+            # confirms pipelined: one change at a time kept the exchange minutes behind a backfill
+            await publish_all_confirmed(broker, map(_outgoing(topology), batch), timeout=10.0, mandatory=False)
             health.ok("alerts exchange")
             if batch:  # one cursor write per batch; a crash before it re-publishes the batch (at least once)
                 await changes.advance("alerts-exchange", batch[-1]["_id"])
@@ -113,3 +110,13 @@ async def publish_changes(
             health.failed("alerts exchange", exc)
             log.exception("alert change publisher failed; retrying")
             await asyncio.sleep(1.0)
+
+
+def _outgoing(topology: Topology) -> Callable[[dict[str, Any]], Outgoing]:
+    def message(doc: dict[str, Any]) -> Outgoing:
+        alert = doc["alert"]
+        body = json.dumps({"seq": doc["_id"], "change": doc["change"], "alert": alert}, default=str).encode()
+        key = alert_routing_key(alert["severity"], alert["rule_id"], alert["dealer_id"])
+        return topology.alerts, key, body, f"change:{doc['_id']}"
+
+    return message

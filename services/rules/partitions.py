@@ -36,6 +36,8 @@ from .judge import Judge
 log = logging.getLogger("dealerwatch.rules.partitions")
 
 HEARTBEAT_SECONDS = 1.0  # a worker's line in rules_workers, and the rebalance round
+ROUND_LIMIT_SECONDS = 60.0  # a rebalance round (flushes included) that takes longer is stuck
+CLOSE_SECONDS = 5.0
 AMQP_HEARTBEAT_SECONDS = 3  # the broker frees a frozen worker's partitions after ~2 missed beats
 ORPHAN_AFTER_RELEASE = 10.0  # a partition this worker gave up is left to the others this long
 
@@ -122,6 +124,7 @@ class Ownership:
         self.target = topology.partitions
         self._seen_free: set[int] = set()  # free in the previous round
         self._released: dict[int, float] = {}  # partition -> when this worker gave it up (monotonic)
+        self._stuck = False  # a round timed out: the connection is replaced
 
     async def connect(self) -> None:
         """A plain (not self-restoring) connection: its consumers are this worker's ownership,
@@ -156,26 +159,32 @@ class Ownership:
                     # past its heartbeats): what it owned is gone; connect again and take a share
                     await self._reset()
                     await self.connect()
-                await self.rebalance()
+                async with asyncio.timeout(ROUND_LIMIT_SECONDS):
+                    await self.rebalance()
+            except TimeoutError:
+                # a call on a connection that died under it can wait forever (seen with a worker
+                # starved of CPU past its heartbeats): start again on a new connection
+                log.error("a rebalance round took over %.0fs; reconnecting", ROUND_LIMIT_SECONDS)
+                self._stuck = True
             except Exception:
                 log.exception("rebalancing failed")
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     def _broken(self) -> bool:
         connection = self.connection
-        if connection is None or connection.is_closed:
+        if connection is None or connection.is_closed or self._stuck:
             return True
         transport = connection.transport
         return transport is None or transport.connection.is_closed
 
     async def _reset(self) -> None:
         self._lose_all("the partition connection is gone")
-        broken, self.connection = self.connection, None
+        broken, self.connection, self._stuck = self.connection, None, False
         if broken is not None:
             broken.close_callbacks.discard(self._closed)
             try:
-                await broken.close()
-            except Exception:  # noqa: BLE001 - already gone
+                await asyncio.wait_for(broken.close(), CLOSE_SECONDS)
+            except (Exception, TimeoutError):  # noqa: BLE001 - already gone, or its reader dead
                 pass
 
     async def rebalance(self) -> None:

@@ -4,7 +4,6 @@ real-broker suites, not instead of them); the database is the real MongoDB-proto
 from __future__ import annotations
 
 import asyncio
-
 import datetime as dt
 
 from faststream.rabbit import TestRabbitBroker
