@@ -338,7 +338,8 @@ class RulesService:
             return
         partition.dealers.add(event.dealer_id)
         self._outputs += outputs
-        if judge.histories_moved or self._next_wake() < self._clock_wake_at:
+        # only this partition's deadlines moved (the others' were in the last wake-up time already)
+        if judge.histories_moved or self._wake_of(partition) < self._clock_wake_at:
             self._clock_wakeup.set()
         self._unacked.append((message, event.dealer_id))
         self._flush_wanted.set()
@@ -419,13 +420,15 @@ class RulesService:
     def _next_wake(self) -> float:
         """Wall time of the next thing the clock has to do: a deadline (reached by the clock
         `grace` after it passes in wall time) or the end of a hold."""
+        return min([self._wake_of(partition) for partition in self.partitions.values()], default=float("inf"))
+
+    def _wake_of(self, partition: Partition) -> float:
+        deadline, hold_end = partition.judge.clock.next_time(), partition.judge.next_hold_end()
         candidates = [float("inf")]
-        for partition in self.partitions.values():
-            deadline, hold_end = partition.judge.clock.next_time(), partition.judge.next_hold_end()
-            if deadline is not None:
-                candidates.append(deadline + self.settings.clock_grace_seconds)
-            if hold_end is not None:
-                candidates.append(hold_end)
+        if deadline is not None:
+            candidates.append(deadline + self.settings.clock_grace_seconds)
+        if hold_end is not None:
+            candidates.append(hold_end)
         return min(candidates)
 
     def set_aside(self) -> list[SetAside]:
