@@ -55,8 +55,9 @@ async def test_consumer_stores_once_and_keeps_the_newest(mongo_url, namespace):
         for count in (1, 3, 2, 3):
             await test_broker.publish(make_signal(count).model_dump_json(), queue=queue)
         await test_broker.publish(make_signal(3, "resolved").model_dump_json(), queue=queue)
-        for _ in range(200):  # the batch is stored by the consumer's own loop
-            if not consumer.holding():
+        for _ in range(200):  # stored by the consumer's own loop: until the last signal is in
+            items, _ = await store.page({}, 10, None)
+            if items and items[0]["status"] == "resolved":
                 break
             await asyncio.sleep(0.05)
     storing.cancel()
