@@ -61,8 +61,16 @@ def alert_line(signal: AlertSignal) -> dict[str, Any]:
 
 
 def backtest(
-    path: str, policy: Policy, now: dt.datetime | None, out: IO[str] | None = None, err: IO[str] | None = None
+    path: str,
+    policy: Policy,
+    now: dt.datetime | None,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    *,
+    judge_all_at_end: bool = True,
 ) -> dict[str, Any]:
+    """judge_all_at_end: False to stop where the live clock stands at `now` (deadlines up to it,
+    no extra judgement of every dealer at `now`): what a running stack has judged by then."""
     out, err = out or sys.stdout, err or sys.stderr
     core = RulesCore(policy)
     judge = Judge(core)
@@ -104,7 +112,7 @@ def backtest(
         err.write("\n")
     end = now or last
     if end is not None:
-        emit(judge.finish(ts(end)))
+        emit(judge.finish(ts(end)) if judge_all_at_end else judge.advance(ts(end)))
     for aside in judge.set_aside.values():
         problems["dealers set aside"] += 1
         err.write(f"dealer {aside.dealer_id}: judging at {utc(aside.at).isoformat()} failed ({aside.reason}); set aside\n")
