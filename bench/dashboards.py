@@ -20,17 +20,14 @@ import pymongo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from conftest import Service, _delete_topology, free_port, stack_env  # noqa: E402
+from notify import operations  # noqa: E402
 
 from services import devstack  # noqa: E402
 
 AMQP_URL = os.environ.get("DEALERWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-def operations(client: pymongo.MongoClient) -> int:
-    counters = client.admin.command("serverStatus")["opcounters"]
-    return sum(counters[name] for name in ("insert", "query", "update", "delete", "getmore", "command"))
 
 
 async def measure(url: str, mongo: pymongo.MongoClient, dashboards: int, seconds: float) -> float:

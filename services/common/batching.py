@@ -49,3 +49,11 @@ async def flush_forever(
             continue
         health.ok(name)
         delay = 0.5
+
+
+async def wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set or `seconds` have passed, whichever comes first."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        pass

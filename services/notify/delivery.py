@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from services.common.batching import wait_at_most
 from services.common.settings import Settings
 from services.common.timeutil import utcnow
 
@@ -66,7 +67,7 @@ class DeliveryWorker:
                 alert = None
             if alert is None:
                 self._slots.release()
-                await _wait(self._outbox.queued, await self._until_next_delivery())
+                await wait_at_most(self._outbox.queued, await self._until_next_delivery())
                 continue
             try:  # before the next claim, so that this worker does not send a member on its own
                 groups = await self._claim_groups(alert)
@@ -201,7 +202,7 @@ class DeliveryWorker:
                 log.warning("reminders and escalation paused: %s", exc)
                 wait = SCHEDULE_SECONDS
             looked = asyncio.get_running_loop().time()
-            await _wait(self._scheduled, wait)
+            await wait_at_most(self._scheduled, wait)
             # woken by new alerts: at most one look per SCHEDULE_SECONDS all the same (a burst of alerts)
             await asyncio.sleep(max(0.0, looked + SCHEDULE_SECONDS - asyncio.get_running_loop().time()))
 
@@ -210,13 +211,6 @@ def _seconds_until(due: dt.datetime | None, minimum: float) -> float:
     if due is None:
         return IDLE_SECONDS
     return min(max((due - utcnow()).total_seconds(), minimum), IDLE_SECONDS)
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 def _pending_in(alert: dict[str, Any], group: str) -> int:

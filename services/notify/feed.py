@@ -18,6 +18,8 @@ from typing import Any
 
 from pymongo.errors import OperationFailure
 
+from services.common.batching import wait_at_most
+
 from .changes import ChangeLog
 
 log = logging.getLogger("dealerwatch.notify.feed")
@@ -74,8 +76,7 @@ class ChangeFeed:
                     wait = GAP_RETRY_SECONDS
                 else:
                     wait = IDLE_READ_SECONDS
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._written.wait(), wait)
+                await wait_at_most(self._written, wait)
         finally:
             await _stopped(watcher)
 

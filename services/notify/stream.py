@@ -4,7 +4,6 @@ and the same changes published to the `alerts` topic exchange for other systems.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 from faststream.rabbit import RabbitBroker
 
+from services.common.batching import wait_at_most
 from services.common.broker import Outgoing, PublishError, publish_all_confirmed
 from services.common.health import Health
 from services.common.topology import Topology, alert_routing_key
@@ -96,8 +96,7 @@ async def publish_changes(
                 await changes.advance("alerts-exchange", batch[-1]["_id"])
                 cursor = batch[-1]["_id"]
             else:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), IDLE_SECONDS)
+                await wait_at_most(arrived, IDLE_SECONDS)
         except PublishError as exc:
             cursor = None
             health.failed("alerts exchange", exc)
