@@ -90,7 +90,10 @@ class HangingReceiver(_RecordingServer):
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:port to a target; close() cuts every connection (a broker outage)."""
+    """Forwards 127.0.0.1:port to a target; close() cuts every connection (a broker outage),
+    pause() holds what the target sends until resume() (a broker that stopped answering),
+    hold_writes_to(collection) holds the first MongoDB update of that collection and everything
+    after it on that connection (a process that dies between two of its writes)."""
 
     def __init__(self, port: int, target: tuple[str, int]):
         self.port = port
@@ -98,6 +101,24 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._answering = threading.Event()
+        self._answering.set()
+
+    def pause(self) -> None:
+        self._answering.clear()
+
+    def hold_writes_to(self, collection: str) -> threading.Event:
+        """Returns an event set once a write is held."""
+        self._held_collection = collection.encode()
+        self.write_held = threading.Event()
+        return self.write_held
+
+    def _hold(self, data: bytes) -> bool:
+        collection = getattr(self, "_held_collection", None)
+        return collection is not None and b"update" in data and collection in data
+
+    def resume(self) -> None:
+        self._answering.set()
 
     def start(self) -> TcpProxy:
         listener = socket.socket()
@@ -117,13 +138,17 @@ class TcpProxy:
             upstream = socket.create_connection(self.target)
             with self._lock:
                 self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, None, self._hold), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self._answering), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, flowing: threading.Event | None = None, hold=None) -> None:
         try:
             while data := source.recv(65536):
+                if flowing is not None:
+                    flowing.wait()
+                if hold is not None and hold(data):
+                    self.write_held.set()
+                    threading.Event().wait()  # never sent: the connection ends with close()
                 sink.sendall(data)
         except OSError:
             pass
@@ -162,6 +187,15 @@ async def _queue_depth(amqp_url: str, queue: str) -> int:
 
 def queue_depth(amqp_url: str, queue: str) -> int:
     return asyncio.run(_queue_depth(amqp_url, queue))
+
+
+def declared(amqp_url: str, queue: str) -> bool:
+    """The queue exists (a service declares its topology just after it answers /readyz)."""
+    try:
+        queue_depth(amqp_url, queue)
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return False
+    return True
 
 
 # partitions of a test stack (conftest.stack_env): fewer than the default 32 quorum queues to
@@ -254,17 +288,17 @@ class RobotServer(_RecordingServer):
         handler.wfile.write(answer)
 
 
-async def _binding(amqp_url: str, exchange: str, queue: str, routing_key: str, bound: bool) -> None:
+async def _binding(amqp_url: str, exchange: str, queue: str, routing_key: str, bound: bool, ours: bool = True) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        declared = await channel.declare_queue(queue, durable=True, passive=not bound)  # unbind: a queue of the stack's
+        declared = await channel.declare_queue(queue, durable=True, passive=not (bound and ours))  # else a queue of the stack's
         await (declared.bind if bound else declared.unbind)(exchange, routing_key=routing_key)
 
 
-def bind(amqp_url: str, exchange: str, queue: str, routing_key: str = "#") -> None:
-    """A queue of the test's own bound to an exchange (another system subscribing)."""
-    asyncio.run(_binding(amqp_url, exchange, queue, routing_key, True))
+def bind(amqp_url: str, exchange: str, queue: str, routing_key: str = "#", ours: bool = True) -> None:
+    """A queue of the test's own (declared here) or of the stack's bound to an exchange."""
+    asyncio.run(_binding(amqp_url, exchange, queue, routing_key, True, ours))
 
 
 def unbind(amqp_url: str, exchange: str, queue: str, routing_key: str = "#") -> None:

@@ -1,0 +1,105 @@
+"""202 only after the broker confirmed every event: a broker that does not answer, refuses (nack)
+or cannot route the batch gets the client a 503, and the retry once it is well is accepted and
+counted once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from conftest import free_port, wait_for
+from factories import now, sale
+from helpers import TEST_PARTITIONS, TcpProxy, bind, declared, drain, drain_rules, unbind
+
+from services.common.partitions import partition_key, partition_of
+
+
+def post(ingest, events) -> httpx.Response:
+    return httpx.post(f"{ingest.url}/v1/events", json=events, timeout=15)
+
+
+def refused(response: httpx.Response) -> bool:
+    return response.status_code == 503 and "did not confirm" in response.json()["error"]
+
+
+def test_no_confirm_in_time_is_a_503_and_the_retry_is_counted_once(services, amqp_url, namespace):
+    target = urlsplit(amqp_url)
+    proxy = TcpProxy(free_port(), (target.hostname, target.port or 5672)).start()
+    env = {"DEALERWATCH_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/", "DEALERWATCH_PUBLISH_TIMEOUT_SECONDS": "1"}
+    (ingest,) = services("ingest", env=env)
+    event = sale("D-1", now())
+    try:
+        proxy.pause()  # the broker takes the message but its confirm does not come back
+        response = post(ingest, [event])
+        assert refused(response), response.text
+        assert response.headers["retry-after"]
+    finally:
+        proxy.resume()
+    wait_for(lambda: post(ingest, [event]).status_code == 202)
+    # the broker may hold the unconfirmed copy as well: the retry has the same event_id. A marker
+    # event of the same dealer (same queue, behind both copies) shows when both were taken.
+    assert post(ingest, [sale("D-1", now())]).status_code == 202
+    (rules,) = services("rules")
+    wait_for(lambda: counted(rules, "D-1") >= 2)
+    assert counted(rules, "D-1") == 2
+    proxy.close()
+
+
+def counted(rules, dealer: str) -> int:
+    response = httpx.get(f"{rules.url}/v1/dealers/{dealer}")
+    return response.json()["events_counted"] if response.status_code == 200 else 0
+
+
+@pytest.fixture
+def queue_limit(amqp_url, namespace):
+    """limit(n): a policy limiting this namespace's queues to n messages, over which the broker
+    nacks a publish (the queues' own overflow setting is reject-publish)."""
+    name = f"{namespace}-limit"
+
+    def limit(messages: int) -> None:
+        wait_for(lambda: declared(amqp_url, f"{namespace}.notify.dealer-file"))
+        definition = json.dumps({"max-length": messages, "overflow": "reject-publish"})
+        command = ["rabbitmqctl", "-q", "set_policy", "--apply-to", "queues", "--priority", "9", name, f"^{namespace}\\.", definition]
+        subprocess.run(command, check=True, capture_output=True, timeout=30)
+        wait_for(lambda: len(applied(namespace, name)) == TEST_PARTITIONS + 3)  # rules, notify, dealer file, dead letters
+
+    yield limit
+    subprocess.run(["rabbitmqctl", "-q", "clear_policy", name], check=False, capture_output=True, timeout=30)
+
+
+def applied(namespace: str, policy: str) -> set[str]:
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name", "policy"], capture_output=True, text=True)
+    return {line.split()[0] for line in listed.stdout.splitlines() if line.startswith(namespace) and policy in line}
+
+
+def test_a_nacked_batch_is_a_503_and_accepted_once_the_broker_takes_it(services, amqp_url, namespace, queue_limit):
+    (ingest,) = services("ingest")
+    filler, events = sale("D-1", now()), [sale("D-1", now()), sale("D-1", now())]
+    queue_limit(0)
+    # a quorum queue refuses once it is over its limit: the first message in may still be taken
+    post(ingest, [filler])
+    response = post(ingest, events)
+    assert refused(response), response.text
+    # (a queue that once refused keeps refusing when the policy is cleared, on 3.x: raised instead)
+    queue_limit(1_000_000)
+    wait_for(lambda: post(ingest, events).status_code == 202)  # as a client retries after a 503
+    ids = {json.loads(m.body)["event_id"] for m in drain_rules(amqp_url, namespace)}
+    assert {e["event_id"] for e in events} <= ids <= {e["event_id"] for e in [filler, *events]}
+
+
+def test_an_unroutable_event_is_a_503_not_a_202(services, amqp_url, namespace):
+    (ingest,) = services("ingest")
+    event = sale("D-1", now())
+    partition = partition_key(partition_of("D-1", TEST_PARTITIONS))
+    rules_queue, file_queue = f"{namespace}.rules.{partition}", f"{namespace}.notify.dealer-file"
+    wait_for(lambda: declared(amqp_url, file_queue))
+    unbind(amqp_url, f"{namespace}.events", rules_queue, f"{partition}.#")
+    unbind(amqp_url, f"{namespace}.events", file_queue, "*.sale.#")
+    response = post(ingest, [event])
+    assert refused(response), response.text
+    bind(amqp_url, f"{namespace}.events", rules_queue, f"{partition}.#", ours=False)
+    assert post(ingest, [event]).status_code == 202
+    assert [json.loads(m.body)["event_id"] for m in drain_rules(amqp_url, namespace)] == [event["event_id"]]

@@ -1,0 +1,77 @@
+"""What `make mutate` breaks and which tests must notice: the functions that carry the README's
+safety promises, each with the tests that exercise them (a mutant runs only those, -x)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    module: str
+    functions: frozenset[str]
+    tests: tuple[str, ...]
+    ci: frozenset[str] = frozenset()  # the functions the time-boxed CI run mutates
+
+
+def target(module: str, functions: str, tests: str, ci: str = "") -> Target:
+    return Target(module, frozenset(functions.split()), tuple(tests.split()), frozenset(ci.split()))
+
+
+TARGETS = [
+    # ingest: 202 only once every event of the batch is confirmed by the broker
+    target(
+        "services/common/broker.py",
+        "publish_confirmed publish_each publish_all_confirmed",
+        "tests/ingest/test_publishing.py tests/ingest/test_ingest.py",
+        ci="publish_confirmed publish_all_confirmed",
+    ),
+    target("services/ingest/app.py", "post_events", "tests/ingest/test_ingest.py tests/ingest/test_publishing.py"),
+    # rules: every event counted once; publish -> save -> ack
+    target(
+        "services/rules/state.py",
+        "knows forget_ids prune",
+        "tests/rules/test_dedup.py tests/rules/test_rules_core.py",
+        ci="knows",
+    ),
+    target(
+        "services/rules/service.py",
+        "_flush_once _publish on_message",
+        "tests/rules/test_rules_service.py tests/rules/test_replay.py",
+    ),
+    # consuming: acked only after the effect is durable, bounded retries, dead letters
+    target(
+        "services/common/consuming.py",
+        "retry_or_reject settle ack_batch nack reject ack",
+        "tests/notify/test_notify.py tests/rules/test_rules_service.py tests/e2e/test_poison.py",
+    ),
+    # notify: each alert write with its change, the outbox, delivery backoff, the lease
+    target(
+        "services/notify/store.py",
+        "insert insert_many log_unlogged",
+        "tests/notify/test_store.py tests/notify/test_inmemory.py",
+        ci="insert",
+    ),
+    target("services/notify/changes.py", "record record_many after", "tests/notify/test_store.py tests/notify/test_stream.py"),
+    target("services/notify/leader.py", "hold ensure", "tests/notify/test_store.py tests/notify/test_leader.py", ci="hold"),
+    target(
+        "services/notify/outbox.py",
+        "record_deliveries due_reminder next_delivery_due next_schedule_due claim_group",
+        "tests/notify/test_store.py tests/notify/test_escalation.py tests/notify/test_backoff.py",
+    ),
+    target(
+        "services/notify/delivery.py",
+        "_send _deliver run_schedules _claim_groups",
+        "tests/notify/test_backoff.py tests/notify/test_escalation.py tests/notify/test_silences.py",
+    ),
+]
+
+# the operators that make a mutant of a promise: a comparison turned round, a condition negated
+# or swapped, a loop that never runs, an exception that is no longer caught, a sign flipped.
+# (Every other comparison pair and number tweaks mostly make equivalent mutants of timeouts.)
+OPERATORS = (
+    r"core/(ReplaceComparisonOperator_(Eq_NotEq|NotEq_Eq|Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|In_NotIn|NotIn_In|Is_IsNot|IsNot_Is)"
+    r"|AddNot|ReplaceTrueWithFalse|ReplaceFalseWithTrue|ReplaceAndWithOr|ReplaceOrWithAnd|ReplaceBreakWithContinue"
+    r"|ExceptionReplacer|ZeroIterationForLoop|ReplaceUnaryOperator_Delete_Not"
+    r"|ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul))$"
+)
