@@ -54,6 +54,7 @@ class WebhookReceiver(_RecordingServer):
         self.url = f"http://127.0.0.1:{port}/hook"
         self.secrets = secrets  # if set, requests failing the README's verification get 401 and are not kept
         self.received: list[dict] = []
+        self.times: list[float] = []  # when each of `received` came
         self.headers: list[dict] = []
         self.refused = 0
 
@@ -65,9 +66,31 @@ class WebhookReceiver(_RecordingServer):
             handler.send_response(401)
             handler.end_headers()
             return
+        self.times.append(time.time())
         self.received.append(json.loads(body))
         self.headers.append(dict(handler.headers))
         handler.send_response(204)
+        handler.end_headers()
+
+
+class FailingReceiver(_RecordingServer):
+    """Answers 503 to the notifications about the alerts in `failing` (a receiver that cannot take
+    them), 204 to the others; notes when each failed."""
+
+    def __init__(self, port: int, failing: set[str]):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/hook"
+        self.failing = failing
+        self.failed: list[float] = []
+        self.taken = 0
+
+    def post(self, handler, body: bytes) -> None:
+        if json.loads(body).get("alert_id") in self.failing:
+            self.failed.append(time.time())
+            handler.send_response(503)
+        else:
+            self.taken += 1
+            handler.send_response(204)
         handler.end_headers()
 
 

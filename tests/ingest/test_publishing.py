@@ -12,7 +12,7 @@ import httpx
 import pytest
 from conftest import free_port, wait_for
 from factories import now, sale
-from helpers import TEST_PARTITIONS, TcpProxy, bind, declared, drain, drain_rules, unbind
+from helpers import TEST_PARTITIONS, TcpProxy, bind, declared, drain_rules, unbind
 
 from services.common.partitions import partition_key, partition_of
 
@@ -62,7 +62,8 @@ def queue_limit(amqp_url, namespace):
     def limit(messages: int) -> None:
         wait_for(lambda: declared(amqp_url, f"{namespace}.notify.dealer-file"))
         definition = json.dumps({"max-length": messages, "overflow": "reject-publish"})
-        command = ["rabbitmqctl", "-q", "set_policy", "--apply-to", "queues", "--priority", "9", name, f"^{namespace}\\.", definition]
+        pattern = f"^{namespace}\\."
+        command = ["rabbitmqctl", "-q", "set_policy", "--apply-to", "queues", "--priority", "9", name, pattern, definition]
         subprocess.run(command, check=True, capture_output=True, timeout=30)
         wait_for(lambda: len(applied(namespace, name)) == TEST_PARTITIONS + 3)  # rules, notify, dealer file, dead letters
 

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from parso.python.tree import Keyword
-
 from cosmic_ray.operators.operator import Example, Operator
+from parso.python.tree import Keyword
 
 
 class RemoveCallStatement(Operator):

@@ -28,8 +28,8 @@ from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
 sys.path.insert(0, str(Path(__file__).parent))
-from operators import Provider  # noqa: E402
-from targets import OPERATORS, TARGETS, Target  # noqa: E402
+from operators import Provider
+from targets import OPERATORS, TARGETS, Target
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".data" / "mutation"
@@ -119,7 +119,8 @@ def main() -> int:
                     verdict = f"error ({result.worker_outcome})"
                 counts[verdict] += 1
                 mutation = item.mutations[0]
-                print(f"{verdict:8} {target.module}:{mutation.start_pos[0]} {mutation.definition_name} {mutation.operator_name}", flush=True)
+                where = f"{target.module}:{mutation.start_pos[0]} {mutation.definition_name}"
+                print(f"{verdict:8} {where} {mutation.operator_name}", flush=True)
                 if verdict == "survived":
                     survived.append((target.module, mutation, result.diff))
             rows.append((target.module, counts))

@@ -3,6 +3,8 @@ alerts nobody acknowledged; all through the outbox, on the real broker and Mongo
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 
 import httpx
@@ -46,6 +48,10 @@ def kinds(receiver, alert_id):
     return [a["notification"] for a in receiver.received if a.get("alert_id") == alert_id]
 
 
+def times(receiver, alert_id) -> list[float]:
+    return [t for a, t in zip(receiver.received, receiver.times, strict=True) if a.get("alert_id") == alert_id]
+
+
 def test_resolved_notice_follows_the_route(stack, amqp_url, namespace):
     notify, team, boss = stack
     publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("E1", 1))
@@ -62,9 +68,16 @@ def test_reminders_while_open_stop_when_resolved(stack, amqp_url, namespace):
     httpx.post(f"{notify.url}/v1/alerts/E2/resolve", json={"by": "li.na", "cause": "fixed"}).raise_for_status()
     wait_for(lambda: "resolved" in kinds(team, "E2"))
     settled = len(kinds(team, "E2"))
-    time.sleep(2.5)
+    # a marker on the same route, opened after the resolve: once its first reminder is out, any
+    # reminder of E2 (due within the 1 s interval after its last) would have been sent before it
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("E2-marker", 1, rule_id="reminded"))
+    wait_for(lambda: "repeat" in kinds(team, "E2-marker"))
     assert len(kinds(team, "E2")) == settled  # no reminder after the resolve
-    assert kinds(team, "E2")[0] == "firing"
+    sent = kinds(team, "E2")
+    assert sent[0] == "firing" and sent[1:3] == ["repeat", "repeat"]
+    at = times(team, "E2")
+    pauses = [later - earlier for earlier, later in zip(at[:2], at[1:3], strict=True)]
+    assert all(0.95 <= pause <= 2.5 for pause in pauses), pauses  # repeat_interval: 1s
 
 
 def test_unacknowledged_critical_alert_escalates_acknowledged_does_not(stack, amqp_url, namespace):
@@ -78,14 +91,42 @@ def test_unacknowledged_critical_alert_escalates_acknowledged_does_not(stack, am
     )
     wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/E4").status_code == 200)
     httpx.post(f"{notify.url}/v1/alerts/E4/ack", json={"by": "wang"}).raise_for_status()
+    # a marker opened after E4: its escalation is due after E4's would have been
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("E4-marker", 1, severity="critical"))
     wait_for(lambda: kinds(boss, "E3") == ["escalation"], seconds=15)
-    time.sleep(1.0)
+    wait_for(lambda: kinds(boss, "E4-marker") == ["escalation"], seconds=15)
     assert kinds(boss, "E4") == []
+    # escalate_after: 2s from the first notification, not sooner, and not much later
+    waited = times(boss, "E3")[0] - times(team, "E3")[0]
+    assert 1.9 <= waited <= 4.0, waited
     deliveries = httpx.get(f"{notify.url}/v1/alerts/E3").json()["deliveries"]
     assert [(d["kind"], d["receiver"], d["status"]) for d in deliveries] == [
         ("firing", "team", "delivered"),
         ("escalation", "boss", "delivered"),
     ]
+
+
+def test_a_silence_stops_firing_notices_reminders_and_escalation_of_routed_alerts(stack, amqp_url, namespace):
+    notify, team, boss = stack
+    ends = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    silence = {"matchers": {"dealer_id": "D-quiet"}, "ends_at": ends, "created_by": "zhao.lei", "comment": "closed this week"}
+    assert httpx.post(f"{notify.url}/v1/silences", json=silence).status_code == 201
+    exchange = Topology(namespace).alert_signals.name
+    publish(
+        amqp_url,
+        exchange,
+        "k",
+        signal("S1", 1, rule_id="reminded", dealer_id="D-quiet"),
+        signal("S2", 1, severity="critical", dealer_id="D-quiet"),
+    )
+    # markers after them on the same routes: their reminder and escalation are due after S1's and S2's
+    publish(amqp_url, exchange, "k", signal("S1-marker", 1, rule_id="reminded"), signal("S2-marker", 1, severity="critical"))
+    wait_for(lambda: kinds(team, "S1-marker").count("repeat") >= 2, seconds=15)
+    wait_for(lambda: kinds(boss, "S2-marker") == ["escalation"], seconds=15)
+    assert kinds(team, "S1") == kinds(team, "S2") == kinds(boss, "S2") == []
+    for alert_id in ("S1", "S2"):
+        alert = httpx.get(f"{notify.url}/v1/alerts/{alert_id}").json()
+        assert alert["silenced_by"] and alert["status"] == "open"
 
 
 def test_alerts_within_the_group_window_go_out_as_one_message(stack, amqp_url, namespace):
@@ -95,11 +136,14 @@ def test_alerts_within_the_group_window_go_out_as_one_message(stack, amqp_url, n
     publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("E5", 1))  # another route: not held back
     wait_for(lambda: kinds(team, "E5") == ["firing"])
     assert not [body for body in team.received if "alerts" in body]  # the window is still open
-    groups = wait_for(lambda: [body for body in team.received if "alerts" in body], seconds=10)
-    time.sleep(0.5)
+    wait_for(lambda: [body for body in team.received if "alerts" in body], seconds=10)
+    # a marker in the next window: its group comes after any second message of the first window
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("G-marker", 1, rule_id="grouped"))
+    wait_for(lambda: "G-marker" in json.dumps(team.received), seconds=10)  # (alone, it goes as one alert)
+    groups = [body for body in team.received if "alerts" in body and "G-marker" not in json.dumps(body)]
     assert len(groups) == 1 and groups[0]["count"] == 3 and groups[0]["notification"] == "firing"
     assert sorted(a["alert_id"] for a in groups[0]["alerts"]) == ["G0", "G1", "G2"]
-    assert not [body for body in team.received if body.get("alert_id", "").startswith("G")]  # not one by one as well
+    assert not [body for body in team.received if body.get("alert_id", "") in ("G0", "G1", "G2")]  # not one by one as well
     for n in range(3):  # each alert's delivery log says it went out
         (delivery,) = httpx.get(f"{notify.url}/v1/alerts/G{n}").json()["deliveries"]
         assert delivery["status"] == "delivered" and delivery["group"].startswith("team|")

@@ -118,6 +118,24 @@ async def test_one_instance_holds_the_publishers_lease_until_it_lets_go(store):
     assert await second.hold() and not await Lease(store.db, "publisher").hold()
 
 
+async def test_a_holder_that_keeps_renewing_keeps_the_lease_and_a_killed_one_loses_it_once_it_ran_out(store):
+    first, second = Lease(store.db, "publisher", seconds=0.6), Lease(store.db, "publisher", seconds=0.6)
+    await first.ensure()
+    assert await first.hold()
+    until = (await store.db["leases"].find_one({"_id": "publisher"}))["until"]
+    assert await first.hold()  # renewed a third of the way through, not on every call
+    assert (await store.db["leases"].find_one({"_id": "publisher"}))["until"] == until
+    for _ in range(8):  # twice the lease, renewed as it goes: never free for another
+        await asyncio.sleep(0.15)
+        assert await first.hold()
+        assert not await second.hold()
+    # the holder stops renewing without letting go (killed): another takes it once it ran out
+    assert not await second.hold()
+    await asyncio.sleep(0.7)
+    assert await second.hold()
+    assert not await first.hold()
+
+
 async def test_a_notification_is_claimed_by_one_sender_and_a_group_goes_together(store):
     outbox = Outbox(store.collection)
     await outbox.ensure_indexes()

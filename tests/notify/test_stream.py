@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import aio_pika
 import httpx
+import pymongo
 from conftest import wait_for
 from factories import alert_signal, signal
 from helpers import drain, publish
@@ -84,20 +84,30 @@ def test_stream_resumes_after_reconnect_and_restart(services, amqp_url, namespac
     assert [m.routing_key for m in messages][:2] == ["warning.sales-drop.D-S1", "warning.sales-drop.D-S2"]
 
 
-def test_two_instances_publish_each_change_once(services, amqp_url, namespace):
+def test_two_instances_publish_each_change_once_and_the_other_takes_over_from_a_killed_one(
+    services, amqp_url, mongo_url, namespace
+):
     first, second = services("notify", "notify")
     asyncio.run(_bind(amqp_url, Topology(namespace).alerts.name, f"{namespace}.test-subscriber"))
     publish(amqp_url, Topology(namespace).alert_signals.name, "k", *[signal(f"T{n}", 1) for n in range(300)])
     messages: list = []
     wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber", 1000)) or len(messages) >= 300, seconds=60)
-    time.sleep(1.5)  # both instances poll every 0.3 s: a second publisher would have sent its copies by now
+    # a marker after them: once its change is out, a second publisher's copies of the 300 (earlier
+    # in the same change log) would be out too
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("T-marker", 1))
+    wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber", 1000)) or len(messages) >= 301, seconds=20)
     messages.extend(drain(amqp_url, f"{namespace}.test-subscriber", 1000))
-    assert sorted(json.loads(m.body)["alert"]["alert_id"] for m in messages) == sorted(f"T{n}" for n in range(300))
+    ids = [json.loads(m.body)["alert"]["alert_id"] for m in messages]
+    assert sorted(ids) == sorted([*(f"T{n}" for n in range(300)), "T-marker"])
 
-    # an instance stops (whichever held the lease): the other one publishes from then on
-    first.stop()
+    # the instance holding the publisher's lease is killed (no release): the other one publishes
+    # once the lease has run out
+    with pymongo.MongoClient(mongo_url) as client:
+        holder = client[namespace]["leases"].find_one({"_id": "alerts-exchange"})["holder"]
+    held_by = {str(n.process.pid): n for n in (first, second)}[holder.split(":")[1]]
+    held_by.stop(kill=True)
     publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("T-after", 1))
-    wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber")) or len(messages) == 301, seconds=20)
+    wait_for(lambda: messages.extend(drain(amqp_url, f"{namespace}.test-subscriber")) or len(messages) == 302, seconds=30)
     assert json.loads(messages[-1].body)["alert"]["alert_id"] == "T-after"
 
 

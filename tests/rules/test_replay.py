@@ -25,9 +25,7 @@ def events_counted(mongo_url: str, database: str, dealer: str) -> int | None:
     return None if doc is None else doc["events"]
 
 
-def test_a_worker_killed_between_publishing_and_saving_is_replayed_to_the_same_signals(
-    services, amqp_url, mongo_url, namespace
-):
+def test_a_worker_killed_between_publishing_and_saving_is_replayed_to_the_same_signals(services, amqp_url, mongo_url, namespace):
     database = urlsplit(mongo_url)
     proxy = TcpProxy(free_port(), (database.hostname, database.port)).start()
     proxied = mongo_url.replace(f":{database.port}/", f":{proxy.port}/")
