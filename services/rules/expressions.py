@@ -249,8 +249,18 @@ _ARITH: dict[str, Callable[[float, float], float]] = {
     "+": lambda a, b: a + b,
     "-": lambda a, b: a - b,
     "*": lambda a, b: a * b,
-    "/": lambda a, b: a / b if b else float("inf") if a > 0 else float("-inf") if a < 0 else 0.0,
+    "/": lambda a, b: a / b if b else _divided_by_zero(a, b),
 }
+
+
+def _divided_by_zero(a: float, b: float) -> float:
+    """As the engine (C doubles) divides: +-inf by the signs, and 0 / 0 is not a number, which
+    makes every comparison but != false (found by the property test `a <= 0 / a` at a = 0)."""
+    if a == 0 or math.isnan(a):
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
 _CMP: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
