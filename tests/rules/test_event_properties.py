@@ -53,41 +53,38 @@ def iso(moment: dt.datetime) -> str:
     return moment.isoformat()
 
 
+KINDS = ["sale", "visit", "promotion.planned", "promotion.approved", "promotion.spend", "target.set"]
+
+
+def fields_of(draw, kind: str, at: dt.datetime, promotion: str) -> dict:
+    day = at.date().isoformat()
+    if kind == "sale":
+        return {"sku": draw(ids), "quantity": draw(counts), "amount": draw(amounts()), "outlet_id": draw(ids)}
+    if kind == "visit":
+        return {"visitor_id": draw(ids), "role": "rep", "kind": draw(st.sampled_from(["routine", "leadership"]))}
+    if kind == "promotion.planned":
+        budget = draw(amounts(positive=True))
+        return {"promotion_id": promotion, "budget": budget, "starts_on": day, "ends_on": day, "owner": draw(ids)}
+    if kind == "promotion.approved":
+        return {"promotion_id": promotion, "approved_by": draw(ids)}
+    if kind == "promotion.spend":
+        return {"promotion_id": promotion, "amount": draw(amounts(positive=True))}
+    sales_target, outlets = draw(amounts(positive=True)), draw(st.integers(0, MAX_COUNT))
+    return {"period": f"{at:%Y-%m}", "sales_target": sales_target, "active_outlets_target": outlets}
+
+
 @st.composite
 def histories(draw) -> list[dict]:
     """1 to 6 events of one dealer, of any type, around one moment (the lateness bound allows them)."""
-    dealer = draw(ids)
-    start = draw(moments)
-    promotion = draw(ids)
+    dealer, start, promotion = draw(ids), draw(moments), draw(ids)
     events = []
     for n in range(draw(st.integers(1, 6))):
         at = start + dt.timedelta(seconds=draw(st.integers(0, 86_400)))
         base = {"event_id": f"{n}-{draw(ids)}"[:128], "dealer_id": dealer, "occurred_at": iso(at)}
         if draw(st.booleans()):
             base["region"] = draw(st.text(text_chars, min_size=1, max_size=64))
-        kind = draw(
-            st.sampled_from(["sale", "visit", "promotion.planned", "promotion.approved", "promotion.spend", "target.set"])
-        )
-        day = at.date().isoformat()
-        fields = {
-            "sale": lambda: {"sku": draw(ids), "quantity": draw(counts), "amount": draw(amounts()), "outlet_id": draw(ids)},
-            "visit": lambda: {"visitor_id": draw(ids), "role": "rep", "kind": draw(st.sampled_from(["routine", "leadership"]))},
-            "promotion.planned": lambda: {
-                "promotion_id": promotion,
-                "budget": draw(amounts(positive=True)),
-                "starts_on": day,
-                "ends_on": day,
-                "owner": draw(ids),
-            },
-            "promotion.approved": lambda: {"promotion_id": promotion, "approved_by": draw(ids)},
-            "promotion.spend": lambda: {"promotion_id": promotion, "amount": draw(amounts(positive=True))},
-            "target.set": lambda: {
-                "period": f"{at:%Y-%m}",
-                "sales_target": draw(amounts(positive=True)),
-                "active_outlets_target": draw(st.integers(0, MAX_COUNT)),
-            },
-        }[kind]()
-        events.append({**base, "type": kind, **fields})
+        kind = draw(st.sampled_from(KINDS))
+        events.append({**base, "type": kind, **fields_of(draw, kind, at, promotion)})
     return events
 
 
