@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint chaos bench screenshot browser clean
+.PHONY: run test test-fast lint chaos bench mutate mutate-ci screenshot browser clean
 
 $(BIN)/dealerwatch: pyproject.toml
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed (durable-rules)"'
@@ -48,6 +48,15 @@ screenshot: $(BIN)/dealerwatch browser
 # the speed goals (#14) as one table, each against a baseline measured in the same run
 bench: $(BIN)/dealerwatch
 	$(BIN)/python bench/table.py
+
+# mutation testing of the safety code (tests/mutation/): every mutant must make a test fail.
+# By hand, all of it (hours); CI, a fixed subset stopped after MUTATE_BUDGET seconds.
+mutate: $(BIN)/dealerwatch
+	$(BIN)/python tests/mutation/run.py
+
+MUTATE_BUDGET ?= 240
+mutate-ci: $(BIN)/dealerwatch
+	$(BIN)/python tests/mutation/run.py --ci --budget $(MUTATE_BUDGET)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

@@ -36,6 +36,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.stack)
 
 
+# CI (`.ci/run`) installs every tool a test needs (chromium, docker-compose, RabbitMQ itself):
+# there, a test skipped for a missing tool is a failure, not a quiet pass
+NO_SKIPS = os.environ.get("DEALERWATCH_NO_SKIPS") == "1"
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(f"{report.nodeid}: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr}")
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if NO_SKIPS and report.skipped:
+        _skipped.append(f"{report.nodeid}: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr}")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in _skipped:
+        terminalreporter.write_line(f"SKIPPED where nothing may be (DEALERWATCH_NO_SKIPS=1): {line}", red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _skipped and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -29,7 +29,7 @@ from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
 sys.path.insert(0, str(Path(__file__).parent))
 from operators import Provider
-from targets import OPERATORS, TARGETS, Target
+from targets import EQUIVALENT, OPERATORS, TARGETS, Target
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".data" / "mutation"
@@ -51,7 +51,7 @@ def copy_tree(into: Path) -> None:
 
 
 def command(target: Target, tree: Path) -> str:
-    tests = " ".join(str(tree / t) for t in target.tests if (tree / t).exists())
+    tests = " ".join(str(tree / t) for t in target.tests if (tree / t.split("::")[0]).exists())
     return f"{sys.executable} -m pytest -x -q -p no:cacheprovider --rootdir {tree} {tests}"
 
 
@@ -59,17 +59,29 @@ def plan(db: WorkDB, target: Target, tree: Path, *, ci: bool, only_jobs: set[tup
     """The work items of one target: its functions (or its CI ones), the kept operators."""
     init([tree / target.module], db, {})
     functions = target.ci if ci else target.functions
-    items = []
+    lines = (tree / target.module).read_text().splitlines()
+    items, equivalent = [], []
     for item in db.pending_work_items:
         mutation = item.mutations[0]
         wanted = KEEP.match(mutation.operator_name) and mutation.definition_name in functions
         if wanted and only_jobs is not None:
             wanted = _key(mutation) in only_jobs
-        if wanted:
+        why = wanted and _equivalent(target.module, mutation.operator_name, lines[mutation.start_pos[0] - 1])
+        if why:
+            equivalent.append(why)
+            db.set_result(item.job_id, WorkResult(output=f"equivalent: {why}", worker_outcome=WorkerOutcome.SKIPPED))
+        elif wanted:
             items.append(item)
         else:
             db.set_result(item.job_id, WorkResult(output="not a target", worker_outcome=WorkerOutcome.SKIPPED))
-    return items
+    return items, equivalent
+
+
+def _equivalent(module: str, operator: str, line: str) -> str | None:
+    for known in EQUIVALENT:
+        if known.module == module and re.search(known.operator, operator) and known.line in line:
+            return known.why
+    return None
 
 
 def _key(mutation) -> tuple:
@@ -106,8 +118,8 @@ def main() -> int:
         for target in TARGETS:
             if args.only and target.module not in args.only:
                 continue
-            items = plan(db, target, tree, ci=args.ci, only_jobs=only_jobs)
-            counts: Counter[str] = Counter()
+            items, equivalent = plan(db, target, tree, ci=args.ci, only_jobs=only_jobs)
+            counts: Counter[str] = Counter({"equivalent": len(equivalent)})
             for item in items:
                 if args.budget and time.monotonic() - started > args.budget:
                     counts["not run (budget)"] += 1
@@ -124,15 +136,19 @@ def main() -> int:
                 if verdict == "survived":
                     survived.append((target.module, mutation, result.diff))
             rows.append((target.module, counts))
-    print(f"\n{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'not run':>7}")
+    print(f"\n{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'not run':>7} {'equivalent':>10}")
     total: Counter[str] = Counter()
     for module, counts in rows:
         total.update(counts)
         run = counts["killed"] + counts["survived"]
-        print(f"{module:34} {run:7} {counts['killed']:6} {counts['survived']:8} {counts['not run (budget)']:7}")
+        not_run, equivalent = counts["not run (budget)"], counts["equivalent"]
+        print(f"{module:34} {run:7} {counts['killed']:6} {counts['survived']:8} {not_run:7} {equivalent:10}")
     run = total["killed"] + total["survived"]
     score = total["killed"] / run if run else 0.0
-    print(f"{'all':34} {run:7} {total['killed']:6} {total['survived']:8} {total['not run (budget)']:7}  score {score:.0%}")
+    print(
+        f"{'all':34} {run:7} {total['killed']:6} {total['survived']:8} {total['not run (budget)']:7} {total['equivalent']:10}"
+        f"  score {score:.0%} (killed / run; equivalent mutants are listed in targets.py with why)"
+    )
     print(f"{time.monotonic() - started:.0f}s; details: cr-report {OUT / (name + '.sqlite')}")
     for module, mutation, diff in survived:
         print(f"\nSURVIVED {module}:{mutation.start_pos[0]} {mutation.operator_name}\n{diff}")

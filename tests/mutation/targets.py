@@ -7,6 +7,16 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Equivalent:
+    """A mutant no test can kill because it does not change behaviour: which, and why."""
+
+    module: str
+    operator: str  # a regular expression over cosmic-ray's operator name
+    line: str  # text on the mutated line
+    why: str
+
+
+@dataclass(frozen=True)
 class Target:
     module: str
     functions: frozenset[str]
@@ -75,3 +85,31 @@ OPERATORS = (
     r"|ExceptionReplacer|ZeroIterationForLoop|ReplaceUnaryOperator_Delete_Not"
     r"|ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul))$"
 )
+
+
+EQUIVALENT = [
+    Equivalent(
+        "services/common/broker.py",
+        "ReplaceBinaryOperator_Mul_Div",
+        ", *, timeout",
+        "the `*` of keyword-only parameters becomes `/` (positional-only before it): every caller passes keywords",
+    ),
+    Equivalent(
+        "services/rules/state.py",
+        "ReplaceComparisonOperator_Lt_LtE",
+        "min(self.seen_times) < cutoff",
+        "at equality the ids kept are computed and are the same (`at >= cutoff` keeps the one at the cutoff)",
+    ),
+    Equivalent(
+        "services/rules/state.py",
+        "ReplaceComparisonOperator_GtE_Gt",
+        "if at >= cutoff]",
+        "an id exactly at the cutoff (lateness + a day before the dealer's time) can only come back too late: refused either way",
+    ),
+    Equivalent(
+        "services/rules/state.py",
+        "ReplaceComparisonOperator_Lt_LtE",
+        "p.ended_at < promotions_cutoff",
+        "a promotion ended exactly 90 days ago: no event within the lateness bound can reach it",
+    ),
+]

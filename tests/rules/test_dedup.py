@@ -20,6 +20,7 @@ from factories import (
 )
 
 from services.common.events import parse_event
+from services.rules.core import TooLate
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 DEALER = "D-dup"
@@ -68,3 +69,33 @@ def test_a_retried_event_of_any_type_is_recognised_and_changes_nothing(core, eve
     assert core.measures(DEALER, t) == measures
     assert core.states[DEALER].events == state_after_first.events
     assert core.states[DEALER] == state_after_first  # series, promotions, outlets, plans, ids
+
+
+def test_a_retry_is_recognised_while_it_can_arrive_and_refused_as_too_late_after(core, default_policy):
+    lateness = dt.timedelta(seconds=default_policy.lateness)
+    first = sale(DEALER, T0, "100.00")
+    assert core.handle(parse_event(first)) is not None
+    # the dealer moves on to just inside the lateness bound of the first event
+    assert core.handle(parse_event(sale(DEALER, T0 + lateness - dt.timedelta(minutes=1), "5.00"))) is not None
+    counted = core.states[DEALER].events
+    assert core.handle(parse_event(first)) is None  # still recognised: not counted again
+    assert core.states[DEALER].events == counted
+    # far later: the id is forgotten, and the retry is refused by the bound, never counted
+    assert core.handle(parse_event(sale(DEALER, T0 + 3 * lateness, "5.00"))) is not None
+    with pytest.raises(TooLate):
+        core.handle(parse_event(first))
+    assert core.states[DEALER].events == counted + 1
+
+
+def test_a_state_forgets_what_no_window_or_bound_can_reach_again(core, default_policy):
+    """Bounded state (docs/performance.md: a few KB a dealer): ids past the lateness bound, sales
+    past every window, promotions ended 90 days ago are dropped when the dealer is judged later."""
+    for event in one_of_each_type():
+        core.handle(parse_event(event))
+    state = core.states[DEALER]
+    assert state.seen_ids and state.series and state.promotions
+    core.tick(DEALER, (T0 + dt.timedelta(days=400)).timestamp())
+    state = core.states[DEALER]
+    assert len(state.seen_ids) == len(state.seen_times) == 0
+    assert all(len(series.times) == 0 for series in state.series.values())
+    assert state.promotions == {}
