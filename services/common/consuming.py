@@ -45,17 +45,16 @@ _in_handler: dict[str, int] = {}  # queue name -> handlers running now
 SETTLE_SECONDS = 5.0
 
 
-async def settle(operation: Awaitable[None], message: Delivered, what: str) -> bool:
-    """Ack or nack; False if that could not be done in time or its channel is gone (the broker
-    then delivers the message again, which every consumer recognises)."""
+async def settle(operation: Awaitable[None], message: Delivered, what: str) -> None:
+    """Ack or nack; if that cannot be done in time or its channel is gone, the broker delivers
+    the message again (every consumer recognises it): logged, never raised. Only a cancellation
+    of the calling task itself goes through."""
     try:
         await asyncio.wait_for(operation, SETTLE_SECONDS)
-        return True
     except (Exception, asyncio.CancelledError) as exc:
         if isinstance(exc, asyncio.CancelledError) and not cancelled_by_the_client(exc):
             raise
         log.warning("could not %s message %s (%s: %s); it will be redelivered", what, message.message_id, type(exc).__name__, exc)
-        return False
 
 
 async def _raw_body(message: RabbitMessage) -> bytes:

@@ -57,7 +57,7 @@ TARGETS = [
     target(
         "services/common/consuming.py",
         "retry_or_reject settle ack_batch nack reject ack",
-        "tests/notify/test_notify.py tests/rules/test_rules_service.py tests/e2e/test_poison.py",
+        "tests/common/test_consuming.py tests/notify/test_notify.py tests/rules/test_rules_service.py tests/e2e/test_poison.py",
     ),
     # notify: each alert write with its change, the outbox, delivery backoff, the lease
     target(
