@@ -172,3 +172,19 @@ async def _zero(awaitable) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_an_event_routed_to_another_partitions_queue_is_dead_lettered_with_the_reason(services, amqp_url, namespace):
+    """A publisher with another hash or partition count: the worker must not count a dealer it
+    does not own (its owner would count it too), and says so."""
+    from services.common.partitions import partition_of
+
+    (rules,) = services("rules")
+    home = partition_of("D-1", 4)
+    stray = json.dumps(sale("D-1", now())).encode()
+    publish(amqp_url, Topology(namespace).events.name, f"p{(home + 1) % 4}.sale.D-1", stray)
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 1)
+    (dead,) = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
+    assert dead.body == stray
+    assert f"belongs to partition {home}, not {(home + 1) % 4}" in dead.headers["x-dealerwatch-error"]
+    assert dealers_known(rules) == 0
