@@ -18,7 +18,7 @@ run: $(BIN)/dealerwatch
 	$(BIN)/dealerwatch dev
 
 test: $(BIN)/dealerwatch browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 # no broker, no database: the policy language, the rules core, contracts, keys, the alert, matchers
 test-fast: $(BIN)/dealerwatch

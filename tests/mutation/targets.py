@@ -59,6 +59,7 @@ TARGETS = [
         "services/common/consuming.py",
         "retry_or_reject settle ack_batch nack reject ack",
         "tests/common/test_consuming.py tests/notify/test_notify.py tests/rules/test_rules_service.py tests/e2e/test_poison.py",
+        ci="settle",
     ),
     # notify: each alert write with its change, the outbox, delivery backoff, the lease
     target(

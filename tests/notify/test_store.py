@@ -81,6 +81,24 @@ async def test_every_write_is_one_change_with_the_public_view_even_when_its_writ
     assert (last["change"], last["alert"]["status"]) == ("resolved", "resolved")
 
 
+async def test_a_batch_of_new_alerts_logs_one_change_for_each_it_created_and_none_for_the_others(store):
+    await opened(store, "A1")  # stored before: its copy in the batch is a redelivery
+    batch = [(alerts.new_document(alert_signal(a, 1), [], OPENED, None, []), "opened") for a in ("A1", "A2", "A3")]
+    assert await store.insert_many(batch) == {"A2", "A3"}
+    changes = await store.changes.after(0)
+    assert [(c["_id"], c["change"], c["alert"]["alert_id"]) for c in changes] == [
+        (1, "opened", "A1"),
+        (2, "opened", "A2"),
+        (3, "opened", "A3"),
+    ]
+    assert all(set(c["alert"]).isdisjoint(alerts.PRIVATE) and c["alert"]["status"] == "open" for c in changes)
+    assert await store.collection.count_documents({"unlogged": {"$exists": True}}) == 0  # each write's mark cleared
+    # a later firing is a write too: its change carries the alert as it is after it
+    await store.change("A2", *alerts.fired_again(alert_signal("A2", 4), utcnow()), "updated")
+    last = (await store.changes.after(3))[0]
+    assert (last["change"], last["alert"]["alert_id"], last["alert"]["count"]) == ("updated", "A2", 4)
+
+
 async def test_pages_are_newest_first_and_never_repeat_or_skip(store):
     for n in range(7):
         await opened(store, f"A{n}", at=dt.datetime(2026, 3, 1 + n % 3, tzinfo=dt.UTC))
