@@ -79,7 +79,7 @@ def plan(db: WorkDB, target: Target, tree: Path, *, ci: bool, only_jobs: set[tup
 
 def _equivalent(module: str, operator: str, line: str) -> str | None:
     for known in EQUIVALENT:
-        if known.module == module and re.search(known.operator, operator) and known.line in line:
+        if known.module in ("*", module) and re.search(known.operator, operator) and known.line in line:
             return known.why
     return None
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class Equivalent:
     """A mutant no test can kill because it does not change behaviour: which, and why."""
 
-    module: str
+    module: str  # or "*": any
     operator: str  # a regular expression over cosmic-ray's operator name
     line: str  # text on the mutated line
     why: str
@@ -100,9 +100,15 @@ UPSERT_RACE = (
 
 EQUIVALENT = [
     Equivalent(
-        "services/common/broker.py",
+        "services/ingest/app.py",
+        "ReplaceTrueWithFalse",
+        "write=True",
+        "ingest has no read-only keys (readers=[]): the keys a read allows are the writers' keys",
+    ),
+    Equivalent(
+        "*",
         "ReplaceBinaryOperator_Mul_Div",
-        ", *, timeout",
+        ", *, ",
         "the `*` of keyword-only parameters becomes `/` (positional-only before it): every caller passes keywords",
     ),
     Equivalent(
