@@ -3,7 +3,8 @@
 Each mutant (cosmic-ray's mutation engine, plus `pass` for a call statement) is made in a copy of
 the tree under .data/mutation/, so a run that is stopped never leaves a broken file behind; the
 tests of its target run there (-x: the first failure kills it). Results go to a cosmic-ray
-work-db per run (`cr-report .data/mutation/<run>.sqlite` lists them) and a table is printed.
+work-db per run and module (`cr-report .data/mutation/<run>-<module>.sqlite` lists them with their
+diffs), a line per mutant to `.data/mutation/<run>.log`, and a table is printed.
 
   python tests/mutation/run.py             every mutant of every target (by hand: hours)
   python tests/mutation/run.py --ci        the CI subset, stopped after --budget seconds
@@ -85,16 +86,20 @@ def _equivalent(module: str, operator: str, line: str) -> str | None:
 
 
 def _key(mutation) -> tuple:
-    return (Path(mutation.module_path).parts[-3:], mutation.operator_name, mutation.start_pos, mutation.definition_name)
+    module = "/".join(Path(mutation.module_path).parts[-3:])
+    return (module, mutation.start_pos[0], mutation.definition_name, mutation.operator_name)
 
 
 def survivors(run: str) -> set[tuple]:
-    with use_db(OUT / f"{run}.sqlite", WorkDB.Mode.open) as db:
-        return {
-            _key(item.mutations[0])
-            for item, result in db.completed_work_items
-            if result.worker_outcome == WorkerOutcome.NORMAL and not result.is_killed
-        }
+    """What survived a run, from its log (`.data/mutation/<run>.log`, or a path)."""
+    path = Path(run) if Path(run).exists() else OUT / f"{run}.log"
+    found = set()
+    for line in path.read_text().splitlines():
+        if line.startswith("survived "):
+            _, where, definition, operator = line.split()
+            module, number = where.rsplit(":", 1)
+            found.add((module, int(number), definition, operator))
+    return found
 
 
 def main() -> int:
@@ -113,11 +118,13 @@ def main() -> int:
     copy_tree(tree)
     os.chdir(tree)  # the tests import `services` from the mutated copy, and start it from there
     started, rows, survived = time.monotonic(), [], []
-    (OUT / f"{name}.sqlite").unlink(missing_ok=True)
-    with use_db(OUT / f"{name}.sqlite", WorkDB.Mode.create) as db:
-        for target in TARGETS:
-            if args.only and target.module not in args.only:
-                continue
+    log = (OUT / f"{name}.log").open("w")
+    for target in TARGETS:
+        if args.only and target.module not in args.only:
+            continue
+        database = OUT / f"{name}-{Path(target.module).stem}.sqlite"  # (init clears a work-db)
+        database.unlink(missing_ok=True)
+        with use_db(database, WorkDB.Mode.create) as db:
             items, equivalent = plan(db, target, tree, ci=args.ci, only_jobs=only_jobs)
             counts: Counter[str] = Counter({"equivalent": len(equivalent)})
             for item in items:
@@ -132,7 +139,9 @@ def main() -> int:
                 counts[verdict] += 1
                 mutation = item.mutations[0]
                 where = f"{target.module}:{mutation.start_pos[0]} {mutation.definition_name}"
-                print(f"{verdict:8} {where} {mutation.operator_name}", flush=True)
+                line = f"{verdict:8} {where} {mutation.operator_name}"
+                print(line, flush=True)
+                print(line, file=log, flush=True)
                 if verdict == "survived":
                     survived.append((target.module, mutation, result.diff))
             rows.append((target.module, counts))
@@ -149,7 +158,8 @@ def main() -> int:
         f"{'all':34} {run:7} {total['killed']:6} {total['survived']:8} {total['not run (budget)']:7} {total['equivalent']:10}"
         f"  score {score:.0%} (killed / run; equivalent mutants are listed in targets.py with why)"
     )
-    print(f"{time.monotonic() - started:.0f}s; details: cr-report {OUT / (name + '.sqlite')}")
+    log.close()
+    print(f"{time.monotonic() - started:.0f}s; details: cr-report {OUT}/{name}-<module>.sqlite, survivors in {log.name}")
     for module, mutation, diff in survived:
         print(f"\nSURVIVED {module}:{mutation.start_pos[0]} {mutation.operator_name}\n{diff}")
     return 1 if survived else 0
