@@ -6,12 +6,13 @@ ReceiverHealth, is tested in test_receiver_health.py): the pauses are the delive
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 
 import httpx
 from conftest import free_port, routes_file, wait_for
 from factories import signal
-from helpers import FailingReceiver, publish
+from helpers import FailingReceiver, drain, publish
 
 from services.common.topology import Topology
 
@@ -60,3 +61,7 @@ def test_retries_of_a_failed_notification_wait_twice_as_long_each_time_up_to_the
         # never sooner; later by at most the sender's wake-up on a busy machine
         assert wanted * 0.95 <= pause <= wanted + 1.0, (pauses, expected)
     assert failing.taken >= len(pauses)  # it took others between the retries: it was not resting
+    # given up: kept in the dead-letter queue with the reason, for a replay
+    (dead,) = wait_for(lambda: drain(amqp_url, Topology(namespace).dead_letter_queue.name))
+    assert dead.headers["x-dealerwatch-error"].startswith(f"delivery to down failed {ATTEMPTS} times:")
+    assert json.loads(dead.body)["alert"]["alert_id"] == "B1"
