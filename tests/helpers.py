@@ -129,6 +129,11 @@ class TcpProxy:
 
     def pause(self) -> None:
         self._answering.clear()
+        self._held = 0
+
+    def held_bytes(self) -> int:
+        """Bytes from the target waiting for resume() since pause()."""
+        return getattr(self, "_held", 0)
 
     def hold_writes_to(self, collection: str) -> threading.Event:
         """Returns an event set once a write is held."""
@@ -167,7 +172,8 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket, flowing: threading.Event | None = None, hold=None) -> None:
         try:
             while data := source.recv(65536):
-                if flowing is not None:
+                if flowing is not None and not flowing.is_set():
+                    self._held = getattr(self, "_held", 0) + len(data)
                     flowing.wait()
                 if hold is not None and hold(data):
                     self.write_held.set()

@@ -4,10 +4,13 @@ counted once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import threading
 from urllib.parse import urlsplit
 
+import aio_pika
 import httpx
 import pytest
 from conftest import free_port, wait_for
@@ -104,3 +107,36 @@ def test_an_unroutable_event_is_a_503_not_a_202(services, amqp_url, namespace):
     bind(amqp_url, f"{namespace}.events", rules_queue, f"{partition}.#", ours=False)
     assert post(ingest, [event]).status_code == 202
     assert [json.loads(m.body)["event_id"] for m in drain_rules(amqp_url, namespace)] == [event["event_id"]]
+
+
+def test_a_publish_whose_channel_the_broker_closes_is_a_503(services, amqp_url, namespace):
+    """Someone deleted the events exchange under a running ingest: the broker closes the channel
+    of the batch's first publish (404), which cuts the others' confirms short (aiormq cancels
+    them). The client is told to retry, never told 202 nor left with a broken connection."""
+    (ingest,) = services("ingest")
+    wait_for(lambda: declared(amqp_url, f"{namespace}.notify.dealer-file"))
+    asyncio.run(_delete_exchange(amqp_url, f"{namespace}.events"))
+    response = post(ingest, [sale(f"D-{n}", now()) for n in range(50)])
+    assert refused(response), response.text
+
+
+async def _delete_exchange(amqp_url: str, name: str) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.exchange_delete(name)
+
+
+def test_a_connection_lost_while_confirms_are_awaited_is_a_503(services, amqp_url, namespace):
+    target = urlsplit(amqp_url)
+    proxy = TcpProxy(free_port(), (target.hostname, target.port or 5672)).start()
+    env = {"DEALERWATCH_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/", "DEALERWATCH_PUBLISH_TIMEOUT_SECONDS": "10"}
+    (ingest,) = services("ingest", env=env)
+    proxy.pause()
+    answer: list[httpx.Response] = []
+    posting = threading.Thread(target=lambda: answer.append(post(ingest, [sale(f"D-{n}", now()) for n in range(50)])))
+    posting.start()
+    wait_for(lambda: proxy.held_bytes() > 0)  # the publishes went out; their confirms are held
+    proxy.close()  # the connection is cut while the confirms are awaited
+    posting.join(15)
+    assert refused(answer[0]), answer[0].text

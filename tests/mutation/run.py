@@ -80,7 +80,7 @@ def plan(db: WorkDB, target: Target, tree: Path, *, ci: bool, only_jobs: set[tup
 
 def _equivalent(module: str, operator: str, line: str) -> str | None:
     for known in EQUIVALENT:
-        if known.module in ("*", module) and re.search(known.operator, operator) and known.line in line:
+        if known.module in ("*", module) and re.search(known.operator, operator) and re.search(known.line, line):
             return known.why
     return None
 
@@ -126,7 +126,8 @@ def main() -> int:
         database.unlink(missing_ok=True)
         with use_db(database, WorkDB.Mode.create) as db:
             items, equivalent = plan(db, target, tree, ci=args.ci, only_jobs=only_jobs)
-            counts: Counter[str] = Counter({"equivalent": len(equivalent)})
+            unreachable = sum(why.startswith("not reachable here") for why in equivalent)
+            counts: Counter[str] = Counter({"equivalent": len(equivalent) - unreachable, "unreachable": unreachable})
             for item in items:
                 if args.budget and time.monotonic() - started > args.budget:
                     counts["not run (budget)"] += 1
@@ -145,18 +146,19 @@ def main() -> int:
                 if verdict == "survived":
                     survived.append((target.module, mutation, result.diff))
             rows.append((target.module, counts))
-    print(f"\n{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'not run':>7} {'equivalent':>10}")
+    print(f"\n{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'not run':>7} {'equivalent':>10} {'unreachable':>11}")
     total: Counter[str] = Counter()
     for module, counts in rows:
         total.update(counts)
         run = counts["killed"] + counts["survived"]
-        not_run, equivalent = counts["not run (budget)"], counts["equivalent"]
-        print(f"{module:34} {run:7} {counts['killed']:6} {counts['survived']:8} {not_run:7} {equivalent:10}")
+        not_run, equivalent, unreachable = counts["not run (budget)"], counts["equivalent"], counts["unreachable"]
+        print(f"{module:34} {run:7} {counts['killed']:6} {counts['survived']:8} {not_run:7} {equivalent:10} {unreachable:11}")
     run = total["killed"] + total["survived"]
     score = total["killed"] / run if run else 0.0
     print(
         f"{'all':34} {run:7} {total['killed']:6} {total['survived']:8} {total['not run (budget)']:7} {total['equivalent']:10}"
-        f"  score {score:.0%} (killed / run; equivalent mutants are listed in targets.py with why)"
+        f" {total['unreachable']:11}  score {score:.0%}\n(score: killed / run; targets.py says why each equivalent or"
+        " unreachable mutant is not run)"
     )
     log.close()
     print(f"{time.monotonic() - started:.0f}s; details: cr-report {OUT}/{name}-<module>.sqlite, survivors in {log.name}")
