@@ -179,7 +179,8 @@ def test_a_policy_switch_is_all_or_nothing(monkeypatch):
         pass
     assert (core.policy, dict(core._matchers)) == before  # the running policy is untouched
     at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    assert core.handle(parse_event(sale("R-1", at))) is not None  # and still judges
+    # and still counts and judges with it
+    assert core.handle(parse_event(sale("R-1", at))) == [] and core.states["R-1"].events == 1
     core.close()
 
 
