@@ -9,7 +9,7 @@ import httpx
 import pymongo
 from conftest import wait_for
 from factories import now, promotion_planned, promotion_spend, sale
-from helpers import drain, event_key, publish, queue_depth, rules_depth
+from helpers import drain, event_key, publish, publish_events, queue_depth, rules_depth
 
 from services.common.topology import Topology
 
@@ -188,3 +188,12 @@ def test_an_event_routed_to_another_partitions_queue_is_dead_lettered_with_the_r
     assert dead.body == stray
     assert f"belongs to partition {home}, not {(home + 1) % 4}" in dead.headers["x-dealerwatch-error"]
     assert dealers_known(rules) == 0
+
+
+def test_partitions_count_the_dealers_they_hold(services, amqp_url, namespace):
+    (rules,) = services("rules")
+    at = now()
+    publish_events(amqp_url, namespace, *(sale(f"D-{n}", at) for n in range(5)))
+    wait_for(lambda: dealers_known(rules) == 5)
+    partitions = httpx.get(f"{rules.url}/partitions").json()
+    assert sum(p["dealers"] for p in partitions["owned"]) == 5
