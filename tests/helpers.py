@@ -129,11 +129,7 @@ class TcpProxy:
 
     def pause(self) -> None:
         self._answering.clear()
-        self._held = 0
-
-    def held_bytes(self) -> int:
-        """Bytes from the target waiting for resume() since pause()."""
-        return getattr(self, "_held", 0)
+        self.sent_since_pause = 0
 
     def hold_writes_to(self, collection: str) -> threading.Event:
         """Returns an event set once a write is held."""
@@ -142,6 +138,9 @@ class TcpProxy:
         return self.write_held
 
     def _hold(self, data: bytes) -> bool:
+        """Called with what the client sends: counted while paused, held if a held write."""
+        if not self._answering.is_set():
+            self.sent_since_pause = getattr(self, "sent_since_pause", 0) + len(data)
         collection = getattr(self, "_held_collection", None)
         return collection is not None and b"update" in data and collection in data
 
@@ -172,8 +171,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket, flowing: threading.Event | None = None, hold=None) -> None:
         try:
             while data := source.recv(65536):
-                if flowing is not None and not flowing.is_set():
-                    self._held = getattr(self, "_held", 0) + len(data)
+                if flowing is not None:
                     flowing.wait()
                 if hold is not None and hold(data):
                     self.write_held.set()

@@ -24,6 +24,12 @@ def post(ingest, events) -> httpx.Response:
     return httpx.post(f"{ingest.url}/v1/events", json=events, timeout=15)
 
 
+def topology_declared(amqp_url: str, namespace: str) -> None:
+    """A service declares its exchanges and queues just after it answers /readyz; the dead-letter
+    queue is the last. (A proxy paused or an exchange deleted before then breaks the declaring.)"""
+    wait_for(lambda: declared(amqp_url, f"{namespace}.dead-letter"))
+
+
 def refused(response: httpx.Response) -> bool:
     return response.status_code == 503 and "did not confirm" in response.json()["error"]
 
@@ -33,6 +39,7 @@ def test_no_confirm_in_time_is_a_503_and_the_retry_is_counted_once(services, amq
     proxy = TcpProxy(free_port(), (target.hostname, target.port or 5672)).start()
     env = {"DEALERWATCH_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/", "DEALERWATCH_PUBLISH_TIMEOUT_SECONDS": "1"}
     (ingest,) = services("ingest", env=env)
+    topology_declared(amqp_url, namespace)
     event = sale("D-1", now())
     try:
         proxy.pause()  # the broker takes the message but its confirm does not come back
@@ -63,7 +70,7 @@ def queue_limit(amqp_url, namespace):
     name = f"{namespace}-limit"
 
     def limit(messages: int) -> None:
-        wait_for(lambda: declared(amqp_url, f"{namespace}.notify.dealer-file"))
+        topology_declared(amqp_url, namespace)
         definition = json.dumps({"max-length": messages, "overflow": "reject-publish"})
         pattern = f"^{namespace}\\."
         command = ["rabbitmqctl", "-q", "set_policy", "--apply-to", "queues", "--priority", "9", name, pattern, definition]
@@ -99,7 +106,7 @@ def test_an_unroutable_event_is_a_503_not_a_202(services, amqp_url, namespace):
     event = sale("D-1", now())
     partition = partition_key(partition_of("D-1", TEST_PARTITIONS))
     rules_queue, file_queue = f"{namespace}.rules.{partition}", f"{namespace}.notify.dealer-file"
-    wait_for(lambda: declared(amqp_url, file_queue))
+    topology_declared(amqp_url, namespace)
     unbind(amqp_url, f"{namespace}.events", rules_queue, f"{partition}.#")
     unbind(amqp_url, f"{namespace}.events", file_queue, "*.sale.#")
     response = post(ingest, [event])
@@ -114,7 +121,7 @@ def test_a_publish_whose_channel_the_broker_closes_is_a_503(services, amqp_url, 
     of the batch's first publish (404), which cuts the others' confirms short (aiormq cancels
     them). The client is told to retry, never told 202 nor left with a broken connection."""
     (ingest,) = services("ingest")
-    wait_for(lambda: declared(amqp_url, f"{namespace}.notify.dealer-file"))
+    topology_declared(amqp_url, namespace)
     asyncio.run(_delete_exchange(amqp_url, f"{namespace}.events"))
     response = post(ingest, [sale(f"D-{n}", now()) for n in range(50)])
     assert refused(response), response.text
@@ -132,11 +139,12 @@ def test_a_connection_lost_while_confirms_are_awaited_is_a_503(services, amqp_ur
     proxy = TcpProxy(free_port(), (target.hostname, target.port or 5672)).start()
     env = {"DEALERWATCH_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/", "DEALERWATCH_PUBLISH_TIMEOUT_SECONDS": "10"}
     (ingest,) = services("ingest", env=env)
+    topology_declared(amqp_url, namespace)
     proxy.pause()
     answer: list[httpx.Response] = []
     posting = threading.Thread(target=lambda: answer.append(post(ingest, [sale(f"D-{n}", now()) for n in range(50)])))
     posting.start()
-    wait_for(lambda: proxy.held_bytes() > 0)  # the publishes went out; their confirms are held
+    wait_for(lambda: proxy.sent_since_pause > 5_000)  # the 50 publishes went out; their confirms are held
     proxy.close()  # the connection is cut while the confirms are awaited
     posting.join(15)
     assert refused(answer[0]), answer[0].text

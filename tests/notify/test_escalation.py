@@ -77,7 +77,7 @@ def test_reminders_while_open_stop_when_resolved(stack, amqp_url, namespace):
     assert sent[0] == "firing" and sent[1:3] == ["repeat", "repeat"]
     at = times(team, "E2")
     pauses = [later - earlier for earlier, later in zip(at[:2], at[1:3], strict=True)]
-    assert all(0.95 <= pause <= 2.5 for pause in pauses), pauses  # repeat_interval: 1s
+    assert all(0.95 <= pause <= 4.0 for pause in pauses), pauses  # repeat_interval: 1s (never sooner)
 
 
 def test_unacknowledged_critical_alert_escalates_acknowledged_does_not(stack, amqp_url, namespace):
