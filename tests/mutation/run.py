@@ -110,6 +110,7 @@ def main() -> int:
     parser.add_argument("--survivors-of", help="run again only what survived that run")
     parser.add_argument("--name", default=None, help="the run's name (default: ci or full)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds a mutant's tests may take")
+    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th mutant from the i-th (runs side by side)")
     args = parser.parse_args()
     name = args.name or ("ci" if args.ci else "full")
     only_jobs = survivors(args.survivors_of) if args.survivors_of else None
@@ -128,7 +129,8 @@ def main() -> int:
             items, equivalent = plan(db, target, tree, ci=args.ci, only_jobs=only_jobs)
             unreachable = sum(why.startswith("not reachable here") for why in equivalent)
             counts: Counter[str] = Counter({"equivalent": len(equivalent) - unreachable, "unreachable": unreachable})
-            for item in items:
+            shard, shards = map(int, args.shard.split("/"))
+            for item in items[shard::shards]:
                 if args.budget and time.monotonic() - started > args.budget:
                     counts["not run (budget)"] += 1
                     continue
