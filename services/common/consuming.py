@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
 
-from .broker import cancelled_by_the_client, connect_with_retry
+from .broker import PublishError, cancelled_by_the_client, connect_with_retry
 from .deadletter import dead_letter
 from .topology import Topology, declare
 
@@ -93,10 +93,21 @@ def subscribe(
     )(in_order)
 
 
+REQUEUE_PAUSE_SECONDS = 1.0  # before a message that could not be dead-lettered goes back
+
+
 async def reject(broker: RabbitBroker, topology: Topology, message: Delivered, reason: str, *, stage: str) -> None:
-    """Dead-letter with the reason, then ack: the message is kept there, never lost or looping."""
+    """Dead-letter with the reason, then ack: the message is kept there, never lost or looping.
+    If the broker does not take the dead letter (its queue unbound, a nack, no confirm), the
+    message is not acked but requeued after a pause, and dead-lettered once the broker takes it."""
     log.warning("dead-lettering message %s: %s", message.message_id, reason)
-    await dead_letter(broker, topology, message, reason, stage=stage)
+    try:
+        await dead_letter(broker, topology, message, reason, stage=stage)
+    except PublishError as exc:
+        log.error("could not dead-letter message %s (%s): requeued, to be dead-lettered again", message.message_id, exc)
+        await asyncio.sleep(REQUEUE_PAUSE_SECONDS)
+        await settle(message.nack(requeue=True), message, "requeue the undead-lettered")
+        return
     await settle(message.ack(), message, "ack the dead-lettered")  # if not: dead-lettered again
 
 

@@ -9,7 +9,7 @@ import httpx
 import pymongo
 from conftest import wait_for
 from factories import now, promotion_planned, promotion_spend, sale
-from helpers import drain, event_key, publish, publish_events, queue_depth, rules_depth
+from helpers import bind, declared, drain, event_key, publish, publish_events, queue_depth, rules_depth, unbind
 
 from services.common.topology import Topology
 
@@ -197,3 +197,17 @@ def test_partitions_count_the_dealers_they_hold(services, amqp_url, namespace):
     wait_for(lambda: dealers_known(rules) == 5)
     partitions = httpx.get(f"{rules.url}/partitions").json()
     assert sum(p["dealers"] for p in partitions["owned"]) == 5
+
+
+def test_a_dead_letter_the_broker_cannot_take_is_not_acked_and_arrives_once_it_can(services, amqp_url, namespace):
+    """Nothing is acked before its effect is durable, a dead letter included: while the dead-letter
+    queue is unbound (the dead letter unroutable), the bad message stays; bound again, it arrives."""
+    (rules,) = services("rules")
+    dead_letters = Topology(namespace).dead_letter_queue.name
+    wait_for(lambda: declared(amqp_url, dead_letters))
+    unbind(amqp_url, Topology(namespace).dead_letter.name, dead_letters, "")
+    publish(amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), b"{not json")
+    wait_for(lambda: "dead-lettering message" in rules.log())
+    bind(amqp_url, Topology(namespace).dead_letter.name, dead_letters, "", ours=False)
+    wait_for(lambda: queue_depth(amqp_url, dead_letters) == 1, seconds=40)
+    assert drain(amqp_url, dead_letters)[0].body == b"{not json"
