@@ -34,7 +34,8 @@ TARGETS = [
         "services/common/broker.py",
         "publish_confirmed publish_each publish_all_confirmed",
         "tests/ingest/test_publishing.py tests/ingest/test_ingest.py"
-        " tests/e2e/test_poison.py::test_a_signal_the_broker_cannot_route_is_dead_lettered_after_its_attempts",
+        " tests/e2e/test_poison.py::test_a_signal_the_broker_cannot_route_is_dead_lettered_after_its_attempts"
+        " tests/rules/test_rules_service.py::test_a_dead_letter_the_broker_cannot_take_is_not_acked_and_arrives_once_it_can",
     ),
     target(
         "services/ingest/app.py",
