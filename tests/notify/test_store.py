@@ -154,6 +154,13 @@ async def test_a_holder_that_keeps_renewing_keeps_the_lease_and_a_killed_one_los
     assert not await first.hold()
 
 
+async def test_recording_the_deliveries_of_an_alert_that_is_gone_returns(store):
+    """An alert removed while its notification was out (retention, an operator): the sender
+    records nothing and goes on, it does not wait for the alert to come back."""
+    outbox = Outbox(store.collection)
+    await asyncio.wait_for(outbox.record_deliveries("gone", {}), 5)
+
+
 async def test_a_notification_is_claimed_by_one_sender_and_a_group_goes_together(store):
     outbox = Outbox(store.collection)
     await outbox.ensure_indexes()
