@@ -34,12 +34,18 @@ def refused(response: httpx.Response) -> bool:
     return response.status_code == 503 and "did not confirm" in response.json()["error"]
 
 
-def test_no_confirm_in_time_is_a_503_and_the_retry_is_counted_once(services, amqp_url, namespace):
+def proxied_ingest(services, amqp_url: str, namespace: str, publish_timeout: str):
+    """An ingest that reaches the broker through a TcpProxy the test can pause and cut."""
     target = urlsplit(amqp_url)
     proxy = TcpProxy(free_port(), (target.hostname, target.port or 5672)).start()
-    env = {"DEALERWATCH_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/", "DEALERWATCH_PUBLISH_TIMEOUT_SECONDS": "1"}
-    (ingest,) = services("ingest", env=env)
+    url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+    (ingest,) = services("ingest", env={"DEALERWATCH_AMQP_URL": url, "DEALERWATCH_PUBLISH_TIMEOUT_SECONDS": publish_timeout})
     topology_declared(amqp_url, namespace)
+    return ingest, proxy
+
+
+def test_no_confirm_in_time_is_a_503_and_the_retry_is_counted_once(services, amqp_url, namespace):
+    ingest, proxy = proxied_ingest(services, amqp_url, namespace, publish_timeout="1")
     event = sale("D-1", now())
     try:
         proxy.pause()  # the broker takes the message but its confirm does not come back
@@ -135,11 +141,7 @@ async def _delete_exchange(amqp_url: str, name: str) -> None:
 
 
 def test_a_connection_lost_while_confirms_are_awaited_is_a_503(services, amqp_url, namespace):
-    target = urlsplit(amqp_url)
-    proxy = TcpProxy(free_port(), (target.hostname, target.port or 5672)).start()
-    env = {"DEALERWATCH_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/", "DEALERWATCH_PUBLISH_TIMEOUT_SECONDS": "10"}
-    (ingest,) = services("ingest", env=env)
-    topology_declared(amqp_url, namespace)
+    ingest, proxy = proxied_ingest(services, amqp_url, namespace, publish_timeout="10")
     proxy.pause()
     answer: list[httpx.Response] = []
     posting = threading.Thread(target=lambda: answer.append(post(ingest, [sale(f"D-{n}", now()) for n in range(50)])))
