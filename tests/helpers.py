@@ -135,7 +135,13 @@ class TcpProxy:
         """Returns an event set once a write is held."""
         self._held_collection = collection.encode()
         self.write_held = threading.Event()
+        self._write_released = threading.Event()
         return self.write_held
+
+    def release_writes(self) -> None:
+        """The held write goes on to the database, and nothing more is held."""
+        self._held_collection = None
+        self._write_released.set()
 
     def _hold(self, data: bytes) -> bool:
         """Called with what the client sends: counted while paused, held if a held write."""
@@ -175,7 +181,7 @@ class TcpProxy:
                     flowing.wait()
                 if hold is not None and hold(data):
                     self.write_held.set()
-                    threading.Event().wait()  # never sent: the connection ends with close()
+                    self._write_released.wait()  # until release_writes(), or for good
                 sink.sendall(data)
         except OSError:
             pass

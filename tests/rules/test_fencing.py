@@ -62,3 +62,41 @@ def test_documents_from_before_partitions_are_given_theirs_and_stay_writable(mon
 
     loaded_events, outcome, stored_events = asyncio.run(scenario())
     assert loaded_events == 7 and outcome == ({}, set()) and stored_events == 8
+
+
+def test_a_worker_fenced_off_during_its_save_acks_nothing_and_the_event_is_counted_by_the_next_owner(
+    services, amqp_url, mongo_url, namespace
+):
+    """Between a flush's epoch check and its write another worker took the partition: the write is
+    refused, the worker drops the partition and acks none of the batch; whoever owns it next (here
+    the same worker, taking it again) is delivered the event and counts it."""
+    from urllib.parse import urlsplit
+
+    from conftest import free_port, wait_for
+    from factories import now, sale
+    from helpers import TcpProxy, publish_events
+    from test_replay import events_counted
+
+    from services.common.partitions import partition_of
+
+    database = urlsplit(mongo_url)
+    proxy = TcpProxy(free_port(), (database.hostname, database.port)).start()
+    (rules,) = services("rules", env={"DEALERWATCH_MONGO_URL": mongo_url.replace(f":{database.port}/", f":{proxy.port}/")})
+    publish_events(amqp_url, namespace, sale("D-1", now()))
+    wait_for(lambda: events_counted(mongo_url, namespace, "D-1") == 1)
+    held = proxy.hold_writes_to("rules_dealers")
+    publish_events(amqp_url, namespace, sale("D-1", now()))
+    wait_for(held.is_set)  # judged and checked; its write waits
+
+    async def successor_takes_the_partition() -> None:
+        store = StateStore(Settings(mongo_url=mongo_url, mongo_db=namespace, partitions=4))
+        try:
+            await store.take_partition(partition_of("D-1", 4), "successor")
+        finally:
+            store.close()
+
+    asyncio.run(successor_takes_the_partition())
+    proxy.release_writes()
+    wait_for(lambda: "fenced off" in rules.log())
+    wait_for(lambda: events_counted(mongo_url, namespace, "D-1") == 2, seconds=60)
+    proxy.close()
