@@ -53,7 +53,8 @@ def copy_tree(into: Path) -> None:
 
 def command(target: Target, tree: Path) -> str:
     tests = " ".join(str(tree / t) for t in target.tests if (tree / t.split("::")[0]).exists())
-    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider --rootdir {tree} {tests}"
+    # -x: the first failure kills the mutant; a test a mutant hangs fails at 90 s
+    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider -o timeout=90 --rootdir {tree} {tests}"
 
 
 def plan(db: WorkDB, target: Target, tree: Path, *, ci: bool, only_jobs: set[tuple] | None) -> list:

@@ -52,8 +52,7 @@ TARGETS = [
     target(
         "services/rules/service.py",
         "_flush_once _publish on_message",
-        "tests/rules/test_rules_service.py tests/rules/test_replay.py tests/e2e/test_poison.py tests/rules/test_fencing.py"
-        " tests/e2e/test_event_time.py tests/e2e/test_readiness.py",
+        "tests/rules/test_rules_service.py tests/rules/test_replay.py tests/rules/test_fencing.py tests/e2e/test_poison.py",
     ),
     # consuming: acked only after the effect is durable, bounded retries, dead letters
     target(
