@@ -69,6 +69,11 @@ async def test_every_write_is_one_change_with_the_public_view_even_when_its_writ
     assert all(set(c["alert"]).isdisjoint(alerts.PRIVATE) for c in changes)
     assert await store.collection.count_documents({"unlogged": {"$exists": True}}) == 0
 
+    # a writer that is still between its write and its log entry is left to finish it
+    await store.collection.update_one(
+        {"_id": "A1"}, {"$set": {"updated_at": utcnow(), "unlogged": {"change": "acknowledged", "token": "busy"}}}
+    )
+    assert await store.log_unlogged() == 0
     # a writer that stopped after its write and before the log entry: the mark stays, and the
     # sweep logs it once it is older than the grace
     stale = utcnow() - dt.timedelta(minutes=1)
