@@ -190,4 +190,11 @@ EQUIVALENT = [
         " it they go out as well (the same ones its next owner publishes, kept once by notify) and the write is"
         " fenced and the partition dropped after it (test_fencing)",
     ),
+    Equivalent(
+        "services/rules/service.py",
+        "ReplaceComparisonOperator_GtE_Gt|ZeroIterationForLoop",
+        r"wall - owned\[n\]\.clock_saved_at >= CLOCK_SAVE_SECONDS|for n in touched:",
+        "how often a partition's clock is saved (at most every CLOCK_SAVE_SECONDS): more or fewer clock writes,"
+        " the same judgements (a next owner waits for its queue a moment longer or shorter)",
+    ),
 ]

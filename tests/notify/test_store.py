@@ -104,6 +104,17 @@ async def test_a_batch_of_new_alerts_logs_one_change_for_each_it_created_and_non
     assert (last["change"], last["alert"]["alert_id"], last["alert"]["count"]) == ("updated", "A2", 4)
 
 
+async def test_readers_wait_at_a_young_gap_in_the_change_log_and_not_at_an_old_one(store):
+    """Two instances number their changes from one counter: number 2 may be written just after 3.
+    A reader that skipped it would never see it (its position moves past it)."""
+    await store.changes.record("opened", {"alert_id": "A1"})
+    entry = {"change": "opened", "alert_id": "A3", "alert": {"alert_id": "A3"}}
+    await store.changes._changes.insert_one({"_id": 3, "at": utcnow(), **entry})  # 2 is still being written
+    assert [c["_id"] for c in await store.changes.after(0)] == [1]
+    await store.changes._changes.update_one({"_id": 3}, {"$set": {"at": utcnow() - dt.timedelta(minutes=5)}})
+    assert [c["_id"] for c in await store.changes.after(0)] == [1, 3]  # 2 was never written: not waited for
+
+
 async def test_pages_are_newest_first_and_never_repeat_or_skip(store):
     for n in range(7):
         await opened(store, f"A{n}", at=dt.datetime(2026, 3, 1 + n % 3, tzinfo=dt.UTC))
