@@ -52,7 +52,8 @@ TARGETS = [
     target(
         "services/rules/service.py",
         "_flush_once _publish on_message",
-        "tests/rules/test_rules_service.py tests/rules/test_replay.py tests/rules/test_fencing.py tests/e2e/test_poison.py",
+        "tests/rules/test_rules_service.py tests/rules/test_replay.py tests/rules/test_fencing.py tests/e2e/test_poison.py"
+        " tests/e2e/test_readiness.py::test_rules_with_a_stuck_flush_is_not_ready_and_says_why",
     ),
     # consuming: acked only after the effect is durable, bounded retries, dead letters
     target(

@@ -94,6 +94,7 @@ def test_events_beyond_the_lateness_bound_are_dead_lettered_with_the_reason(serv
         dead.headers["x-dealerwatch-error"].startswith("too late: event at")
         and "more than 7d older" in dead.headers["x-dealerwatch-error"]
     )
+    assert "delivered again" not in dead.headers["x-dealerwatch-error"]  # its first delivery: nothing to explain
 
 
 async def test_a_batch_stored_but_not_acked_is_recognised_when_it_comes_again(
