@@ -133,22 +133,27 @@ class TcpProxy:
 
     def hold_writes_to(self, collection: str) -> threading.Event:
         """Returns an event set once a write is held."""
-        self._held_collection = collection.encode()
+        return self.hold_when("update", collection)
+
+    def hold_when(self, *words: str) -> threading.Event:
+        """Hold the first request (and what follows it on its connection) holding all these
+        words, e.g. a command and a collection; returns an event set once one is held."""
+        self._held_words = [word.encode() for word in words]
         self.write_held = threading.Event()
         self._write_released = threading.Event()
         return self.write_held
 
     def release_writes(self) -> None:
-        """The held write goes on to the database, and nothing more is held."""
-        self._held_collection = None
+        """The held request goes on to the database, and nothing more is held."""
+        self._held_words = None
         self._write_released.set()
 
     def _hold(self, data: bytes) -> bool:
-        """Called with what the client sends: counted while paused, held if a held write."""
+        """Called with what the client sends: counted while paused, held if hold_when() says so."""
         if not self._answering.is_set():
             self.sent_since_pause = getattr(self, "sent_since_pause", 0) + len(data)
-        collection = getattr(self, "_held_collection", None)
-        return collection is not None and b"update" in data and collection in data
+        words = getattr(self, "_held_words", None)
+        return words is not None and all(word in data for word in words)
 
     def resume(self) -> None:
         self._answering.set()

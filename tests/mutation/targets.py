@@ -198,4 +198,12 @@ EQUIVALENT = [
         "how often a partition's clock is saved (at most every CLOCK_SAVE_SECONDS): more or fewer clock writes,"
         " the same judgements (a next owner waits for its queue a moment longer or shorter)",
     ),
+    Equivalent(
+        "services/rules/service.py",
+        "RemoveCallStatement",
+        r'self\._drop\(number, f"taken over by another worker',
+        "a partition the flush finds taken is still dropped by the ownership round's own epoch check"
+        " (_check_epochs) a moment later; nothing of it is published, stored or acked meanwhile (test_fencing:"
+        " the worker that finds its partition taken before it publishes)",
+    ),
 ]

@@ -64,12 +64,34 @@ def test_documents_from_before_partitions_are_given_theirs_and_stay_writable(mon
     assert loaded_events == 7 and outcome == ({}, set()) and stored_events == 8
 
 
-def test_a_worker_fenced_off_during_its_save_acks_nothing_and_the_event_is_counted_by_the_next_owner(
-    services, amqp_url, mongo_url, namespace
-):
-    """Between a flush's epoch check and its write another worker took the partition: the write is
-    refused, the worker drops the partition and acks none of the batch; whoever owns it next (here
-    the same worker, taking it again) is delivered the event and counts it."""
+def _successor_takes(mongo_url: str, namespace: str, dealer: str) -> None:
+    """Another worker takes the dealer's partition (its epoch goes up)."""
+    from services.common.partitions import partition_of
+
+    async def take() -> None:
+        store = StateStore(Settings(mongo_url=mongo_url, mongo_db=namespace, partitions=4))
+        try:
+            await store.take_partition(partition_of(dealer, 4), "successor")
+        finally:
+            store.close()
+
+    asyncio.run(take())
+
+
+def unacked(namespace: str) -> int:
+    """Messages of the namespace's queues delivered and not yet acked (the broker's own count)."""
+    import subprocess
+
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "name", "messages_unacknowledged"], capture_output=True, text=True, check=True
+    )
+    return sum(int(line.split()[1]) for line in listed.stdout.splitlines() if line.startswith(f"{namespace}."))
+
+
+def _fenced_worker(services, amqp_url, mongo_url, namespace, *hold: str):
+    """A rules worker on a database proxy that counted one event of D-1, then is held at the
+    first request holding the words `hold` while judging a second; a successor takes D-1's
+    partition meanwhile, then the request goes on. Returns the worker and the proxy."""
     from urllib.parse import urlsplit
 
     from conftest import free_port, wait_for
@@ -77,26 +99,43 @@ def test_a_worker_fenced_off_during_its_save_acks_nothing_and_the_event_is_count
     from helpers import TcpProxy, publish_events
     from test_replay import events_counted
 
-    from services.common.partitions import partition_of
-
     database = urlsplit(mongo_url)
     proxy = TcpProxy(free_port(), (database.hostname, database.port)).start()
     (rules,) = services("rules", env={"DEALERWATCH_MONGO_URL": mongo_url.replace(f":{database.port}/", f":{proxy.port}/")})
     publish_events(amqp_url, namespace, sale("D-1", now()))
     wait_for(lambda: events_counted(mongo_url, namespace, "D-1") == 1)
-    held = proxy.hold_writes_to("rules_dealers")
+    wait_for(lambda: unacked(namespace) == 0)  # that flush is over: the next request is the next flush's
+    held = proxy.hold_when(*hold)
     publish_events(amqp_url, namespace, sale("D-1", now()))
-    wait_for(held.is_set)  # judged and checked; its write waits
-
-    async def successor_takes_the_partition() -> None:
-        store = StateStore(Settings(mongo_url=mongo_url, mongo_db=namespace, partitions=4))
-        try:
-            await store.take_partition(partition_of("D-1", 4), "successor")
-        finally:
-            store.close()
-
-    asyncio.run(successor_takes_the_partition())
+    wait_for(held.is_set)
+    _successor_takes(mongo_url, namespace, "D-1")
     proxy.release_writes()
+    return rules, proxy
+
+
+def test_a_worker_fenced_off_during_its_save_acks_nothing_and_the_event_is_counted_by_the_next_owner(
+    services, amqp_url, mongo_url, namespace
+):
+    """Between a flush's epoch check and its write another worker took the partition: the write is
+    refused, the worker drops the partition and acks none of the batch; whoever owns it next (here
+    the same worker, taking it again) is delivered the event and counts it."""
+    from conftest import wait_for
+    from test_replay import events_counted
+
+    rules, proxy = _fenced_worker(services, amqp_url, mongo_url, namespace, "update", "rules_dealers")
     wait_for(lambda: "fenced off" in rules.log())
+    wait_for(lambda: events_counted(mongo_url, namespace, "D-1") == 2, seconds=60)
+    proxy.close()
+
+
+def test_a_worker_that_finds_its_partition_taken_before_it_publishes_lets_it_go(services, amqp_url, mongo_url, namespace):
+    """The flush's epoch check finds the partition taken: nothing of it is published, stored or
+    acked, and the worker lets the partition go (a single active consumer that kept it would
+    stall it for the new owner); its next owner counts the event."""
+    from conftest import wait_for
+    from test_replay import events_counted
+
+    rules, proxy = _fenced_worker(services, amqp_url, mongo_url, namespace, "find", "rules_partitions", "$in")
+    wait_for(lambda: "taken over by another worker" in rules.log())
     wait_for(lambda: events_counted(mongo_url, namespace, "D-1") == 2, seconds=60)
     proxy.close()
