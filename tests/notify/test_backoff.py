@@ -65,3 +65,26 @@ def test_retries_of_a_failed_notification_wait_twice_as_long_each_time_up_to_the
     (dead,) = wait_for(lambda: drain(amqp_url, Topology(namespace).dead_letter_queue.name))
     assert dead.headers["x-dealerwatch-error"].startswith(f"delivery to down failed {ATTEMPTS} times:")
     assert json.loads(dead.body)["alert"]["alert_id"] == "B1"
+
+
+def test_a_receiver_that_fails_everything_rests_as_a_whole(services, amqp_url, namespace, tmp_path):
+    """After a failure the receiver rests (0.4 s, then 0.8), whatever alert comes next: twelve
+    alerts for a receiver that is down do not each try it on their own schedule."""
+    failing = FailingReceiver(free_port()).start()
+    path = routes_file(tmp_path, "version: 1\nreceivers:\n  down: {webhook: {url_env: DOWN_HOOK}}\nroute: {receiver: down}\n")
+    settings = {
+        "DEALERWATCH_ROUTES_FILE": path,
+        "DOWN_HOOK": failing.url,
+        "DEALERWATCH_DELIVERY_RETRY_INITIAL_SECONDS": "0.4",
+        "DEALERWATCH_DELIVERY_RETRY_MAX_SECONDS": "0.8",
+    }
+    services("notify", env=settings)
+    publish(amqp_url, Topology(namespace).alert_signals.name, "k", *(signal(f"R{n}", 1) for n in range(12)))
+    try:
+        wait_for(lambda: len(failing.failed) >= 6, seconds=30)
+    finally:
+        failing.stop()
+    at = sorted(failing.failed)
+    # at most its 4 unanswered at once (health.py), then a rest: never more within 0.3 s
+    busiest = max(sum(1 for t in at if start <= t < start + 0.3) for start in at)
+    assert busiest <= 4, busiest
