@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -341,3 +342,11 @@ def bind(amqp_url: str, exchange: str, queue: str, routing_key: str = "#", ours:
 
 def unbind(amqp_url: str, exchange: str, queue: str, routing_key: str = "#") -> None:
     asyncio.run(_binding(amqp_url, exchange, queue, routing_key, False))
+
+
+def unacked(namespace: str) -> int:
+    """Messages of the namespace's queues delivered and not yet acked (the broker's own count)."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "name", "messages_unacknowledged"], capture_output=True, text=True, check=True
+    )
+    return sum(int(line.split()[1]) for line in listed.stdout.splitlines() if line.startswith(f"{namespace}."))

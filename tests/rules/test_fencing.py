@@ -78,16 +78,6 @@ def _successor_takes(mongo_url: str, namespace: str, dealer: str) -> None:
     asyncio.run(take())
 
 
-def unacked(namespace: str) -> int:
-    """Messages of the namespace's queues delivered and not yet acked (the broker's own count)."""
-    import subprocess
-
-    listed = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name", "messages_unacknowledged"], capture_output=True, text=True, check=True
-    )
-    return sum(int(line.split()[1]) for line in listed.stdout.splitlines() if line.startswith(f"{namespace}."))
-
-
 def _fenced_worker(services, amqp_url, mongo_url, namespace, *hold: str):
     """A rules worker on a database proxy that counted one event of D-1, then is held at the
     first request holding the words `hold` while judging a second; a successor takes D-1's
@@ -96,7 +86,7 @@ def _fenced_worker(services, amqp_url, mongo_url, namespace, *hold: str):
 
     from conftest import free_port, wait_for
     from factories import now, sale
-    from helpers import TcpProxy, publish_events
+    from helpers import TcpProxy, publish_events, unacked
     from test_replay import events_counted
 
     database = urlsplit(mongo_url)
