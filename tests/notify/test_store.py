@@ -153,19 +153,20 @@ async def test_one_instance_holds_the_publishers_lease_until_it_lets_go(store):
 
 
 async def test_a_holder_that_keeps_renewing_keeps_the_lease_and_a_killed_one_loses_it_once_it_ran_out(store):
-    first, second = Lease(store.db, "publisher", seconds=0.6), Lease(store.db, "publisher", seconds=0.6)
+    lease = 1.5  # seconds; renewed a third of the way through
+    first, second = Lease(store.db, "publisher", seconds=lease), Lease(store.db, "publisher", seconds=lease)
     await first.ensure()
     assert await first.hold()
     until = (await store.db["leases"].find_one({"_id": "publisher"}))["until"]
     assert await first.hold()  # renewed a third of the way through, not on every call
     assert (await store.db["leases"].find_one({"_id": "publisher"}))["until"] == until
-    for _ in range(8):  # twice the lease, renewed as it goes: never free for another
-        await asyncio.sleep(0.15)
+    for _ in range(8):  # well past the lease, renewed as it goes: never free for another
+        await asyncio.sleep(0.3)
         assert await first.hold()
         assert not await second.hold()
     # the holder stops renewing without letting go (killed): another takes it once it ran out
     assert not await second.hold()
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(lease + 0.1)
     assert await second.hold()
     assert not await first.hold()
 
