@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import httpx
 import pytest
@@ -68,8 +69,11 @@ def test_bad_signals_are_dead_lettered_with_a_reason_after_bounded_attempts(serv
     (notify,) = services("notify", env={"DEALERWATCH_MAX_ATTEMPTS": "3"})
     # the second cannot be stored (BSON keys cannot hold NUL): retried 3 times, then dead-lettered
     unstorable = signal("x1", 1, details={"bad\x00key": 1})
+    sent = time.monotonic()
     publish(amqp_url, Topology(namespace).alert_signals.name, "k", b'{"alert_id": 1}', unstorable, signal("ok", 1))
     wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 2, seconds=20)
+    # a pause before each retry (0.2 s, then 0.4: consuming.retry_or_reject), never a hot loop
+    assert time.monotonic() - sent >= 0.6
     dead = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     assert dead[0].headers["x-dealerwatch-error"].startswith("invalid alert signal")
     assert dead[1].headers["x-dealerwatch-error"].startswith("failed 3 times: InvalidDocument")
