@@ -193,7 +193,7 @@ EQUIVALENT = [
     ),
     Equivalent(
         "services/rules/service.py",
-        "ReplaceComparisonOperator_GtE_Gt|ZeroIterationForLoop",
+        "ReplaceComparisonOperator_GtE_Gt|ZeroIterationForLoop|ReplaceBinaryOperator_Sub_Add",
         r"wall - owned\[n\]\.clock_saved_at >= CLOCK_SAVE_SECONDS|for n in touched:",
         "how often a partition's clock is saved (at most every CLOCK_SAVE_SECONDS): more or fewer clock writes,"
         " the same judgements (a next owner waits for its queue a moment longer or shorter)",
@@ -251,5 +251,18 @@ EQUIVALENT = [
         r"break  # an earlier number|utcnow\(\) - doc\[\"at\"\] < dt\.timedelta",
         "past a young gap `expected` stays at the gap, so every later entry (younger still) is skipped as well;"
         " they differ only for an entry older than the one before it (instances whose clocks disagree)",
+    ),
+    Equivalent(
+        "services/common/consuming.py",
+        "ReplaceTrueWithFalse",
+        r"async def nack\(self, multiple: bool = False, requeue: bool = True\) -> None: \.\.\.",
+        "a default in a Protocol's signature, which no code runs",
+    ),
+    Equivalent(
+        "services/notify/delivery.py",
+        "ExceptionReplacer",
+        r"except Exception:\s*$",
+        "an unexpected error of a delivery task: logged by asyncio instead of by the task, and the `finally`"
+        " releases its slot and wakes the worker either way",
     ),
 ]

@@ -77,5 +77,6 @@ def test_bad_signals_are_dead_lettered_with_a_reason_after_bounded_attempts(serv
     dead = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     assert dead[0].headers["x-dealerwatch-error"].startswith("invalid alert signal")
     assert dead[1].headers["x-dealerwatch-error"].startswith("failed 3 times: InvalidDocument")
+    assert notify.log_path.read_text().count("failed (attempt ") == 2  # the third attempt dead-letters it
     assert [a["alert_id"] for a in all_alerts(notify)] == ["ok"]  # the good one was not held back
     assert queue_depth(amqp_url, Topology(namespace).notify_queue.name) == 0
