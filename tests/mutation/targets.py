@@ -265,4 +265,10 @@ EQUIVALENT = [
         "an unexpected error of a delivery task: logged by asyncio instead of by the task, and the `finally`"
         " releases its slot and wakes the worker either way",
     ),
+    Equivalent(
+        "services/rules/service.py",
+        "ReplaceFalseWithTrue",
+        r"exc\.errors\(include_url=False\)",
+        "include_url adds a `url` key to each error, which the reason (built from `loc` and `msg`) does not use",
+    ),
 ]
