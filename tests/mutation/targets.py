@@ -254,9 +254,16 @@ EQUIVALENT = [
     ),
     Equivalent(
         "services/common/consuming.py",
-        "ReplaceTrueWithFalse",
-        r"async def nack\(self, multiple: bool = False, requeue: bool = True\) -> None: \.\.\.",
+        "ReplaceTrueWithFalse|ReplaceFalseWithTrue",
+        r"async def n?ack\(self, .*\) -> None: \.\.\.",
         "a default in a Protocol's signature, which no code runs",
+    ),
+    Equivalent(
+        "services/common/consuming.py",
+        "ReplaceTrueWithFalse",
+        r'message\.nack\(requeue=True\), message, "requeue the undead-lettered"',
+        "not requeued, the message is dead-lettered by its quorum queue itself (at-least-once): kept until the"
+        " dead-letter queue takes it, as when requeued (the test: it arrives once the queue is bound again)",
     ),
     Equivalent(
         "services/notify/delivery.py",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import httpx
 import pymongo
@@ -211,6 +212,10 @@ def test_a_dead_letter_the_broker_cannot_take_is_not_acked_and_arrives_once_it_c
     unbind(amqp_url, Topology(namespace).dead_letter.name, dead_letters, "")
     publish(amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), b"{not json")
     wait_for(lambda: "dead-lettering message" in rules.log())
+    wait_for(lambda: "could not dead-letter" in rules.log())
+    unbound_at = time.monotonic()
     bind(amqp_url, Topology(namespace).dead_letter.name, dead_letters, "", ours=False)
     wait_for(lambda: queue_depth(amqp_url, dead_letters) == 1, seconds=40)
+    tries = rules.log_path.read_text().count("could not dead-letter")
+    assert tries <= 2 + (time.monotonic() - unbound_at) / 1.0  # requeued after a pause, not in a hot loop
     assert drain(amqp_url, dead_letters)[0].body == b"{not json"
