@@ -185,8 +185,8 @@ EQUIVALENT = [
     ),
     Equivalent(
         "services/rules/service.py",
-        "AddNot",
-        r"stored_epochs = await self\.store\.epochs\(list\(owned\)\) if owned else",
+        "AddNot|ZeroIterationForLoop",
+        r"stored_epochs = await self\.store\.epochs\(list\(owned\)\) if owned else|for number, partition in list\(owned\.items\(\)\):",
         "the epoch check before publishing only saves publishing the signals of a partition already taken: without"
         " it they go out as well (the same ones its next owner publishes, kept once by notify) and the write is"
         " fenced and the partition dropped after it (test_fencing)",
@@ -221,7 +221,7 @@ EQUIVALENT = [
     ),
     Equivalent(
         "services/rules/service.py",
-        "ReplaceTrueWithFalse",
+        "ReplaceTrueWithFalse|AddNot",
         r"while True:  # the dealer's own deadlines first",
         "Judge.handle catches the dealer up itself; the loop only does it in rounds of TICKS_PER_ROUND with a turn"
         " for the event loop in between (tested: what happened between two events is judged)",
