@@ -186,7 +186,8 @@ EQUIVALENT = [
     Equivalent(
         "services/rules/service.py",
         "AddNot|ZeroIterationForLoop",
-        r"stored_epochs = await self\.store\.epochs\(list\(owned\)\) if owned else|for number, partition in list\(owned\.items\(\)\):",
+        r"stored_epochs = await self\.store\.epochs\(list\(owned\)\) if owned else"
+        r"|for number, partition in list\(owned\.items\(\)\):",
         "the epoch check before publishing only saves publishing the signals of a partition already taken: without"
         " it they go out as well (the same ones its next owner publishes, kept once by notify) and the write is"
         " fenced and the partition dropped after it (test_fencing)",
