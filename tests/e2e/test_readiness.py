@@ -46,7 +46,7 @@ def readiness(service) -> tuple[int, dict]:
     return response.status_code, response.json()
 
 
-def test_rules_with_a_stuck_flush_is_not_ready_and_says_why(services, database, amqp_url, namespace):
+def test_rules_with_a_stuck_flush_is_not_ready_and_says_why(database, services, amqp_url, namespace):
     (rules,) = services("rules", env={"DEALERWATCH_MONGO_URL": database.url})
     at = now()
     publish(amqp_url, Topology(namespace).events.name, event_key("sale", "D-1"), json.dumps(sale("D-1", at)).encode())
@@ -61,7 +61,7 @@ def test_rules_with_a_stuck_flush_is_not_ready_and_says_why(services, database, 
         assert client[namespace]["rules_dealers"].find_one({"_id": "D-1"})["events"] == 2  # stored once it could be
 
 
-def test_notify_with_a_stuck_consumer_is_not_ready_and_says_why(services, database, amqp_url, namespace):
+def test_notify_with_a_stuck_consumer_is_not_ready_and_says_why(database, services, amqp_url, namespace):
     ingest, rules = services("ingest", "rules")
     (notify,) = services("notify", env={"DEALERWATCH_MONGO_URL": database.url})
     database.stop()
