@@ -42,14 +42,13 @@ NO_SKIPS = os.environ.get("DEALERWATCH_NO_SKIPS") == "1"
 _skipped: list[str] = []
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+def _note_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
     if NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
-        _skipped.append(f"{report.nodeid}: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr}")
+        why = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        _skipped.append(f"{report.nodeid}: {why}")
 
 
-def pytest_collectreport(report: pytest.CollectReport) -> None:
-    if NO_SKIPS and report.skipped:
-        _skipped.append(f"{report.nodeid}: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr}")
+pytest_runtest_logreport = pytest_collectreport = _note_skip
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import aio_pika
+import pymongo
 
 from services.common.topology import Topology, event_routing_key
 from services.notify.channels.webhook import verify
@@ -116,8 +117,8 @@ class HangingReceiver(_RecordingServer):
 class TcpProxy:
     """Forwards 127.0.0.1:port to a target; close() cuts every connection (a broker outage),
     pause() holds what the target sends until resume() (a broker that stopped answering),
-    hold_writes_to(collection) holds the first MongoDB update of that collection and everything
-    after it on that connection (a process that dies between two of its writes)."""
+    hold_when(words) holds the first request holding them and everything after it on that
+    connection until release_writes() (a process stopped between two of its writes)."""
 
     def __init__(self, port: int, target: tuple[str, int]):
         self.port = port
@@ -127,6 +128,10 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._answering = threading.Event()
         self._answering.set()
+        self.sent_since_pause = 0  # bytes the client sent since pause()
+        self._held_words: list[bytes] | None = None
+        self.write_held = threading.Event()
+        self._write_released = threading.Event()
 
     def pause(self) -> None:
         self._answering.clear()
@@ -152,8 +157,8 @@ class TcpProxy:
     def _hold(self, data: bytes) -> bool:
         """Called with what the client sends: counted while paused, held if hold_when() says so."""
         if not self._answering.is_set():
-            self.sent_since_pause = getattr(self, "sent_since_pause", 0) + len(data)
-        words = getattr(self, "_held_words", None)
+            self.sent_since_pause += len(data)
+        words = self._held_words
         return words is not None and all(word in data for word in words)
 
     def resume(self) -> None:
@@ -342,6 +347,13 @@ def bind(amqp_url: str, exchange: str, queue: str, routing_key: str = "#", ours:
 
 def unbind(amqp_url: str, exchange: str, queue: str, routing_key: str = "#") -> None:
     asyncio.run(_binding(amqp_url, exchange, queue, routing_key, False))
+
+
+def events_counted(mongo_url: str, database: str, dealer: str) -> int | None:
+    """The events rules stored as counted for a dealer (None: no state stored)."""
+    with pymongo.MongoClient(mongo_url) as client:
+        doc = client[database]["rules_dealers"].find_one({"_id": dealer})
+    return None if doc is None else doc["events"]
 
 
 def unacked(namespace: str) -> int:

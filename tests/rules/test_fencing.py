@@ -86,8 +86,7 @@ def _fenced_worker(services, amqp_url, mongo_url, namespace, *hold: str):
 
     from conftest import free_port, wait_for
     from factories import now, sale
-    from helpers import TcpProxy, publish_events, unacked
-    from test_replay import events_counted
+    from helpers import TcpProxy, events_counted, publish_events, unacked
 
     database = urlsplit(mongo_url)
     proxy = TcpProxy(free_port(), (database.hostname, database.port)).start()
@@ -110,7 +109,7 @@ def test_a_worker_fenced_off_during_its_save_acks_nothing_and_the_event_is_count
     refused, the worker drops the partition and acks none of the batch; whoever owns it next (here
     the same worker, taking it again) is delivered the event and counts it."""
     from conftest import wait_for
-    from test_replay import events_counted
+    from helpers import events_counted
 
     rules, proxy = _fenced_worker(services, amqp_url, mongo_url, namespace, "update", "rules_dealers")
     wait_for(lambda: "fenced off" in rules.log())
@@ -124,7 +123,7 @@ def test_a_worker_that_finds_its_partition_taken_before_it_publishes_lets_it_go(
     acked, and the worker lets the partition go (a single active consumer that kept it would
     stall it for the new owner); its next owner counts the event."""
     from conftest import wait_for
-    from test_replay import events_counted
+    from helpers import events_counted
 
     rules, proxy = _fenced_worker(services, amqp_url, mongo_url, namespace, "find", "rules_partitions", "$in")
     wait_for(lambda: "taken over by another worker" in rules.log())

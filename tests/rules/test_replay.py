@@ -8,22 +8,15 @@ import datetime as dt
 import json
 from urllib.parse import urlsplit
 
-import pymongo
 from conftest import free_port, wait_for
 from factories import now, over_budget, sale
-from helpers import TcpProxy, bind, declared, drain, publish_events, rules_depth
+from helpers import TcpProxy, bind, declared, drain, events_counted, publish_events, rules_depth
 
 from services.common.topology import Topology
 
 
 def signals(amqp_url: str, queue: str) -> list[dict]:
     return sorted((json.loads(m.body) for m in drain(amqp_url, queue)), key=lambda s: (s["alert_id"], s["state"]))
-
-
-def events_counted(mongo_url: str, database: str, dealer: str) -> int | None:
-    with pymongo.MongoClient(mongo_url) as client:
-        doc = client[database]["rules_dealers"].find_one({"_id": dealer})
-    return None if doc is None else doc["events"]
 
 
 def test_a_worker_killed_between_publishing_and_saving_is_replayed_to_the_same_signals(services, amqp_url, mongo_url, namespace):
