@@ -1,4 +1,4 @@
-"""`make bench`: the speed goals of issue #14 as one table, each against a baseline measured in
+"""`make bench`: the speed goals of issues #14 and #22 as one table, each against a baseline measured in
 the same run on the same machine (raw aio-pika on the same broker, bare durable-rules `post` of
 the same compiled rules). Latency goals are checked here, never by a timed test.
 
@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import notify as notify_bench  # noqa: E402
 import pipeline  # noqa: E402
 import rules as rules_bench  # noqa: E402
+import subjects as subjects_bench  # noqa: E402
 
 from services import devstack  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
@@ -36,6 +37,7 @@ def main() -> None:
     stack = pipeline.run_pipeline(args.events, 500, Settings().prefetch)
     core = rules_bench.measure(args.rules_events, args.dealers)
     ops = notify_bench.measure(2000, 20.0)
+    items = subjects_bench.measure()
     bare = core["bare"]
     ms = {name: f"{stack[name] * 1000:,.0f}" for name in ("idle_p50", "idle_p99", "half_p50", "half_p99")}
     rows = [
@@ -69,6 +71,16 @@ def main() -> None:
             ">= 0.3",
         ),
         (f"state per dealer at {args.dealers:,} dealers", "", f"{core['memory_kb']:.2f} KB", "", "<= 2 KB"),
+        *(
+            (
+                f"{kind}s of one dealer: CPU per item at 10,000",
+                f"at 100: {costs[100] * 1e6:,.0f} µs (1,000: {costs[1_000] * 1e6:,.0f})",
+                f"{costs[10_000] * 1e6:,.0f} µs",
+                f"{costs[10_000] / costs[100]:.2f}",
+                "<= 1.5 (linear)",
+            )
+            for kind, costs in items.items()
+        ),
         ("notify DB operations per stored alert", "", f"{ops['per_alert']:.2f}", "", "reported"),
         ("notify DB operations per idle second", "", f"{ops['idle']:.2f}", "", "<= 1"),
     ]

@@ -96,7 +96,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _routes_check(args: argparse.Namespace) -> int:
-    spec = _load_routes(args.file)
+    spec = _load_routes(args.file).spec
     print(f"{args.file}: OK, {len(spec.receivers)} receivers")
     return 0
 
@@ -104,7 +104,7 @@ def _routes_check(args: argparse.Namespace) -> int:
 def _routes_test(args: argparse.Namespace) -> int:
     from services.notify import routes_file
 
-    spec = _load_routes(args.file)
+    spec = _load_routes(args.file).spec
     labels = dict(item.split("=", 1) for item in args.labels.split(",") if "=" in item)
     for receiver in routes_file.receivers_for(spec, labels):
         print(receiver)

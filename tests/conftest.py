@@ -134,6 +134,7 @@ def service_env(amqp_url, mongo_url, namespace) -> dict:
         namespace,
         delivery_retry_initial_seconds="0.2",
         delivery_retry_max_seconds="0.5",
+        receivers_allow_private="true",  # the tests' receivers listen on 127.0.0.1
         # the clock at wall time and holds of a second: a test's old events are judged at once
         # (the event-time tests set the production grace and holds longer than their pauses)
         clock_grace_seconds="0",

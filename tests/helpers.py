@@ -314,17 +314,20 @@ def publish(amqp_url: str, exchange: str, routing_key: str, *bodies: bytes) -> N
 class RobotServer(_RecordingServer):
     """Records what chat robots would receive: path, query and JSON body of every POST."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, answer: bytes = b'{"errcode": 0, "code": 0}'):
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.requests: list[dict] = []
+        self.times: list[float] = []
+        self.answer = answer  # what it answers with 200 (a robot may answer what no robot should)
 
     def post(self, handler, body: bytes) -> None:
         parts = urlsplit(handler.path)
         self.requests.append(
             {"path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()}, "body": json.loads(body)}
         )
-        answer = json.dumps({"errcode": 0, "code": 0}).encode()
+        self.times.append(time.time())
+        answer = self.answer
         handler.send_response(200)
         handler.send_header("content-type", "application/json")
         handler.send_header("content-length", str(len(answer)))

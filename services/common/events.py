@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from .limits import MAX_PROMOTION_DAYS
+
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 Tier = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f]+$")]
@@ -134,6 +136,8 @@ class PromotionPlanned(_EventBase):
         starts_on = info.data.get("starts_on")
         if starts_on is not None and value < starts_on:
             raise ValueError("ends_on must not be before starts_on")
+        if starts_on is not None and (value - starts_on).days + 1 > MAX_PROMOTION_DAYS:
+            raise ValueError(f"a promotion lasts at most {MAX_PROMOTION_DAYS} days (starts_on to ends_on, both included)")
         return value
 
 

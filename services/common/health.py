@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from starlette.responses import JSONResponse
+
 STUCK_SECONDS = 10.0  # failing this long without a success: stuck
 
 
@@ -53,3 +55,10 @@ class Health:
             elif task.done() and (error := task.exception()) is not None:
                 found.append(f"{loop} stopped: {type(error).__name__}: {error}")
         return found
+
+
+def readiness(ready: bool, details: dict[str, object], shown: bool) -> JSONResponse:
+    """`/readyz`: 200 or 503 for anyone (orchestrators ask without a key); what is wrong, and
+    where (host names, errors, the policy's problems), only for a caller with a reading key."""
+    body = {"ready": ready, **details} if shown else {"ready": ready}
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .mongo import find_in
+
 DEALERS = "rules_dealers"
 CLOCK = "rules_clock"
 CLOCK_ID = "clock"
@@ -22,5 +24,5 @@ async def earliest_countable(db: Any, dealer_ids: list[str]) -> tuple[float | No
     if clock is None:
         return None, {}
     lateness = clock["lateness"]
-    cursor = db[DEALERS].find({"_id": {"$in": dealer_ids}, "latest": {"$ne": None}}, {"latest": 1})
-    return lateness, {doc["_id"]: doc["latest"] - lateness async for doc in cursor}
+    found = find_in(db[DEALERS], "_id", dealer_ids, {"latest": {"$ne": None}}, {"latest": 1})
+    return lateness, {doc["_id"]: doc["latest"] - lateness async for doc in found}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
@@ -40,3 +41,15 @@ async def ping(client: Client) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any failure means not ready
         return False
+
+
+IN_CHUNK = 50  # ids per `$in`: the local server's cost grows with the square of the list (1,000 ids: 2.3 s; in 50s: 0.25 s)
+
+
+async def find_in(
+    collection: Any, field: str, values: list[Any], query: dict[str, Any], projection: dict[str, Any]
+) -> AsyncIterator[dict[str, Any]]:
+    """The documents whose `field` is one of `values` (and that match `query`), read in chunks."""
+    for start in range(0, len(values), IN_CHUNK):
+        async for doc in collection.find({**query, field: {"$in": values[start : start + IN_CHUNK]}}, projection):
+            yield doc

@@ -170,6 +170,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest retry delay.",
     )
+    receivers_allow_private: bool = Field(
+        default=False,
+        description="Let receivers be on private, loopback or link-local addresses (a receiver's host is checked at "
+        "every connection; by default only public addresses are reached, so a routes file cannot call internal services).",
+    )
+    silence_max_days: float = Field(
+        default=30.0, gt=0, le=366, description="The longest a silence may last (longer ones are refused, 422)."
+    )
     delivery_max_attempts: int = Field(
         validation_alias=AliasChoices("DEALERWATCH_DELIVERY_MAX_ATTEMPTS", "DEALERWATCH_WEBHOOK_MAX_ATTEMPTS"),
         default=50,

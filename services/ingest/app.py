@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from faststream.rabbit import RabbitExchange
 
 from services.common import mongo
-from services.common.access import Keys, refuse_open_bind
+from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.broker import PublishError, connect_with_retry, follow_nodes, make_broker, publish_all_confirmed
 from services.common.events import Event
 from services.common.settings import Settings
@@ -29,7 +29,8 @@ from services.common.topology import Topology, declare, event_routing_key
 
 from . import openapi
 from .countable import too_late
-from .parsing import InvalidBatch, parse_body
+from .keepable import over_limits
+from .parsing import InvalidBatch, accepted_type, parse_body
 
 log = logging.getLogger("dealerwatch.ingest")
 
@@ -87,7 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses={
             202: {"description": 'Every event was confirmed by the broker: `{"accepted": n}`'},
             401: {"description": "Missing or wrong API key"},
+            403: {"description": "Development mode (no keys): the request's Host is not a loopback name"},
             413: {"description": "Body larger than the configured limit"},
+            415: {"description": "Content-Type other than application/json or application/x-ndjson"},
             422: {
                 "description": "At least one invalid event, or one older than rules can still count for its dealer "
                 '(`too late: ...`); nothing was published: `{"errors": [{index, field, message}]}`'
@@ -96,27 +99,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     async def post_events(request: Request) -> JSONResponse:
-        if not keys.allows(request.headers.get("authorization", ""), write=True):
-            return JSONResponse(
-                {"error": "missing or invalid API key"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        body = await _read_limited(request, settings.ingest_max_body_bytes)
-        if body is None:
-            return JSONResponse({"error": f"body larger than {settings.ingest_max_body_bytes} bytes"}, status_code=413)
+        # the key and the body's size were checked before it was read (AccessMiddleware)
+        content_type = request.headers.get("content-type", "")
+        if not accepted_type(content_type):
+            detail = f"Content-Type {content_type or '(none)'} is not taken: send application/json or application/x-ndjson"
+            return JSONResponse({"error": detail}, status_code=415)
+        body = await request.body()
         window = (settings.earliest_event, utcnow() + dt.timedelta(seconds=settings.max_future_seconds))
         try:
-            events = parse_body(body, request.headers.get("content-type", "application/json"), settings.ingest_max_batch, window)
+            events = parse_body(body, content_type, settings.ingest_max_batch, window)
         except InvalidBatch as exc:
             return JSONResponse({"errors": [e.as_dict() for e in exc.errors]}, status_code=422)
         try:
-            late = await too_late(db, events)
+            refused = await too_late(db, events) + await over_limits(db, events)
         except Exception as exc:  # noqa: BLE001 - cannot tell what rules can count: accept nothing
-            log.error("checking event times against the rules' judgement times failed: %s", exc)
+            log.error("checking events against what rules keeps failed: %s", exc)
             return _unavailable("the database is not reachable")
-        if late:
-            return JSONResponse({"errors": [e.as_dict() for e in late]}, status_code=422)
+        if refused:
+            return JSONResponse({"errors": [e.as_dict() for e in refused]}, status_code=422)
         if not await broker_ready():
             return _unavailable("message broker is not connected")
         # in time order (stable): rules counts an event up to the lateness before its dealer's newest,
@@ -130,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"accepted": len(events)}, status_code=202)
 
     openapi.install(app)
+    public = ("/healthz", "/readyz", "/docs", "/openapi.json")
+    app.add_middleware(AccessMiddleware, keys=keys, public=public, max_body=settings.ingest_max_body_bytes)
     return app
 
 
@@ -145,16 +147,3 @@ def _messages(topology: Topology, events: list[Event]) -> Iterator[tuple[RabbitE
 
 def _unavailable(reason: str) -> JSONResponse:
     return JSONResponse({"error": f"{reason}; nothing was accepted, retry later"}, status_code=503, headers={"Retry-After": "5"})
-
-
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

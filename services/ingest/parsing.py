@@ -17,6 +17,17 @@ from pydantic import ValidationError
 from services.common.events import EVENT_TYPES, Event, event_adapter
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+JSON_TYPES = ("application/json",)
+
+
+def media_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def accepted_type(content_type: str) -> bool:
+    """JSON and NDJSON only: a web page elsewhere can post text/plain or a form without asking
+    (no CORS preflight), never these."""
+    return media_type(content_type) in JSON_TYPES + NDJSON_TYPES
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,7 @@ def parse_body(
 
 
 def _split(body: bytes, content_type: str) -> list[Any]:
-    media_type = content_type.split(";")[0].strip().lower()
-    if media_type in NDJSON_TYPES:
+    if media_type(content_type) in NDJSON_TYPES:
         items: list[Any] = []
         for line in body.splitlines():
             if not line.strip():

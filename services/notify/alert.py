@@ -421,4 +421,8 @@ def reminder_moved(alert: dict[str, Any], now: dt.datetime) -> tuple[dict[str, A
     return condition, {"$set": {"reminder_due_at": now + dt.timedelta(seconds=interval)}}
 
 
-ESCALATION_TAKEN = {"$unset": {"escalation_due_at": ""}}  # escalated once
+def escalated(alert: dict[str, Any], receivers: list[tuple[str, str]], now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Escalated once: the escalation time taken and its notices queued in one update (a failure
+    between two writes would lose them), unless another instance took it meanwhile."""
+    condition = {"escalation_due_at": alert["escalation_due_at"]}
+    return condition, {"$unset": {"escalation_due_at": ""}, **notices_queued(receivers, "escalation", now)}

@@ -11,20 +11,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.broker import connect_with_retry, follow_nodes, make_broker
 from services.common.consuming import reconnect_when_stalled
 from services.common.deadletter import dead_letter_body
-from services.common.health import Health
+from services.common.health import Health, readiness
 from services.common.logs import dump_tasks_on_signal
 from services.common.settings import Settings
 from services.common.topology import Topology, declare, routing_key
 
 from . import board
 from .api import alerts, dealers, reports, silences
+from .channels.base import receiver_client
 from .consumer import SignalConsumer
 from .dealerfile import DealerFile
 from .delivery import DeliveryWorker
@@ -46,8 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     store = AlertStore(settings)
     broker = make_broker(settings)
-    http = httpx.AsyncClient(follow_redirects=False)
-    router = Router(settings, http)
+    http = httpx.AsyncClient(follow_redirects=False)  # to the rules service
+    router = Router(settings, receiver_client(settings.receivers_allow_private))
     topology = Topology(settings.namespace, settings.partitions)
 
     async def dead_letter_delivery(alert: dict[str, Any], delivery: dict[str, Any]) -> None:
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     signals = SignalConsumer(broker, SignalIntake(store, outbox, silences_), evaluations, worker, router, settings, health)
     dealer_file = DealerFile(store.db, broker, settings, http, health)
     lease = Lease(store.db, "alerts-exchange")
+    network = Network(dealer_file.collection)
     feed = ChangeFeed(store.changes)
     state = {"consuming": False}
     stopping = asyncio.Event()
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await store.ensure_indexes()
         await outbox.ensure_indexes()
         await dealer_file.ensure_indexes()
+        await network.ensure_indexes()
         await lease.ensure()
         dump_tasks_on_signal()
 
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await lease.release()
         await broker.stop()
         await http.aclose()
+        await router.close()
         store.close()
 
     app = FastAPI(title="dealerwatch notify", version="1", lifespan=lifespan)
@@ -124,18 +128,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        """Ready: connected, and no loop stuck (signals not stored, the dealer file failing)."""
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: connected, and no loop stuck (signals not stored, the dealer file failing); the
+        details with a reading key."""
         broker_up = state["consuming"] and await broker.ping(timeout=0.05)
         database_up = await store.ping()
         problems = health.problems()
         ready = broker_up and database_up and not problems
-        body = {"ready": ready, "broker": broker_up, "database": database_up, "problems": problems}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        body = {"broker": broker_up, "database": database_up, "problems": problems}
+        return readiness(ready, body, keys.allows(request.headers.get("authorization", ""), write=False))
 
     app.include_router(alerts.router(store, outbox, feed, stopping, settings.max_streams))
-    app.include_router(silences.router(store, silences_))
-    network = Network(dealer_file.collection)
+    app.include_router(silences.router(store, silences_, settings.silence_max_days))
     app.include_router(dealers.router(store, dealer_file, evaluations, network))
     app.include_router(reports.router(dealer_file, network))
     board.mount(app, auth_required=not keys.open)

@@ -97,8 +97,12 @@ class DeliveryWorker:
                     continue
                 members = groups.get(delivery.get("group"), [])
                 sends.append((delivery["receiver"], [(alert, index)] + [(m, _pending_in(m, delivery["group"])) for m in members]))
-            # to every receiver at once: a slow one does not delay the others
-            await asyncio.gather(*(self._send(receiver, batch) for receiver, batch in sends))
+            # to every receiver at once: a slow one does not delay the others, and whatever one
+            # of them does, what the others answered is recorded (else they would hear it again)
+            results = await asyncio.gather(*(self._send(receiver, batch) for receiver, batch in sends), return_exceptions=True)
+            for (receiver, _), result in zip(sends, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.error("sending alert %s to %s failed unexpectedly", alert.get("_id"), receiver, exc_info=result)
             for member in {id(m): m for _, batch in sends for m, _ in batch[1:]}.values():
                 await self._outbox.record_deliveries(member["_id"], _attempted(member))
             await self._outbox.record_deliveries(alert["_id"], _attempted(alert))
@@ -148,7 +152,11 @@ class DeliveryWorker:
             await channel.send([payload for _, payload in entries])
             answered = True
         except DeliveryFailed as exc:
-            error = str(exc)
+            error = exc.reason
+            log.info("alert %s to %s: %s", entries[0][1]["alert_id"], receiver, exc.detail)
+        except Exception as exc:
+            error = f"unexpected error ({type(exc).__name__})"
+            log.warning("alert %s to %s failed unexpectedly", entries[0][1]["alert_id"], receiver, exc_info=exc)
         finally:
             self._health.finished(receiver, answered, utcnow())
         now = utcnow()
@@ -193,9 +201,8 @@ class DeliveryWorker:
                 while (alert := await self._outbox.due_reminder()) is not None:
                     receivers = [(r["receiver"], r["target"]) for r in alert["routes"] if r.get("repeat_seconds")]
                     await self._outbox.add_notices(alert["_id"], "repeat", receivers)
-                while (alert := await self._outbox.due_escalation()) is not None:
-                    names = dict.fromkeys(n for r in alert["routes"] if r.get("escalate_after_seconds") for n in r["escalate_to"])
-                    await self._outbox.add_notices(alert["_id"], "escalation", [(n, self._router.target(n)) for n in names])
+                while (escalated := await self._outbox.escalate_due(self._router.target)) is not None:
+                    alert, names = escalated
                     log.warning("alert %s not acknowledged in time: escalated to %s", alert["_id"], ", ".join(names))
                 wait = _seconds_until(await self._outbox.next_schedule_due(), minimum=SCHEDULE_SECONDS)
             except Exception as exc:  # noqa: BLE001 - the database may be briefly away

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -60,11 +61,21 @@ class Outbox:
         claimed = await self._alerts.update_one({"_id": alert["_id"], **condition}, update)
         return alert if claimed.modified_count else None
 
-    async def due_escalation(self) -> dict[str, Any] | None:
-        """Claim one open (not acknowledged) alert whose escalation time has come."""
-        return await self._alerts.find_one_and_update(
-            {**alerts.escalating(), "escalation_due_at": {"$lte": utcnow()}}, alerts.ESCALATION_TAKEN
-        )
+    async def escalate_due(self, target_of: Callable[[str], str]) -> tuple[dict[str, Any], list[str]] | None:
+        """One open (not acknowledged) alert whose escalation time has come, escalated: its
+        escalation receivers' notices queued with the claim, in one update. (None: nothing is due.)"""
+        while True:
+            now = utcnow()
+            alert = await self._alerts.find_one({**alerts.escalating(), "escalation_due_at": {"$lte": now}})
+            if alert is None:
+                return None
+            names = list(dict.fromkeys(n for r in alert["routes"] if r.get("escalate_after_seconds") for n in r["escalate_to"]))
+            condition, update = alerts.escalated(alert, [(name, target_of(name)) for name in names], now)
+            claimed = await self._alerts.update_one({"_id": alert["_id"], **condition}, update)
+            if claimed.modified_count:
+                self.queued.set()
+                return alert, names
+            # another instance took it meanwhile: the next one
 
     async def claim_due_delivery(self, lease_seconds: float) -> dict[str, Any] | None:
         now = utcnow()

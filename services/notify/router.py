@@ -16,7 +16,7 @@ from . import alert as alerts
 from . import routes_file
 from .alert import RoutePlan
 from .channels import webhook
-from .channels.base import Channel, Context
+from .channels.base import RECEIVER_ENV_PREFIX, Channel, Context
 from .channels.webhook import WebhookConfig
 
 log = logging.getLogger("dealerwatch.notify.router")
@@ -24,6 +24,7 @@ log = logging.getLogger("dealerwatch.notify.router")
 
 class Router:
     def __init__(self, settings: Settings, http: httpx.AsyncClient):
+        """http: the client receivers are reached with (channels.base.receiver_client)."""
         self._settings = settings
         self._http = http
         self._secrets = [secret.get_secret_value().encode() for secret in settings.webhook_secret]
@@ -33,23 +34,32 @@ class Router:
             self._use(routes_file.load(settings.routes_file))  # a broken file at start-up stops the service
         else:
             self.channels: dict[str, Channel] = {
-                f"webhook-{n}": webhook.build(f"webhook-{n}", WebhookConfig(url=url), self._context(f"webhook-{n}"))
+                f"webhook-{n}": webhook.build(f"webhook-{n}", WebhookConfig(url=url), self._context(f"webhook-{n}", None))
                 for n, url in enumerate(settings.webhook_urls, start=1)
             }
 
-    def _use(self, spec: routes_file.RoutesSpec) -> None:
-        channels = {name: receiver.build(name, self._context(name)) for name, receiver in spec.receivers.items()}
-        self._spec, self.channels = spec, channels
+    def _use(self, loaded: routes_file.RoutesFile) -> None:
+        channels = {}
+        for name, receiver in loaded.spec.receivers.items():
+            try:
+                channels[name] = receiver.build(name, self._context(name, loaded))
+            except ValueError as exc:  # a variable it names is unset or not what it needs
+                raise routes_file.RoutesError(
+                    loaded.source, [(loaded.receiver_line(name), f"receiver {name!r}: {exc}")]
+                ) from None
+        self._spec, self.channels = loaded.spec, channels
 
-    def _context(self, receiver: str) -> Context:
+    def _context(self, receiver: str, loaded: routes_file.RoutesFile | None) -> Context:
         def env(variable: str | None) -> str:
-            value = os.environ.get(variable) if variable else None
+            if not variable or not variable.startswith(RECEIVER_ENV_PREFIX):  # the file's models check it too
+                raise ValueError(f"${variable} is not a receiver's variable (they start with {RECEIVER_ENV_PREFIX})")
+            value = os.environ.get(variable)
             if not value:
-                source = self._settings.routes_file or "routes"
-                raise routes_file.RoutesError(source, [(None, f"receiver {receiver!r}: ${variable} is not set")])
+                raise ValueError(f"${variable} is not set")
             return value
 
-        return Context(self._http, self._settings.delivery_timeout_seconds, self._secrets, env)
+        timeout, allow_private = self._settings.delivery_timeout_seconds, self._settings.receivers_allow_private
+        return Context(self._http, timeout, self._secrets, env, allow_private)
 
     def plans(self, labels: dict[str, str]) -> list[RoutePlan]:
         """What each route the alert reaches asks for (receiver, its target, options), stored with
@@ -67,6 +77,9 @@ class Router:
             )
             for plan in plans
         ]
+
+    async def close(self) -> None:
+        await self._http.aclose()
 
     def target(self, name: str) -> str:
         channel = self.channels.get(name)

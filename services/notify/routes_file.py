@@ -2,8 +2,8 @@
 
     version: 1
     receivers:
-      ops:        {webhook: {url_env: DEALERWATCH_OPS_WEBHOOK}}   # secrets stay in the environment
-      north-team: {webhook: {url_env: DEALERWATCH_NORTH_WEBHOOK}}
+      ops:        {webhook: {url_env: DEALERWATCH_RECEIVER_OPS_URL}}   # secrets stay in the environment
+      north-team: {webhook: {url_env: DEALERWATCH_RECEIVER_NORTH_URL}}
     route:
       receiver: ops                  # the default
       routes:
@@ -17,6 +17,9 @@ An alert walks the tree depth first: a node applies if all its `match` labels eq
 alert's; its children are tried in order and the first that applies wins, unless it says
 `continue`; a node none of whose children apply delivers to its own receiver.
 Labels: severity, rule_id, dealer_id and the rule's labels (e.g. region).
+
+Secrets (URLs with tokens, signing secrets, SMTP credentials) are named, never written: the file
+reads only environment variables starting with DEALERWATCH_RECEIVER_.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.durations import DURATION, seconds
-from services.common.yamlsource import FileError, read, validated
+from services.common.yamlsource import FileError, Lines, read, validated
 
 from .channels import email, robots, webhook
 from .channels.base import Channel, Context
@@ -134,13 +137,24 @@ class RoutesError(FileError):
     """The routes file is refused."""
 
 
-def load(path: str) -> RoutesSpec:
+@dataclass(frozen=True)
+class RoutesFile:
+    spec: RoutesSpec
+    source: str
+    lines: Lines  # where each part of the file is (a receiver that cannot be built is named by its line)
+
+    def receiver_line(self, name: str) -> int | None:
+        return self.lines.get(("receivers", name))
+
+
+def load(path: str) -> RoutesFile:
     text, source = read(path)
     return loads(text, source)
 
 
-def loads(text: str, source: str = "<routes>") -> RoutesSpec:
-    return validated(text, source, RoutesSpec, RoutesError, shape="a mapping with receivers and route")[0]
+def loads(text: str, source: str = "<routes>") -> RoutesFile:
+    spec, lines = validated(text, source, RoutesSpec, RoutesError, shape="a mapping with receivers and route")
+    return RoutesFile(spec, source, lines)
 
 
 def receivers_for(spec: RoutesSpec, labels: dict[str, str]) -> list[str]:

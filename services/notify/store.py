@@ -173,13 +173,24 @@ def encode_cursor(doc: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_CURSOR = 1024  # characters: a time and an alert id, base64-encoded
+
+
 def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    """The position a `next_cursor` names; ValueError for anything else (nested too deeply too)."""
+    if len(cursor) > MAX_CURSOR:
+        raise ValueError("invalid cursor: longer than any this API gives")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, alert_id = json.loads(base64.urlsafe_b64decode(padded))
-        return dt.datetime.fromisoformat(at), str(alert_id)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("invalid cursor") from exc
+        if not isinstance(at, str) or not isinstance(alert_id, str):
+            raise TypeError("not a position")
+        moment = dt.datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("no time zone")
+        return moment, alert_id
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValueError("invalid cursor: pass the next_cursor of a page as it was given") from exc
 
 
 def _mark(change: str) -> dict[str, str]:

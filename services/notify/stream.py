@@ -25,6 +25,7 @@ from .store import AlertStore
 log = logging.getLogger("dealerwatch.notify.stream")
 
 HEARTBEAT_SECONDS = 15.0
+RESUME_PAGE = 500  # changes a resuming client is sent; further behind, it is told to list again
 SWEEP_SECONDS = 5.0  # how often the lease holder looks for changes a stopped instance left unlogged
 STANDBY_SECONDS = 2.0  # an instance without the lease tries to take it this often (it lasts 10 s)
 IDLE_SECONDS = 10.0  # with nothing new: the log is read again after this (or when the feed sees more)
@@ -38,9 +39,17 @@ def sse(seq: int, change: str, alert: dict[str, Any]) -> str:
 async def events(
     feed: ChangeFeed, last_id: int | None, matches: Callable[[dict[str, Any]], bool], stop: asyncio.Event
 ) -> AsyncIterator[str]:
-    """SSE text: changes after `last_id` (or from now on), then live ones, with heartbeats."""
-    seq = last_id if last_id is not None else await feed.start_position()
+    """SSE text: changes after `last_id` (or from now on), then live ones, with heartbeats. A
+    client more than RESUME_PAGE changes behind is not sent them (thirty days of them, for every
+    connection of a client that resumes from 0): it gets `reset` with the position to list from,
+    and the live changes from there."""
+    newest = await feed.start_position()
+    seq = last_id if last_id is not None else newest
     yield "retry: 2000\n\n"
+    if newest - seq > RESUME_PAGE:
+        data = json.dumps({"missed": newest - seq, "stream_position": newest})
+        yield f"id: {newest}\nevent: reset\ndata: {data}\n\n"  # read GET /v1/alerts again
+        seq = newest
     while not stop.is_set():
         arrived = feed.arrival()
         batch = await feed.after(seq)

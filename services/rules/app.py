@@ -9,11 +9,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.dealer_file import DealerFileView, PolicyView
+from services.common.health import readiness
 from services.common.logs import dump_tasks_on_signal
 from services.common.settings import Settings
 from services.common.yamlsource import FileError
@@ -71,14 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        """Ready: connected, and no loop stuck (a flush failing, the clock stopped)."""
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: connected, and no loop stuck (a flush failing, the clock stopped); the details
+        with a reading key."""
         broker_up = service.ready and await service.broker.ping(timeout=0.05)
         database_up = await service.store.ping()
         problems = service.health.problems()
         ready = broker_up and database_up and not problems
         body = {
-            "ready": ready,
             "broker": broker_up,
             "database": database_up,
             "problems": problems,
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "partitions": sorted(service.partitions),
             "workers": service.ownership.live,
         }
-        return JSONResponse(body, status_code=200 if ready else 503)
+        return readiness(ready, body, keys.allows(request.headers.get("authorization", ""), write=False))
 
     @app.get("/clock")
     async def clock() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from services.common.alerts import AlertSignal, PromotionEvaluation
 from services.common.events import Event, parse_event
+from services.common.limits import LimitReached
 
 from . import expressions as ex
 from . import network
@@ -98,7 +99,13 @@ def backtest(
             outputs, counted = judge.handle(item)
         except Refused as exc:
             emit(exc.outputs)
-            problems["too late" if isinstance(exc.cause, TooLate) else "failed"] += 1
+            problems[
+                "too late"
+                if isinstance(exc.cause, TooLate)
+                else "over a limit"
+                if isinstance(exc.cause, LimitReached)
+                else "failed"
+            ] += 1
             err.write(f"{path}:{number}: skipped: {exc}\n")
             continue
         problems["duplicate"] += 0 if counted else 1
@@ -165,9 +172,9 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
         out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}   when {' '.join(rule.spec.when.split())}\n")
         for line in _distances(rule.condition, values):
             out.write(f"      {line}\n")
-    for scope, subjects_of in network.SUBJECTS.items():
+    for scope in network.SCOPES:
         rules = policy.scoped(scope)
-        for subject_id, subject in subjects_of(core.states[dealer], t, policy.calendar).items() if rules else ():
+        for subject_id, subject in network.subjects(core.states[dealer], scope, t, policy.calendar).items() if rules else ():
             out.write(f"\n{scope} {subject_id}\n")
             for rule in rules:
                 holds = bool(subject.values) and ex.holds(rule.condition, subject.values)

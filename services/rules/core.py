@@ -11,23 +11,24 @@ is judged again at the latest time already reached.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Literal
 
 from services.common.alerts import AlertSignal, PromotionEvaluation, episode_alert_id
 from services.common.durations import DAY
 from services.common.events import Event, PromotionEnded
 
-from . import network
+from . import network, subjects
 from .engine import Matcher
 from .keys import EpisodeKey
 from .measures import NET_SALES
 from .policy import CompiledRule, Policy
-from .promotions import promotion_measures
+from .promotions import freeze_if_final, promotion_measures, sales_needed_from
 from .signals import Output as Output
 from .signals import make_signal
 from .spec import SCOPES
-from .state import PROMOTION_EVENTS, DealerState, Episode, Promotion, ts, utc
+from .state import PROMOTION_EVENTS, DealerState, Episode, Promotion, Undo, ts, utc
+
+PROMOTIONS_KEPT = 90 * DAY  # an ended (or closed) promotion is forgotten this long after
 
 
 class TooLate(ValueError):
@@ -42,6 +43,7 @@ class RulesCore:
         self.states: dict[str, DealerState] = states if states is not None else {}
         self.forget_ids_when_judging = forget_ids_when_judging
         self.dirty: set[str] = set()  # dealers changed since the last save
+        self._rejudge: set[str] = set()  # dealers whose every outlet and plan is judged next (a new policy)
         self._rules: dict[str, tuple[CompiledRule, ...]] = {}
         self._matchers: dict[str, Matcher] = {}  # scope -> the engine's rules of that scope
         self.use(policy)
@@ -67,8 +69,16 @@ class RulesCore:
         self._changing = [m.next_change for m in policy.measures.values() if getattr(m, "next_change", None) is not None]
         crossings = {(name, days * DAY + offset) for rule in rules["dealer"] for name, days, offset in rule.age_thresholds}
         self._age_crossings = [(policy.measures[name].reference, after) for name, after in sorted(crossings)]
+        self._subject_crossings: subjects.Crossings = {
+            scope: tuple(sorted({c for rule in rules[scope] for c in rule.age_thresholds})) for scope in network.SCOPES
+        }
+        self._scope_of = {rule.id: rule.spec.scope for rule in policy.rules}
+        self._every_subject_at_midnight = {scope: any(r.ages_at_midnight for r in rules[scope]) for scope in network.SCOPES}
         for previous in old.values():
             previous.release()  # its ruleset serves the next policy: no growth per reload
+        for state in self.states.values():  # other rules, other crossings: every subject judged again
+            state.subject_deadlines = None
+        self._rejudge = set(self.states)
         return self._close_orphans()
 
     def close(self) -> None:
@@ -108,8 +118,9 @@ class RulesCore:
 
     def handle(self, event: Event) -> list[Output] | None:
         """Count one event and judge its dealer; None if the event was already counted.
-        Raises TooLate for an event older than the lateness bound. All or nothing: if judging
-        raises, the dealer is left exactly as it was (the event is not counted)."""
+        Raises TooLate for an event older than the lateness bound, LimitReached for one that
+        would make the dealer keep more than a bound allows. All or nothing: if judging raises,
+        the dealer is left exactly as it was (the event is not counted)."""
         state = self.states.get(event.dealer_id)
         if state is not None and state.knows(event):
             return None
@@ -119,43 +130,51 @@ class RulesCore:
                 f"event at {event.occurred_at.isoformat()} is more than {self.policy.spec.lateness} "
                 f"older than dealer {event.dealer_id}'s latest time {utc(state.latest).isoformat()}"
             )
-        before = state
-        state = self.states[event.dealer_id] = DealerState(event.dealer_id) if state is None else state.copy()
+        created = state is None
+        state = self.states[event.dealer_id] = DealerState(event.dealer_id) if state is None else state
+        undo = state.begin()
         try:
-            state.apply(event, self.policy.sources.get(event.type, ()))
-            network.apply(state, event, at, self.policy.calendar)
+            new_day = self._new_day(state, max(at, state.latest or at))
+            state.apply(event, self.policy.sources.get(event.type, ()), undo)
+            touched = network.apply(state, event, at, self.policy.calendar, undo)
             t = max(at, state.latest or at)
-            outputs: list[Output] = self._judge_dealer(state, t, trigger=event)
+            outputs: list[Output] = self._judge_dealer(state, t, event, touched, new_day, undo)
             if isinstance(event, PROMOTION_EVENTS):
-                outputs += self._judge_promotion(state, event.promotion_id, t, trigger=event)
-            self._prune(state)
+                outputs += self._judge_promotion(state, event.promotion_id, t, event, undo)
+            self._prune(state, new_day, undo)
         except BaseException:
-            self._put_back(event.dealer_id, before)
+            if created:
+                del self.states[event.dealer_id]
+            else:
+                undo.rollback()
             raise
-        self.dirty.add(state.dealer_id)
+        self._judged(state, new_day)
         return outputs
 
     def tick(self, dealer_id: str, t: float) -> list[Output]:
         """Judge a dealer at time t without a new event (the clock); all or nothing, like handle."""
         state = self.states[dealer_id]
-        # a tick adds nothing: judging changes only the judgement time and the episodes, so
-        # they are all that is put back if it raises (a whole copy was a tenth of a tick's cost)
-        latest = state.latest
-        episodes = {key: Episode(e.alert_id, e.opened_at, e.count) for key, e in state.episodes.items()}
+        t = max(t, state.latest or t)
+        undo = state.begin()
         try:
-            outputs = self._judge_dealer(state, max(t, state.latest or t), trigger=None)
+            new_day = self._new_day(state, t)
+            outputs = self._judge_dealer(state, t, None, set(), new_day, undo)
+            self._prune(state, new_day, undo)
         except BaseException:
-            state.latest, state.episodes = latest, episodes
+            undo.rollback()
             raise
-        self._prune(state)  # after the judgement stands: it forgets only what its time cannot reach
-        self.dirty.add(dealer_id)
+        self._judged(state, new_day)
         return outputs
 
-    def _put_back(self, dealer_id: str, state: DealerState | None) -> None:
-        if state is None:
-            del self.states[dealer_id]
-        else:
-            self.states[dealer_id] = state
+    def _new_day(self, state: DealerState, t: float) -> bool:
+        """The dealer's first judgement of a local day (its housekeeping, its subjects' values)."""
+        return state.latest is None or t >= self.policy.calendar.next_midnight(state.latest)
+
+    def _judged(self, state: DealerState, new_day: bool) -> None:
+        self.dirty.add(state.dealer_id)
+        self._rejudge.discard(state.dealer_id)
+        if new_day:
+            state.compact_codes()  # changes no value: after the judgement stands
 
     def forget_ids(self, dealer_id: str) -> None:
         """Live, before a state is stored: forget the ids of events more than the lateness (and a
@@ -184,13 +203,10 @@ class RulesCore:
             reference = reference_of(state)
             if reference is not None and t < reference + after < best:
                 best = reference + after
-        for scope, subjects_of in network.SUBJECTS.items() if state.outlets or state.plans else ():
-            aged = [rule for rule in self._rules[scope] if rule.age_thresholds]
-            for subject in subjects_of(state, t, calendar).values() if aged else ():
-                for rule in aged:
-                    for name, days, offset in rule.age_thresholds:
-                        if (reference := subject.references.get(name)) is not None and t < reference + days * DAY + offset < best:
-                            best = reference + days * DAY + offset
+        if state.outlets or state.plans:
+            crossing = subjects.deadlines_of(state, self._subject_crossings, t, calendar).next()
+            if crossing is not None and t < crossing < best:
+                best = crossing
         return best
 
     def measures(self, dealer_id: str, t: float) -> dict[str, float]:
@@ -203,7 +219,10 @@ class RulesCore:
 
     # --- judging ---
 
-    def _judge_dealer(self, state: DealerState, t: float, trigger: Event | None) -> list[Output]:
+    def _judge_dealer(
+        self, state: DealerState, t: float, trigger: Event | None, touched: network.Touched, new_day: bool, undo: Undo
+    ) -> list[Output]:
+        previous = state.latest
         state.latest = t
         values = self.measures(state.dealer_id, t)
         outputs: list[Output] = []
@@ -212,34 +231,48 @@ class RulesCore:
             for rule in self._rules["dealer"]:
                 if rule.spec.kind == "event" and (trigger is None or trigger.type not in rule.spec.trigger):
                     continue  # event rules are judged on their events only
-                signal = self._episode(state, rule, None, rule.id in holding, t, values, owner=None)
+                signal = self._episode(state, rule, None, rule.id in holding, t, values, None, None, undo)
                 if signal:
                     outputs.append(signal)
-        for scope in network.SUBJECTS:
-            outputs += self._judge_subjects(state, scope, t)
+        if state.outlets or state.plans or state.episodes:  # most dealers have none
+            outputs += self._judge_subjects(state, t, previous if previous is not None else t, touched, new_day, undo)
         return outputs
 
-    def _judge_subjects(self, state: DealerState, scope: str, t: float) -> list[Output]:
-        """Each outlet or plan of the dealer (and each with an open episode that is gone since)."""
-        rules = self._rules[scope]
-        if not rules or not (state.outlets or state.plans or state.episodes):  # most dealers, most of the time
-            return []
-        subjects = network.SUBJECTS[scope](state, t, self.policy.calendar)
-        rule_ids = {rule.id for rule in rules}
-        with_episodes = {key.subject for key in map(EpisodeKey.parse, state.episodes) if key.rule_id in rule_ids}
+    def _judge_subjects(
+        self, state: DealerState, t: float, previous: float, touched: network.Touched, new_day: bool, undo: Undo
+    ) -> list[Output]:
+        """The outlets and plans that can have changed (subjects.py), each with an open episode
+        whose subject is gone among them."""
+        calendar = self.policy.calendar
+        deadlines = subjects.deadlines_of(state, self._subject_crossings, previous, calendar)
+        wanted: dict[str, set[str]] = {scope: set() for scope in network.SCOPES}
+        for scope, subject_id in [*touched, *deadlines.pop_due(t)]:
+            wanted[scope].add(subject_id)
+        everything = state.dealer_id in self._rejudge
+        if everything or new_day:
+            for key in map(EpisodeKey.parse, state.episodes):
+                scope_of_rule = self._scope_of.get(key.rule_id)
+                if scope_of_rule in wanted and key.subject is not None:
+                    wanted[scope_of_rule].add(key.subject)
+            for scope in network.SCOPES:
+                if everything or self._every_subject_at_midnight[scope]:
+                    wanted[scope].update(network.subject_ids(state, scope))
         outputs: list[Output] = []
-        for subject_id in sorted(subjects.keys() | {s for s in with_episodes if s is not None}):
-            subject = subjects.get(subject_id) or network.Subject({}, {})
-            holding = set(self._matchers[scope].match(subject.values)) if subject.values else set()
-            for rule in rules:
-                signal = self._episode(
-                    state, rule, subject_id, rule.id in holding, t, subject.values, subject.owner, subject.names
-                )
-                if signal:
-                    outputs.append(signal)
+        for scope in network.SCOPES:
+            rules = self._rules[scope]
+            for subject_id in sorted(wanted[scope]) if rules else ():
+                subject = network.SUBJECT[scope](state, subject_id, t, calendar) or network.NO_SUBJECT
+                holding = set(self._matchers[scope].match(subject.values)) if subject.values else set()
+                for rule in rules:
+                    signal = self._episode(
+                        state, rule, subject_id, rule.id in holding, t, subject.values, subject.owner, subject.names, undo
+                    )
+                    if signal:
+                        outputs.append(signal)
+                deadlines.set((scope, subject_id), subjects.next_crossing(subject, self._subject_crossings[scope], t))
         return outputs
 
-    def _judge_promotion(self, state: DealerState, promotion_id: str, t: float, trigger: Event) -> list[Output]:
+    def _judge_promotion(self, state: DealerState, promotion_id: str, t: float, trigger: Event, undo: Undo) -> list[Output]:
         promotion = state.promotions[promotion_id]
         values = promotion_measures(promotion, state, t, self.policy.calendar)
         matcher = self._matchers.get("promotion")
@@ -249,7 +282,7 @@ class RulesCore:
             if rule.spec.kind == "event" and trigger.type not in rule.spec.trigger:
                 continue
             signal = self._episode(
-                state, rule, promotion_id, rule.id in holding, t, values, promotion.owner, {"promotion_id": promotion_id}
+                state, rule, promotion_id, rule.id in holding, t, values, promotion.owner, {"promotion_id": promotion_id}, undo
             )
             if signal:
                 outputs.append(signal)
@@ -266,11 +299,14 @@ class RulesCore:
         t: float,
         values: dict[str, float],
         owner: str | None,
-        names: dict[str, Any] | None = None,
+        names: dict[str, Any] | None,
+        undo: Undo,
     ) -> AlertSignal | None:
         """Open, continue or close the (rule, dealer, subject) episode."""
         key = EpisodeKey.text(rule.id, subject)
         episode = state.episodes.get(key)
+        if holds or episode is not None:
+            undo.entry(state.episodes, key)
         if holds:
             if episode is None:
                 alert_id = episode_alert_id(rule.id, state.dealer_id, subject, utc(t))
@@ -312,23 +348,29 @@ class RulesCore:
             policy_version=self.policy.version,
         )
 
-    def _prune(self, state: DealerState) -> None:
+    def _prune(self, state: DealerState, new_day: bool, undo: Undo) -> None:
+        """Forget what no judgement can reach any more: series values past every window (and
+        every open promotion's days); once a day, what needs a look at everything: outlets and
+        plans (network.prune), event ids (a replay; live forgets them when it stores), promotions
+        ended 90 days ago. A promotion never ended is closed a lateness after its last day."""
         t = state.latest
         assert t is not None  # pruned only after a judgement
         policy = self.policy
         # judgement time never goes back, so nothing older than a window's reach counts again
         cutoffs = {key: t - reach for key, reach in policy.source_horizons.items()}
         net_sales = cutoffs.get(NET_SALES.key, t - policy.lateness)
-        for promotion in state.promotions.values():
-            if promotion.ended_at is None and promotion.starts_on is not None and promotion.ends_on is not None:
-                days = (dt.date.fromisoformat(promotion.ends_on) - dt.date.fromisoformat(promotion.starts_on)).days + 1
-                start = policy.calendar.day_start(dt.date.fromisoformat(promotion.starts_on))
-                net_sales = min(net_sales, start - days * DAY)  # its "before" period is still needed
+        for promotion_id, promotion in state.promotions.items():
+            if promotion.over is None:
+                freeze_if_final(state, promotion_id, promotion, t, policy, undo)
+                if (needed := sales_needed_from(promotion, policy.calendar)) is not None and promotion.over is None:
+                    net_sales = min(net_sales, needed)  # its "before" period is still needed
         cutoffs[NET_SALES.key] = net_sales
-        # ids older than the lateness bound cannot come back as anything but too late
-        ids_cutoff = t - policy.lateness - DAY if self.forget_ids_when_judging else None
-        state.prune(cutoffs, ids_cutoff, t - 90 * DAY)
-        network.prune(state, t, policy.lateness, policy.calendar)
+        state.prune(cutoffs, undo)
         net = state.series.get(NET_SALES.key)
         if net is not None and not len(net.times):
-            del state.series[NET_SALES.key]
+            del state.series[NET_SALES.key]  # (the series map is put back whole by an undo)
+        if new_day:
+            network.prune(state, t, policy.lateness, policy.calendar, undo)
+            if self.forget_ids_when_judging:  # ids older than the lateness bound can only be too late
+                state.forget_ids(t - policy.lateness - DAY)
+            state.forget_promotions(t - PROMOTIONS_KEPT, undo)

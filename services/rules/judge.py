@@ -14,7 +14,10 @@ own. A replay judges everyone up to `now` at the end. Live (service.py):
   of the same `source`) has reached minus the grace, once that history has moved past the
   dealer's own last event: a backfill in time order judges a dealer that fell silent as it goes,
   as a replay would. The hold ends when no event arrived for the dealer for `hold_seconds`, or
-  when a live event arrives for it.
+  when a live event arrives for it. A history is remembered only while it holds a dealer, and
+  at most MAX_HISTORIES of them (the one that went longest without an event is let go: its
+  dealers stay held, judged at their own events until their hold ends): `source` is free text,
+  and the histories are stored with the partition's clock (#22: 110,000 sources outgrew it).
 
 A dealer whose judgement fails (a bug, or a value the engine cannot take) is left as it was
 before that judgement and *set aside*: the clock skips it, every other dealer goes on, and it
@@ -29,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.common.events import Event
+from services.common.limits import MAX_HISTORIES
 
 from .clock import DeadlineClock
 from .core import RulesCore
@@ -73,8 +77,10 @@ class Judge:
         self.grace = grace
         self.hold_seconds = hold_seconds
         self.set_aside: dict[str, SetAside] = {}
-        self.history: dict[str, float] = {}  # source -> newest event time of its history
+        # source -> newest event time of its history, the one updated last at the end
+        self.history: dict[str, float] = {}
         self._held_clocks: dict[str, DeadlineClock] = {}  # source -> deadlines of the dealers it holds
+        self._holding: dict[str, int] = {}  # source -> how many dealers it holds
         # (hold end, dealer), one entry per held dealer: a hold that was extended is pushed again
         # when its old end comes, so a backfill does not grow the heap by an entry per event
         self._hold_ends: list[tuple[float, str]] = []
@@ -98,15 +104,41 @@ class Judge:
         if source is not None and (hold is None or hold.source != source):
             self._held_clocks[source].schedule(dealer_id, None)
             del self._held[dealer_id]
+            self._let_go(source)
         if hold is None:
             self.clock.schedule(dealer_id, deadline)
             return
         self.clock.schedule(dealer_id, None)
-        self._held[dealer_id] = hold.source
+        if self._held.get(dealer_id) != hold.source:
+            self._held[dealer_id] = hold.source
+            self._holding[hold.source] = self._holding.get(hold.source, 0) + 1
         if dealer_id not in self._hold_queued:
             self._hold_queued.add(dealer_id)
             heapq.heappush(self._hold_ends, (hold.until, dealer_id))
         self._held_clocks.setdefault(hold.source, DeadlineClock()).schedule(dealer_id, deadline)
+
+    def _let_go(self, source: str) -> None:
+        """A dealer left the source's hold: with none left, the history is forgotten."""
+        self._holding[source] -= 1
+        if not self._holding[source]:
+            del self._holding[source], self._held_clocks[source]
+            self.history.pop(source, None)
+            self._moved.discard(source)
+
+    def _moved_on(self, source: str, newest: float) -> None:
+        self.history.pop(source, None)
+        self.history[source] = newest  # the most recently updated last
+        while len(self.history) > MAX_HISTORIES:
+            oldest = next(iter(self.history))
+            del self.history[oldest]
+            self._moved.discard(oldest)
+            log.warning("history %r let go: more than %d histories at once", oldest[:64], MAX_HISTORIES)
+
+    def restore_history(self, saved: Iterable[tuple[str, float]]) -> None:
+        """The histories the partition's last owner stored, of the dealers still held."""
+        for source, newest in saved:
+            if source in self._holding:
+                self._moved_on(source, max(newest, self.history.get(source, newest)))
 
     # --- time ---
 
@@ -128,7 +160,10 @@ class Judge:
         outputs: list[Output] = []
         done = 0
         for source in list(self._moved):
-            clock, newest = self._held_clocks.get(source), self.history[source]
+            clock, newest = self._held_clocks.get(source), self.history.get(source)
+            if newest is None:
+                self._moved.discard(source)
+                continue
             waiting = []  # the history has not moved past these yet
             while clock is not None and (limit is None or done < limit):
                 due = clock.pop_due(newest - self.grace, limit=1)
@@ -217,8 +252,9 @@ class Judge:
                 source = event.source or ""
                 newest = self.history.get(source)
                 if newest is None or at > newest:
-                    self.history[source] = newest = at
+                    newest = at
                     moved = source
+                self._moved_on(source, newest)
                 state.hold = Hold(arrived + self.hold_seconds, source, newest)
             else:
                 state.hold = None

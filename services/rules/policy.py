@@ -7,6 +7,7 @@ models, and its conditions are parsed by `expressions` (never `eval`).
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
@@ -54,6 +55,9 @@ class CompiledRule:
     pattern: Pattern
     # (age measure, days, seconds after): the clock wakes the dealer when an age crosses one of them
     age_thresholds: tuple[tuple[str, float, float], ...]
+    # an age is compared with something else than a number: when it changes the outcome is not
+    # known ahead, so the rule is judged at every local midnight (for every outlet or plan)
+    ages_at_midnight: bool = False
 
     @property
     def id(self) -> str:
@@ -251,20 +255,24 @@ def _compile_rule(rule: RuleSpec, measures: dict[str, Any]) -> CompiledRule:
             f"unknown measure {', '.join(sorted(unknown))}; {rule.scope} rules can use {', '.join(sorted(available))}"
         )
     pattern = ex.to_durable(condition)
-    thresholds = []
+    thresholds, at_midnight = [], False
     if rule.scope != "promotion":  # promotion rules are event rules: no clock
         for compare in _comparisons(ex.push_negations(condition)):
+            crossing = False
             for side, other in ((compare.left, compare.right), (compare.right, compare.left)):
                 if isinstance(side, ex.Measure) and _is_age(side.name, rule.scope, measures) and isinstance(other, ex.Number):
                     op = compare.op if side is compare.left else ex.FLIP[compare.op]
                     thresholds += [(side.name, other.value, offset) for offset in _CROSSINGS[op]]
+                    crossing = True
+            ages = {name for name in ex.measures_of(compare) if _is_age(name, rule.scope, measures)}
+            at_midnight |= bool(ages) and not crossing
     for language, template in rule.summaries.items():
         try:
             _check_template(template, available | TEMPLATE_NAMES | SCOPE_NAMES[rule.scope])
         except _TemplateError as exc:
             exc.language = language
             raise
-    return CompiledRule(rule, condition, pattern, tuple(thresholds))
+    return CompiledRule(rule, condition, pattern, tuple(thresholds), at_midnight)
 
 
 # When `age <op> N days` can change, in seconds after the age reaches N days exactly: `>` first
@@ -286,6 +294,11 @@ def _comparisons(node: ex.Condition) -> Iterator[ex.Compare]:
             yield from _comparisons(item)
 
 
+# the format of a summary's value (#22: `{dealer_id:x>300000000}` asked for 300 MB per alert)
+_FORMAT = re.compile(r"(?P<align>[<>^])?(?P<width>[0-9]{1,3})?,?(?:\.(?P<precision>[0-9]{1,3}))?[feg%]?")
+MAX_WIDTH, MAX_PRECISION = 40, 12
+
+
 class _TemplateError(ValueError):
     language: str | None = None
 
@@ -300,15 +313,23 @@ class SafeFormatter(string.Formatter):
 
 
 def _check_template(template: str, names: set[str]) -> None:
-    """Only plain names, and format specs without fields of their own: what passes here is safe
-    to render with str.format_map (render_summary), which would otherwise follow attributes."""
+    """Only plain names, and formats of a small grammar (_FORMAT, no fill, no nested fields):
+    what passes here is safe to render with str.format_map (render_summary), which would
+    otherwise follow attributes, and its text stays short."""
     try:
         parsed = [(f, spec, conversion) for _, f, spec, conversion in SafeFormatter().parse(template) if f is not None]
     except ValueError as exc:
         raise _TemplateError(str(exc)) from None
     for name, spec, conversion in parsed:
-        if "{" in (spec or "") or "}" in (spec or "") or conversion:
-            raise _TemplateError(f"'{{{name}}}': a format like :,.2f only (no nested fields or !conversions)")
+        if conversion or not _FORMAT.fullmatch(spec or ""):
+            raise _TemplateError(
+                f"'{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}': a format is an "
+                f"alignment (<, >, ^), a width up to {MAX_WIDTH}, a thousands separator (,), a precision up to "
+                f"{MAX_PRECISION} and a type (f, %, e, g), each optional: e.g. :,.2f or :.0%"
+            )
+        width, precision = _FORMAT.fullmatch(spec or "").group("width", "precision")  # type: ignore[union-attr]
+        if int(width or 0) > MAX_WIDTH or int(precision or 0) > MAX_PRECISION:
+            raise _TemplateError(f"'{{{name}:{spec}}}': a width up to {MAX_WIDTH} and a precision up to {MAX_PRECISION}")
     for name in (f for f, _, _ in parsed):
         if not name.isidentifier():
             raise _TemplateError(f"'{{{name}}}' is not a plain name")

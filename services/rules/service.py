@@ -45,6 +45,7 @@ from services.common.consuming import ack_batch, reject, retry_or_reject
 from services.common.deadletter import dead_letter_body
 from services.common.events import parse_event
 from services.common.health import Health
+from services.common.limits import LimitReached
 from services.common.partitions import partition_of
 from services.common.settings import Settings
 from services.common.topology import Topology, alert_routing_key, declare, evaluation_routing_key
@@ -61,6 +62,8 @@ log = logging.getLogger("dealerwatch.rules")
 FLUSH_SECONDS = 0.02
 QUIET_SECONDS = 1.0  # after a start: no event for this long and an empty queue = caught up
 CLOCK_SAVE_SECONDS = 1.0
+MAX_PUBLISH_FAILURES = 10_000  # outputs whose failed flushes are counted (the oldest forgotten)
+CLOCK_VIEW_HISTORIES = 100  # the histories GET /clock shows: those that reached furthest
 TICKS_PER_ROUND = 500  # judgements per clock round before the event loop gets a turn (~0.1 s)
 
 
@@ -213,7 +216,7 @@ class RulesService:
         self.core.states.update(states)
         partition.dealers = set(states)
         partition.judge = self._new_judge(partition.dealers)
-        partition.judge.history.update(dict(saved.get("history", [])))
+        partition.judge.restore_history(saved.get("history", []))
         partition.saved_clock = saved.get("at")
         # holds run from their dealers' last event: events that waited meanwhile count too
         partition.judge.extend_holds(time.time() + self.settings.clock_hold_seconds, partition.dealers)
@@ -330,6 +333,8 @@ class RulesService:
             if isinstance(refused.cause, TooLate):
                 again = " (delivered again: it may have been counted before its first delivery was cut short)"
                 await self._dead_letter(message, f"too late: {refused.cause}{again if message.raw_message.redelivered else ''}")
+            elif isinstance(refused.cause, LimitReached):  # past the door (two requests at once): never counted
+                await self._dead_letter(message, f"over a limit: {refused.cause}")
             else:  # the dealer is as before the event: try again, then dead-letter with the reason
                 await retry_or_reject(
                     self.broker, self.topology, message, refused.cause, max_attempts=self.settings.max_attempts, stage="rules"
@@ -448,7 +453,8 @@ class RulesService:
             "dealers": len(self.core.states),
             "dealers_held": sum(p.judge.held() for p in ready),
             "next_hold_end": min([e for p in ready if (e := p.judge.next_hold_end()) is not None], default=None),
-            "history": history,
+            "histories": len(history),  # sources of history followed (at most MAX_HISTORIES a partition)
+            "history": dict(sorted(history.items(), key=lambda item: -item[1])[:CLOCK_VIEW_HISTORIES]),
             "dealers_set_aside": len(self.set_aside()),
         }
 
@@ -565,6 +571,8 @@ class RulesService:
             raise failed[0][1]  # the broker is away: an outage, not these messages
         for (_, _, _, message_id), _ in failed:
             self._publish_failures[message_id] = self._publish_failures.get(message_id, 0) + 1
+        while len(self._publish_failures) > MAX_PUBLISH_FAILURES:  # of partitions given up meanwhile: forgotten
+            del self._publish_failures[next(iter(self._publish_failures))]
         if any(self._publish_failures[m[3]] < self.settings.max_attempts for m, _ in failed):
             raise failed[0][1]
         for (_, key, body, message_id), error in failed:

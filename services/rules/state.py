@@ -4,6 +4,9 @@ Times are POSIX seconds (float). A state holds what the policy's sources need
 (see measures.py), the dealer's promotions, the ids of recent events (for
 idempotency) and the open alert episodes. Numeric series are `array('d')`:
 8 bytes a value instead of a Python float object.
+
+A judgement is all or nothing at the cost of what it changes (`Undo`): what it is about to
+change is kept aside, and put back if it fails; nothing is copied whole.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import datetime as dt
 import hashlib
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from services.common import limits
+from services.common.durations import DAY
 from services.common.events import (
     Event,
     OutletRegistered,
@@ -26,7 +32,7 @@ from services.common.events import (
 )
 
 from .measures import Source
-from .network import Outlet, RecentVisit, VisitPlan
+from .network import NetworkIndex, Outlet, RecentVisit, VisitPlan
 
 PROMOTION_EVENTS = (PromotionPlanned, PromotionApproved, PromotionSpend, PromotionEnded)
 PromotionEvent = PromotionPlanned | PromotionApproved | PromotionSpend | PromotionEnded
@@ -48,11 +54,18 @@ def id_key(event_id: str) -> int:
 
 
 class TextCodes:
-    """Text values of `distinct` measures (outlet ids) as numbers: one table per process."""
+    """Text values of `distinct` measures (outlet ids) as numbers, one table per dealer: codes
+    are only valid inside its state (stored as text), and the table is compacted when the
+    dealer's series no longer hold most of its codes (`compact`), so it never outgrows them."""
+
+    __slots__ = ("_codes", "_texts")
 
     def __init__(self) -> None:
         self._codes: dict[str, float] = {}
         self._texts: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._texts)
 
     def code(self, text: str) -> float:
         code = self._codes.get(text)
@@ -61,11 +74,12 @@ class TextCodes:
             self._texts.append(text)
         return code
 
+    def find(self, text: str) -> float | None:
+        """The code of a text, without making one."""
+        return self._codes.get(text)
+
     def text(self, code: float) -> str:
         return self._texts[int(code)]
-
-
-TEXT_CODES = TextCodes()
 
 
 @dataclass(slots=True)
@@ -73,16 +87,28 @@ class Series:
     times: array[float] = field(default_factory=lambda: array("d"))
     values: array[float] = field(default_factory=lambda: array("d"))
 
-    def add(self, at: float, value: float) -> None:
+    def add(self, at: float, value: float, undo: Undo | None = None) -> None:
         index = bisect.bisect_right(self.times, at)
         self.times.insert(index, at)
         self.values.insert(index, value)
+        if undo is not None:
+            undo.step(lambda: self._remove(index))
 
-    def drop_before(self, cutoff: float) -> None:
+    def _remove(self, index: int) -> None:
+        del self.times[index]
+        del self.values[index]
+
+    def drop_before(self, cutoff: float, undo: Undo | None = None) -> None:
         index = bisect.bisect_left(self.times, cutoff)
         if index:
+            if undo is not None:
+                times, values = self.times[:index], self.values[:index]
+                undo.step(lambda: self._restore(times, values))
             del self.times[:index]
             del self.values[:index]
+
+    def _restore(self, times: array[float], values: array[float]) -> None:
+        self.times[0:0], self.values[0:0] = times, values
 
 
 @dataclass(slots=True)
@@ -97,6 +123,21 @@ class Promotion:
     expected_sales: float | None = None
     spend_ids: array[int] = field(default_factory=lambda: array("q"))  # id_key() of counted spends
     ended_at: float | None = None
+    # a promotion never ended is closed a lateness after its last day: its net sales during and
+    # before it are final then (no sale of those days can be counted any more) and kept here
+    closed_at: float | None = None
+    sales_during: float | None = None
+    sales_before: float | None = None
+
+    @property
+    def over(self) -> float | None:
+        """When it ended or was closed (None: open)."""
+        return self.ended_at if self.ended_at is not None else self.closed_at
+
+    def days(self) -> int | None:
+        if self.starts_on is None or self.ends_on is None:
+            return None
+        return (dt.date.fromisoformat(self.ends_on) - dt.date.fromisoformat(self.starts_on)).days + 1
 
 
 @dataclass(slots=True)
@@ -113,6 +154,9 @@ class Hold:
     until: float  # wall time at which the hold ends if nothing more arrives for the dealer
     source: str  # the history its events come from (their `source`)
     mark: float  # that history's newest event time just after the dealer's last event
+
+
+SEEN_SET_FROM = 64  # ids kept from which `knows` looks them up in a set (a scan below it)
 
 
 @dataclass(slots=True)
@@ -141,6 +185,16 @@ class DealerState:
     outlets: dict[str, Outlet] | None = None
     plans: dict[str, VisitPlan] | None = None
     visits: list[RecentVisit] | None = None
+    codes: TextCodes | None = field(default=None, compare=False)  # the text values of its distinct measures
+    # derived from the above, never stored, rebuilt when None (after a load or a failed judgement)
+    seen_set: set[int] | None = field(default=None, compare=False, repr=False)
+    network_index: NetworkIndex | None = field(default=None, compare=False, repr=False)
+    subject_deadlines: Any = field(default=None, compare=False, repr=False)  # core.SubjectDeadlines
+
+    def text_codes(self) -> TextCodes:
+        if self.codes is None:
+            self.codes = TextCodes()
+        return self.codes
 
     def forget_ids(self, cutoff: float) -> None:
         """Forget the ids of events that occurred before `cutoff`."""
@@ -148,35 +202,29 @@ class DealerState:
             keep = [i for i, at in enumerate(self.seen_times) if at >= cutoff]
             self.seen_ids = array("q", [self.seen_ids[i] for i in keep])
             self.seen_times = array("d", [self.seen_times[i] for i in keep])
+            self.seen_set = None
 
-    def copy(self) -> DealerState:
-        """An independent copy: judging works on the state, and a judgement that fails puts the
-        copy back (nothing of the event or tick stays)."""
-        copy = _shallow(self)  # (dataclasses.replace costs more than the rest of the copy)
-        copy.series = {key: Series(s.times[:], s.values[:]) for key, s in self.series.items()}
-        copy.last = dict(self.last)
-        copy.latest_values = {key: list(entries) for key, entries in self.latest_values.items()}
-        if self.promotions:
-            copy.promotions = {key: replace(p, spend_ids=p.spend_ids[:]) for key, p in self.promotions.items()}
-        else:
-            copy.promotions = {}
-        copy.seen_ids, copy.seen_times = self.seen_ids[:], self.seen_times[:]
-        copy.episodes = {key: Episode(e.alert_id, e.opened_at, e.count) for key, e in self.episodes.items()}
-        copy.hold = None if self.hold is None else replace(self.hold)
-        copy.outlets = None if self.outlets is None else {key: replace(o) for key, o in self.outlets.items()}
-        copy.plans = None if self.plans is None else {key: replace(p) for key, p in self.plans.items()}
-        copy.visits = None if self.visits is None else list(self.visits)
-        return copy
+    def begin(self) -> Undo:
+        """A judgement starts: what it changes can be put back (`Undo.rollback`)."""
+        return Undo(self)
 
     def knows(self, event: Event) -> bool:
+        key = id_key(event.event_id)
         if isinstance(event, PromotionSpend):
             promotion = self.promotions.get(event.promotion_id)
-            return promotion is not None and id_key(event.event_id) in promotion.spend_ids
-        return id_key(event.event_id) in self.seen_ids
+            return promotion is not None and key in promotion.spend_ids
+        if len(self.seen_ids) < SEEN_SET_FROM:
+            return key in self.seen_ids
+        if self.seen_set is None:
+            self.seen_set = set(self.seen_ids)
+        return key in self.seen_set
 
-    def apply(self, event: Event, sources: Sequence[Source]) -> None:
-        """Count one new event (callers check `knows` first: apply is not idempotent)."""
+    def apply(self, event: Event, sources: Sequence[Source], undo: Undo) -> None:
+        """Count one new event (callers check `knows` first: apply is not idempotent). Raises
+        LimitReached, changing nothing, for a promotion beyond the bounds."""
         at = ts(event.occurred_at)
+        if isinstance(event, PROMOTION_EVENTS):
+            self._check_promotion(event)
         self.first_seen = at if self.first_seen is None else min(self.first_seen, at)
         if (
             event.region is not None
@@ -194,27 +242,42 @@ class DealerState:
             if value is None:
                 continue
             if source.text:
-                value = TEXT_CODES.code(value)  # 8 bytes a value instead of a string per sale
+                value = self.text_codes().code(value)  # 8 bytes a value instead of a string per sale
             if source.kind == "series":
                 series = self.series.get(source.key)
                 if series is None:
                     series = self.series[source.key] = Series()
-                series.add(at, value)
+                series.add(at, value, undo)
             else:
                 entries = self.latest_values.setdefault(source.key, [])
                 period = getattr(event, "period", None)
                 bisect.insort(entries, (at, value, sys.intern(period) if period else None))
                 del entries[:-2]  # the current period and one more (the one before, or one set early)
         if isinstance(event, PROMOTION_EVENTS):
-            self._apply_promotion(event, at)
+            self._apply_promotion(event, at, undo)
         self.events += 1
         if isinstance(event, PromotionSpend):
             self.promotions[event.promotion_id].spend_ids.append(id_key(event.event_id))
         else:
             self.seen_ids.append(id_key(event.event_id))
             self.seen_times.append(at)
+            if self.seen_set is not None:
+                self.seen_set.add(self.seen_ids[-1])
 
-    def _apply_promotion(self, event: PromotionEvent, at: float) -> None:
+    def _check_promotion(self, event: PromotionEvent) -> None:
+        promotion = self.promotions.get(event.promotion_id)
+        if promotion is None and len(self.promotions) >= limits.MAX_PROMOTIONS:
+            raise limits.LimitReached(
+                f"dealer {self.dealer_id} keeps {len(self.promotions):,} promotions, the limit "
+                f"({limits.MAX_PROMOTIONS:,}: open ones and those ended in the last 90 days)"
+            )
+        if isinstance(event, PromotionSpend) and promotion is not None and len(promotion.spend_ids) >= limits.MAX_SPENDS:
+            raise limits.LimitReached(
+                f"promotion {event.promotion_id} of dealer {self.dealer_id} has {limits.MAX_SPENDS:,} spends, the limit"
+            )
+
+    def _apply_promotion(self, event: PromotionEvent, at: float, undo: Undo) -> None:
+        undo.entry(self.promotions, event.promotion_id)
         promotion = self.promotions.setdefault(event.promotion_id, Promotion())
         if isinstance(event, PromotionPlanned):
             promotion.budget = float(event.budget)
@@ -230,20 +293,92 @@ class DealerState:
         else:
             promotion.ended_at = at
 
-    def prune(self, series_cutoffs: dict[str, float], ids_cutoff: float | None, promotions_cutoff: float) -> None:
-        """Forget what no window, lateness bound or open promotion can reach any more
-        (`ids_cutoff` None: the ids are forgotten by forget_ids instead)."""
+    def prune(self, series_cutoffs: dict[str, float], undo: Undo) -> None:
+        """Forget the series values no window or open promotion can reach any more."""
         for key, series in self.series.items():
-            series.drop_before(series_cutoffs.get(key, float("inf")))
-        if ids_cutoff is not None:
-            self.forget_ids(ids_cutoff)
-        ended = [pid for pid, p in self.promotions.items() if p.ended_at is not None and p.ended_at < promotions_cutoff]
-        for pid in ended:
+            series.drop_before(series_cutoffs.get(key, float("inf")), undo)
+
+    def forget_promotions(self, cutoff: float, undo: Undo) -> None:
+        """Promotions ended (or closed) before `cutoff` (90 days back: the dealer file has their
+        evaluation)."""
+        for pid in [pid for pid, p in self.promotions.items() if (over := p.over) is not None and over < cutoff]:
+            undo.entry(self.promotions, pid)
             del self.promotions[pid]
 
+    def compact_codes(self) -> None:
+        """A new code table when the series hold under half of its codes (codes of outlets no
+        window reaches any more); changes no value, so it needs no undo."""
+        codes = self.codes
+        if codes is None or len(codes) < 64:
+            return
+        text_series = [s for key, s in self.series.items() if key.endswith("|text")]
+        used = {code for s in text_series for code in s.values}
+        if 2 * len(used) >= len(codes):
+            return
+        fresh = TextCodes()
+        mapping = {code: fresh.code(codes.text(code)) for code in sorted(used)}
+        for s in text_series:
+            s.values = array("d", [mapping[v] for v in s.values])
+        self.codes = fresh
 
-def _shallow(state: DealerState) -> DealerState:
-    copy = object.__new__(DealerState)
-    for name in DealerState.__slots__:
-        object.__setattr__(copy, name, getattr(state, name))
-    return copy
+
+def _copied(value: Any) -> Any:
+    """An entry as it was, kept aside by Undo (entries are small dataclasses)."""
+    if isinstance(value, Promotion):
+        return replace(value, spend_ids=value.spend_ids[:])
+    return replace(value)
+
+
+_MISSING = object()
+# the fields an Undo puts back as they were (references: what they point to is put back below)
+_FIELDS = tuple(name for name in DealerState.__slots__ if name not in ("seen_set", "network_index", "subject_deadlines"))
+
+
+class Undo:
+    """What one judgement changes in a dealer's state, to be put back if it fails, kept at the
+    cost of what changes: the state's fields (references), its few small maps whole, an entry
+    of its outlets, plans, promotions or episodes when it is about to change, and the reverse of
+    each change to an array. A state whose judgement was rolled back loses its derived indexes
+    (rebuilt on use); an entry removed and put back comes last in its map (order means nothing)."""
+
+    __slots__ = ("_state", "_fields", "_small", "_sizes", "_entries", "_steps")
+
+    def __init__(self, state: DealerState):
+        self._state = state
+        self._fields = [getattr(state, name) for name in _FIELDS]
+        self._small = (dict(state.last), {k: list(v) for k, v in state.latest_values.items()}, dict(state.series))
+        self._sizes = (len(state.seen_ids), len(state.seen_times))
+        self._entries: dict[tuple[int, str], tuple[dict[str, Any], str, Any]] = {}
+        self._steps: list[Callable[[], None]] = []
+
+    def entry(self, mapping: dict[str, Any] | None, key: str) -> None:
+        """mapping[key] is about to be changed, added or removed."""
+        if mapping is None or (id(mapping), key) in self._entries:
+            return
+        old = mapping.get(key, _MISSING)
+        self._entries[(id(mapping), key)] = (mapping, key, old if old is _MISSING else _copied(old))
+
+    def step(self, reverse: Callable[[], None]) -> None:
+        """A change was made in place; `reverse` undoes it (run in the reverse order)."""
+        self._steps.append(reverse)
+
+    def rollback(self) -> None:
+        state = self._state
+        for name, value in zip(_FIELDS, self._fields, strict=True):
+            object.__setattr__(state, name, value)
+        state.last, state.latest_values, state.series = self._small
+        for mapping, key, old in self._entries.values():
+            if old is _MISSING:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = old
+        for reverse in reversed(self._steps):
+            reverse()
+        del state.seen_ids[self._sizes[0] :]
+        del state.seen_times[self._sizes[1] :]
+        state.seen_set = state.network_index = state.subject_deadlines = None
+
+
+def forget_cutoff(t: float, lateness: float) -> float:
+    """Ids of events before this cannot come back as anything but too late."""
+    return t - lateness - DAY

@@ -5,6 +5,7 @@ URLs never shown, signed webhooks that cannot be replayed, inert event text in r
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -61,6 +62,56 @@ def test_in_production_mode_every_read_needs_a_key_and_acting_an_operator_key(se
     assert httpx.post(f"{rules.url}/admin/reload", headers={"Authorization": "Bearer admin-key"}).status_code == 200
 
 
+def _refused_while_sending(url: str, path: str, headers: str, size: int = 64 * 1024 * 1024) -> bytes:
+    """Send a whole body as a client that reads only once it has sent everything (and asks the
+    server to close after): the status line it then reads, or why it could not."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{headers}"
+        sock.sendall(f"{head}Content-Length: {size}\r\nConnection: close\r\n\r\n".encode())
+        chunk, sent = b"x" * 65536, 0
+        try:
+            while sent < size:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError as exc:
+            return f"send failed after {sent:,} bytes: {exc}".encode()
+        return sock.recv(64).split(b"\r\n")[0]
+
+
+def test_a_refused_body_is_answered_to_a_client_still_sending_it(services):
+    """64 MB refused before it is read (no key: 401, over the limit: 413): the rest is read and
+    dropped, so the client that sends it all before reading learns why (a reset connection before)."""
+    (ingest,) = services("ingest", env={"DEALERWATCH_INGEST_KEYS": "k"})
+    (notify,) = services("notify", env=KEYS)
+    for url, path, headers, status in [
+        (ingest.url, "/v1/events", "", b"401"),
+        (ingest.url, "/v1/events", "Authorization: Bearer k\r\n", b"413"),
+        (notify.url, "/v1/silences", "", b"401"),
+        (notify.url, "/v1/silences", "Authorization: Bearer ops-key\r\n", b"413"),
+    ]:
+        answer = _refused_while_sending(url, path, headers)
+        assert answer.startswith(b"HTTP/1.1 " + status), (url, path, answer)
+
+
+def test_development_mode_answers_only_loopback_host_names(services):
+    """A web page that made its own name resolve to 127.0.0.1 (DNS rebinding) is refused."""
+    (notify,) = services("notify")
+    port = notify.url.rsplit(":", 1)[1]
+    for host in ("evil.example", f"evil.example:{port}", "192.168.1.20", "localhost.evil.example"):
+        refused = httpx.get(f"{notify.url}/v1/alerts", headers={"Host": host})
+        assert refused.status_code == 403 and "loopback" in refused.json()["detail"], host
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST"):
+        assert httpx.get(f"{notify.url}/v1/alerts", headers={"Host": host}).status_code == 200, host
+
+
+def test_readiness_says_ready_to_anyone_and_why_not_only_with_a_key(services):
+    (rules,) = services("rules", env={**KEYS, "DEALERWATCH_ADMIN_KEYS": "admin-key"})
+    assert httpx.get(f"{rules.url}/readyz").json() == {"ready": True}  # no host names, pids or policy errors
+    detailed = httpx.get(f"{rules.url}/readyz", headers=VIEWER).json()
+    assert detailed["ready"] and "partitions" in detailed and "policy_version" in detailed
+
+
 def test_a_huge_body_is_refused_before_it_is_read_and_streams_are_capped(services):
     (notify,) = services("notify", env={**KEYS, "DEALERWATCH_MAX_STREAMS": "2"})
     huge = b'{"matchers": {"dealer_id": "' + b"x" * (64 * 1024 * 1024) + b'"}}'
@@ -92,7 +143,9 @@ def test_a_huge_body_is_refused_before_it_is_read_and_streams_are_capped(service
 @pytest.mark.parametrize(
     ("env", "says"),
     [
-        ({"DEALERWATCH_NOTIFY_HOST": "0.0.0.0"}, "notify: bound to 0.0.0.0 without keys; set DEALERWATCH_API_KEYS"),
+        ({"DEALERWATCH_NOTIFY_HOST": "0.0.0.0"}, "notify: bound to 0.0.0.0 (0.0.0.0) without keys; set DEALERWATCH_API_KEYS"),
+        ({"DEALERWATCH_NOTIFY_HOST": "0"}, "notify: bound to 0 (0.0.0.0) without keys"),  # every interface, as text
+        ({"DEALERWATCH_NOTIFY_HOST": "0x0"}, "notify: bound to 0x0 (0.0.0.0) without keys"),
         ({"DEALERWATCH_API_KEYS": " "}, "api_keys"),
         ({"DEALERWATCH_API_KEYS": ","}, "api_keys"),
         ({"DEALERWATCH_MAX_ATTEMPTS": "10"}, "max_attempts"),
@@ -110,14 +163,18 @@ def test_a_service_that_would_start_open_or_misconfigured_refuses_to_start(servi
     assert result.returncode != 0 and says in result.stdout + result.stderr
 
 
-SECRET_URLS = {"SLACK_URL": "/services/T000/B000/slack-secret-token", "WECOM_URL": "/wecom?key=wecom-secret-token"}
+SECRET_URLS = {
+    "DEALERWATCH_RECEIVER_SLACK_URL": "/services/T000/B000/slack-secret-token",
+    "DEALERWATCH_RECEIVER_WECOM_URL": "/wecom?key=wecom-secret-token",
+}
 
 
 def test_receiver_secrets_never_leave_notify(services, tmp_path, amqp_url, namespace):
     robots_port = free_port()  # nothing listens: deliveries fail, and the failures are logged and dead-lettered
     path = routes_file(
         tmp_path,
-        "version: 1\nreceivers:\n  slack: {slack: {url_env: SLACK_URL}}\n  wecom: {wecom: {url_env: WECOM_URL}}\n"
+        "version: 1\nreceivers:\n  slack: {slack: {url_env: DEALERWATCH_RECEIVER_SLACK_URL}}\n"
+        "  wecom: {wecom: {url_env: DEALERWATCH_RECEIVER_WECOM_URL}}\n"
         "route:\n  receiver: slack\n  routes:\n    - {match: {severity: critical}, receiver: wecom, continue: true}\n"
         "    - {match: {severity: critical}, receiver: slack}\n",
     )
@@ -166,8 +223,9 @@ def test_robot_texts_carry_event_text_inert(services, tmp_path, amqp_url, namesp
     try:
         path = routes_file(
             tmp_path,
-            "version: 1\nreceivers:\n  slack: {slack: {url_env: SLACK_URL}}\n"
-            "  wecom: {wecom: {url_env: WECOM_URL}}\n  feishu: {feishu: {url_env: FEISHU_URL}}\n"
+            "version: 1\nreceivers:\n  slack: {slack: {url_env: DEALERWATCH_RECEIVER_SLACK_URL}}\n"
+            "  wecom: {wecom: {url_env: DEALERWATCH_RECEIVER_WECOM_URL}}\n"
+            "  feishu: {feishu: {url_env: DEALERWATCH_RECEIVER_FEISHU_URL}}\n"
             "route:\n  receiver: slack\n  routes:\n    - {match: {severity: warning}, receiver: wecom, continue: true}\n"
             "    - {match: {severity: warning}, receiver: feishu, continue: true}\n"
             "    - {match: {severity: warning}, receiver: slack}\n",
@@ -176,9 +234,9 @@ def test_robot_texts_carry_event_text_inert(services, tmp_path, amqp_url, namesp
             "notify",
             env={
                 "DEALERWATCH_ROUTES_FILE": path,
-                "SLACK_URL": f"{robots.base}/slack",
-                "WECOM_URL": f"{robots.base}/wecom",
-                "FEISHU_URL": f"{robots.base}/feishu",
+                "DEALERWATCH_RECEIVER_SLACK_URL": f"{robots.base}/slack",
+                "DEALERWATCH_RECEIVER_WECOM_URL": f"{robots.base}/wecom",
+                "DEALERWATCH_RECEIVER_FEISHU_URL": f"{robots.base}/feishu",
             },
         )
         hostile = '<!channel> <@all> <at user_id="all">x</at> [click](http://evil.example) *loud* # big'

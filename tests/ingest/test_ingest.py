@@ -71,6 +71,10 @@ def test_api_keys_and_body_limit(services):
     assert post(ingest, [event], key="k-two").status_code == 202
     assert post(ingest, [event] * 40, key="k-one").status_code == 413
     assert "k-one" not in ingest.log()  # keys never reach the logs
+    # only JSON and NDJSON: a form or text/plain, which any web page may post, is not parsed
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
+        refused = post(ingest, [event], content_type, key="k-one")
+        assert refused.status_code == 415 and "application/json" in refused.json()["error"], content_type
 
 
 def test_broker_outage_answers_503_never_202(services, amqp_url):

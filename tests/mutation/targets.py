@@ -114,6 +114,12 @@ EQUIVALENT = [
     ),
     Equivalent(
         "services/rules/state.py",
+        "ReplaceComparisonOperator_Lt_.*",
+        r"len\(self\.seen_ids\) < SEEN_SET_FROM",
+        "a scan of the ids and their set give the same answer (#22: the set only makes it cost less)",
+    ),
+    Equivalent(
+        "services/rules/state.py",
         "ReplaceComparisonOperator_Lt_LtE",
         r"min\(self\.seen_times\) < cutoff",
         "at equality the ids kept are computed and are the same (`at >= cutoff` keeps the one at the cutoff)",

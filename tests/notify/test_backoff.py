@@ -21,10 +21,13 @@ FIRST, LONGEST, ATTEMPTS = 0.4, 1.6, 5
 
 def test_retries_of_a_failed_notification_wait_twice_as_long_each_time_up_to_the_longest(services, amqp_url, namespace, tmp_path):
     failing = FailingReceiver(free_port(), failing={"B1"}).start()
-    path = routes_file(tmp_path, "version: 1\nreceivers:\n  down: {webhook: {url_env: DOWN_HOOK}}\nroute: {receiver: down}\n")
+    path = routes_file(
+        tmp_path,
+        "version: 1\nreceivers:\n  down: {webhook: {url_env: DEALERWATCH_RECEIVER_DOWN_HOOK}}\nroute: {receiver: down}\n",
+    )
     settings = {
         "DEALERWATCH_ROUTES_FILE": path,
-        "DOWN_HOOK": failing.url,
+        "DEALERWATCH_RECEIVER_DOWN_HOOK": failing.url,
         "DEALERWATCH_DELIVERY_RETRY_INITIAL_SECONDS": str(FIRST),
         "DEALERWATCH_DELIVERY_RETRY_MAX_SECONDS": str(LONGEST),
         "DEALERWATCH_DELIVERY_MAX_ATTEMPTS": str(ATTEMPTS),
@@ -71,10 +74,13 @@ def test_a_receiver_that_fails_everything_rests_as_a_whole(services, amqp_url, n
     """After a failure the receiver rests (0.4 s, then 0.8), whatever alert comes next: twelve
     alerts for a receiver that is down do not each try it on their own schedule."""
     failing = FailingReceiver(free_port()).start()
-    path = routes_file(tmp_path, "version: 1\nreceivers:\n  down: {webhook: {url_env: DOWN_HOOK}}\nroute: {receiver: down}\n")
+    path = routes_file(
+        tmp_path,
+        "version: 1\nreceivers:\n  down: {webhook: {url_env: DEALERWATCH_RECEIVER_DOWN_HOOK}}\nroute: {receiver: down}\n",
+    )
     settings = {
         "DEALERWATCH_ROUTES_FILE": path,
-        "DOWN_HOOK": failing.url,
+        "DEALERWATCH_RECEIVER_DOWN_HOOK": failing.url,
         "DEALERWATCH_DELIVERY_RETRY_INITIAL_SECONDS": "0.4",
         "DEALERWATCH_DELIVERY_RETRY_MAX_SECONDS": "0.8",
     }

@@ -18,11 +18,11 @@ from services.common.topology import Topology
 
 ROUTES = """version: 1
 receivers:
-  hook: {webhook: {url_env: HOOK_URL}}
-  wecom: {wecom: {url_env: WECOM_URL}}
-  dingtalk: {dingtalk: {url_env: DINGTALK_URL, secret_env: DINGTALK_SECRET}}
-  feishu: {feishu: {url_env: FEISHU_URL, secret_env: FEISHU_SECRET, language: en}}
-  slack: {slack: {url_env: SLACK_URL, language: en}}
+  hook: {webhook: {url_env: DEALERWATCH_RECEIVER_HOOK_URL}}
+  wecom: {wecom: {url_env: DEALERWATCH_RECEIVER_WECOM_URL}}
+  dingtalk: {dingtalk: {url_env: DEALERWATCH_RECEIVER_DINGTALK_URL, secret_env: DEALERWATCH_RECEIVER_DINGTALK_SECRET}}
+  feishu: {feishu: {url_env: DEALERWATCH_RECEIVER_FEISHU_URL, secret_env: DEALERWATCH_RECEIVER_FEISHU_SECRET, language: en}}
+  slack: {slack: {url_env: DEALERWATCH_RECEIVER_SLACK_URL, language: en}}
   mail: {email: {host: 127.0.0.1, port: SMTP_PORT, from: dealerwatch@example.com, to: [ops@example.com], language: zh}}
 route:
   receiver: hook
@@ -67,13 +67,13 @@ def test_each_channel_delivers_in_its_format_and_language(services, amqp_url, na
     path.write_text(ROUTES.replace("SMTP_PORT", str(smtp_port)))
     env = {
         "DEALERWATCH_ROUTES_FILE": str(path),
-        "HOOK_URL": f"{robots.base}/hook",
-        "WECOM_URL": f"{robots.base}/wecom?key=wecom-token",
-        "DINGTALK_URL": f"{robots.base}/dingtalk?access_token=ding-token",
-        "DINGTALK_SECRET": "SEC-ding",
-        "FEISHU_URL": f"{robots.base}/feishu",
-        "FEISHU_SECRET": "feishu-secret",
-        "SLACK_URL": f"{robots.base}/slack",
+        "DEALERWATCH_RECEIVER_HOOK_URL": f"{robots.base}/hook",
+        "DEALERWATCH_RECEIVER_WECOM_URL": f"{robots.base}/wecom?key=wecom-token",
+        "DEALERWATCH_RECEIVER_DINGTALK_URL": f"{robots.base}/dingtalk?access_token=ding-token",
+        "DEALERWATCH_RECEIVER_DINGTALK_SECRET": "SEC-ding",
+        "DEALERWATCH_RECEIVER_FEISHU_URL": f"{robots.base}/feishu",
+        "DEALERWATCH_RECEIVER_FEISHU_SECRET": "feishu-secret",
+        "DEALERWATCH_RECEIVER_SLACK_URL": f"{robots.base}/slack",
     }
     (notify,) = services("notify", env=env)
     publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("C1", 1, severity="critical", owner="Li Na"))

@@ -17,8 +17,8 @@ from services.common.topology import Topology
 
 ROUTES = """version: 1
 receivers:
-  team: {webhook: {url_env: TEAM_HOOK}}
-  boss: {webhook: {url_env: BOSS_HOOK}}
+  team: {webhook: {url_env: DEALERWATCH_RECEIVER_TEAM_HOOK}}
+  boss: {webhook: {url_env: DEALERWATCH_RECEIVER_BOSS_HOOK}}
 route:
   receiver: team
   send_resolved: true
@@ -38,7 +38,14 @@ def stack(services, tmp_path):
     team, boss = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES)
-    (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": str(path), "TEAM_HOOK": team.url, "BOSS_HOOK": boss.url})
+    (notify,) = services(
+        "notify",
+        env={
+            "DEALERWATCH_ROUTES_FILE": str(path),
+            "DEALERWATCH_RECEIVER_TEAM_HOOK": team.url,
+            "DEALERWATCH_RECEIVER_BOSS_HOOK": boss.url,
+        },
+    )
     yield notify, team, boss
     team.stop()
     boss.stop()
@@ -159,8 +166,8 @@ def test_a_hanging_receiver_does_not_hold_up_the_others(services, amqp_url, name
         tmp_path,
         """version: 1
 receivers:
-  stuck: {webhook: {url_env: STUCK_HOOK}}
-  team: {webhook: {url_env: TEAM_HOOK}}
+  stuck: {webhook: {url_env: DEALERWATCH_RECEIVER_STUCK_HOOK}}
+  team: {webhook: {url_env: DEALERWATCH_RECEIVER_TEAM_HOOK}}
 route:
   receiver: team
   routes:
@@ -172,8 +179,8 @@ route:
         "notify",
         env={
             "DEALERWATCH_ROUTES_FILE": path,
-            "STUCK_HOOK": hanging.url,
-            "TEAM_HOOK": team.url,
+            "DEALERWATCH_RECEIVER_STUCK_HOOK": hanging.url,
+            "DEALERWATCH_RECEIVER_TEAM_HOOK": team.url,
             "DEALERWATCH_DELIVERY_TIMEOUT_SECONDS": "10",
         },
     )

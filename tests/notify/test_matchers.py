@@ -36,7 +36,7 @@ def test_routes_match_with_the_same_matchers():
     routes = loads(
         "version: 1\nreceivers: {ops: {webhook: {url: 'http://o'}}, north: {webhook: {url: 'http://n'}}}\n"
         "route:\n  receiver: ops\n  routes:\n    - match: {region: north, severity: critical}\n      receiver: north\n"
-    )
+    ).spec
     signal = {"severity": "critical", "rule_id": "sales-drop", "dealer_id": "D-1", "labels": {"region": "north"}}
     assert receivers_for(routes, labels_of(signal)) == ["north"]
     assert receivers_for(routes, labels_of({**signal, "severity": "warning"})) == ["ops"]

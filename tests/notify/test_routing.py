@@ -17,10 +17,10 @@ from services.notify import routes_file as routes
 
 ROUTES = """version: 1
 receivers:
-  ops: {webhook: {url_env: OPS_HOOK}}
-  oncall: {webhook: {url_env: ONCALL_HOOK}}
+  ops: {webhook: {url_env: DEALERWATCH_RECEIVER_OPS_HOOK}}
+  oncall: {webhook: {url_env: DEALERWATCH_RECEIVER_ONCALL_HOOK}}
   north: {webhook: {url: "http://127.0.0.1:9/north"}}
-  promotions: {webhook: {url_env: PROMO_HOOK}}
+  promotions: {webhook: {url_env: DEALERWATCH_RECEIVER_PROMO_HOOK}}
 route:
   receiver: ops
   routes:
@@ -48,7 +48,7 @@ route:
     ],
 )
 def test_routing_tree(labels, expected):
-    assert routes.receivers_for(routes.loads(ROUTES), labels) == expected
+    assert routes.receivers_for(routes.loads(ROUTES).spec, labels) == expected
 
 
 def test_errors_name_the_line():
@@ -76,8 +76,8 @@ def test_alerts_reach_the_receivers_of_their_route_and_routes_reload(services, a
     ops, oncall = hooks(), hooks()
     text = """version: 1
 receivers:
-  ops: {webhook: {url_env: OPS_HOOK}}
-  oncall: {webhook: {url_env: ONCALL_HOOK}}
+  ops: {webhook: {url_env: DEALERWATCH_RECEIVER_OPS_HOOK}}
+  oncall: {webhook: {url_env: DEALERWATCH_RECEIVER_ONCALL_HOOK}}
 route:
   receiver: ops
   routes:
@@ -89,8 +89,8 @@ route:
         "notify",
         env={
             "DEALERWATCH_ROUTES_FILE": path,
-            "OPS_HOOK": ops.url,
-            "ONCALL_HOOK": oncall.url,
+            "DEALERWATCH_RECEIVER_OPS_HOOK": ops.url,
+            "DEALERWATCH_RECEIVER_ONCALL_HOOK": oncall.url,
             "DEALERWATCH_FILES_POLL_SECONDS": "0.2",
         },
     )
@@ -120,8 +120,8 @@ def test_the_dealers_region_from_its_events_routes_and_silences_its_alerts(servi
         tmp_path,
         """version: 1
 receivers:
-  ops: {webhook: {url_env: OPS_HOOK}}
-  north: {webhook: {url_env: NORTH_HOOK}}
+  ops: {webhook: {url_env: DEALERWATCH_RECEIVER_OPS_HOOK}}
+  north: {webhook: {url_env: DEALERWATCH_RECEIVER_NORTH_HOOK}}
 route:
   receiver: ops
   routes:
@@ -130,7 +130,14 @@ route:
 """,
     )
     ingest, rules = services("ingest", "rules")
-    (notify,) = services("notify", env={"DEALERWATCH_ROUTES_FILE": path, "OPS_HOOK": ops.url, "NORTH_HOOK": north.url})
+    (notify,) = services(
+        "notify",
+        env={
+            "DEALERWATCH_ROUTES_FILE": path,
+            "DEALERWATCH_RECEIVER_OPS_HOOK": ops.url,
+            "DEALERWATCH_RECEIVER_NORTH_HOOK": north.url,
+        },
+    )
     at = now()
     ends = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
     httpx.post(

@@ -40,6 +40,9 @@ def test_silenced_alerts_are_stored_marked_and_not_sent(services, amqp_url, name
     }
     assert httpx.post(f"{notify.url}/v1/silences", json=body).status_code == 401
     assert httpx.post(f"{notify.url}/v1/silences", json={**body, "matchers": {}}, headers=KEY).status_code == 422
+    for ends_at in ("9999-12-31T00:00:00Z", (now + dt.timedelta(days=30, minutes=1)).isoformat()):  # for good: refused
+        forever = httpx.post(f"{notify.url}/v1/silences", json={**body, "ends_at": ends_at}, headers=KEY)
+        assert forever.status_code == 422 and "at most 30 days" in forever.json()["detail"]
     created = httpx.post(f"{notify.url}/v1/silences", json=body, headers=KEY)
     assert created.status_code == 201
     silence = created.json()

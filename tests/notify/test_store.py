@@ -214,3 +214,34 @@ async def test_a_silence_mutes_the_open_alerts_it_matches_and_the_new_ones_while
     assert await silences.muting({**new_north, "labels": {"region": "south"}}, now) == []
     await silences.expire(silence["silence_id"], "li.na", now + dt.timedelta(minutes=1))
     assert await silences.muting(new_north, now + dt.timedelta(minutes=2)) == []
+
+
+async def test_an_escalation_is_claimed_and_its_notices_queued_in_one_write(store, mongo_url):
+    """The database goes away while an escalation is written: either it happened whole or not at
+    all, and then the next look escalates it (two writes lost the notices: #22)."""
+    from urllib.parse import urlsplit
+
+    from conftest import free_port
+    from helpers import TcpProxy
+
+    await opened(store, "E1", [alerts.route_plan("team", "t", escalate_after_seconds=60, escalate_to=("boss",))])
+    await store.collection.update_one({"_id": "E1"}, {"$set": {"escalation_due_at": utcnow() - dt.timedelta(seconds=1)}})
+    database = urlsplit(mongo_url)
+    proxy = TcpProxy(free_port(), (database.hostname, database.port)).start()
+    cut = AlertStore(Settings(mongo_url=mongo_url.replace(f":{database.port}/", f":{proxy.port}/"), mongo_db=store.db.name))
+    held = proxy.hold_when("$push", "escalation")  # the write that queues the notices
+    escalating = asyncio.ensure_future(Outbox(cut.collection).escalate_due(lambda name: f"target of {name}"))
+    assert await asyncio.to_thread(held.wait, 10)
+    proxy.close()  # the database is gone before it got that write
+    with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises for a lost connection
+        await asyncio.wait_for(escalating, 30)
+    cut.close()
+    after = await store.get("E1")
+    notices = [d for d in after["deliveries"] if d["kind"] == "escalation"]
+    assert "escalation_due_at" in await store.collection.find_one({"_id": "E1"}) and not notices  # not escalated at all
+    alert, names = await Outbox(store.collection).escalate_due(lambda name: f"target of {name}")
+    assert alert["_id"] == "E1" and names == ["boss"]
+    after = await store.collection.find_one({"_id": "E1"})
+    assert "escalation_due_at" not in after and [d["receiver"] for d in after["deliveries"] if d["kind"] == "escalation"] == [
+        "boss"
+    ]

@@ -178,3 +178,39 @@ def test_many_dashboards_each_receive_every_change_in_order(services, amqp_url, 
     received = asyncio.run(watch())
     expected = [f"F{n}" for n in range(6)] * 2
     assert all(seen == expected for seen in received), received[0]
+
+
+def test_a_stream_resuming_from_far_back_is_told_to_list_again_and_reads_no_more_than_a_page(services, amqp_url, namespace):
+    """600 changes behind (last_event_id=0 on a busy stack): not 30 days of changes read for the
+    connection, but a `reset` naming the position to list from, then live changes."""
+    from services.notify.stream import RESUME_PAGE
+
+    (notify,) = services("notify")
+    exchange = Topology(namespace).alert_signals.name
+    count = RESUME_PAGE + 100
+    publish(amqp_url, exchange, "k", *(signal(f"F{n}", 1) for n in range(count)))
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts/counts").json()["total"] == count, seconds=30)
+    position = httpx.get(f"{notify.url}/v1/alerts", params={"limit": 1}).json()["stream_position"]
+    assert position >= count
+    url = f"{notify.url}/v1/alerts/stream"
+    with httpx.stream("GET", url, params={"last_event_id": 0}, timeout=httpx.Timeout(20.0)) as response:
+        lines = response.iter_lines()
+        block: list[str] = []
+        for line in lines:
+            if line == "" and block:
+                break
+            if line and not line.startswith("retry"):
+                block.append(line)
+        assert block[:2] == [f"id: {position}", "event: reset"]
+        assert json.loads(block[2].removeprefix("data: ")) == {"missed": position, "stream_position": position}
+        publish(amqp_url, exchange, "k", signal("F-live", 1))
+        live: dict = {}
+        for line in lines:
+            if line.startswith("id: "):
+                live["id"] = int(line[4:])
+            elif line.startswith("data: "):
+                live["data"] = json.loads(line[6:])
+                break
+        assert live["id"] == position + 1 and live["data"]["alert"]["alert_id"] == "F-live"
+    near = read_events(url, 3, params={"last_event_id": position - 2})  # a page behind or less: every change
+    assert [e["id"] for e in near] == [position - 1, position, position + 1]

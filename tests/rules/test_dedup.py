@@ -21,6 +21,7 @@ from factories import (
 
 from services.common.events import parse_event
 from services.rules.core import TooLate
+from services.rules.store import to_doc
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 DEALER = "D-dup"
@@ -62,13 +63,12 @@ def test_a_retried_event_of_any_type_is_recognised_and_changes_nothing(core, eve
     first = core.handle(parse_event(event))
     assert first is not None, "a new event must be counted"
     t = (T0 + dt.timedelta(hours=2)).timestamp()
-    state_after_first = core.states[DEALER].copy()
+    state_after_first = to_doc(core.states[DEALER])
     measures = core.measures(DEALER, t)
 
     assert core.handle(parse_event(event)) is None, f"a retried {event['type']} was counted again"
     assert core.measures(DEALER, t) == measures
-    assert core.states[DEALER].events == state_after_first.events
-    assert core.states[DEALER] == state_after_first  # series, promotions, outlets, plans, ids
+    assert to_doc(core.states[DEALER]) == state_after_first  # series, promotions, outlets, plans, ids, events
 
 
 def test_a_retry_is_recognised_while_it_can_arrive_and_refused_as_too_late_after(core, default_policy):
@@ -99,3 +99,17 @@ def test_a_state_forgets_what_no_window_or_bound_can_reach_again(core, default_p
     assert len(state.seen_ids) == len(state.seen_times) == 0
     assert all(len(series.times) == 0 for series in state.series.values())
     assert state.promotions == {}
+
+
+def test_a_dealer_with_many_recent_events_still_recognises_each_retry(core):
+    """Past a few dozen ids a dealer looks them up in a set (#22: a scan per event was quadratic):
+    it knows the ids counted before and after it was built, and forgets none it must keep."""
+    events = [sale(DEALER, T0 + dt.timedelta(minutes=n), "1.00") for n in range(200)]
+    for event in events[:100]:
+        assert core.handle(parse_event(event)) is not None
+    for event in events[:100:7]:
+        assert core.handle(parse_event(event)) is None  # known: the set is built from the ids
+    for event in events[100:]:
+        assert core.handle(parse_event(event)) is not None
+        assert core.handle(parse_event(event)) is None  # known at once: the set follows the ids
+    assert core.states[DEALER].events == 200

@@ -31,10 +31,10 @@ def broken_for(core, dealer_id: str):
     """Make judging `dealer_id` raise, as a bug or a value the engine refuses would."""
     real = core._judge_dealer
 
-    def judge(state, t, trigger):
+    def judge(state, *args):
         if state.dealer_id == dealer_id:
             raise ArithmeticError("engine refused a value")
-        return real(state, t, trigger)
+        return real(state, *args)
 
     core._judge_dealer = judge
     return lambda: setattr(core, "_judge_dealer", real)

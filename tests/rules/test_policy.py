@@ -116,8 +116,10 @@ measures:
         (("when: sales_7d < 10", "when: 2 * sales_7d < sales_7d + 1"), 7, "must be a single measure name"),
         (("kind: condition", "kind: condition\n    whne: x"), 7, "unknown key 'whne'"),
         (("{sales_7d:.2f}", "{sales_7d.__class__}"), 8, "not a plain name"),
-        (("{sales_7d:.2f}", "{sales_7d:{dealer_id.__class__}}"), 8, "no nested fields"),  # a spec is not a way in
-        (("{sales_7d:.2f}", "{dealer_id!r}"), 8, "no nested fields or !conversions"),
+        (("{sales_7d:.2f}", "{sales_7d:{dealer_id.__class__}}"), 8, "a format is an alignment"),  # a spec is not a way in
+        (("{sales_7d:.2f}", "{dealer_id!r}"), 8, "'{dealer_id!r}': a format is"),
+        (("{sales_7d:.2f}", "{dealer_id:x>300000000}"), 8, "'{dealer_id:x>300000000}': a format is"),  # 300 MB a summary
+        (("{sales_7d:.2f}", "{sales_7d:>41,.2f}"), 8, "a width up to 40"),
         (("version: 1", "version: 1\nversion: 2"), 2, "appears twice"),
         (("rules:", "timezone: Mars/Olympus\nrules:"), 2, "unknown time zone"),
         (("    summary:", "   summary:"), 8, "not valid YAML"),

@@ -40,8 +40,8 @@ def router(store: AlertStore, outbox: Outbox, feed: ChangeFeed, stopping: asynci
         position = await store.changes.last()
         try:
             items, next_cursor = await store.page(where.query(), limit, cursor)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+        except ValueError as exc:  # a malformed cursor: the request is wrong, not its values
+            raise HTTPException(400, str(exc)) from None
         return {"items": items, "next_cursor": next_cursor, "stream_position": position}
 
     @api.get("/v1/alerts/counts")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ from services.common.timeutil import utcnow
 from .. import alert as alerts
 from ..dealerfile import DealerFile, dealers_with_open_alerts
 from ..evaluations import Evaluations
-from ..network import Network
+from ..network import MAX_PAGE, PAGE, Network, Page
 from ..store import AlertStore
 
 PROMOTION_EVENTS = ["promotion.planned", "promotion.approved", "promotion.spend", "promotion.ended"]
@@ -25,6 +26,13 @@ PROMOTION_EVENTS = ["promotion.planned", "promotion.approved", "promotion.spend"
 def zone_of(policy: PolicyView | None) -> ZoneInfo:
     """The running policy's time zone (plan days are local days); UTC while rules never answered."""
     return ZoneInfo(policy.timezone if policy is not None else "UTC")
+
+
+async def _paged(reading: Awaitable[Page]) -> Page:
+    try:
+        return await reading
+    except ValueError as exc:  # a malformed cursor
+        raise HTTPException(400, str(exc)) from None
 
 
 def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations, network: Network) -> APIRouter:
@@ -51,12 +59,13 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations,
         master = await network.master(dealer_id)
         outlets = await network.outlets(dealer_id, utcnow())
         plans = await network.plans(dealer_id, zone_of(policy), utcnow())
+        outlets_page, plans_page = outlets, plans
         open_alerts, _ = await store.page({"dealer_id": dealer_id, **alerts.active()}, 100, None)
         past_alerts, _ = await store.page({"dealer_id": dealer_id, "status": "resolved"}, 100, None)
         evaluated = {e["promotion_id"]: e for e in await evaluations.of_dealer(dealer_id)}
         visits = await dealer_file.timeline(dealer_id, ["visit"])
         promotion_events = await dealer_file.timeline(dealer_id, PROMOTION_EVENTS)
-        if not (rules_view or open_alerts or past_alerts or visits or promotion_events or master or outlets or plans):
+        if not (rules_view or open_alerts or past_alerts or visits or promotion_events or master or outlets.total or plans.total):
             raise HTTPException(404, f"nothing is known of dealer {dealer_id!r}")
         promotions: dict[str, dict[str, Any]] = {}
         for event in reversed(promotion_events):
@@ -70,8 +79,13 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations,
         return {
             "dealer_id": dealer_id,
             "master": master,
-            "outlets": outlets,
-            "visit_plans": plans,
+            # the first page of each (GET .../outlets and .../visit-plans with `cursor` for the rest)
+            "outlets": outlets_page.items,
+            "outlets_total": outlets_page.total,
+            "outlets_next": outlets_page.next,
+            "visit_plans": plans_page.items,
+            "visit_plans_total": plans_page.total,
+            "visit_plans_next": plans_page.next,
             "measures": (rules_view or {}).get("measures"),
             "measures_at": (rules_view or {}).get("at"),
             "measures_error": rules_error,
@@ -97,24 +111,46 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations,
         series = await dealer_file.weekly_sales(dealer_id, weeks, until or utcnow(), policy)
         return {"dealer_id": dealer_id, "timezone": policy.timezone, **policy.dealer_file.model_dump(), "weeks": series}
 
+    @api.get("/v1/dealers/{dealer_id}/outlets")
+    async def outlets(
+        dealer_id: str,
+        cursor: str | None = Query(None, description="`next` of the previous page."),
+        limit: int = Query(PAGE, ge=1, le=MAX_PAGE),
+    ) -> dict[str, Any]:
+        """The dealer's outlets by id, a page at a time."""
+        page = await _paged(network.outlets(dealer_id, utcnow(), cursor, limit))
+        return {"items": page.items, "total": page.total, "next": page.next}
+
+    @api.get("/v1/dealers/{dealer_id}/visit-plans")
+    async def visit_plans(
+        dealer_id: str,
+        cursor: str | None = Query(None, description="`next` of the previous page."),
+        limit: int = Query(PAGE, ge=1, le=MAX_PAGE),
+    ) -> dict[str, Any]:
+        """The dealer's visit plans with their status, the latest planned_for first, a page at a time."""
+        policy, _ = await dealer_file.policy_view()
+        page = await _paged(network.plans(dealer_id, zone_of(policy), utcnow(), cursor, limit))
+        return {"items": page.items, "total": page.total, "next": page.next}
+
     @api.get("/v1/dealers/{dealer_id}/outlets/{outlet_id}")
     async def outlet(dealer_id: str, outlet_id: str) -> dict[str, Any]:
         """One outlet's file: its master data and status, last sale and net sales of 30 days, its
         recent sales, the visits and visit plans at it, and its alerts."""
-        found = [o for o in await network.outlets(dealer_id, utcnow()) if o["outlet_id"] == outlet_id]
-        if not found:
+        found = await network.outlet(dealer_id, outlet_id, utcnow())
+        if found is None:
             raise HTTPException(404, f"dealer {dealer_id!r} has no registered outlet {outlet_id!r}")
         policy, _ = await dealer_file.policy_view()
         now = utcnow()
         visits = [v for v in await dealer_file.timeline(dealer_id, ["visit"], limit=1000) if v.get("outlet_id") == outlet_id]
         alerts_, _ = await store.page({"dealer_id": dealer_id, "subject": outlet_id}, 100, None)
+        plans = await network.plans(dealer_id, zone_of(policy), now, outlet_id=outlet_id)
         return {
             "dealer_id": dealer_id,
             "dealer": await network.master(dealer_id),
-            "outlet": found[0],
+            "outlet": found,
             "sales": await network.outlet_sales(dealer_id, outlet_id),
             "visits": visits[:100],
-            "visit_plans": [p for p in await network.plans(dealer_id, zone_of(policy), now) if p.get("outlet_id") == outlet_id],
+            "visit_plans": plans.items,
             "alerts": alerts_,
         }
 

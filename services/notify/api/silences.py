@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -15,14 +16,17 @@ from ..store import AlertStore
 log = logging.getLogger("dealerwatch.notify")
 
 
-def router(store: AlertStore, silences: SilenceStore) -> APIRouter:
+def router(store: AlertStore, silences: SilenceStore, max_days: float) -> APIRouter:
     api = APIRouter(tags=["silences"])
 
     @api.post("/v1/silences", status_code=201)
     async def create_silence(body: NewSilence) -> dict[str, Any]:
         """Mute matching alerts between starts_at and ends_at: new ones are stored, marked and not
-        sent; open ones are marked and get no further notifications."""
+        sent; open ones are marked and get no further notifications. A silence lasts at most
+        DEALERWATCH_SILENCE_MAX_DAYS (30 days unless set): a longer one would hide a dealer for good."""
         now = utcnow()
+        if body.ends_at - (body.starts_at or now) > dt.timedelta(days=max_days):
+            raise HTTPException(422, f"a silence lasts at most {max_days:g} days (DEALERWATCH_SILENCE_MAX_DAYS); end it sooner")
         silence = await silences.create(body, now)
         muted = await mute_open_alerts(store, silence, now)
         log.info("silence %s by %s (%d open alerts): %s", silence["silence_id"], body.created_by, muted, body.comment)

@@ -15,7 +15,7 @@ import httpx
 from pydantic import Field
 
 from . import escaping
-from .base import Context, DeliveryFailed, failure, shown
+from .base import Context, DeliveryFailed, SecretName, failure, shown
 from .rendering import fit, language_of, render
 from .webhook import WebhookConfig
 
@@ -23,7 +23,7 @@ from .webhook import WebhookConfig
 class RobotConfig(WebhookConfig):
     """`wecom:`, `dingtalk:`, `feishu:` or `slack:` in the routes file; the URL carries a token: use url_env."""
 
-    secret_env: str | None = Field(default=None, description="DingTalk/Feishu signing secret (variable name).")
+    secret_env: SecretName | None = Field(default=None, description="DingTalk/Feishu signing secret (variable name).")
     language: Literal["zh", "en"] = "zh"
 
 
@@ -71,14 +71,17 @@ class _Robot:
         raise NotImplementedError
 
     def check(self, response: httpx.Response) -> None:
-        """Robots answer 200 with an error code in the body."""
+        """Robots answer 200 with an error code in a JSON object (Slack answers `ok` as text)."""
         try:
             answer = response.json()
         except ValueError:
             return
+        if not isinstance(answer, dict):
+            raise DeliveryFailed("the robot's answer is not understood (JSON, not an object)", f"answer: {response.text[:200]}")
         code = answer.get("errcode", answer.get("code", answer.get("StatusCode", 0)))
         if code not in (0, None):
-            raise DeliveryFailed(f"robot refused: {code} {answer.get('errmsg') or answer.get('msg') or ''}".strip())
+            message = answer.get("errmsg") or answer.get("msg") or ""
+            raise DeliveryFailed(f"robot refused: error {str(code)[:20]}", f"robot refused: {code} {str(message)[:200]}".strip())
 
 
 class WeComChannel(_Robot):

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .base import Context, DeliveryFailed, failure, shown
+from .base import Context, DeliveryFailed, SecretName, failure, shown, url_problem
 
 SIGNATURE_HEADER = "X-Dealerwatch-Signature"
 TOLERANCE_SECONDS = 300  # what receivers should allow between `t` and their clock (the README's recipe)
@@ -43,16 +43,23 @@ class WebhookConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     url: str | None = Field(default=None, description="Only for URLs without secrets.")
-    url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
+    url_env: SecretName | None = Field(default=None, description="Environment variable holding the URL.")
 
     @model_validator(mode="after")
     def _one_source(self) -> WebhookConfig:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("give exactly one of url, url_env")
+        if self.url is not None and (problem := url_problem(self.url)):
+            raise ValueError(f"url: {problem}")
         return self
 
     def url_in(self, context: Context) -> str:
-        return self.url or context.env(self.url_env)
+        if self.url is not None:
+            return self.url
+        url = context.env(self.url_env)
+        if problem := url_problem(url):
+            raise ValueError(f"${self.url_env} cannot be used as a URL: {problem}")
+        return url
 
 
 def build(name: str, config: WebhookConfig, context: Context) -> WebhookChannel:

@@ -57,7 +57,7 @@ export function showBoard(view, setConnection, lifecycle) {
     truncated = Boolean(page.next_cursor);
     render();
     refreshCounts();
-    stop = follow(fixed(), page.stream_position, onChange, setConnection);
+    stop = follow(fixed(), page.stream_position, onChange, setConnection, load);
   }
 
   // an alert in view stays until the view is reloaded, showing its new state (a resolved one

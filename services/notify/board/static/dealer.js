@@ -25,13 +25,18 @@ export async function showDealer(view, dealerId) {
   view.append(
     section("masterData", master(file.master), "master"),
     section("openAlerts", alertList(file.open_alerts)),
-    section("outlets", outlets(dealerId, file.outlets || [])),
-    section("visitPlans", plans(file.visit_plans || []), "plans"),
+    section("outlets", [outlets(dealerId, file.outlets || []), shownOf(file.outlets, file.outlets_total)]),
+    section("visitPlans", [plans(file.visit_plans || []), shownOf(file.visit_plans, file.visit_plans_total)], "plans"),
     section("promotions", promotions(file.promotions || [])),
     section("visits", visits(file.visits || [])),
     section("pastAlerts", alertList(file.past_alerts)),
     section("measures", measures(file)),
   );
+}
+
+// a dealer with thousands of outlets or plans: the file shows the first page and says so
+function shownOf(items, total) {
+  return total > (items || []).length ? h("p", { class: "empty" }, t("shownOf", { shown: items.length, total })) : "";
 }
 
 function master(data) {

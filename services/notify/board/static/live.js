@@ -1,10 +1,11 @@
 // The live alert stream (Server-Sent Events), read with fetch so that it carries the API key
 // (EventSource cannot send one). It reconnects by itself from the last event id it saw, so
-// nothing is missed. `onState` hears live / connecting / disconnected.
+// nothing is missed; a client too far behind is told to list again (`onReset`). `onState` hears
+// live / connecting / disconnected.
 
 import { withKey } from "./api.js";
 
-export function follow(params, lastId, onChange, onState) {
+export function follow(params, lastId, onChange, onState, onReset) {
   let seen = lastId;
   let stopped = false;
   let controller = null;
@@ -56,6 +57,9 @@ export function follow(params, lastId, onChange, onState) {
     if (event === "alert" && data.length) {
       seen = Number(id);
       onChange(JSON.parse(data.join("\n")));
+    } else if (event === "reset") {
+      seen = Number(id);
+      onReset?.();
     }
   }
 
