@@ -97,3 +97,43 @@ def test_malformed_network_events_are_refused_at_the_door(services):
     response = httpx.post(f"{ingest.url}/v1/events", json=bad)
     assert response.status_code == 422
     assert {(e["index"], e["field"]) for e in response.json()["errors"]} == {(0, "level"), (1, None)}
+
+
+def test_a_large_network_is_read_a_page_at_a_time(services):
+    """450 outlets and 450 plans of one dealer (#22: the file read every one of them, and matched
+    every plan with every visit): the file shows the first 200 of each with the totals, and the
+    pages give each exactly once, in order; a visit carries out the plan on its day."""
+    from factories import visit_planned
+
+    ingest, rules = services("ingest", "rules")
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url})
+    at, count = now() - DAY, 450
+    outlets = [outlet_registered("N-big", at, f"O-{n:03d}") for n in range(count)]
+    plans = [visit_planned("N-big", at, f"PL-{n:03d}", (at + (n % 30) * DAY).date()) for n in range(count)]
+    visit = network_event("visit", "N-big", at, visitor_id="rep-7", role="rep", kind="routine", plan_id="PL-000")
+    assert httpx.post(f"{ingest.url}/v1/events", json=outlets + plans + [visit], timeout=30).status_code == 202
+    file = wait_for(
+        lambda: (
+            (r := httpx.get(f"{notify.url}/v1/dealers/N-big").json()).get("visit_plans_total") == count
+            and r.get("outlets_total") == count
+            and r
+        ),
+        seconds=30,
+    )
+    assert len(file["outlets"]) == len(file["visit_plans"]) == 200
+
+    def every(kind: str, first: dict) -> list[dict]:
+        items, cursor = list(first["items"]), first["next"]
+        while cursor:
+            page = httpx.get(f"{notify.url}/v1/dealers/N-big/{kind}", params={"cursor": cursor, "limit": 100}).json()
+            items, cursor = items + page["items"], page["next"]
+        return items
+
+    listed = every("outlets", {"items": file["outlets"], "next": file["outlets_next"]})
+    assert [o["outlet_id"] for o in listed] == [f"O-{n:03d}" for n in range(count)]
+    planned = every("visit-plans", {"items": file["visit_plans"], "next": file["visit_plans_next"]})
+    assert len({p["plan_id"] for p in planned}) == count and [p["planned_for"] for p in planned] == sorted(
+        (p["planned_for"] for p in planned), reverse=True
+    )
+    assert {p["plan_id"]: p["status"] for p in planned}["PL-000"] == "done"
+    assert httpx.get(f"{notify.url}/v1/dealers/N-big/outlets/O-449").json()["outlet"]["status"] == "open"
