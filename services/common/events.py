@@ -174,7 +174,7 @@ class DealerRegistered(_EventBase):
     type: Literal["dealer.registered"]
     name: Name
     tier: Tier | None = Field(default=None, description="e.g. A, B, C.")
-    contact_name: Name
+    contact_name: Name | None = None  # an ERP often has no contact person for a dealer (#23)
     phone: Phone | None = None
 
 

@@ -6,7 +6,11 @@ person's transition, a silence, a notification queued. Other modules ask this on
 document or the update and only store or read it (store.py, outbox.py).
 
 A condition rule that stops holding resolves its alert by itself; a person can acknowledge (with
-a note) and resolve (with a cause). A recurrence after a person resolved it is a new alert.
+a note) and resolve (with a cause from the list, causes.py, and a note). Every alert has an
+assignee, the person whose job it is to investigate (or none); a person can move it, and add
+findings to its investigation log at any time. A recurrence after a person resolved it is a new
+alert. `resolution_stored_at` is the wall time of the resolution (`resolved_at` of a rules
+resolve is the event time): the warnings report's handling times use wall times only.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -39,11 +43,12 @@ class Action:
     leads_to: Status
     text: str  # what the person writes with it (the body's field)
     text_required: bool
+    choice: str | None = None  # a field picked from a list (resolve: the cause, causes.py)
 
 
 ACTIONS = (
     Action("acknowledge", "ack", ("open",), "acknowledged", "note", text_required=False),
-    Action("resolve", "resolve", ACTIVE, "resolved", "cause", text_required=True),
+    Action("resolve", "resolve", ACTIVE, "resolved", "note", text_required=False, choice="cause"),
 )
 # the state an action leads to -> (states it may start from, that state)
 TRANSITIONS: dict[str, tuple[tuple[Status, ...], Status]] = {a.leads_to: (a.starts_from, a.leads_to) for a in ACTIONS}
@@ -55,7 +60,14 @@ def lifecycle() -> dict[str, Any]:
         "statuses": list(STATUSES),
         "active": list(ACTIVE),
         "actions": [
-            {"name": a.name, "path": a.path, "from": list(a.starts_from), "text": a.text, "text_required": a.text_required}
+            {
+                "name": a.name,
+                "path": a.path,
+                "from": list(a.starts_from),
+                "text": a.text,
+                "text_required": a.text_required,
+                "choice": a.choice,
+            }
             for a in ACTIONS
         ],
     }
@@ -71,6 +83,8 @@ class HistoryEntry(TypedDict):
     by: str
     at: dt.datetime
     text: str | None
+    to: NotRequired[str | None]  # assigned: the new assignee
+    cause: NotRequired[str]  # resolved by a person: the cause's id
 
 
 class RoutePlan(TypedDict):
@@ -119,6 +133,7 @@ class AlertDocument(Schedules, total=False):
     summaries: dict[str, str]  # by language: the board and receivers pick their reader's
     details: dict[str, Any]
     owner: str | None
+    assignee: str | None
     labels: dict[str, str]
     status: Status
     opened_at: dt.datetime
@@ -126,6 +141,7 @@ class AlertDocument(Schedules, total=False):
     last_seen_at: dt.datetime
     resolved_at: dt.datetime | None
     resolved_by: str
+    resolution_stored_at: dt.datetime
     count: int
     policy_version: str
     created_at: dt.datetime
@@ -153,7 +169,24 @@ class Acknowledge(BaseModel):
 
 class Resolve(BaseModel):
     by: str = Field(min_length=1, max_length=128, description="Who resolves (recorded).")
-    cause: str = Field(min_length=1, max_length=2000, description="What the cause was.")
+    cause: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="The cause's id from the list (GET /v1/lifecycle); without `note`, text in words is "
+        "kept as cause `other` with it as the note (the shape before causes were counted).",
+    )
+    note: str | None = Field(default=None, max_length=2000, description="What was found and done.")
+
+
+class Assign(BaseModel):
+    by: str = Field(min_length=1, max_length=128, description="Who moves it (recorded).")
+    to: str | None = Field(min_length=1, max_length=128, description="The new assignee; null: unassigned.")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Finding(BaseModel):
+    by: str = Field(min_length=1, max_length=128, description="Who found it (recorded).")
+    text: str = Field(min_length=1, max_length=2000, description="What was found.")
 
 
 # --- reading ---
@@ -247,7 +280,12 @@ def schedules(routes: list[RoutePlan], severity: str, now: dt.datetime) -> Sched
 
 
 def new_document(
-    signal: AlertSignal, routes: list[RoutePlan], now: dt.datetime, previous: str | None, silenced_by: list[str]
+    signal: AlertSignal,
+    routes: list[RoutePlan],
+    now: dt.datetime,
+    previous: str | None,
+    silenced_by: list[str],
+    assignee: str | None = None,
 ) -> AlertDocument:
     """The alert a signal opens (or, for a resolve that arrives first, opens resolved), with its
     notifications queued unless a silence mutes it."""
@@ -267,12 +305,14 @@ def new_document(
         "summaries": signal.summaries,
         "details": signal.details,
         "owner": signal.owner,
+        "assignee": assignee,
         "labels": signal.labels,
         "status": "resolved" if resolved else "open",
         "opened_at": signal.opened_at,
         "first_seen_at": signal.at,
         "last_seen_at": signal.at,
         "resolved_at": signal.at if resolved else None,
+        **({"resolved_by": RULES, "resolution_stored_at": now} if resolved else {}),
         "count": signal.firing_count,
         "policy_version": signal.policy_version,
         "created_at": now,
@@ -327,22 +367,53 @@ def fired_again(signal: AlertSignal, now: dt.datetime) -> tuple[dict[str, Any], 
 def resolved_by_rules(signal: AlertSignal, now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """The condition no longer holds."""
     update = {
-        "$set": {"status": "resolved", "resolved_at": signal.at, "resolved_by": RULES, "updated_at": now},
+        "$set": {
+            "status": "resolved",
+            "resolved_at": signal.at,
+            "resolved_by": RULES,
+            "resolution_stored_at": now,
+            "updated_at": now,
+        },
         "$push": {"history": history_entry("resolved", RULES, signal.at, "the condition no longer holds")},
         "$unset": dict(STOP_SCHEDULES),
     }
     return active(), update
 
 
-def transition(action: str, by: str, text: str | None, now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A person's action. Resolved: no more reminders or escalation; acknowledged: someone is on
-    it, no escalation."""
+def transition(
+    action: str, by: str, text: str | None, now: dt.datetime, cause: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A person's action. Resolved (with a cause id and a note): no more reminders or escalation;
+    acknowledged (with a note): someone is on it, no escalation."""
     allowed, target = TRANSITIONS[action]
     fields: dict[str, Any] = {"status": target, "updated_at": now, f"{action}_at": now, f"{action}_by": by}
-    fields["acknowledged_note" if action == "acknowledged" else "resolved_cause"] = text
+    entry = history_entry(action, by, now, text)
+    if action == "acknowledged":
+        fields["acknowledged_note"] = text
+    else:
+        assert cause is not None, "a person's resolve names its cause"
+        fields.update(resolved_cause=cause, resolved_note=text, resolution_stored_at=now)
+        entry["cause"] = cause
     stop = dict(STOP_SCHEDULES) if target == "resolved" else {"escalation_due_at": ""}
-    update = {"$set": fields, "$push": {"history": history_entry(action, by, now, text)}, "$unset": stop}
+    update = {"$set": fields, "$push": {"history": entry}, "$unset": stop}
     return {"status": {"$in": list(allowed)}}, update
+
+
+MAX_ENTRIES_ADDED = 1000  # assignments and findings of one alert: its document stays small (#22)
+ROOM_LEFT = {"$or": [{"entries_added": {"$exists": False}}, {"entries_added": {"$lt": MAX_ENTRIES_ADDED}}]}
+
+
+def assigned(to: str | None, by: str, note: str | None, now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The alert moved to another assignee (or to none); a resolved alert keeps the one it had."""
+    entry = history_entry("assigned", by, now, note)
+    entry["to"] = to
+    update = {"$set": {"assignee": to}, "$push": {"history": entry}, "$inc": {"entries_added": 1}}
+    return {**active(), **ROOM_LEFT}, update
+
+
+def noted(by: str, text: str, now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A finding added to the investigation log, in any state."""
+    return dict(ROOM_LEFT), {"$push": {"history": history_entry("noted", by, now, text)}, "$inc": {"entries_added": 1}}
 
 
 def silenced(silence_id: str, by: str, comment: str, now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -138,11 +138,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = {"broker": broker_up, "database": database_up, "problems": problems}
         return readiness(ready, body, keys.allows(request.headers.get("authorization", ""), write=False))
 
-    app.include_router(alerts.router(store, outbox, feed, stopping, settings.max_streams))
+    app.include_router(alerts.router(store, outbox, feed, stopping, settings.max_streams, lambda: router.causes))
     app.include_router(silences.router(store, silences_, settings.silence_max_days))
     app.include_router(dealers.router(store, dealer_file, evaluations, network))
-    app.include_router(reports.router(dealer_file, network))
-    board.mount(app, auth_required=not keys.open)
+    app.include_router(reports.router(dealer_file, network, store))
+    board.mount(app, auth_required=not keys.open, causes=lambda: router.causes)
     app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
     return app
 

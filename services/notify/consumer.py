@@ -100,7 +100,7 @@ class SignalConsumer:
             if isinstance(item, PromotionEvaluation):
                 await self._evaluations.keep(item)
             else:
-                signals.append((item, self._router.plans(labels_of(item.model_dump()))))
+                signals.append((item, *self._router.routed(labels_of(item.model_dump()), item.owner)))
         created = iter(await self._intake.apply_batch(signals))
         return [isinstance(item, AlertSignal) and next(created) for item, _ in batch]
 

@@ -2,7 +2,7 @@
 the live stream and routes say which alerts they mean.
 
 An alert's labels are its rule's labels (region, team, ...) and its `severity`, `rule_id`,
-`dealer_id` and `status`. A matcher set holds when every label it names has the value it wants;
+`dealer_id`, `status` and `assignee`. A matcher set holds when every label it names has the value it wants;
 the same set can be turned into a MongoDB query on the alerts collection.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-TOP_LEVEL = ("severity", "rule_id", "dealer_id", "status")  # fields of the alert; other labels live in `labels`
+TOP_LEVEL = ("severity", "rule_id", "dealer_id", "status", "assignee")  # fields of the alert; other labels live in `labels`
 
 
 def labels_of(alert: Mapping[str, Any]) -> dict[str, str]:

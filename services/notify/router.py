@@ -15,6 +15,7 @@ from services.common.yamlsource import FileError
 from . import alert as alerts
 from . import routes_file
 from .alert import RoutePlan
+from .causes import Cause
 from .channels import webhook
 from .channels.base import RECEIVER_ENV_PREFIX, Channel, Context
 from .channels.webhook import WebhookConfig
@@ -60,6 +61,22 @@ class Router:
 
         timeout, allow_private = self._settings.delivery_timeout_seconds, self._settings.receivers_allow_private
         return Context(self._http, timeout, self._secrets, env, allow_private)
+
+    def assignee(self, labels: dict[str, str], owner: str | None) -> str | None:
+        """Who investigates: the rule's owner (the promotion's, the plan's visitor), else the
+        routes file's first matching `assign` entry, else nobody (unassigned)."""
+        if owner:
+            return owner
+        return routes_file.assignee_for(self._spec, labels) if self._spec else None
+
+    @property
+    def causes(self) -> tuple[Cause, ...]:
+        return routes_file.causes_of(self._spec)
+
+    def routed(self, labels: dict[str, str], owner: str | None) -> tuple[list[RoutePlan], str | None]:
+        """The alert's route plans and its assignee, which is a label the routes can match."""
+        assignee = self.assignee(labels, owner)
+        return self.plans({**labels, "assignee": assignee} if assignee else labels), assignee
 
     def plans(self, labels: dict[str, str]) -> list[RoutePlan]:
         """What each route the alert reaches asks for (receiver, its target, options), stored with

@@ -12,11 +12,19 @@
           continue: true             # also try the next siblings
         - match: {region: north}
           receiver: north-team
+        - match: {assignee: li.na}   # the alert's assignee is a label too
+          receiver: li-na-robot
+    assign:                          # who investigates an alert whose rule names no owner
+      - {match: {region: north}, to: li.na}
+      - {match: {rule_id: sales-drop}, to: wang.fang}
+    causes:                          # what a person picks when resolving (default: causes.py)
+      - {id: stock-out, en: Stock-out, zh: 缺货}
 
 An alert walks the tree depth first: a node applies if all its `match` labels equal the
 alert's; its children are tried in order and the first that applies wins, unless it says
 `continue`; a node none of whose children apply delivers to its own receiver.
-Labels: severity, rule_id, dealer_id and the rule's labels (e.g. region).
+Labels: severity, rule_id, dealer_id, assignee and the rule's labels (e.g. region). The first
+`assign` entry whose `match` holds names the assignee of an alert whose rule gives no owner.
 
 Secrets (URLs with tokens, signing secrets, SMTP credentials) are named, never written: the file
 reads only environment variables starting with DEALERWATCH_RECEIVER_.
@@ -33,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.common.durations import DURATION, seconds
 from services.common.yamlsource import FileError, Lines, read, validated
 
+from .causes import DEFAULT_CAUSES, Cause, with_other
 from .channels import email, robots, webhook
 from .channels.base import Channel, Context
 from .channels.email import EmailConfig
@@ -113,11 +122,27 @@ class Plan:
     group_seconds: float | None = None
 
 
+class Assignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    match: dict[str, str] = Field(min_length=1)
+    to: str = Field(min_length=1, max_length=128, description="Who investigates the alerts it matches.")
+
+
 class RoutesSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1, le=1)
     receivers: dict[str, ReceiverSpec] = Field(min_length=1)
     route: Route
+    assign: list[Assignment] = Field(default_factory=list, max_length=1000)
+    causes: list[Cause] = Field(default_factory=lambda: list(DEFAULT_CAUSES), min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _distinct_causes(self) -> RoutesSpec:
+        ids = [c.id for c in self.causes]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"causes listed twice: {', '.join(repeated)}")
+        return self
 
     @model_validator(mode="after")
     def _known_receivers(self) -> RoutesSpec:
@@ -155,6 +180,15 @@ def load(path: str) -> RoutesFile:
 def loads(text: str, source: str = "<routes>") -> RoutesFile:
     spec, lines = validated(text, source, RoutesSpec, RoutesError, shape="a mapping with receivers and route")
     return RoutesFile(spec, source, lines)
+
+
+def assignee_for(spec: RoutesSpec, labels: dict[str, str]) -> str | None:
+    """The first `assign` entry that matches the alert's labels names its assignee."""
+    return next((a.to for a in spec.assign if Matchers.of(a.match).matches_labels(labels)), None)
+
+
+def causes_of(spec: RoutesSpec | None) -> tuple[Cause, ...]:
+    return with_other(spec.causes) if spec is not None else DEFAULT_CAUSES
 
 
 def receivers_for(spec: RoutesSpec, labels: dict[str, str]) -> list[str]:

@@ -21,42 +21,52 @@ class SignalIntake:
     def __init__(self, store: AlertStore, outbox: Outbox, silences: SilenceStore):
         self._store, self._outbox, self._silences = store, outbox, silences
 
-    async def apply_batch(self, batch: list[tuple[AlertSignal, list[RoutePlan]]]) -> list[bool]:
-        """apply() for each (signal, routes) of a batch, in order, with the same outcome: the
+    async def apply_batch(self, batch: list[tuple[AlertSignal, list[RoutePlan], str | None]]) -> list[bool]:
+        """apply() for each (signal, routes, assignee) of a batch, in order, with the same outcome: the
         first signal of each alert is tried as a new alert in one bulk write for the whole
         batch; the others (and those whose alert existed) follow one by one. Which created an alert."""
         first: dict[str, int] = {}
-        for index, (signal, _) in enumerate(batch):
+        for index, (signal, _, _) in enumerate(batch):
             first.setdefault(signal.alert_id, index)
         now = utcnow()
+        firsts = [batch[i] for i in first.values()]
         created_ids = await self._store.insert_many(
-            [await self._new(signal, routes, now, None) for signal, routes in (batch[i] for i in first.values())]
+            [await self._new(signal, routes, assignee, now, None) for signal, routes, assignee in firsts]
         )
         created = []
-        for index, (signal, routes) in enumerate(batch):
+        for index, (signal, routes, assignee) in enumerate(batch):
             if first[signal.alert_id] == index and signal.alert_id in created_ids:
                 created.append(True)
             else:
-                created.append(await self.apply(signal, routes, exists=first[signal.alert_id] == index))
+                created.append(await self.apply(signal, routes, assignee, exists=first[signal.alert_id] == index))
         return created
 
     async def _new(
-        self, signal: AlertSignal, routes: list[RoutePlan], now: dt.datetime, previous: str | None
+        self, signal: AlertSignal, routes: list[RoutePlan], assignee: str | None, now: dt.datetime, previous: str | None
     ) -> tuple[alerts.AlertDocument, str]:
         """The alert a signal would open, and the change that is."""
         resolved = signal.state == "resolved"
-        muted_by = [] if resolved else await self._silences.muting({**signal.model_dump(), "labels": signal.labels}, now)
-        return alerts.new_document(signal, routes, now, previous, muted_by), "resolved" if resolved else "opened"
+        labels = {**signal.model_dump(), "labels": signal.labels, "assignee": assignee}
+        muted_by = [] if resolved else await self._silences.muting(labels, now)
+        document = alerts.new_document(signal, routes, now, previous, muted_by, assignee)
+        return document, "resolved" if resolved else "opened"
 
     async def apply(
-        self, signal: AlertSignal, routes: list[RoutePlan], previous: str | None = None, *, exists: bool = False
+        self,
+        signal: AlertSignal,
+        routes: list[RoutePlan],
+        assignee: str | None = None,
+        previous: str | None = None,
+        *,
+        exists: bool = False,
     ) -> bool:
         """Store a signal; True if it created an alert (the caller then wakes the sender).
-        routes: the plans of the routes it reaches; previous: the alert a person resolved
-        before this episode recurred; exists: its alert is known to be stored already."""
+        routes: the plans of the routes it reaches; assignee: who investigates a new alert;
+        previous: the alert a person resolved before this episode recurred; exists: its alert
+        is known to be stored already."""
         now = utcnow()
         resolved = signal.state == "resolved"
-        if not exists and await self._store.insert(*await self._new(signal, routes, now, previous)):
+        if not exists and await self._store.insert(*await self._new(signal, routes, assignee, now, previous)):
             return True
         if resolved:
             changed = await self._store.change(signal.alert_id, *alerts.resolved_by_rules(signal, now), "resolved")
@@ -76,7 +86,7 @@ class SignalIntake:
                 "firing_count": signal.firing_count - recurrence["base"],
             }
         )
-        return await self.apply(successor, routes, previous=signal.alert_id)
+        return await self.apply(successor, routes, assignee, previous=signal.alert_id)
 
     async def _recurrence(self, signal: AlertSignal) -> dict[str, Any] | None:
         """The alert that carries on an episode whose alert a person resolved: created by the

@@ -139,6 +139,10 @@ class AlertStore:
     async def ids(self, query: dict[str, Any]) -> list[str]:
         return [doc["_id"] async for doc in self.collection.find(query, {"_id": 1})]
 
+    async def select(self, query: dict[str, Any], projection: dict[str, int]) -> list[dict[str, Any]]:
+        """The alerts matching a query, as much of each as a report reads."""
+        return [doc async for doc in self.collection.find(query, projection)]
+
     async def aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [row async for row in self.collection.aggregate(pipeline)]
 

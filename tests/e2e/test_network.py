@@ -137,3 +137,15 @@ def test_a_large_network_is_read_a_page_at_a_time(services):
     )
     assert {p["plan_id"]: p["status"] for p in planned}["PL-000"] == "done"
     assert httpx.get(f"{notify.url}/v1/dealers/N-big/outlets/O-449").json()["outlet"]["status"] == "open"
+
+
+def test_a_dealer_registered_without_a_contact_person_is_registered(services):
+    """#23: an ERP often has no contact person for a dealer; the registration is taken and the
+    dealer file shows the name (it was refused, and the dealer stayed unregistered)."""
+    ingest, rules = services("ingest", "rules")
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url})
+    registration = {**network_event("dealer.registered", "N-nc", now(), name="无联系人经销商"), "tier": "B"}
+    assert "contact_name" not in registration
+    assert httpx.post(f"{ingest.url}/v1/events", json=[registration]).status_code == 202
+    file = wait_for(lambda: (r := httpx.get(f"{notify.url}/v1/dealers/N-nc").json()).get("master") and r)
+    assert file["master"]["name"] == "无联系人经销商" and file["master"].get("contact_name") is None

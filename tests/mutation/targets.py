@@ -114,7 +114,7 @@ EQUIVALENT = [
     ),
     Equivalent(
         "services/rules/state.py",
-        "ReplaceComparisonOperator_Lt_.*",
+        "ReplaceComparisonOperator_Lt_.*|AddNot",
         r"len\(self\.seen_ids\) < SEEN_SET_FROM",
         "a scan of the ids and their set give the same answer (#22: the set only makes it cost less)",
     ),

@@ -98,10 +98,12 @@ def test_the_lifecycle_says_which_state_each_action_starts_from():
     assert condition == {"status": {"$in": ["open"]}}
     assert update["$set"]["status"] == "acknowledged" and update["$set"]["acknowledged_note"] == "on it"
     assert set(update["$unset"]) == {"escalation_due_at"}  # reminders go on, escalation stops
-    condition, update = alerts.transition("resolved", "li.na", "restocked", NOW)
+    condition, update = alerts.transition("resolved", "li.na", "restocked", NOW, "stock-out")
     assert condition == {"status": {"$in": ["open", "acknowledged"]}}
-    assert set(update["$unset"]) == set(alerts.STOP_SCHEDULES) and update["$set"]["resolved_cause"] == "restocked"
-    assert update["$push"]["history"]["action"] == "resolved"
+    assert set(update["$unset"]) == set(alerts.STOP_SCHEDULES)
+    assert (update["$set"]["resolved_cause"], update["$set"]["resolved_note"]) == ("stock-out", "restocked")
+    assert update["$set"]["resolution_stored_at"] == NOW  # the wall time: what handling times count
+    assert update["$push"]["history"]["action"] == "resolved" and update["$push"]["history"]["cause"] == "stock-out"
 
 
 def test_who_resolved_an_alert_decides_whether_its_episode_recurs():

@@ -81,6 +81,7 @@ def test_the_board_shows_alerts_live_and_its_actions_are_recorded(services, page
     post(ingest, over_budget("B-2", at))
     expect(row(page, "B-2")).to_be_visible(timeout=20_000)
     expect(row(page, "B-2").locator(".badge.new")).to_be_visible()
+    expect(row(page, "B-2").locator("td.assignee")).to_have_text("Wang Fang")  # the promotion's owner investigates
     expect(page.locator(".count.critical strong")).to_have_text("2")
 
     # acknowledge with a note, as the person named at the top
@@ -102,12 +103,15 @@ def test_the_board_shows_alerts_live_and_its_actions_are_recorded(services, page
     row(page, "B-2").get_by_role("button", name="Resolve").click()
     page.click("dialog button[name=confirm]")  # no cause: the browser refuses the form
     expect(page.locator("dialog[open]")).to_be_visible()
-    page.fill("dialog textarea[name=cause]", "budget raised by the region")
+    page.select_option("dialog select[name=cause]", "dealer-cash-flow")  # the list, in the reader's language
+    expect(page.locator("dialog select[name=cause] option[value=stock-out]")).to_have_text("Stock-out")
+    page.fill("dialog textarea[name=note]", "budget raised by the region")
     page.click("dialog button[name=confirm]")
     expect(row(page, "B-2").locator(".badge.status-resolved")).to_be_visible()
     expect(row(page, "B-2").get_by_role("button")).to_have_text(["details"])  # no more actions
     b2 = httpx.get(f"{notify.url}/v1/alerts/{b2['alert_id']}").json()
-    assert (b2["status"], b2["resolved_by"], b2["resolved_cause"]) == ("resolved", "li.na", "budget raised by the region")
+    assert (b2["status"], b2["resolved_by"], b2["resolved_cause"]) == ("resolved", "li.na", "dealer-cash-flow")
+    assert b2["resolved_note"] == "budget raised by the region"
     page.reload()  # the default view is open or acknowledged alerts
     expect(row(page, "B-1")).to_be_visible()
     expect(row(page, "B-2")).to_have_count(0)

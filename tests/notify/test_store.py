@@ -45,12 +45,32 @@ async def test_people_act_on_an_alert_only_from_the_states_their_action_starts_f
     acked = await store.change("A1", *alerts.transition("acknowledged", "li.na", "on it", now), "acknowledged")
     assert acked["status"] == "acknowledged" and "escalation_due_at" not in acked
     assert await store.change("A1", *alerts.transition("acknowledged", "li.na", None, now), "acknowledged") is None
-    resolved = await store.change("A1", *alerts.transition("resolved", "wang", "restocked", now), "resolved")
+    resolved = await store.change("A1", *alerts.transition("resolved", "wang", "restocked", now, "stock-out"), "resolved")
     assert resolved["status"] == "resolved" and "reminder_due_at" not in resolved
     assert [h["action"] for h in resolved["history"]] == ["opened", "acknowledged", "resolved"]
-    assert await store.change("A1", *alerts.transition("resolved", "wang", "again", now), "resolved") is None
+    assert await store.change("A1", *alerts.transition("resolved", "wang", "again", now, "other"), "resolved") is None
     signal = alert_signal("A1", 2)
     assert await store.change("A1", *alerts.fired_again(signal, now), "updated") is None  # resolved stays resolved
+
+
+async def test_an_alert_is_reassigned_while_active_and_takes_findings_in_any_state_up_to_a_bound(store):
+    await opened(store, "A1")
+    now = utcnow()
+    moved = await store.change("A1", *alerts.assigned("li.na", "wang", "north is hers", now), "assigned")
+    assert moved["assignee"] == "li.na" and moved["history"][-1] == {
+        "action": "assigned",
+        "by": "wang",
+        "at": moved["history"][-1]["at"],
+        "text": "north is hers",
+        "to": "li.na",
+    }
+    await store.change("A1", *alerts.transition("resolved", "li.na", "restocked", now, "stock-out"), "resolved")
+    assert await store.change("A1", *alerts.assigned("zhao", "wang", None, now), "assigned") is None  # resolved: kept
+    found = await store.change("A1", *alerts.noted("li.na", "the dealer's cash came in late", now), "noted")
+    assert found["assignee"] == "li.na" and found["history"][-1]["action"] == "noted"
+    await store.collection.update_one({"_id": "A1"}, {"$set": {"entries_added": alerts.MAX_ENTRIES_ADDED - 1}})
+    assert await store.change("A1", *alerts.noted("li.na", "the last one", now), "noted") is not None
+    assert await store.change("A1", *alerts.noted("li.na", "one too many", now), "noted") is None
 
 
 async def test_a_later_firing_updates_an_alert_and_an_older_one_changes_nothing(store):

@@ -1,4 +1,5 @@
-"""Reports: the visit-plan report (拜访计划执行情况)."""
+"""Reports: the visit-plan report (拜访计划执行情况) and the warnings report (预警处理情况); each
+also as CSV."""
 
 from __future__ import annotations
 
@@ -6,19 +7,45 @@ import datetime as dt
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
 
 from services.common.events import EARLIEST, LATEST
 from services.common.timeutil import utcnow
 
+from .. import warnings_report
 from ..dealerfile import DealerFile
 from ..network import Network
+from ..store import AlertStore
+from .tables import csv_response, wants_csv
 
 MAX_DAYS = 366
+Format = Literal["json", "csv"]
+FORMAT = Query(None, description="csv: the rows as CSV (as `Accept: text/csv` asks).")
 
 
-def router(dealer_file: DealerFile, network: Network) -> APIRouter:
+def _period(since: dt.datetime | None, until: dt.datetime | None, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
+    """Times without an offset (or dates) are the policy's time zone; default the last 30 days."""
+    until = until.replace(tzinfo=until.tzinfo or zone) if until else utcnow()
+    since = since.replace(tzinfo=since.tzinfo or zone) if since else until - dt.timedelta(days=30)
+    for name, at in (("since", since), ("until", until)):
+        if not EARLIEST <= at <= LATEST:
+            raise HTTPException(422, f"{name} must be from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}")
+    if since > until:
+        raise HTTPException(422, "since must not be after until")
+    if until - since > dt.timedelta(days=MAX_DAYS):
+        raise HTTPException(422, f"a report covers at most {MAX_DAYS} days")
+    return since, until
+
+
+def router(dealer_file: DealerFile, network: Network, store: AlertStore) -> APIRouter:
     api = APIRouter(tags=["reports"])
+
+    async def policy_zone() -> tuple[ZoneInfo, str]:
+        policy, error = await dealer_file.policy_view()
+        if policy is None:
+            raise HTTPException(503, f"days and weeks follow the rules' policy: {error}", headers={"Retry-After": "5"})
+        return ZoneInfo(policy.timezone), policy.timezone
 
     @api.get("/v1/reports/visit-plans")
     async def visit_plans(
@@ -45,5 +72,27 @@ def router(dealer_file: DealerFile, network: Network) -> APIRouter:
             raise HTTPException(422, f"a report covers at most {MAX_DAYS} days")
         rows = await network.report(group_by, since, until, zone, utcnow())
         return {"group_by": group_by, "since": since, "until": until, "timezone": policy.timezone, "items": rows}
+
+    @api.get("/v1/reports/warnings", response_model=None)
+    async def warnings(
+        request: Request,
+        group_by: warnings_report.GroupBy = "region",
+        since: dt.datetime | None = Query(None, description="Alerts first seen from (default: 30 days before until)."),
+        until: dt.datetime | None = Query(None, description="Alerts first seen before (default: now)."),
+        format: Format | None = FORMAT,
+    ) -> dict[str, Any] | Response:
+        """How the warning procedure goes (services/notify/warnings_report.py says each field):
+        raised, acknowledged, resolved by the rules or a person, open, handling times
+        (wall clock), recurrences within 30 days; `by_week` for the chart."""
+        zone, timezone = await policy_zone()
+        since, until = _period(since, until, zone)
+        period = {"first_seen_at": {"$gte": since, "$lt": until}}
+        alerts = await store.select(period, warnings_report.PROJECTION)
+        following = {"first_seen_at": {"$gt": since, "$lte": until + warnings_report.RECURRENCE}}
+        followers = await store.select(following, warnings_report.FOLLOWER_PROJECTION)
+        rows, weeks = warnings_report.report(alerts, followers, group_by, zone, utcnow())
+        if wants_csv(request, format):
+            return csv_response(rows, ("group", *warnings_report.FIELDS), f"warnings-by-{group_by}")
+        return {"group_by": group_by, "since": since, "until": until, "timezone": timezone, "items": rows, "by_week": weeks}
 
     return api

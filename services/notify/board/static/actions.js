@@ -4,7 +4,7 @@
 
 import { actor, post } from "./api.js";
 import { h } from "./dom.js";
-import { t } from "./i18n.js";
+import { language, t } from "./i18n.js";
 
 const DURATIONS = [[1, "hours"], [4, "hours"], [24, "hours"], [7, "days"]];
 
@@ -12,7 +12,7 @@ const DURATIONS = [[1, "hours"], [4, "hours"], [24, "hours"], [7, "days"]];
 export function openAction(kind, alert, done, action = null) {
   const dialog = document.getElementById("action-dialog");
   const error = h("p", { class: "error", role: "alert" });
-  const fields = action ? [textField(action.text, action.text_required)] : silenceFields(alert);
+  const fields = action ? [choiceField(action), textField(action.text, action.text_required)] : silenceFields(alert);
   const form = h("form", { method: "dialog" },
     h("h2", {}, `${t(kind)}: ${alert.rule_id} · ${alert.dealer_id}`),
     h("p", { class: "summary" }, alert.summary),
@@ -39,6 +39,14 @@ export function openAction(kind, alert, done, action = null) {
   dialog.showModal();
 }
 
+// resolve: the cause from notify's list, in the reader's language
+function choiceField(action) {
+  if (!action.choice) return null;
+  return h("label", {}, t(action.choice), h("select", { name: action.choice, required: true },
+    h("option", { value: "" }, "—"),
+    (action.choices || []).map((c) => h("option", { value: c.id }, language() === "zh" ? c.zh : c.en))));
+}
+
 function textField(name, required) {
   return h("label", {}, t(name), h("textarea", { name, rows: 3, required }));
 }
@@ -60,7 +68,9 @@ function silenceFields(alert) {
 async function send(action, alert, data) {
   if (action) {
     const path = `/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action.path}`;
-    return post(path, { by: actor(), [action.text]: data.get(action.text) || null });
+    const body = { by: actor(), [action.text]: data.get(action.text) || null };
+    if (action.choice) body[action.choice] = data.get(action.choice);
+    return post(path, body);
   }
   const matchers = {};
   for (const [name, value] of data.entries()) if (name.startsWith("match.")) matchers[name.slice(6)] = value;

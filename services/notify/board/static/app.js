@@ -48,7 +48,7 @@ async function start() {
     else if (params.get("outlet")) await showOutlet(view, dealer, params.get("outlet"));
     else await showDealer(view, dealer);
   } else if (config.lifecycle) {
-    showBoard(view, setConnection, config.lifecycle);
+    showBoard(view, setConnection, { ...config.lifecycle, causes: config.causes || [] });
   } else {
     setConnection("disconnected"); // notify did not answer: reload when it is back
   }

@@ -29,7 +29,7 @@ export function showBoard(view, setConnection, lifecycle) {
   const shown = h("p", { class: "shown" });
   const rows = h("tbody");
   const table = h("table", { class: "alerts", "data-testid": "alerts" },
-    h("thead", {}, h("tr", {}, ["severity", "status", "rule", "dealer", "summary", "owner", "firstSeen", "actions"].map((k) => h("th", {}, t(k))))),
+    h("thead", {}, h("tr", {}, ["severity", "status", "rule", "dealer", "summary", "assignee", "firstSeen", "actions"].map((k) => h("th", {}, t(k))))),
     rows);
   view.replaceChildren(filterForm(filters, STATUS_CHOICES, apply), counts, shown, table);
 
@@ -130,17 +130,19 @@ function row(alert, lifecycle, isNew, acted, toggle) {
     h("td", { class: "nowrap" }, h("a", { href: `?dealer=${encodeURIComponent(alert.dealer_id)}${langSuffix()}`, class: "dealer" }, dealerLabel(alert.dealer_id, alert.dealer_name))),
     h("td", { class: "summary" }, summaryOf(alert), " ",
       h("button", { type: "button", class: "link", "data-action": "details", onclick: () => toggle(alert.alert_id) }, t("details"))),
-    h("td", {}, alert.owner || ""),
+    h("td", { class: "assignee" }, alert.assignee || h("span", { class: "empty" }, t("unassigned"))),
     h("td", { class: "nowrap" }, formatTime(alert.first_seen_at)),
     h("td", { class: "row-actions" },
-      ...lifecycle.actions.filter((action) => action.from.includes(alert.status)).map((action) => act(action.name, action)),
+      ...lifecycle.actions.filter((action) => action.from.includes(alert.status))
+        .map((action) => act(action.name, action.choice ? { ...action, choices: lifecycle.causes } : action)),
       active && !alert.silenced_by?.length ? act("silence") : null));
 }
 
 // who did what, and who was told: the alert's history and its delivery log
 function details(alert) {
   const history = (alert.history || []).map((step) => h("li", {},
-    h("strong", {}, t(step.action)), ` · ${step.by} · ${formatTime(step.at)}`, step.text ? ` · ${step.text}` : ""));
+    h("strong", {}, t(step.action)), step.action === "assigned" ? ` → ${step.to || t("unassigned")}` : "",
+    step.cause ? ` (${step.cause})` : "", ` · ${step.by} · ${formatTime(step.at)}`, step.text ? ` · ${step.text}` : ""));
   const deliveries = (alert.deliveries || []).map((d) => h("li", {},
     `${t(d.kind)} → ${d.receiver}: `, h("strong", {}, t(d.status)), ` (${d.attempts}×${d.last_error ? `, ${d.last_error}` : ""})`));
   return h("tr", { class: "details", "data-details-for": alert.alert_id }, h("td", { colspan: 8 },
