@@ -57,6 +57,7 @@ class Stack:
             self.mongo_url,
             self.namespace,
             webhook_urls=hook.url,
+            receivers_allow_private="true",  # the receiver listens on 127.0.0.1 (#22: refused by default)
             delivery_retry_initial_seconds="0.5",
             delivery_retry_max_seconds="2",
             clock_hold_seconds=str(HOLD_SECONDS),

@@ -62,6 +62,15 @@ def network_event(event_type: str, dealer: str, at: dt.datetime, **fields: Any) 
     return {**_base(event_type, dealer, at, None), **fields}
 
 
+def feedback_received(dealer: str, at: dt.datetime, feedback_id: str, received_by: str | None = "rep-7", **extra: Any) -> dict:
+    fields = {"feedback_id": feedback_id, "channel": "symposium", "topic": "交货期", "text": "交货太慢，希望缩短到一周"}
+    return {**_base("feedback.received", dealer, at, None), **fields, "received_by": received_by, **extra}
+
+
+def feedback_answered(dealer: str, at: dt.datetime, feedback_id: str, by: str = "li.na", **extra: Any) -> dict:
+    return {**_base("feedback.answered", dealer, at, None), "feedback_id": feedback_id, "by": by, **extra}
+
+
 def sale(dealer: str, at: dt.datetime, amount: float | str = "100.00", quantity: int = 1, event_id=None, **extra) -> dict:
     return {**_base("sale", dealer, at, event_id), "sku": "JK-9100", "quantity": quantity, "amount": str(amount), **extra}
 

@@ -227,6 +227,27 @@ class VisitPlanCancelled(_EventBase):
     plan_id: Id
 
 
+FeedbackChannel = Literal["symposium", "visit", "publication", "hotline", "other"]
+
+
+class FeedbackReceived(_EventBase):
+    """What a dealer said (座谈会, a visit, the internal publication, the hotline): it waits for an answer."""
+
+    type: Literal["feedback.received"]
+    feedback_id: Id
+    channel: FeedbackChannel
+    topic: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+    received_by: Id | None = Field(default=None, description="Who took it down (the alert's owner while unanswered).")
+
+
+class FeedbackAnswered(_EventBase):
+    type: Literal["feedback.answered"]
+    feedback_id: Id
+    by: Id
+    text: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+
+
 Event = Annotated[
     Sale
     | Visit
@@ -240,7 +261,9 @@ Event = Annotated[
     | OutletRegistered
     | OutletClosed
     | VisitPlanned
-    | VisitPlanCancelled,
+    | VisitPlanCancelled
+    | FeedbackReceived
+    | FeedbackAnswered,
     Field(discriminator="type"),
 ]
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)

@@ -12,12 +12,13 @@ MAX_OUTLETS = 20_000  # outlets kept: registered, and closed within the lateness
 MAX_PROMOTIONS = 1_000  # promotions kept: open, and ended (or closed) within the last 90 days
 MAX_SPENDS = 10_000  # spends counted per promotion (their ids are kept to count each once)
 MAX_PROMOTION_DAYS = 366  # from starts_on to ends_on, both included
+MAX_FEEDBACK = 10_000  # feedback items kept: unanswered, and answered within the lateness
 
 # per rules partition: sources of history followed at once (judge.py); the oldest is let go
 MAX_HISTORIES = 1_000
 
 # what a dealer's kept subjects are counted as in its stored document (ingest reads them: kept.py)
-COUNTED = {"plans": MAX_PLANS, "outlets": MAX_OUTLETS, "promotions": MAX_PROMOTIONS}
+COUNTED = {"plans": MAX_PLANS, "outlets": MAX_OUTLETS, "promotions": MAX_PROMOTIONS, "feedback": MAX_FEEDBACK}
 
 
 class LimitReached(ValueError):

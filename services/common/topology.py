@@ -121,7 +121,7 @@ class Topology:
         outlets, kept by notify for each dealer's file."""
         return self._work_queue("notify.dealer-file")
 
-    DEALER_FILE_KEYS = ("*.visit.#", "*.promotion.#", "*.sale.#", "*.target.#", "*.dealer.#", "*.outlet.#")
+    DEALER_FILE_KEYS = ("*.visit.#", "*.promotion.#", "*.sale.#", "*.target.#", "*.dealer.#", "*.outlet.#", "*.feedback.#")
 
     @property
     def dead_letter_queue(self) -> RabbitQueue:

@@ -31,6 +31,7 @@ from .dealerfile import DealerFile
 from .delivery import DeliveryWorker
 from .evaluations import Evaluations
 from .feed import ChangeFeed
+from .feedback import FeedbackRecords
 from .leader import Lease
 from .network import Network
 from .outbox import Outbox
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dealer_file = DealerFile(store.db, broker, settings, http, health)
     lease = Lease(store.db, "alerts-exchange")
     network = Network(dealer_file.collection)
+    feedback_records = FeedbackRecords(dealer_file.collection)
     feed = ChangeFeed(store.changes)
     state = {"consuming": False}
     stopping = asyncio.Event()
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await outbox.ensure_indexes()
         await dealer_file.ensure_indexes()
         await network.ensure_indexes()
+        await feedback_records.ensure_indexes()
         await lease.ensure()
         dump_tasks_on_signal()
 
@@ -140,8 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(alerts.router(store, outbox, feed, stopping, settings.max_streams, lambda: router.causes))
     app.include_router(silences.router(store, silences_, settings.silence_max_days))
-    app.include_router(dealers.router(store, dealer_file, evaluations, network))
-    app.include_router(reports.router(dealer_file, network, store))
+    app.include_router(dealers.router(store, dealer_file, evaluations, network, feedback_records))
+    app.include_router(reports.router(dealer_file, network, store, feedback_records))
     board.mount(app, auth_required=not keys.open, causes=lambda: router.causes)
     app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
     return app

@@ -203,7 +203,7 @@ class RulesCore:
             reference = reference_of(state)
             if reference is not None and t < reference + after < best:
                 best = reference + after
-        if state.outlets or state.plans:
+        if network.has_subjects(state):
             crossing = subjects.deadlines_of(state, self._subject_crossings, t, calendar).next()
             if crossing is not None and t < crossing < best:
                 best = crossing
@@ -234,7 +234,7 @@ class RulesCore:
                 signal = self._episode(state, rule, None, rule.id in holding, t, values, None, None, undo)
                 if signal:
                     outputs.append(signal)
-        if state.outlets or state.plans or state.episodes:  # most dealers have none
+        if network.has_subjects(state) or state.episodes:  # most dealers have none
             outputs += self._judge_subjects(state, t, previous if previous is not None else t, touched, new_day, undo)
         return outputs
 

@@ -33,6 +33,7 @@ from services.common.events import (
     VisitPlanned,
 )
 
+from . import feedback
 from .calendar import Calendar
 from .keys import SourceKey
 from .measures import Source
@@ -41,7 +42,15 @@ if TYPE_CHECKING:
     from .state import DealerState, Undo
 
 
-NETWORK_EVENTS = (DealerRegistered, DealerUpdated, OutletRegistered, OutletClosed, VisitPlanned, VisitPlanCancelled)
+NETWORK_EVENTS = (
+    DealerRegistered,
+    DealerUpdated,
+    OutletRegistered,
+    OutletClosed,
+    VisitPlanned,
+    VisitPlanCancelled,
+    *feedback.EVENTS,
+)
 COVERAGE_WINDOW = 30 * DAY
 # Sales with quantity > 0 by outlet: the same series as a policy's `distinct: outlet_id` measure
 # over such sales (one copy when both exist), kept for the coverage window. Only registered
@@ -52,7 +61,7 @@ OUTLET_SALES = Source(str(SourceKey("series", "sale", "outlet_id", _WHERE, True)
 # for the time zone); the policy's lateness is added where the state is pruned
 VISITS_KEPT = (visit_plans.EARLY_DAYS + visit_plans.LATE_DAYS + 2) * DAY
 
-Touched = set[tuple[str, str]]  # (scope, subject id): the outlets and plans an event changed
+Touched = set[tuple[str, str]]  # (scope, subject id): the outlets, plans and feedback items an event changed
 
 
 @dataclass(slots=True)
@@ -177,6 +186,8 @@ def apply(state: DealerState, event: Event, at: float, calendar: Calendar, undo:
         with _changing_plan(state, event.plan_id, undo) as plan:
             plan.cancelled_at = at if plan.cancelled_at is None else min(plan.cancelled_at, at)
         touched.add(("plan", event.plan_id))
+    elif isinstance(event, feedback.EVENTS):
+        touched |= feedback.apply(state, event, at, undo)
     return touched
 
 
@@ -288,6 +299,7 @@ def prune(state: DealerState, t: float, lateness: float, calendar: Calendar, und
         del state.plans[pid]
     if gone_outlets or gone_plans:
         state.network_index = None  # rebuilt at its next use
+    feedback.prune(state, cutoff, undo)
     if state.outlets is not None and not state.outlets:
         state.outlets = None
     if state.plans is not None and not state.plans:
@@ -369,7 +381,7 @@ class Subject:
 
 OUTLET_MEASURES = ("outlet_days_since_sale",)
 PLAN_MEASURES = ("plan_overdue_days",)
-SUBJECT_AGES = frozenset(OUTLET_MEASURES + PLAN_MEASURES)  # both grow with time
+SUBJECT_AGES = frozenset(OUTLET_MEASURES + PLAN_MEASURES + feedback.MEASURES)  # all grow with time
 NO_SUBJECT = Subject({}, {})  # one that is gone: its episodes resolve
 
 
@@ -402,10 +414,15 @@ def plan(state: DealerState, plan_id: str, t: float, calendar: Calendar) -> Subj
 
 
 def subject_ids(state: DealerState, scope: str) -> list[str]:
-    return list((state.outlets if scope == "outlet" else state.plans) or ())
+    kept = {"outlet": state.outlets, "plan": state.plans, feedback.SCOPE: state.feedback}[scope]
+    return list(kept or ())
 
 
-SUBJECT = {"outlet": outlet, "plan": plan}
+def has_subjects(state: DealerState) -> bool:
+    return bool(state.outlets or state.plans or state.feedback)
+
+
+SUBJECT = {"outlet": outlet, "plan": plan, feedback.SCOPE: feedback.subject}
 
 
 def subjects(state: DealerState, scope: str, t: float, calendar: Calendar) -> dict[str, Subject]:
@@ -414,6 +431,6 @@ def subjects(state: DealerState, scope: str, t: float, calendar: Calendar) -> di
     return {sid: subject for sid, subject in found.items() if subject is not None}
 
 
-SUBJECT_MEASURES = {"outlet": OUTLET_MEASURES, "plan": PLAN_MEASURES}
-SUBJECT_NAMES = {"outlet": {"outlet_id"}, "plan": {"plan_id", "planned_for", "visit_kind"}}
+SUBJECT_MEASURES = {"outlet": OUTLET_MEASURES, "plan": PLAN_MEASURES, feedback.SCOPE: feedback.MEASURES}
+SUBJECT_NAMES = {"outlet": {"outlet_id"}, "plan": {"plan_id", "planned_for", "visit_kind"}, feedback.SCOPE: feedback.NAMES}
 SCOPES = tuple(SUBJECT)

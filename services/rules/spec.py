@@ -19,7 +19,7 @@ Duration = str  # documented by the pattern on each field
 Scalar = str | int | float | bool
 Language = Literal["en", "zh"]
 LANGUAGES: tuple[Language, ...] = ("en", "zh")
-SCOPES = ("dealer", "promotion", "outlet", "plan")
+SCOPES = ("dealer", "promotion", "outlet", "plan", "feedback")
 
 
 class Comparison(BaseModel):
@@ -106,10 +106,10 @@ class RuleSpec(BaseModel):
         description="condition: resolves by itself when the condition stops holding; "
         "event: fires on an event and stays open until a person resolves it."
     )
-    scope: Literal["dealer", "promotion", "outlet", "plan"] = Field(
+    scope: Literal["dealer", "promotion", "outlet", "plan", "feedback"] = Field(
         default="dealer",
         description="What the measures describe: the dealer, one of its promotions, one of its registered open "
-        "outlets, or one of its visit plans (one alert episode each).",
+        "outlets, one of its visit plans, or one item of its feedback (one alert episode each).",
     )
     trigger: list[EventType] = Field(default_factory=list, description="event rules: the event types that trigger a judgement.")
     when: str = Field(min_length=1, description="Condition over measures, e.g. `sales_7d < 0.7 * sales_baseline_weekly`.")

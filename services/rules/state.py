@@ -31,6 +31,7 @@ from services.common.events import (
     PromotionSpend,
 )
 
+from .feedback import FeedbackItem
 from .measures import Source
 from .network import NetworkIndex, Outlet, RecentVisit, VisitPlan
 
@@ -185,6 +186,7 @@ class DealerState:
     outlets: dict[str, Outlet] | None = None
     plans: dict[str, VisitPlan] | None = None
     visits: list[RecentVisit] | None = None
+    feedback: dict[str, FeedbackItem] | None = None  # dealer feedback waiting for (or given) an answer (feedback.py)
     codes: TextCodes | None = field(default=None, compare=False)  # the text values of its distinct measures
     # derived from the above, never stored, rebuilt when None (after a load or a failed judgement)
     seen_set: set[int] | None = field(default=None, compare=False, repr=False)

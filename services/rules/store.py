@@ -27,6 +27,7 @@ from services.common.judgement_time import CLOCK, CLOCK_ID, DEALERS
 from services.common.partitions import partition_of
 from services.common.settings import Settings
 
+from .feedback import FeedbackItem
 from .keys import SourceKey
 from .network import Outlet, VisitPlan
 from .state import DealerState, Episode, Hold, Promotion, Series, TextCodes
@@ -62,8 +63,14 @@ def to_doc(state: DealerState) -> dict[str, Any]:
         "outlets": [{"id": key, **_plain(o)} for key, o in (state.outlets or {}).items()],
         "plans": [{"id": key, **_plain(p)} for key, p in (state.plans or {}).items()],
         "visits": [list(v) for v in state.visits or ()],
+        "feedback": [{"id": key, **_plain(f)} for key, f in (state.feedback or {}).items()],
         # what ingest reads to refuse at the door what the dealer could not keep (limits.py)
-        "counts": {"plans": len(state.plans or ()), "outlets": len(state.outlets or ()), "promotions": len(state.promotions)},
+        "counts": {
+            "plans": len(state.plans or ()),
+            "outlets": len(state.outlets or ()),
+            "promotions": len(state.promotions),
+            "feedback": len(state.feedback or ()),
+        },
     }
 
 
@@ -73,7 +80,7 @@ def _plain(item: Any) -> dict[str, Any]:
     return {name: getattr(item, name) for name in _FIELDS[type(item)]}
 
 
-_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (Promotion, Episode, Outlet, VisitPlan)}
+_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (Promotion, Episode, Outlet, VisitPlan, FeedbackItem)}
 READABLE = (3, 4, 5, 6)  # 3: before `events` and `hold`; 4: before the network (all default); 5: before partitions
 
 
@@ -110,6 +117,7 @@ def from_doc(doc: dict[str, Any]) -> DealerState:
         outlets={o.pop("id"): Outlet(**o) for o in doc["outlets"]} if doc.get("outlets") else None,
         plans={p.pop("id"): VisitPlan(**p) for p in doc["plans"]} if doc.get("plans") else None,
         visits=[(at, sys.intern(kind), outlet, plan) for at, kind, outlet, plan in doc["visits"]] if doc.get("visits") else None,
+        feedback={f.pop("id"): FeedbackItem(**f) for f in doc["feedback"]} if doc.get("feedback") else None,
         codes=codes if len(codes) else None,
     )
 

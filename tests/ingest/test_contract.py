@@ -7,6 +7,8 @@ import json
 import pytest
 from factories import (
     dealer_registered,
+    feedback_answered,
+    feedback_received,
     network_event,
     now,
     outlet_registered,
@@ -74,6 +76,8 @@ def test_every_type_in_the_contract_parses():
         network_event("visit.plan_cancelled", "D1", at, plan_id="PL-1"),
         {**visit("D1", at), "plan_id": "PL-1"},
         {**promotion_planned("D1", at, "P2"), "expected_sales": "50000"},
+        feedback_received("D1", at, "FB-1"),
+        feedback_answered("D1", at, "FB-1", text="已安排华东仓直发"),
     ]
     assert sorted({parse_event(e).type for e in examples}) == sorted(EVENT_TYPES)
     assert parse_event(examples[0]).currency == "CNY"

@@ -14,6 +14,8 @@ import pytest
 from conftest import ROOT, wait_for
 from factories import (
     dealer_registered,
+    feedback_answered,
+    feedback_received,
     iso,
     now,
     over_budget,
@@ -362,3 +364,26 @@ def test_network_views_dealer_outlet_and_visit_plan_report(services, page, tmp_p
     page.get_by_test_id("report-form").locator("button").click()
     expect(table.locator("tr[data-group=N-1] td").nth(1)).to_have_text("5")
     keep_screenshot(page, "visit-plan-report.png", tmp_path)
+
+
+def test_the_dealer_file_shows_feedback_open_first_in_the_readers_language(services, page, tmp_path):
+    ingest, rules = services("ingest", "rules")
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url})
+    at = now()
+    post(
+        ingest,
+        [
+            feedback_received("FB-B", at - dt.timedelta(days=3), "FB-1", channel="hotline", topic="价格"),
+            feedback_answered("FB-B", at - dt.timedelta(days=1), "FB-1", text="已调价"),
+            feedback_received("FB-B", at - dt.timedelta(days=2), "FB-2"),
+        ],
+    )
+    wait_for(lambda: len(httpx.get(f"{notify.url}/v1/dealers/FB-B").json().get("feedback", [])) == 2)
+    page.goto(f"{notify.url}/?dealer=FB-B&lang=zh")
+    rows = page.locator("[data-testid=feedback] tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_have_attribute("data-feedback", "FB-2")  # open first
+    expect(rows.nth(0).locator(".badge")).to_have_text("未答复")
+    expect(rows.nth(1)).to_contain_text("已调价 (li.na)")
+    expect(rows.nth(1)).to_contain_text("热线")
+    keep_screenshot(page, "dealer-feedback.png", tmp_path)

@@ -9,6 +9,8 @@ import datetime as dt
 import pytest
 from factories import (
     dealer_registered,
+    feedback_answered,
+    feedback_received,
     network_event,
     outlet_registered,
     promotion_approved,
@@ -43,6 +45,8 @@ def one_of_each_type() -> list[dict]:
         promotion_spend(DEALER, at, "P-1", "300"),
         network_event("promotion.ended", DEALER, at, promotion_id="P-1"),
         network_event("target.set", DEALER, at, period="2026-03", sales_target="5000", active_outlets_target=3),
+        feedback_received(DEALER, at, "FB-1"),
+        feedback_answered(DEALER, at, "FB-1"),
     ]
 
 

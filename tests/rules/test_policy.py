@@ -27,6 +27,7 @@ def test_default_policy_loads_with_every_documented_rule():
         "distribution-coverage",
         "unregistered-dealer",
         "promotion-below-expectation",
+        "feedback-unanswered",
     ]
     assert all(set(r.spec.summaries) == {"en", "zh"} for r in loaded.rules)  # every default rule speaks both
     assert len(loaded.version) == 12 and loaded.spec.timezone == "UTC"

@@ -17,6 +17,7 @@ from services.common.timeutil import utcnow
 from .. import alert as alerts
 from ..dealerfile import DealerFile, dealers_with_open_alerts
 from ..evaluations import Evaluations
+from ..feedback import FeedbackRecords
 from ..network import MAX_PAGE, PAGE, Network, Page
 from ..store import AlertStore
 
@@ -35,7 +36,9 @@ async def _paged(reading: Awaitable[Page]) -> Page:
         raise HTTPException(400, str(exc)) from None
 
 
-def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations, network: Network) -> APIRouter:
+def router(
+    store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations, network: Network, feedback: FeedbackRecords
+) -> APIRouter:
     api = APIRouter(tags=["dealers"])
 
     @api.get("/v1/dealers")
@@ -64,8 +67,10 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations,
         past_alerts, _ = await store.page({"dealer_id": dealer_id, "status": "resolved"}, 100, None)
         evaluated = {e["promotion_id"]: e for e in await evaluations.of_dealer(dealer_id)}
         visits = await dealer_file.timeline(dealer_id, ["visit"])
+        said = await feedback.of_dealer(dealer_id, utcnow())
         promotion_events = await dealer_file.timeline(dealer_id, PROMOTION_EVENTS)
-        if not (rules_view or open_alerts or past_alerts or visits or promotion_events or master or outlets.total or plans.total):
+        known = (rules_view, open_alerts, past_alerts, visits, promotion_events, master, outlets.total, plans.total, said)
+        if not any(known):
             raise HTTPException(404, f"nothing is known of dealer {dealer_id!r}")
         promotions: dict[str, dict[str, Any]] = {}
         for event in reversed(promotion_events):
@@ -93,6 +98,7 @@ def router(store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations,
             "past_alerts": past_alerts,
             "promotions": list(promotions.values()),
             "visits": visits,
+            "feedback": said,  # open first (longest waiting first), then answered (newest first)
         }
 
     @api.get("/v1/dealers/{dealer_id}/weekly-sales")

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from services.common.events import EARLIEST, LATEST
 from services.common.timeutil import utcnow
 
+from .. import feedback as feedback_report
 from .. import warnings_report
 from ..dealerfile import DealerFile
 from ..network import Network
@@ -38,7 +39,7 @@ def _period(since: dt.datetime | None, until: dt.datetime | None, zone: ZoneInfo
     return since, until
 
 
-def router(dealer_file: DealerFile, network: Network, store: AlertStore) -> APIRouter:
+def router(dealer_file: DealerFile, network: Network, store: AlertStore, feedback: feedback_report.FeedbackRecords) -> APIRouter:
     api = APIRouter(tags=["reports"])
 
     async def policy_zone() -> tuple[ZoneInfo, str]:
@@ -94,5 +95,24 @@ def router(dealer_file: DealerFile, network: Network, store: AlertStore) -> APIR
         if wants_csv(request, format):
             return csv_response(rows, ("group", *warnings_report.FIELDS), f"warnings-by-{group_by}")
         return {"group_by": group_by, "since": since, "until": until, "timezone": timezone, "items": rows, "by_week": weeks}
+
+    @api.get("/v1/reports/feedback", response_model=None)
+    async def feedback_counts(
+        request: Request,
+        group_by: feedback_report.GroupBy = "region",
+        since: dt.datetime | None = Query(None, description="Feedback received from (default: 30 days before until)."),
+        until: dt.datetime | None = Query(None, description="Feedback received before (default: now)."),
+        format: Format | None = FORMAT,
+    ) -> dict[str, Any] | Response:
+        """Dealer feedback received in the period, by region (the dealer's), channel or topic:
+        received, answered, open (and the longest wait), days to an answer (p50, p90)."""
+        zone, timezone = await policy_zone()
+        since, until = _period(since, until, zone)
+        found = await feedback.received_between(since, until, utcnow())
+        regions = await network.regions(sorted({i["dealer_id"] for i in found})) if group_by == "region" else {}
+        rows = feedback_report.report(found, group_by, regions)
+        if wants_csv(request, format):
+            return csv_response(rows, ("group", *feedback_report.FIELDS), f"feedback-by-{group_by}")
+        return {"group_by": group_by, "since": since, "until": until, "timezone": timezone, "items": rows}
 
     return api

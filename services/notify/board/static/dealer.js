@@ -29,9 +29,19 @@ export async function showDealer(view, dealerId) {
     section("visitPlans", [plans(file.visit_plans || []), shownOf(file.visit_plans, file.visit_plans_total)], "plans"),
     section("promotions", promotions(file.promotions || [])),
     section("visits", visits(file.visits || [])),
+    section("feedback", feedback(file.feedback || []), "feedback"),
     section("pastAlerts", alertList(file.past_alerts)),
     section("measures", measures(file)),
   );
+}
+
+// what the dealer said, open items first, with how long they waited or how long the answer took
+function feedback(items) {
+  return table(["received", "channel", "topic", "text", "status", "answer", "feedbackDays"], items.map((f) => h("tr", { "data-feedback": f.feedback_id },
+    h("td", {}, formatTime(f.received_at)), h("td", {}, t(f.channel)), h("td", {}, f.topic), h("td", {}, f.text),
+    h("td", {}, h("span", { class: `badge feedback-${f.status}` }, t(f.status === "open" ? "unanswered" : "answered"))),
+    h("td", {}, f.answer ? `${f.answer} (${f.answered_by})` : ""),
+    h("td", {}, formatNumber(f.status === "open" ? f.waiting_days : f.answer_days)))));
 }
 
 // a dealer with thousands of outlets or plans: the file shows the first page and says so
