@@ -62,6 +62,8 @@ class PromotionEvaluation(BaseModel):
     sales_during: float | None = Field(default=None, description="P: net sales from starts_on to the end of ends_on")
     sales_before: float | None = Field(default=None, description="S: net sales in the L days before starts_on")
     spend: float = Field(description="X: cumulative spend")
+    budget: float | None = Field(default=None, description="The plan's budget (None: never planned)")
+    unapproved_spend: float = Field(default=0.0, description="Spent while not approved (or not planned)")
     ratio: float | None = Field(default=None, description="(P - S) / X")
     expected_sales: float | None = Field(default=None, description="E: what the owner expected P to be, if given")
     expected_met: bool | None = Field(default=None, description="P >= E (None without E)")

@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await dealer_file.ensure_indexes()
         await network.ensure_indexes()
         await feedback_records.ensure_indexes()
+        await evaluations.ensure_indexes()
         await lease.ensure()
         dump_tasks_on_signal()
 
@@ -144,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router(store, outbox, feed, stopping, settings.max_streams, lambda: router.causes))
     app.include_router(silences.router(store, silences_, settings.silence_max_days))
     app.include_router(dealers.router(store, dealer_file, evaluations, network, feedback_records))
-    app.include_router(reports.router(dealer_file, network, store, feedback_records))
+    app.include_router(reports.router(dealer_file, network, store, feedback_records, evaluations))
     board.mount(app, auth_required=not keys.open, causes=lambda: router.causes)
     app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
     return app

@@ -338,6 +338,8 @@ class RulesCore:
             sales_during=values.get("promotion_sales"),
             sales_before=values.get("promotion_sales_before"),
             spend=spend,
+            budget=promotion.budget,
+            unapproved_spend=promotion.unapproved_spend,
             ratio=roi,
             expected_sales=values.get("promotion_expected_sales"),
             expected_met=None

@@ -129,6 +129,7 @@ class Promotion:
     closed_at: float | None = None
     sales_during: float | None = None
     sales_before: float | None = None
+    unapproved_spend: float = 0.0  # spent while not approved (or never planned) when it was counted
 
     @property
     def over(self) -> float | None:
@@ -292,6 +293,8 @@ class DealerState:
             promotion.approved_at = at if promotion.approved_at is None else min(promotion.approved_at, at)
         elif isinstance(event, PromotionSpend):
             promotion.spend += float(event.amount)
+            if promotion.budget is None or promotion.approved_at is None or promotion.approved_at > at:
+                promotion.unapproved_spend += float(event.amount)
         else:
             promotion.ended_at = at
 

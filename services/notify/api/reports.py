@@ -14,8 +14,9 @@ from services.common.events import EARLIEST, LATEST
 from services.common.timeutil import utcnow
 
 from .. import feedback as feedback_report
-from .. import warnings_report
+from .. import promotions_report, warnings_report
 from ..dealerfile import DealerFile
+from ..evaluations import Evaluations
 from ..network import Network
 from ..store import AlertStore
 from .tables import csv_response, wants_csv
@@ -39,7 +40,13 @@ def _period(since: dt.datetime | None, until: dt.datetime | None, zone: ZoneInfo
     return since, until
 
 
-def router(dealer_file: DealerFile, network: Network, store: AlertStore, feedback: feedback_report.FeedbackRecords) -> APIRouter:
+def router(
+    dealer_file: DealerFile,
+    network: Network,
+    store: AlertStore,
+    feedback: feedback_report.FeedbackRecords,
+    evaluations: Evaluations,
+) -> APIRouter:
     api = APIRouter(tags=["reports"])
 
     async def policy_zone() -> tuple[ZoneInfo, str]:
@@ -95,6 +102,31 @@ def router(dealer_file: DealerFile, network: Network, store: AlertStore, feedbac
         if wants_csv(request, format):
             return csv_response(rows, ("group", *warnings_report.FIELDS), f"warnings-by-{group_by}")
         return {"group_by": group_by, "since": since, "until": until, "timezone": timezone, "items": rows, "by_week": weeks}
+
+    @api.get("/v1/reports/promotions", response_model=None)
+    async def promotions(
+        request: Request,
+        group_by: promotions_report.GroupBy = "owner",
+        since: dt.date | None = Query(None, description="First ends_on counted (default: 90 days before until)."),
+        until: dt.date | None = Query(None, description="Last ends_on counted (default: today)."),
+        format: Format | None = FORMAT,
+    ) -> dict[str, Any] | Response:
+        """Promotions that ended in the period, by owner or region (services/notify/promotions_report.py):
+        budget, spend, net effect, ratio, and how many were ineffective, below expectation, over
+        budget or spent without approval; each group lists its promotions with their evaluation."""
+        zone, timezone = await policy_zone()
+        until = until or utcnow().astimezone(zone).date()
+        since = since or until - dt.timedelta(days=90)
+        if since > until:
+            raise HTTPException(422, "since must not be after until")
+        if (until - since).days > MAX_DAYS:
+            raise HTTPException(422, f"a report covers at most {MAX_DAYS} days")
+        found = await evaluations.ended_between(since.isoformat(), until.isoformat())
+        regions = await network.regions(sorted({e["dealer_id"] for e in found})) if group_by == "region" else {}
+        rows = promotions_report.report(found, group_by, regions)
+        if wants_csv(request, format):
+            return csv_response(rows, ("group", *promotions_report.FIELDS), f"promotions-by-{group_by}")
+        return {"group_by": group_by, "since": since, "until": until, "timezone": timezone, "items": rows}
 
     @api.get("/v1/reports/feedback", response_model=None)
     async def feedback_counts(
