@@ -5,8 +5,10 @@ change the alert in the API."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import httpx
@@ -23,9 +25,13 @@ from factories import (
     promotion_planned,
     promotion_spend,
     sale,
+    signal,
     visit,
 )
+from helpers import publish as publish_messages
 from histories import network_history, post
+
+from services.common.topology import Topology
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -110,7 +116,7 @@ def test_the_board_shows_alerts_live_and_its_actions_are_recorded(services, page
     page.fill("dialog textarea[name=note]", "budget raised by the region")
     page.click("dialog button[name=confirm]")
     expect(row(page, "B-2").locator(".badge.status-resolved")).to_be_visible()
-    expect(row(page, "B-2").get_by_role("button")).to_have_text(["details"])  # no more actions
+    expect(row(page, "B-2").get_by_role("button")).to_have_text(["details", "Add a finding"])  # no more actions: findings only
     b2 = httpx.get(f"{notify.url}/v1/alerts/{b2['alert_id']}").json()
     assert (b2["status"], b2["resolved_by"], b2["resolved_cause"]) == ("resolved", "li.na", "dealer-cash-flow")
     assert b2["resolved_note"] == "budget raised by the region"
@@ -386,4 +392,87 @@ def test_the_dealer_file_shows_feedback_open_first_in_the_readers_language(servi
     expect(rows.nth(0).locator(".badge")).to_have_text("未答复")
     expect(rows.nth(1)).to_contain_text("已调价 (li.na)")
     expect(rows.nth(1)).to_contain_text("热线")
-    keep_screenshot(page, "dealer-feedback.png", tmp_path)
+
+
+def test_the_warning_procedure_on_the_board_mine_assign_findings_warnings_and_promotions(
+    services, page, tmp_path, amqp_url, namespace
+):
+    """#23 on the board: "mine" shows the alerts of the person named at the top, an alert is
+    moved to someone and given a finding; the Warnings view shows the report, the weekly chart
+    and the oldest open warning of each assignee; the Promotions view the owners' table."""
+    (rules,) = services("rules")
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url})
+    exchange = Topology(namespace).alert_signals.name
+
+    def publish(*bodies: bytes) -> None:  # off this thread: Playwright's sync API runs an event loop in it
+        sending = threading.Thread(target=publish_messages, args=(amqp_url, exchange, "k", *bodies))
+        sending.start()
+        sending.join()
+
+    seen = now() - dt.timedelta(days=2)
+    for alert_id, owner, region in (("M1", "li.na", "north"), ("M2", "wang", "north"), ("M3", None, "south")):
+        body = signal(alert_id, 1, owner=owner, labels={"region": region}, dealer_id=f"D-{alert_id}", opened_at=seen, at=seen)
+        publish(body)
+    evaluation = {
+        "kind": "promotion-evaluation",
+        "dealer_id": "D-M1",
+        "promotion_id": "P-9",
+        "owner": "Wang Fang",
+        "starts_on": (now().date() - dt.timedelta(days=20)).isoformat(),
+        "ends_on": (now().date() - dt.timedelta(days=6)).isoformat(),
+        "sales_during": 900.0,
+        "sales_before": 1000.0,
+        "spend": 400.0,
+        "budget": 300.0,
+        "ratio": -0.25,
+        "verdict": "ineffective",
+        "at": iso(now()),
+        "policy_version": "v",
+    }
+    publish(json.dumps(evaluation).encode())
+    wait_for(lambda: len(httpx.get(f"{notify.url}/v1/alerts").json()["items"]) == 3)
+
+    page.goto(notify.url)
+    page.fill("#actor", "li.na")
+    page.locator("#actor").dispatch_event("change")
+    page.get_by_test_id("mine").click()
+    expect(page.locator("tr.alert")).to_have_count(1)
+    expect(page.locator("tr.alert td.assignee")).to_have_text("li.na")
+    page.fill("input[name=assignee]", "")
+    page.locator("input[name=assignee]").dispatch_event("change")
+    expect(page.locator("tr.alert")).to_have_count(3)
+
+    unassigned = row(page, "D-M3")
+    expect(unassigned.locator("td.assignee")).to_have_text("unassigned")
+    unassigned.locator("button[data-action=assign]").click()
+    page.fill("dialog input[name=to]", "li.na")
+    page.fill("dialog textarea[name=note]", "she covers the south now")
+    page.click("dialog button[name=confirm]")
+    expect(unassigned.locator("td.assignee")).to_have_text("li.na")
+    unassigned.locator("button[data-action=addFinding]").click()
+    page.fill("dialog textarea[name=text]", "the dealer's cash came in late")
+    page.click("dialog button[name=confirm]")
+    expect(page.locator("dialog[open]")).to_have_count(0)
+    history = httpx.get(f"{notify.url}/v1/alerts/M3").json()["history"]
+    assert [(h["action"], h.get("to"), h["text"]) for h in history[1:]] == [
+        ("assigned", "li.na", "she covers the south now"),
+        ("noted", None, "the dealer's cash came in late"),
+    ]
+
+    page.goto(f"{notify.url}/?report=warnings&group_by=assignee")
+    table = page.get_by_test_id("warnings-table")
+    expect(table.locator("tbody tr")).to_have_count(2)
+    expect(table.locator("tr[data-group='li.na'] [data-field=raised]")).to_have_text("2")
+    expect(page.locator("[data-testid=warnings-chart] rect[data-part=raised]")).to_have_count(
+        2
+    )  # a week of north and one of south
+    expect(page.locator("[data-testid=oldest-open] tbody tr")).to_have_count(3)
+    expect(page.locator("select[name=group_by]")).to_have_value("assignee")
+    keep_screenshot(page, "warnings.png", tmp_path)
+
+    page.goto(f"{notify.url}/?report=promotions")
+    owners = page.get_by_test_id("promotions-table")
+    expect(owners.locator("tr[data-owner='Wang Fang'] [data-field=over_budget]")).to_have_text("1")
+    expect(owners.locator("tr[data-owner='Wang Fang'] [data-field=net_effect]")).to_have_text("-100")
+    expect(page.locator("tr[data-promotion=P-9]")).to_contain_text("ineffective")
+    keep_screenshot(page, "promotions.png", tmp_path)

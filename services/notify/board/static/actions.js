@@ -1,4 +1,4 @@
-// Acknowledge, resolve and silence, in one dialog. Every action is recorded with the person
+// Acknowledge, resolve, assign, add a finding and silence, in one dialog. Every action is recorded with the person
 // named at the top of the page; the API decides whether it is allowed. `done` gets the API's
 // answer (the alert after an acknowledge or resolve; a silence reaches the list by the stream).
 
@@ -12,7 +12,7 @@ const DURATIONS = [[1, "hours"], [4, "hours"], [24, "hours"], [7, "days"]];
 export function openAction(kind, alert, done, action = null) {
   const dialog = document.getElementById("action-dialog");
   const error = h("p", { class: "error", role: "alert" });
-  const fields = action ? [choiceField(action), textField(action.text, action.text_required)] : silenceFields(alert);
+  const fields = action ? [inputField(action), choiceField(action), textField(action.text, action.text_required)] : silenceFields(alert);
   const form = h("form", { method: "dialog" },
     h("h2", {}, `${t(kind)}: ${alert.rule_id} · ${alert.dealer_id}`),
     h("p", { class: "summary" }, alert.summary),
@@ -37,6 +37,11 @@ export function openAction(kind, alert, done, action = null) {
   });
   dialog.replaceChildren(form);
   dialog.showModal();
+}
+
+// assign: who it goes to
+function inputField(action) {
+  return action.input ? h("label", {}, t(action.input), h("input", { name: action.input, required: true, size: 16 })) : null;
 }
 
 // resolve: the cause from notify's list, in the reader's language
@@ -70,6 +75,7 @@ async function send(action, alert, data) {
     const path = `/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action.path}`;
     const body = { by: actor(), [action.text]: data.get(action.text) || null };
     if (action.choice) body[action.choice] = data.get(action.choice);
+    if (action.input) body[action.input] = data.get(action.input);
     return post(path, body);
   }
   const matchers = {};

@@ -7,7 +7,9 @@ import { showBoard } from "./board.js";
 import { showDealer } from "./dealer.js";
 import { language, switchLanguage, t } from "./i18n.js";
 import { showOutlet } from "./outlet.js";
+import { showPromotions } from "./promotions.js";
 import { showReport } from "./report.js";
+import { showWarnings } from "./warnings.js";
 
 function setConnection(state) {
   const badge = document.getElementById("connection");
@@ -44,7 +46,9 @@ async function start() {
   if (dealer || params.get("report")) {
     setConnection("live");
     document.getElementById("connection").hidden = true; // a file is read once, not followed live
-    if (params.get("report")) await showReport(view);
+    if (params.get("report") === "warnings") await showWarnings(view);
+    else if (params.get("report") === "promotions") await showPromotions(view);
+    else if (params.get("report")) await showReport(view);
     else if (params.get("outlet")) await showOutlet(view, dealer, params.get("outlet"));
     else await showDealer(view, dealer);
   } else if (config.lifecycle) {

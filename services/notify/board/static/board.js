@@ -1,6 +1,6 @@
 // The board: counts by severity, filters kept in the URL, the alert list, updated live.
 
-import { get } from "./api.js";
+import { actor, get } from "./api.js";
 import { openAction } from "./actions.js";
 import { formatTime, h } from "./dom.js";
 import { dealerLabel, summaryOf, t } from "./i18n.js";
@@ -8,7 +8,10 @@ import { follow } from "./live.js";
 
 const SEVERITIES = ["critical", "warning", "info"];
 const RANK = { critical: 2, warning: 1, info: 0 };
-const FILTERS = ["severity", "status", "rule_id", "region", "dealer_id"];
+const FILTERS = ["severity", "status", "rule_id", "region", "dealer_id", "assignee"];
+// besides the lifecycle's: moving an alert to someone, and a finding (any state)
+const ASSIGN = { name: "assign", path: "assign", text: "note", text_required: false, input: "to" };
+const FINDING = { name: "addFinding", path: "notes", text: "text", text_required: true };
 const LIMIT = 500;
 
 // lifecycle: the alert's statuses, the active ones and the actions between them (notify's alert.py)
@@ -45,7 +48,9 @@ export function showBoard(view, setConnection, lifecycle) {
   }
 
   // the alert's fixed properties go to the server; status changes, so it is checked here
-  const fixed = () => ({ severity: filters.severity, rule_id: filters.rule_id, region: filters.region, dealer_id: filters.dealer_id });
+  const fixed = () => ({
+    severity: filters.severity, rule_id: filters.rule_id, region: filters.region, dealer_id: filters.dealer_id, assignee: filters.assignee,
+  });
   const statuses = () => STATUS_CHOICES[filters.status].split(",").filter(Boolean);
   const wanted = (alert) => !statuses().length || statuses().includes(alert.status);
 
@@ -114,7 +119,9 @@ function filterForm(filters, choices, apply) {
   return h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
     select("severity", [["", t("any")], ...SEVERITIES.map((s) => [s, t(s)])]),
     select("status", Object.keys(choices).map((s) => [s, t(s)])),
-    text("rule_id", "rule"), text("region", "region"), text("dealer_id", "dealer"));
+    text("rule_id", "rule"), text("region", "region"), text("dealer_id", "dealer"), text("assignee", "assignee"),
+    // "mine": the alerts of the person named at the top of the page
+    h("button", { type: "button", "data-testid": "mine", onclick: () => actor() && apply({ assignee: actor() }) }, t("mine")));
 }
 
 function row(alert, lifecycle, isNew, acted, toggle) {
@@ -135,7 +142,9 @@ function row(alert, lifecycle, isNew, acted, toggle) {
     h("td", { class: "row-actions" },
       ...lifecycle.actions.filter((action) => action.from.includes(alert.status))
         .map((action) => act(action.name, action.choice ? { ...action, choices: lifecycle.causes } : action)),
-      active && !alert.silenced_by?.length ? act("silence") : null));
+      active && !alert.silenced_by?.length ? act("silence") : null,
+      active ? act("assign", ASSIGN) : null,
+      act("addFinding", FINDING)));
 }
 
 // who did what, and who was told: the alert's history and its delivery log

@@ -37,7 +37,7 @@ export async function showDealer(view, dealerId) {
 
 // what the dealer said, open items first, with how long they waited or how long the answer took
 function feedback(items) {
-  return table(["received", "channel", "topic", "text", "status", "answer", "feedbackDays"], items.map((f) => h("tr", { "data-feedback": f.feedback_id },
+  return table(["received", "channel", "topic", "said", "status", "answer", "feedbackDays"], items.map((f) => h("tr", { "data-feedback": f.feedback_id },
     h("td", {}, formatTime(f.received_at)), h("td", {}, t(f.channel)), h("td", {}, f.topic), h("td", {}, f.text),
     h("td", {}, h("span", { class: `badge feedback-${f.status}` }, t(f.status === "open" ? "unanswered" : "answered"))),
     h("td", {}, f.answer ? `${f.answer} (${f.answered_by})` : ""),
