@@ -37,7 +37,7 @@ from network import network_history
 
 from services import devstack
 from services.common.topology import Topology
-from services.notify.dealerfile import timeline_id
+from services.notify.dealers.file import timeline_id
 from services.rules import policy
 from services.rules.backtest import backtest
 

@@ -24,16 +24,18 @@ from services.common.settings import Settings
 from services.common.topology import Topology, declare, routing_key
 
 from . import board
-from .api import alerts, dealers, reports, silences
+from .api import alerts, reports, silences
 from .channels.base import receiver_client
 from .consumer import SignalConsumer
-from .dealerfile import DealerFile
+from .dealers import api as dealers
+from .dealers import reports as dealer_reports
+from .dealers.evaluations import Evaluations
+from .dealers.feedback import FeedbackRecords
+from .dealers.file import DealerFile
+from .dealers.network import Network
 from .delivery import DeliveryWorker
-from .evaluations import Evaluations
 from .feed import ChangeFeed
-from .feedback import FeedbackRecords
 from .leader import Lease
-from .network import Network
 from .outbox import Outbox
 from .router import Router
 from .signals import SignalIntake
@@ -145,7 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router(store, outbox, feed, stopping, settings.max_streams, lambda: router.causes))
     app.include_router(silences.router(store, silences_, settings.silence_max_days))
     app.include_router(dealers.router(store, dealer_file, evaluations, network, feedback_records))
-    app.include_router(reports.router(dealer_file, network, store, feedback_records, evaluations))
+    app.include_router(reports.router(dealer_file, store))
+    app.include_router(dealer_reports.router(dealer_file, network, feedback_records, evaluations))
     board.mount(app, auth_required=not keys.open, causes=lambda: router.causes)
     app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
     return app

@@ -18,8 +18,8 @@ from services.common.health import Health
 from services.common.settings import Settings
 from services.common.topology import Topology
 
+from .dealers.evaluations import Evaluations
 from .delivery import DeliveryWorker
-from .evaluations import Evaluations
 from .matchers import labels_of
 from .router import Router
 from .signals import SignalIntake

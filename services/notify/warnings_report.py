@@ -17,11 +17,12 @@ by `first_seen_at`) and group, for the chart.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+from services.common.percentiles import percentile
 
 from .alert import ACTIVE, RULES
 
@@ -74,14 +75,6 @@ def group_of(alert: dict[str, Any], group_by: GroupBy) -> str | None:
     else:
         value = alert.get(group_by)
     return None if value is None else str(value)
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest rank: the smallest value with at least p of them at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
 
 def _key(alert: dict[str, Any]) -> tuple[str, str, str | None]:

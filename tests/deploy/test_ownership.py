@@ -27,9 +27,9 @@ def test_only_the_alert_module_builds_writes_to_alerts():
         "services/notify/alert.py",
         "services/notify/silences.py",  # silences
         "services/notify/changes.py",  # counters, alert_changes
-        "services/notify/dealerfile.py",  # dealer_timeline
+        "services/notify/dealers/file.py",  # dealer_timeline
         "services/notify/leader.py",  # leases
-        "services/notify/network.py",  # reads dealer_timeline ($max in an aggregation)
+        "services/notify/dealers/network.py",  # reads dealer_timeline ($max in an aggregation)
     }
     for path in writers - {"services/notify/alert.py"}:
         assert "alerts" not in re.findall(r'db\["(\w+)"\]', (ROOT / path).read_text()), path

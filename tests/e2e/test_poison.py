@@ -135,7 +135,7 @@ async def test_the_dealer_file_writes_a_batch_without_the_document_the_database_
     """No valid event makes such a document any more; the split stays, for what nobody foresaw."""
     import motor.motor_asyncio
 
-    from services.notify.dealerfile import DealerFile
+    from services.notify.dealers.file import DealerFile
 
     client = motor.motor_asyncio.AsyncIOMotorClient(mongo_url)
     dealer_file = DealerFile.__new__(DealerFile)

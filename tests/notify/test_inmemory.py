@@ -14,8 +14,8 @@ from services.common.health import Health
 from services.common.settings import Settings
 from services.common.topology import Topology
 from services.notify.consumer import SignalConsumer
+from services.notify.dealers.evaluations import Evaluations
 from services.notify.delivery import DeliveryWorker
-from services.notify.evaluations import Evaluations
 from services.notify.outbox import Outbox
 from services.notify.router import Router
 from services.notify.signals import SignalIntake

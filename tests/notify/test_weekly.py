@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from services.notify.weekly import week_start, weekly_series
+from services.notify.dealers.weekly import week_start, weekly_series
 
 UTC, SHANGHAI = ZoneInfo("UTC"), ZoneInfo("Asia/Shanghai")
 

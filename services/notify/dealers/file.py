@@ -31,8 +31,8 @@ from services.common.mongo import Collection, Database
 from services.common.settings import Settings
 from services.common.topology import Topology
 
-from . import alert as alerts
-from .store import AlertStore
+from .. import alert as alerts
+from ..store import AlertStore
 from .weekly import KEPT_WEEKS, week_start, weekly_series
 
 log = logging.getLogger("dealerwatch.notify.dealerfile")

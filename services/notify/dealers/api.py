@@ -15,11 +15,11 @@ from services.common.dealer_file import SHOWN_WEEKS, PolicyView
 from services.common.timeutil import utcnow
 
 from .. import alert as alerts
-from ..dealerfile import DealerFile, dealers_with_open_alerts
-from ..evaluations import Evaluations
-from ..feedback import FeedbackRecords
-from ..network import MAX_PAGE, PAGE, Network, Page
 from ..store import AlertStore
+from .evaluations import Evaluations
+from .feedback import FeedbackRecords
+from .file import DealerFile, dealers_with_open_alerts
+from .network import MAX_PAGE, PAGE, Network, Page
 
 PROMOTION_EVENTS = ["promotion.planned", "promotion.approved", "promotion.spend", "promotion.ended"]
 

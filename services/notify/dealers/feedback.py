@@ -16,8 +16,7 @@ from pymongo import ASCENDING
 
 from services.common.durations import DAY
 from services.common.mongo import Collection, find_in
-
-from .warnings_report import percentile
+from services.common.percentiles import percentile
 
 RECEIVED, ANSWERED = "feedback.received", "feedback.answered"
 GroupBy = Literal["region", "channel", "topic"]
