@@ -212,7 +212,36 @@ def report(stack: Stack, hook: WebhookReceiver, events: list[dict], path: str, i
         print(f"| {name} | {value}{'' if ok else ' **FAILED**'} |")
     if live_open != expected_open:
         print("live only:", sorted(live_open - expected_open), "\nbacktest only:", sorted(expected_open - live_open))
+    warnings_report(notify, min(dt.datetime.fromisoformat(e["occurred_at"]) for e in events))
     return 0 if all(ok for _, _, ok in rows) else 1
+
+
+WARNING_COLUMNS = (
+    "raised",
+    "resolved_by_rules",
+    "resolved_by_person",
+    "open",
+    "recurred_30d",
+    "resolve_p50_hours",
+    "resolve_p90_hours",
+)
+
+
+def warnings_report(notify, earliest: dt.datetime) -> None:
+    """The warnings report (#23) on the history just judged, by rule: what the procedure's numbers
+    look like on a year of a network's events (a view, not a check)."""
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    since = max(earliest, until - dt.timedelta(days=366))
+    response = httpx.get(
+        f"{notify.url}/v1/reports/warnings", params={"group_by": "rule", "since": since.isoformat(), "until": until.isoformat()}
+    )
+    if response.status_code != 200:
+        print(f"\nthe warnings report answered {response.status_code}: {response.text[:300]}")
+        return
+    print(f"\nwarnings report by rule, alerts first seen from {since:%Y-%m-%d}:\n")
+    print("| rule | " + " | ".join(WARNING_COLUMNS) + " |\n|---|" + "---|" * len(WARNING_COLUMNS))
+    for row in response.json()["items"]:
+        print(f"| {row['group']} | " + " | ".join("–" if row[c] is None else str(row[c]) for c in WARNING_COLUMNS) + " |")
 
 
 def backtest_alerts(path: str, now: dt.datetime) -> tuple[set[tuple], set[tuple]]:
