@@ -62,8 +62,9 @@ class Stack:
             delivery_retry_max_seconds="2",
             clock_hold_seconds=str(HOLD_SECONDS),
             ingest_port=str(free_port()),
-            rules_port=str(free_port()),
+            rules_port=str(rules_port := free_port()),
             notify_port=str(free_port()),
+            rules_url=f"http://127.0.0.1:{rules_port}",  # notify's reports follow the rules' policy
         )
         self.services: dict[str, Service] = {}
         self.mongo: subprocess.Popen | None = None
