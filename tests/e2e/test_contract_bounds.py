@@ -106,7 +106,17 @@ def events(draw) -> dict:
     dealer = draw(st.one_of(ids, longest_chinese))
     at = draw(times())
     base = {"event_id": draw(st.one_of(ids, longest_chinese)), "dealer_id": dealer, "occurred_at": at.isoformat()}
-    kind = draw(st.sampled_from(["sale", "visit", "promotion.planned", "target.set"]))
+    kind = draw(st.sampled_from(["sale", "visit", "promotion.planned", "target.set", "feedback.received"]))
+    if kind == "feedback.received":  # #23: the longest ids and texts allowed, in Chinese too
+        return {
+            **base,
+            "type": "feedback.received",
+            "feedback_id": draw(st.one_of(ids, longest_chinese)),
+            "channel": draw(st.sampled_from(["symposium", "visit", "publication", "hotline", "other"])),
+            "topic": draw(st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=64)),
+            "text": draw(st.sampled_from(["交" * 2000, "x"])),
+            "received_by": draw(st.one_of(st.none(), longest_chinese)),
+        }
     if kind == "sale":
         return {
             **base,
@@ -174,7 +184,13 @@ def test_every_event_within_the_bounds_is_judged_and_kept_or_refused_with_a_reas
         # stored before the next example (the door reads what rules stored; a dealer's next event
         # posted within a flush of this one could pass the door on an older judgement time)
         wait_for(lambda: (database[DEALERS].find_one({"_id": event["dealer_id"]}) or {}).get("events") == counted, 30)
-        kinds = {"sale": None, "visit": "visits", "promotion.planned": "promotions", "target.set": None}
+        kinds = {
+            "sale": None,
+            "visit": "visits",
+            "promotion.planned": "promotions",
+            "target.set": None,
+            "feedback.received": "feedback",
+        }
         if kinds[event["type"]]:
             url = f"{notify.url}/v1/dealers/{_path(event['dealer_id'])}"
             wait_for(lambda: httpx.get(url, timeout=10).json().get(kinds[event["type"]]), 20)
