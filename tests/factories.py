@@ -143,3 +143,31 @@ def feed(core: Any, *events: dict) -> list:
     for event in events:
         outputs.extend(core.handle(parse_event(event)) or [])
     return outputs
+
+
+def support_dispatched(
+    dealer: str,
+    at: dt.datetime,
+    support_id: str,
+    starts_on: dt.date,
+    ends_on: dt.date,
+    kind: str = "rep",
+    cost: float | str = "1000",
+    dealer_share: float | str = "0",
+    owner: str = "zhao.lei",
+    **extra: Any,
+) -> dict:
+    fields = {
+        "support_id": support_id,
+        "kind": kind,
+        "starts_on": starts_on.isoformat(),
+        "ends_on": ends_on.isoformat(),
+        "cost": str(cost),
+        "dealer_share": str(dealer_share),
+        "owner": owner,
+    }
+    return {**_base("support.dispatched", dealer, at, None), **fields, **extra}
+
+
+def support_ended(dealer: str, at: dt.datetime, support_id: str) -> dict:
+    return {**_base("support.ended", dealer, at, None), "support_id": support_id}

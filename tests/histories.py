@@ -210,3 +210,54 @@ def network_history(today: dt.date) -> list[dict]:
         visit_planned("N-2", t - 30 * DAY, "PL-A", today - 20 * DAY),
         visit("N-2", noon(today - 20 * DAY)),
     ]
+
+
+def quarter_start(day: dt.date) -> dt.date:
+    return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def support_history(end: dt.datetime) -> list[dict]:
+    """100 days ending at `end` that raise every rule of #24 whatever the date: a quarter's end
+    and a quarter's half always fall in them. I-REACH sells 20,000 a day over the last 20 days of
+    the quarter before (within 10% of the 300,000 tier with 6 days left); I-GATE has targets of
+    100,000 a month and sells 1,000 a day (its gate at risk from the quarter's half); S-A gets a
+    rep ended early and an unshared vehicle, S-B a vehicle shared at 1% that runs to its
+    ends_on; PR has a promotion far behind what its owner expected, ended on its last day."""
+    from factories import support_dispatched, support_ended
+
+    start, today = end - 100 * DAY, end.date()
+    previous_end = quarter_start(today) - DAY
+    noon = lambda day: dt.datetime.combine(day, dt.time(12), dt.UTC)  # noqa: E731 - a local shorthand
+    events = [dealer_registered(dealer, start, region="华东") for dealer in ("I-REACH", "I-GATE", "S-A", "S-B", "PR")]
+    for day in range(100):  # at 02:00 of each day up to yesterday
+        at = dt.datetime.combine(start.date() + day * DAY, dt.time(2), dt.UTC)
+        if 0 < (previous_end - at.date()).days + 1 <= 20:
+            events.append(sale("I-REACH", at, "20000"))
+        events += [sale("I-GATE", at, "1000"), sale("S-A", at, "500"), sale("S-B", at, "400"), sale("PR", at, "300")]
+    month = dt.date(start.year, start.month, 1)
+    while month <= today + 31 * DAY:
+        events.append(
+            network_event(
+                "target.set", "I-GATE", start, period=month.strftime("%Y-%m"), sales_target="100000", active_outlets_target=0
+            )
+        )
+        month = (month + 32 * DAY).replace(day=1)
+    s_start = (end - 30 * DAY).date()
+    events += [
+        support_dispatched("S-A", noon(s_start), "SA-rep", s_start, s_start + 20 * DAY, cost="5000", dealer_share="0.2"),
+        support_ended("S-A", noon(s_start + 9 * DAY), "SA-rep"),
+        support_dispatched(
+            "S-A", noon(s_start + 2 * DAY), "SA-car", s_start + 2 * DAY, s_start + 6 * DAY, kind="vehicle", cost="900"
+        ),
+        support_dispatched(
+            "S-B", noon(s_start), "SB-car", s_start, s_start + 12 * DAY, kind="vehicle", cost="900", dealer_share="0.01"
+        ),
+    ]
+    p_start = (end - 40 * DAY).date()
+    planned = promotion_planned("PR", noon(p_start - 3 * DAY), "PR-1", budget="2000")
+    planned.update(starts_on=p_start.isoformat(), ends_on=(p_start + 9 * DAY).isoformat(), expected_sales="50000")
+    events += [
+        planned,
+        network_event("promotion.ended", "PR", noon(p_start + 9 * DAY) + dt.timedelta(hours=6), promotion_id="PR-1"),
+    ]
+    return sorted(events, key=lambda e: e["occurred_at"])

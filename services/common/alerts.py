@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
+from .support import Weights
+
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 
@@ -72,5 +74,64 @@ class PromotionEvaluation(BaseModel):
     policy_version: str
 
 
-RulesOutput = Annotated[AlertSignal | PromotionEvaluation, Field(discriminator="kind")]
-rules_output_adapter: TypeAdapter[AlertSignal | PromotionEvaluation] = TypeAdapter(RulesOutput)
+class SupportEvaluation(BaseModel):
+    """The judgement of a support when it ends (#24): P, S and X like a promotion's, X being the
+    manufacturer's part of the cost. notify adds the dealer's alerts open at its start and those
+    resolved by its end."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["support-evaluation"] = "support-evaluation"
+    dealer_id: str
+    support_id: str
+    support_kind: str
+    owner: str | None = None
+    reason: str | None = None
+    starts_on: str
+    ends_on: str
+    started_at: AwareDatetime = Field(description="The start of starts_on (the policy's time zone).")
+    ended_at: AwareDatetime = Field(description="support.ended's time, or the end of ends_on.")
+    ended_early: bool
+    days: float = Field(description="L: days from its start to its end")
+    sales_during: float = Field(description="P: net sales from its start to its end")
+    sales_before: float = Field(description="S: net sales in as long before its start")
+    cost: float
+    dealer_share: float
+    net_cost: float = Field(description="X = cost x (1 - dealer_share)")
+    ratio: float | None = Field(default=None, description="(P - S) / X (None when X is 0)")
+    verdict: Literal["effective", "ineffective", "no-cost"]
+    at: AwareDatetime
+    policy_version: str
+
+
+class RunningSupport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    support_id: str
+    support_kind: str
+    ends_on: str
+    days_left: int = Field(description="Days from the dealer's judgement day to ends_on, both included.")
+    owner: str | None = None
+
+
+class DealerStanding(BaseModel):
+    """What is at stake at a dealer, as rules last judged it (#24): the parts of its support
+    priority that come from its measures (services/common/support.py), sent when they change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["dealer-standing"] = "dealer-standing"
+    dealer_id: str
+    dealer_name: str | None = None
+    region: str | None = None
+    target_gap: float = Field(ge=0)
+    baseline_gap: float = Field(ge=0)
+    running: RunningSupport | None = Field(default=None, description="Support running at `at`, if any.")
+    weights: Weights = Field(default_factory=Weights, description="The policy's weight of each open alert's severity.")
+    at: AwareDatetime = Field(description="The event time the dealer was judged at.")
+    policy_version: str
+
+
+RulesOutput = Annotated[AlertSignal | PromotionEvaluation | SupportEvaluation | DealerStanding, Field(discriminator="kind")]
+rules_output_adapter: TypeAdapter[AlertSignal | PromotionEvaluation | SupportEvaluation | DealerStanding] = TypeAdapter(
+    RulesOutput
+)

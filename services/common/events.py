@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from .limits import MAX_PROMOTION_DAYS
+from .limits import MAX_PROMOTION_DAYS, MAX_SUPPORT_DAYS
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
@@ -248,6 +248,40 @@ class FeedbackAnswered(_EventBase):
     text: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
 
 
+SupportKind = Literal["rep", "supervisor", "promoter", "vehicle"]
+
+
+class SupportDispatched(_EventBase):
+    """People or a vehicle sent to the dealer (#24): judged by its effect when it ends."""
+
+    type: Literal["support.dispatched"]
+    support_id: Id
+    kind: SupportKind
+    starts_on: Day
+    ends_on: Day
+    cost: Amount = Field(ge=0, description="What the support costs in all.")
+    dealer_share: Share = Field(description="The part of the cost the dealer pays (0 to 1).")
+    owner: Id = Field(description="Who decided it: the owner of its alerts.")
+    reason: str | None = Field(default=None, max_length=500, description="Why, e.g. the alert id it answers.")
+
+    @field_validator("ends_on")
+    @classmethod
+    def _ends_after_start(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        starts_on = info.data.get("starts_on")
+        if starts_on is not None and value < starts_on:
+            raise ValueError("ends_on must not be before starts_on")
+        if starts_on is not None and (value - starts_on).days + 1 > MAX_SUPPORT_DAYS:
+            raise ValueError(f"a support lasts at most {MAX_SUPPORT_DAYS} days (starts_on to ends_on, both included)")
+        return value
+
+
+class SupportEnded(_EventBase):
+    """Ends a support before its ends_on (otherwise it ends with its last day)."""
+
+    type: Literal["support.ended"]
+    support_id: Id
+
+
 Event = Annotated[
     Sale
     | Visit
@@ -263,7 +297,9 @@ Event = Annotated[
     | VisitPlanned
     | VisitPlanCancelled
     | FeedbackReceived
-    | FeedbackAnswered,
+    | FeedbackAnswered
+    | SupportDispatched
+    | SupportEnded,
     Field(discriminator="type"),
 ]
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)

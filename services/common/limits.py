@@ -13,12 +13,20 @@ MAX_PROMOTIONS = 1_000  # promotions kept: open, and ended (or closed) within th
 MAX_SPENDS = 10_000  # spends counted per promotion (their ids are kept to count each once)
 MAX_PROMOTION_DAYS = 366  # from starts_on to ends_on, both included
 MAX_FEEDBACK = 10_000  # feedback items kept: unanswered, and answered within the lateness
+MAX_SUPPORTS = 1_000  # support records kept: running, and ended within the last 90 days
+MAX_SUPPORT_DAYS = 366  # from starts_on to ends_on, both included
 
 # per rules partition: sources of history followed at once (judge.py); the oldest is let go
 MAX_HISTORIES = 1_000
 
 # what a dealer's kept subjects are counted as in its stored document (ingest reads them: kept.py)
-COUNTED = {"plans": MAX_PLANS, "outlets": MAX_OUTLETS, "promotions": MAX_PROMOTIONS, "feedback": MAX_FEEDBACK}
+COUNTED = {
+    "plans": MAX_PLANS,
+    "outlets": MAX_OUTLETS,
+    "promotions": MAX_PROMOTIONS,
+    "feedback": MAX_FEEDBACK,
+    "supports": MAX_SUPPORTS,
+}
 
 
 class LimitReached(ValueError):

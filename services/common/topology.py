@@ -54,9 +54,10 @@ def alert_routing_key(severity: str, rule_id: str, dealer_id: str) -> str:
     return routing_key(severity, rule_id, dealer_id)
 
 
-def evaluation_routing_key(dealer_id: str) -> str:
-    """Promotion evaluations travel with the alert signals (notify keeps them in the dealer file)."""
-    return routing_key("evaluation", "promotion", dealer_id)
+def evaluation_routing_key(dealer_id: str, of: str = "promotion") -> str:
+    """Promotion and support evaluations travel with the alert signals (notify keeps them in the
+    dealer file); so do the dealers' standings (`of="standing"`, the support priorities)."""
+    return routing_key("evaluation", of, dealer_id)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,16 @@ class Topology:
         outlets, kept by notify for each dealer's file."""
         return self._work_queue("notify.dealer-file")
 
-    DEALER_FILE_KEYS = ("*.visit.#", "*.promotion.#", "*.sale.#", "*.target.#", "*.dealer.#", "*.outlet.#", "*.feedback.#")
+    DEALER_FILE_KEYS = (
+        "*.visit.#",
+        "*.promotion.#",
+        "*.sale.#",
+        "*.target.#",
+        "*.dealer.#",
+        "*.outlet.#",
+        "*.feedback.#",
+        "*.support.#",
+    )
 
     @property
     def dead_letter_queue(self) -> RabbitQueue:

@@ -1,8 +1,8 @@
 """Events that would make a dealer keep more than rules can are refused at the door (422,
 naming the limit), like events too late to count: after a 202 they could only be dead-lettered.
 
-Rules stores, with each dealer's state, how many visit plans, outlets, promotions and feedback
-items it keeps
+Rules stores, with each dealer's state, how many visit plans, outlets, promotions, feedback
+items and support records it keeps
 (services/common/limits.py). A request that brings a dealer more new ones than it has room for
 is refused; ids it keeps already are not new, so a retried request is accepted again. (Two
 requests at once can both pass: rules then refuses the excess with the same reason.)
@@ -26,6 +26,7 @@ KINDS = {
         "promotion_id",
     ),
     "feedback": ("feedback items", ("feedback.received", "feedback.answered"), "feedback_id"),
+    "supports": ("support records", ("support.dispatched", "support.ended"), "support_id"),
 }
 
 

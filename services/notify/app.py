@@ -42,6 +42,9 @@ from .signals import SignalIntake
 from .silences import SilenceStore
 from .store import AlertStore
 from .stream import publish_changes
+from .support import api as support_api
+from .support.evaluations import SupportEvaluations
+from .support.priorities import Priorities
 
 log = logging.getLogger("dealerwatch.notify")
 
@@ -65,10 +68,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     outbox = Outbox(store.collection)
     silences_ = SilenceStore(store.db)
     evaluations = Evaluations(store.db)
+    priorities, support_evaluations = Priorities(store.db, store.changes), SupportEvaluations(store.db)
     worker = DeliveryWorker(outbox, router, settings, on_failed=dead_letter_delivery)
-    signals = SignalConsumer(broker, SignalIntake(store, outbox, silences_), evaluations, worker, router, settings, health)
+    signals = SignalConsumer(
+        broker,
+        SignalIntake(store, outbox, silences_),
+        evaluations,
+        (priorities, support_evaluations),
+        worker,
+        router,
+        settings,
+        health,
+    )
     dealer_file = DealerFile(store.db, broker, settings, http, health)
     lease = Lease(store.db, "alerts-exchange")
+    priorities_lease = Lease(store.db, "support-priorities")
     network = Network(dealer_file.collection)
     feedback_records = FeedbackRecords(dealer_file.collection)
     feed = ChangeFeed(store.changes)
@@ -87,7 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await network.ensure_indexes()
         await feedback_records.ensure_indexes()
         await evaluations.ensure_indexes()
+        await priorities.ensure_indexes()
+        await support_evaluations.ensure_indexes()
         await lease.ensure()
+        await priorities_lease.ensure()
         dump_tasks_on_signal()
 
         async def consume() -> None:
@@ -112,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "alerts exchange": publish_changes(store, feed, broker, topology, lambda: state["consuming"], lease, health),
             "routes file": router.watch(),
             "change feed": feed.run(),
+            "support priorities": priorities.follow(priorities_lease, lambda: state["consuming"], health),
         }
         tasks = [health.watch(name, asyncio.create_task(loop)) for name, loop in loops.items()]
         yield
@@ -122,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):  # the database may be gone already
             await lease.release()
+            await priorities_lease.release()
         await broker.stop()
         await http.aclose()
         await router.close()
@@ -146,9 +165,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(alerts.router(store, outbox, feed, stopping, settings.max_streams, lambda: router.causes))
     app.include_router(silences.router(store, silences_, settings.silence_max_days))
-    app.include_router(dealers.router(store, dealer_file, evaluations, network, feedback_records))
+    dealer_support = support_api.dealer_support(priorities, support_evaluations)
+    app.include_router(dealers.router(store, dealer_file, evaluations, network, feedback_records, dealer_support))
     app.include_router(reports.router(dealer_file, store))
     app.include_router(dealer_reports.router(dealer_file, network, feedback_records, evaluations))
+    app.include_router(support_api.router(priorities, support_evaluations))
     board.mount(app, auth_required=not keys.open, causes=lambda: router.causes)
     app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
     return app

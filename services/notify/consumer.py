@@ -11,7 +11,7 @@ from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
 
-from services.common.alerts import AlertSignal, PromotionEvaluation, rules_output_adapter
+from services.common.alerts import AlertSignal, DealerStanding, PromotionEvaluation, SupportEvaluation, rules_output_adapter
 from services.common.batching import flush_forever
 from services.common.consuming import ack_batch, reject, retry_or_reject, settle, subscribe
 from services.common.health import Health
@@ -23,11 +23,13 @@ from .delivery import DeliveryWorker
 from .matchers import labels_of
 from .router import Router
 from .signals import SignalIntake
+from .support.evaluations import SupportEvaluations
+from .support.priorities import Priorities
 
 log = logging.getLogger("dealerwatch.notify")
 
 GATHER_SECONDS = 0.005  # while busy: a moment for a batch to gather (idle, a signal is stored at once)
-Received = tuple[AlertSignal | PromotionEvaluation, RabbitMessage]
+Received = tuple[AlertSignal | PromotionEvaluation | SupportEvaluation | DealerStanding, RabbitMessage]
 
 
 class SignalConsumer:
@@ -36,6 +38,7 @@ class SignalConsumer:
         broker: RabbitBroker,
         intake: SignalIntake,
         evaluations: Evaluations,
+        support: tuple[Priorities, SupportEvaluations],
         worker: DeliveryWorker,
         router: Router,
         settings: Settings,
@@ -44,6 +47,7 @@ class SignalConsumer:
         self._broker = broker
         self._health = health
         self._intake, self._evaluations = intake, evaluations
+        self._priorities, self._support_evaluations = support
         self._worker = worker
         self._router = router
         self._settings = settings
@@ -94,14 +98,21 @@ class SignalConsumer:
         self._announce([signal for (signal, _), new in zip(batch, created, strict=True) if new])
 
     async def _store(self, batch: list[Received]) -> list[bool]:
-        """Evaluations kept, signals applied (in order); which signals created an alert."""
-        signals = []
+        """Evaluations and standings kept, signals applied (in order); which signals created an
+        alert. Support evaluations after the signals: they name the alerts resolved by then."""
+        signals, later = [], []
         for item, _ in batch:
             if isinstance(item, PromotionEvaluation):
                 await self._evaluations.keep(item)
+            elif isinstance(item, DealerStanding):
+                await self._priorities.stand(item)
+            elif isinstance(item, SupportEvaluation):
+                later.append(item)
             else:
                 signals.append((item, *self._router.routed(labels_of(item.model_dump()), item.owner)))
         created = iter(await self._intake.apply_batch(signals))
+        for evaluation in later:
+            await self._support_evaluations.keep(evaluation)
         return [isinstance(item, AlertSignal) and next(created) for item, _ in batch]
 
     async def _one_by_one(self, batch: list[Received]) -> None:
@@ -125,7 +136,7 @@ class SignalConsumer:
                 await settle(message.ack(), message, "ack")
                 self._announce([signal] if created[0] else [])
 
-    def _announce(self, created: list[AlertSignal | PromotionEvaluation]) -> None:
+    def _announce(self, created: list[AlertSignal | PromotionEvaluation | SupportEvaluation | DealerStanding]) -> None:
         for signal in created:
             assert isinstance(signal, AlertSignal)
             log.info("new alert %s %s %s: %s", signal.alert_id, signal.rule_id, signal.dealer_id, signal.summary)

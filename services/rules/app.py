@@ -19,6 +19,7 @@ from services.common.logs import dump_tasks_on_signal
 from services.common.settings import Settings
 from services.common.yamlsource import FileError
 
+from . import incentives
 from . import policy as policies
 from .reload import PolicyReloader
 from .service import RulesService
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if state is None:
             raise HTTPException(404, f"no state for dealer {dealer_id!r}")
         t = max(time.time(), state.latest or 0.0)
+        policy = service.core.policy
         return {
             "dealer_id": dealer_id,
             "at": _iso(t),
@@ -165,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "open_episodes": [
                 {"key": key, "alert_id": e.alert_id, "opened_at": _iso(e.opened_at)} for key, e in state.episodes.items()
             ],
+            "incentives": incentives.view(state, policy.spec.incentives, t, policy.calendar),
         }
 
     @app.post("/admin/reload")

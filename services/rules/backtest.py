@@ -17,15 +17,18 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from services.common.alerts import AlertSignal, PromotionEvaluation
+from services.common import support as priority
+from services.common.alerts import AlertSignal
 from services.common.events import Event, parse_event
 from services.common.limits import LimitReached
 
 from . import expressions as ex
-from . import network
+from . import incentives, network, support
 from .core import RulesCore, TooLate
 from .judge import Judge, Refused
+from .keys import EpisodeKey
 from .policy import Policy
+from .promotions import promotion_measures
 from .signals import Output
 from .state import ts, utc
 
@@ -83,8 +86,8 @@ def backtest(
 
     def emit(outputs: list[Output]) -> None:
         for output in outputs:
-            if isinstance(output, PromotionEvaluation):
-                continue
+            if not isinstance(output, AlertSignal):
+                continue  # evaluations and standings: the dealer file's, not alerts
             if output.state == "resolved" or output.firing_count == 1:
                 out.write(json.dumps(alert_line(output), ensure_ascii=False) + "\n")
                 if output.state == "firing":
@@ -181,10 +184,52 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
                 out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}   when {' '.join(rule.spec.when.split())}\n")
                 for line in _distances(rule.condition, subject.values) if subject.values else [f"{scope} closed or done"]:
                     out.write(f"      {line}\n")
-    for promotion_id in core.states[dealer].promotions:
-        out.write(f"\npromotion {promotion_id}: judged on its events (see backtest)\n")
+    state = core.states[dealer]
+    for promotion_id, promotion in state.promotions.items():
+        values = promotion_measures(promotion, state, t, policy.calendar)
+        _explain_subject(
+            out, f"promotion {promotion_id}", policy.scoped("promotion"), values, "event rules: judged on their events"
+        )
+    for support_id, found in (state.supports or {}).items():
+        values = support.measures(found, state, t, policy.calendar)
+        _explain_subject(
+            out, f"support {support_id} ({found.kind})", policy.scoped(support.SCOPE), values, "judged on its events"
+        )
+    for subject_id, (program, period) in incentives.current(policy.spec.incentives, t, policy.calendar).items():
+        values = incentives.measures(state, program, period, policy.calendar.local(t).date())
+        _explain_subject(out, f"incentive {subject_id}", policy.scoped(incentives.SCOPE), values, "")
+    if policy.spec.support is not None:
+        names, weights = policy.spec.support.measures, policy.spec.support.weights
+        target, baseline = (
+            priority.target_gap(values_of_dealer := core.measures(dealer, t), names),
+            priority.baseline_gap(values_of_dealer, names),
+        )
+        severities = [r.spec.severity for key in state.episodes for r in policy.rules if r.id == EpisodeKey.parse(key).rule_id]
+        out.write(
+            f"\nsupport priority (the ranking; notify weighs the alerts open there)\n"
+            f"  target_gap   = max(0, {names.target} x {names.elapsed} - {names.to_date}) = {target:,.2f}\n"
+            f"  baseline_gap = max(0, {names.baseline} - {names.recent}) = {baseline:,.2f}\n"
+            f"  open episodes here: {len(severities)} ({', '.join(severities) or 'none'})\n"
+            f"  score        = (target_gap + baseline_gap) x (1 + weights) = "
+            f"{priority.score(target, baseline, severities, weights):,.2f}\n"
+        )
+        running = support.running(state, t, policy.calendar) if state.supports else None
+        if running is not None:
+            out.write(f"  support {running.support_id} running, {running.days_left} day(s) left: listed apart\n")
     core.close()
     return 0
+
+
+def _explain_subject(out: IO[str], title: str, rules: tuple[Any, ...], values: dict[str, float], note: str) -> None:
+    out.write(f"\n{title}\n")
+    for name, value in sorted(values.items()):
+        out.write(f"  {name:<30} {value:,.4f}\n")
+    for rule in rules:
+        holds = bool(values) and ex.holds(rule.condition, values)
+        kind = f" [{rule.spec.kind}: {', '.join(rule.spec.trigger)}]" if rule.spec.kind == "event" else ""
+        out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}{kind}   when {' '.join(rule.spec.when.split())}\n")
+        for line in _distances(rule.condition, values) if values else [note or "over"]:
+            out.write(f"      {line}\n")
 
 
 def _distances(condition: ex.Condition, values: dict[str, float]) -> list[str]:

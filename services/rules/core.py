@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from services.common.alerts import AlertSignal, PromotionEvaluation, episode_alert_id
+from services.common import support as priority
+from services.common.alerts import AlertSignal, DealerStanding, PromotionEvaluation, episode_alert_id
 from services.common.durations import DAY
-from services.common.events import Event, PromotionEnded
+from services.common.events import Event, PromotionEnded, Sale, SupportDispatched
 
-from . import network, subjects
+from . import incentives, network, subjects, support
 from .engine import Matcher
 from .keys import EpisodeKey
 from .measures import NET_SALES
@@ -46,6 +47,7 @@ class RulesCore:
         self._rejudge: set[str] = set()  # dealers whose every outlet and plan is judged next (a new policy)
         self._rules: dict[str, tuple[CompiledRule, ...]] = {}
         self._matchers: dict[str, Matcher] = {}  # scope -> the engine's rules of that scope
+        self._values: dict[str, float] = {}  # the dealer measures of the judgement under way
         self.use(policy)
 
     def use(self, policy: Policy) -> list[Output]:
@@ -137,10 +139,17 @@ class RulesCore:
             new_day = self._new_day(state, max(at, state.latest or at))
             state.apply(event, self.policy.sources.get(event.type, ()), undo)
             touched = network.apply(state, event, at, self.policy.calendar, undo)
+            support_id = support.apply(state, event, at, undo)
+            counted = bool(self.policy.spec.incentives) and incentives.apply(state, event, at, self.policy.calendar, undo)
             t = max(at, state.latest or at)
             outputs: list[Output] = self._judge_dealer(state, t, event, touched, new_day, undo)
             if isinstance(event, PROMOTION_EVENTS):
                 outputs += self._judge_promotion(state, event.promotion_id, t, event, undo)
+            if new_day or isinstance(event, Sale):
+                outputs += self._judge_running_promotions(state, t, event, undo)
+            if isinstance(event, SupportDispatched) and support_id is not None:
+                outputs += self._judge_support(state, support_id, t, event.type, undo)
+            outputs += self._judge_rest(state, t, new_day or counted, undo)
             self._prune(state, new_day, undo)
         except BaseException:
             if created:
@@ -159,6 +168,9 @@ class RulesCore:
         try:
             new_day = self._new_day(state, t)
             outputs = self._judge_dealer(state, t, None, set(), new_day, undo)
+            if new_day:
+                outputs += self._judge_running_promotions(state, t, None, undo)
+            outputs += self._judge_rest(state, t, new_day, undo)
             self._prune(state, new_day, undo)
         except BaseException:
             undo.rollback()
@@ -207,6 +219,10 @@ class RulesCore:
             crossing = subjects.deadlines_of(state, self._subject_crossings, t, calendar).next()
             if crossing is not None and t < crossing < best:
                 best = crossing
+        if state.supports:
+            end = support.next_end(state, t, calendar)
+            if end is not None and end < best:
+                best = end
         return best
 
     def measures(self, dealer_id: str, t: float) -> dict[str, float]:
@@ -224,7 +240,7 @@ class RulesCore:
     ) -> list[Output]:
         previous = state.latest
         state.latest = t
-        values = self.measures(state.dealer_id, t)
+        values = self._values = self.measures(state.dealer_id, t)
         outputs: list[Output] = []
         if self._rules["dealer"]:
             holding = set(self._matchers["dealer"].match(values))
@@ -272,14 +288,105 @@ class RulesCore:
                 deadlines.set((scope, subject_id), subjects.next_crossing(subject, self._subject_crossings[scope], t))
         return outputs
 
-    def _judge_promotion(self, state: DealerState, promotion_id: str, t: float, trigger: Event, undo: Undo) -> list[Output]:
+    def _judge_running_promotions(self, state: DealerState, t: float, event: Event | None, undo: Undo) -> list[Output]:
+        """Condition rules on promotions (#24: behind expectation while it runs): every promotion
+        not over yet, or with an episode open, at each sale and the first judgement of a day."""
+        rules = [rule.id for rule in self._rules["promotion"] if rule.spec.kind == "condition"]
+        if not rules or not state.promotions:
+            return []
+        judged = getattr(event, "promotion_id", None)
+        open_ = {key.subject for key in map(EpisodeKey.parse, state.episodes) if key.rule_id in rules}
+        outputs: list[Output] = []
+        for promotion_id, promotion in list(state.promotions.items()):
+            if promotion_id != judged and (promotion.over is None or promotion_id in open_):
+                outputs += self._judge_promotion(state, promotion_id, t, None, undo)
+        return outputs
+
+    def _judge_rest(self, state: DealerState, t: float, incentives_due: bool, undo: Undo) -> list[Output]:
+        """What follows a dealer's judgement: supports whose end is reached, incentive programs
+        (each day, and at each sale or target), and the dealer's standing (support priorities)."""
+        calendar = self.policy.calendar
+        outputs: list[Output] = []
+        for support_id in support.due(state, t, calendar) if state.supports else ():
+            outputs += self._judge_support(state, support_id, t, support.ENDED, undo)
+        if incentives_due and self._rules["incentive"]:
+            outputs += self._judge_incentives(state, t, undo)
+        spec = self.policy.spec.support
+        if spec is not None:
+            running = support.running(state, t, calendar) if state.supports else None
+            gaps = (
+                round(priority.target_gap(self._values, spec.measures), 2),
+                round(priority.baseline_gap(self._values, spec.measures), 2),
+            )
+            standing = (*gaps, state.region, state.name, running, spec.weights)
+            if standing != state.standing:
+                state.standing = standing
+                outputs.append(
+                    DealerStanding(
+                        dealer_id=state.dealer_id,
+                        dealer_name=state.name,
+                        region=state.region,
+                        target_gap=gaps[0],
+                        baseline_gap=gaps[1],
+                        running=running,
+                        weights=spec.weights,
+                        at=utc(t),
+                        policy_version=self.policy.version,
+                    )
+                )
+        return outputs
+
+    def _judge_support(self, state: DealerState, support_id: str, t: float, trigger: str, undo: Undo) -> list[Output]:
+        """Support rules on `support.dispatched`, and at its end (`support.ended`: the event or
+        the clock), whose evaluation goes with them."""
+        assert state.supports is not None
+        found = state.supports[support_id]
+        calendar = self.policy.calendar
+        values = support.measures(found, state, t, calendar)
+        matcher = self._matchers.get(support.SCOPE)
+        holding = set(matcher.match(values)) if matcher is not None else set()
+        outputs: list[Output] = []
+        names = support.names(support_id, found)
+        for rule in self._rules[support.SCOPE]:
+            if trigger in rule.spec.trigger:
+                signal = self._episode(state, rule, support_id, rule.id in holding, t, values, found.owner, names, undo)
+                if signal:
+                    outputs.append(signal)
+        if trigger == support.ENDED and found.judged_end is None and found.kind is not None:
+            outputs.append(support.evaluation(state, support_id, values, t, calendar, self.policy.version))
+            support.ended(state, support_id, t, calendar, undo)
+        return outputs
+
+    def _judge_incentives(self, state: DealerState, t: float, undo: Undo) -> list[Output]:
+        """Each program's running period, and any period with an episode still open (it resolves)."""
+        rules = self._rules[incentives.SCOPE]
+        ids = {rule.id for rule in rules}
+        running = incentives.current(self.policy.spec.incentives, t, self.policy.calendar)
+        wanted = set(running) | {k.subject for k in map(EpisodeKey.parse, state.episodes) if k.rule_id in ids and k.subject}
+        today = self.policy.calendar.local(t).date()
+        outputs: list[Output] = []
+        for subject_id in sorted(wanted):
+            program_period = running.get(subject_id)
+            values = {} if program_period is None else incentives.measures(state, *program_period, today)
+            holding = set(self._matchers[incentives.SCOPE].match(values)) if values else set()
+            program_id, _, period = subject_id.partition("@")
+            names = {"program_id": program_id, "period": period}
+            for rule in rules:
+                signal = self._episode(state, rule, subject_id, rule.id in holding, t, values, None, names, undo)
+                if signal:
+                    outputs.append(signal)
+        return outputs
+
+    def _judge_promotion(
+        self, state: DealerState, promotion_id: str, t: float, trigger: Event | None, undo: Undo
+    ) -> list[Output]:
         promotion = state.promotions[promotion_id]
         values = promotion_measures(promotion, state, t, self.policy.calendar)
         matcher = self._matchers.get("promotion")
         holding = set(matcher.match(values)) if matcher is not None else set()
         outputs: list[Output] = []
         for rule in self._rules["promotion"]:
-            if rule.spec.kind == "event" and trigger.type not in rule.spec.trigger:
+            if rule.spec.kind == "event" and (trigger is None or trigger.type not in rule.spec.trigger):
                 continue
             signal = self._episode(
                 state, rule, promotion_id, rule.id in holding, t, values, promotion.owner, {"promotion_id": promotion_id}, undo
@@ -366,6 +473,8 @@ class RulesCore:
                 freeze_if_final(state, promotion_id, promotion, t, policy, undo)
                 if (needed := sales_needed_from(promotion, policy.calendar)) is not None and promotion.over is None:
                     net_sales = min(net_sales, needed)  # its "before" period is still needed
+        if state.supports and (needed := support.sales_needed_from(state, policy.calendar)) is not None:
+            net_sales = min(net_sales, needed)
         cutoffs[NET_SALES.key] = net_sales
         state.prune(cutoffs, undo)
         net = state.series.get(NET_SALES.key)
@@ -376,3 +485,5 @@ class RulesCore:
             if self.forget_ids_when_judging:  # ids older than the lateness bound can only be too late
                 state.forget_ids(t - policy.lateness - DAY)
             state.forget_promotions(t - PROMOTIONS_KEPT, undo)
+            support.prune(state, t, undo)
+            incentives.prune(state, t, policy.calendar, undo)

@@ -195,4 +195,6 @@ PROMOTION_MEASURES = (
     "promotion_net_effect",
     "promotion_roi",
     "promotion_expected_sales",
+    "promotion_elapsed",
+    "promotion_ended",
 )

@@ -21,6 +21,7 @@ from services.common.events import EVENT_MODELS
 from services.common.yamlsource import FileError, Lines, Problems, read, validated
 
 from . import expressions as ex
+from . import incentives, support
 from .calendar import Calendar
 from .engine import Pattern
 from .keys import SourceKey
@@ -41,7 +42,13 @@ from .spec import Comparison, MeasureSpec, PolicySpec, RuleSpec, Window
 __all__ = ["CompiledRule", "Policy", "PolicyError", "load", "loads", "render_summary"]
 
 TEMPLATE_NAMES = {"dealer_id", "dealer_name", "owner"}  # in every summary; each scope adds its own
-SCOPE_NAMES = {"dealer": set(), "promotion": {"promotion_id"}, **SUBJECT_NAMES}
+SCOPE_NAMES = {
+    "dealer": set(),
+    "promotion": {"promotion_id"},
+    **SUBJECT_NAMES,
+    support.SCOPE: support.NAMES,
+    incentives.SCOPE: incentives.NAMES,
+}
 
 
 class PolicyError(FileError):
@@ -105,7 +112,14 @@ def loads(text: str, source: str = "<policy>") -> Policy:
     measures, sources = {}, {NET_SALES.key: NET_SALES, OUTLET_SALES.key: OUTLET_SALES}
     for name, measure in spec.measures.items():
         where = ("measures", name)
-        builtin = BUILTIN_DEALER_MEASURES.keys() | NETWORK_MEASURES.keys() | set(PROMOTION_MEASURES) | SUBJECT_AGES
+        builtin = (
+            BUILTIN_DEALER_MEASURES.keys()
+            | NETWORK_MEASURES.keys()
+            | set(PROMOTION_MEASURES)
+            | SUBJECT_AGES
+            | set(support.MEASURES)
+            | set(incentives.MEASURES)
+        )
         if name in builtin or name in TEMPLATE_NAMES:
             problems.append((lines.get(where), f"measure {name!r} is built in; choose another name"))
             continue
@@ -134,6 +148,7 @@ def loads(text: str, source: str = "<policy>") -> Policy:
             problems.append((lines.get(at), f"rule {rule.id!r}, summary: {exc}"))
     problems += _engine_problems(compiled, spec, lines)
     baseline_weeks = _baseline_weeks(spec, measures, lines, problems)
+    problems += _support_problems(spec, measures, lines)
     if problems:
         raise PolicyError(source, problems)
     by_type: dict[str, list[Source]] = {}
@@ -227,6 +242,20 @@ def _baseline_weeks(spec: PolicySpec, measures: dict[str, Any], lines: Lines, pr
     return int(weeks)
 
 
+def _support_problems(spec: PolicySpec, measures: dict[str, Any], lines: Lines) -> Problems:
+    """The support section names dealer measures (declared or built in)."""
+    if spec.support is None:
+        return []
+    return [
+        (
+            lines.get(("support", "measures", part)),
+            f"support.measures.{part}: unknown measure {name!r}; dealer measures are {', '.join(sorted(measures))}",
+        )
+        for part, name in spec.support.measures.model_dump().items()
+        if name not in measures
+    ]
+
+
 def _engine_problems(compiled: list[CompiledRule], spec: PolicySpec, lines: Lines) -> Problems:
     """What the engine itself refuses, found now (a policy check builds the rules exactly as the
     live service does) rather than after a reload switched to it: each rule is given to it."""
@@ -248,6 +277,8 @@ def _compile_rule(rule: RuleSpec, measures: dict[str, Any]) -> CompiledRule:
         "dealer": set(measures),
         "promotion": set(PROMOTION_MEASURES),
         **{scope: set(names) for scope, names in SUBJECT_MEASURES.items()},
+        support.SCOPE: set(support.MEASURES),
+        incentives.SCOPE: set(incentives.MEASURES),
     }[rule.scope]
     unknown = ex.measures_of(condition) - available
     if unknown:
@@ -256,7 +287,7 @@ def _compile_rule(rule: RuleSpec, measures: dict[str, Any]) -> CompiledRule:
         )
     pattern = ex.to_durable(condition)
     thresholds, at_midnight = [], False
-    if rule.scope != "promotion":  # promotion rules are event rules: no clock
+    if rule.scope in SUBJECT_MEASURES or rule.scope == "dealer":  # the others hold no age: no clock
         for compare in _comparisons(ex.push_negations(condition)):
             crossing = False
             for side, other in ((compare.left, compare.right), (compare.right, compare.left)):

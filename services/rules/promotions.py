@@ -76,8 +76,14 @@ def promotion_measures(promotion: Promotion, state: DealerState, t: float, calen
             during, earlier = promotion.sales_during, promotion.sales_before
         else:
             during, earlier = net_sales(state, start, end), net_sales(state, before, start)
+        days = float(promotion.days() or 0)
+        today, starts_on = calendar.local(t).date(), dt.date.fromisoformat(promotion.starts_on or "")
+        passed = min(max((today - starts_on).days, 0), days)  # whole days gone by before today
+        over = promotion.over is not None and promotion.over <= t
         values.update(
-            promotion_days=float(promotion.days() or 0),
+            promotion_days=days,
+            promotion_elapsed=passed / days if days else 0.0,
+            promotion_ended=1.0 if over or t >= end else 0.0,
             promotion_sales=during,
             promotion_sales_before=earlier,
             promotion_net_effect=during - earlier,

@@ -38,7 +38,7 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
 
-from services.common.alerts import AlertSignal
+from services.common.alerts import AlertSignal, DealerStanding, SupportEvaluation
 from services.common.batching import flush_forever
 from services.common.broker import PublishTimeout, connect_with_retry, follow_nodes, make_broker, publish_each
 from services.common.consuming import ack_batch, reject, retry_or_reject
@@ -613,10 +613,18 @@ async def _close_quietly(channel: AbstractChannel) -> None:
 def _routing_key(output: Output) -> str:
     if isinstance(output, AlertSignal):
         return alert_routing_key(output.severity, output.rule_id, output.dealer_id)
+    if isinstance(output, SupportEvaluation):
+        return evaluation_routing_key(output.dealer_id, "support")
+    if isinstance(output, DealerStanding):
+        return evaluation_routing_key(output.dealer_id, "standing")
     return evaluation_routing_key(output.dealer_id)
 
 
 def _message_id(output: Output) -> str:
     if isinstance(output, AlertSignal):
         return f"{output.alert_id}:{output.state}:{output.firing_count}"
+    if isinstance(output, SupportEvaluation):
+        return f"support-evaluation:{output.dealer_id}:{output.support_id}"
+    if isinstance(output, DealerStanding):
+        return f"standing:{output.dealer_id}:{output.at.isoformat()}"
     return f"evaluation:{output.dealer_id}:{output.promotion_id}"

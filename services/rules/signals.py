@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from services.common.alerts import AlertSignal, PromotionEvaluation
+from services.common.alerts import AlertSignal, DealerStanding, PromotionEvaluation, SupportEvaluation
 
 from . import expressions as ex
 from .policy import CompiledRule, render_summary
 from .state import DealerState, Episode, utc
 
-Output = AlertSignal | PromotionEvaluation  # what the rules core publishes
+Output = AlertSignal | PromotionEvaluation | SupportEvaluation | DealerStanding  # what the rules core publishes
 
 
 def make_signal(
@@ -82,11 +82,15 @@ def thresholds(condition: ex.Condition, values: dict[str, float]) -> dict[str, f
 def coalesce(outputs: list[Output]) -> list[Output]:
     """What a batch must publish: of the firing signals of one alert, the first and the newest
     (notify keeps the highest count and the latest values; the first says when the alert was
-    first seen); every resolve and evaluation. A dealer judged at thousands of midnights in one
+    first seen); every resolve and evaluation; each dealer's last standing. A dealer judged at thousands of midnights in one
     batch (a backfill of a dealer silent for years) then publishes a handful of signals."""
     firing: dict[str, list[int]] = {}
+    standings: dict[str, int] = {}
     for index, output in enumerate(outputs):
         if isinstance(output, AlertSignal) and output.state == "firing":
             firing.setdefault(output.alert_id, []).append(index)
+        elif isinstance(output, DealerStanding):
+            standings[output.dealer_id] = index
     dropped = {index for indexes in firing.values() for index in indexes[1:-1]}
+    dropped |= {index for index, output in enumerate(outputs) if isinstance(output, DealerStanding)} - set(standings.values())
     return [output for index, output in enumerate(outputs) if index not in dropped]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.common.alerts import Severity
 from services.common.durations import DURATION
 from services.common.events import EVENT_TYPES
+from services.common.support import SupportMeasures, Weights
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Duration = str  # documented by the pattern on each field
@@ -19,7 +20,7 @@ Duration = str  # documented by the pattern on each field
 Scalar = str | int | float | bool
 Language = Literal["en", "zh"]
 LANGUAGES: tuple[Language, ...] = ("en", "zh")
-SCOPES = ("dealer", "promotion", "outlet", "plan", "feedback")
+SCOPES = ("dealer", "promotion", "outlet", "plan", "feedback", "support", "incentive")
 
 
 class Comparison(BaseModel):
@@ -106,10 +107,11 @@ class RuleSpec(BaseModel):
         description="condition: resolves by itself when the condition stops holding; "
         "event: fires on an event and stays open until a person resolves it."
     )
-    scope: Literal["dealer", "promotion", "outlet", "plan", "feedback"] = Field(
+    scope: Literal["dealer", "promotion", "outlet", "plan", "feedback", "support", "incentive"] = Field(
         default="dealer",
         description="What the measures describe: the dealer, one of its promotions, one of its registered open "
-        "outlets, one of its visit plans, or one item of its feedback (one alert episode each).",
+        "outlets, one of its visit plans, one item of its feedback, one support sent to it, or one incentive "
+        "program in one period (one alert episode each).",
     )
     trigger: list[EventType] = Field(default_factory=list, description="event rules: the event types that trigger a judgement.")
     when: str = Field(min_length=1, description="Condition over measures, e.g. `sales_7d < 0.7 * sales_baseline_weekly`.")
@@ -121,9 +123,11 @@ class RuleSpec(BaseModel):
 
     @model_validator(mode="after")
     def _event_rules_name_their_trigger(self) -> RuleSpec:
+        if self.scope == "support" and self.kind != "event":
+            raise ValueError("support rules are judged on its events (kind: event, trigger: support.dispatched / support.ended)")
         if self.kind == "event" and not self.trigger:
             raise ValueError("an event rule needs 'trigger': the event types it is judged on")
-        if self.kind == "event" and self.scope in ("outlet", "plan"):
+        if self.kind == "event" and self.scope in ("outlet", "plan", "feedback", "incentive"):
             raise ValueError(f"{self.scope} rules are conditions (kind: condition)")
         if not self.summaries or not all(text.strip() for text in self.summaries.values()):
             raise ValueError("summary must not be empty")
@@ -147,6 +151,40 @@ class DealerFileSpec(BaseModel):
     drop_below: float = Field(default=0.7, gt=0, le=1, description="A week under this share of its baseline is marked.")
 
 
+class SupportSpec(BaseModel):
+    """Where support is needed most (GET /v1/support/priorities): the measures its gaps are made of and the
+    weight of each open alert's severity (services/common/support.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    measures: SupportMeasures = Field(default_factory=SupportMeasures)
+    weights: Weights = Field(default_factory=Weights)
+
+
+class Tier(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_: float = Field(alias="from", ge=0, description="Net sales of the period from which this rate applies.")
+    rate: float = Field(ge=0, le=1, description="Share of the period's net sales paid back (0.02 = 2%).")
+
+
+class IncentiveSpec(BaseModel):
+    """A rebate (返利) or annual award: tiers on a period's net sales, optionally gated on its targets."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    period: Literal["month", "quarter", "year"] = Field(description="Calendar period in the policy's time zone.")
+    tiers: list[Tier] = Field(min_length=1, max_length=20)
+    gate: float | None = Field(
+        default=None, gt=0, le=2, description="Paid only if the period's net sales reach this share of its monthly targets' sum."
+    )
+
+    @model_validator(mode="after")
+    def _tiers_ascend(self) -> IncentiveSpec:
+        froms = [tier.from_ for tier in self.tiers]
+        if any(b <= a for a, b in zip(froms, froms[1:], strict=False)):
+            raise ValueError("tiers must be listed by `from`, each higher than the one before")
+        return self
+
+
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -162,3 +200,14 @@ class PolicySpec(BaseModel):
     dealer_file: DealerFileSpec | None = Field(
         default=None, description="The board's dealer file; without it the weekly chart draws no baseline."
     )
+    support: SupportSpec | None = Field(
+        default=None, description="The support priorities' score; without it no dealer is ranked."
+    )
+    incentives: list[IncentiveSpec] = Field(default_factory=list, max_length=20, description="Rebates and awards.")
+
+    @model_validator(mode="after")
+    def _incentive_ids_unique(self) -> PolicySpec:
+        ids = [program.id for program in self.incentives]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"incentive ids must be unique: {sorted({i for i in ids if ids.count(i) > 1})}")
+        return self

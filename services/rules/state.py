@@ -188,6 +188,11 @@ class DealerState:
     plans: dict[str, VisitPlan] | None = None
     visits: list[RecentVisit] | None = None
     feedback: dict[str, FeedbackItem] | None = None  # dealer feedback waiting for (or given) an answer (feedback.py)
+    supports: dict[str, Any] | None = None  # support.Support by id: running, and ended within 90 days (support.py)
+    month_sales: dict[str, float] | None = None  # net sales by local month, while the policy has incentives
+    month_targets: dict[str, tuple[float, float]] | None = None  # month -> (set at, sales target) (incentives.py)
+    # what the last DealerStanding said (sent again only when it changes); not stored: sent once more after a load
+    standing: tuple[Any, ...] | None = field(default=None, compare=False)
     codes: TextCodes | None = field(default=None, compare=False)  # the text values of its distinct measures
     # derived from the above, never stored, rebuilt when None (after a load or a failed judgement)
     seen_set: set[int] | None = field(default=None, compare=False, repr=False)
@@ -331,6 +336,8 @@ def _copied(value: Any) -> Any:
     """An entry as it was, kept aside by Undo (entries are small dataclasses)."""
     if isinstance(value, Promotion):
         return replace(value, spend_ids=value.spend_ids[:])
+    if isinstance(value, float | int | str | tuple):
+        return value  # immutable
     return replace(value)
 
 

@@ -31,8 +31,9 @@ from .feedback import FeedbackItem
 from .keys import SourceKey
 from .network import Outlet, VisitPlan
 from .state import DealerState, Episode, Hold, Promotion, Series, TextCodes
+from .support import Support
 
-FORMAT = 6
+FORMAT = 7
 POLICY = "rules_policy"
 WORKERS = "rules_workers"
 PARTITIONS = "rules_partitions"
@@ -64,12 +65,16 @@ def to_doc(state: DealerState) -> dict[str, Any]:
         "plans": [{"id": key, **_plain(p)} for key, p in (state.plans or {}).items()],
         "visits": [list(v) for v in state.visits or ()],
         "feedback": [{"id": key, **_plain(f)} for key, f in (state.feedback or {}).items()],
+        "supports": [{"id": key, **_plain(f)} for key, f in (state.supports or {}).items()],
+        "months": [[m, v] for m, v in (state.month_sales or {}).items()],
+        "month_targets": [[m, at, v] for m, (at, v) in (state.month_targets or {}).items()],
         # what ingest reads to refuse at the door what the dealer could not keep (limits.py)
         "counts": {
             "plans": len(state.plans or ()),
             "outlets": len(state.outlets or ()),
             "promotions": len(state.promotions),
             "feedback": len(state.feedback or ()),
+            "supports": len(state.supports or ()),
         },
     }
 
@@ -80,8 +85,9 @@ def _plain(item: Any) -> dict[str, Any]:
     return {name: getattr(item, name) for name in _FIELDS[type(item)]}
 
 
-_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (Promotion, Episode, Outlet, VisitPlan, FeedbackItem)}
-READABLE = (3, 4, 5, 6)  # 3: before `events` and `hold`; 4: before the network (all default); 5: before partitions
+_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (Promotion, Episode, Outlet, VisitPlan, FeedbackItem, Support)}
+READABLE = (3, 4, 5, 6, 7)  # 3: before `events` and `hold`; 4: before the network (all default); 5: before partitions;
+# 6: before supports and incentives' months
 
 
 def from_doc(doc: dict[str, Any]) -> DealerState:
@@ -118,6 +124,9 @@ def from_doc(doc: dict[str, Any]) -> DealerState:
         plans={p.pop("id"): VisitPlan(**p) for p in doc["plans"]} if doc.get("plans") else None,
         visits=[(at, sys.intern(kind), outlet, plan) for at, kind, outlet, plan in doc["visits"]] if doc.get("visits") else None,
         feedback={f.pop("id"): FeedbackItem(**f) for f in doc["feedback"]} if doc.get("feedback") else None,
+        supports={f.pop("id"): Support(**f) for f in doc["supports"]} if doc.get("supports") else None,
+        month_sales={m: v for m, v in doc["months"]} if doc.get("months") else None,
+        month_targets={m: (at, v) for m, at, v in doc["month_targets"]} if doc.get("month_targets") else None,
         codes=codes if len(codes) else None,
     )
 

@@ -14,6 +14,8 @@ from factories import (
     outlet_registered,
     promotion_planned,
     sale,
+    support_dispatched,
+    support_ended,
     visit,
     visit_planned,
 )
@@ -78,6 +80,8 @@ def test_every_type_in_the_contract_parses():
         {**promotion_planned("D1", at, "P2"), "expected_sales": "50000"},
         feedback_received("D1", at, "FB-1"),
         feedback_answered("D1", at, "FB-1", text="已安排华东仓直发"),
+        support_dispatched("D1", at, "S-1", at.date(), at.date(), kind="promoter", dealer_share="0.3", reason="促销员驻店"),
+        support_ended("D1", at, "S-1"),
     ]
     assert sorted({parse_event(e).type for e in examples}) == sorted(EVENT_TYPES)
     assert parse_event(examples[0]).currency == "CNY"

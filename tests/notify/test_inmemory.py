@@ -21,6 +21,8 @@ from services.notify.router import Router
 from services.notify.signals import SignalIntake
 from services.notify.silences import SilenceStore
 from services.notify.store import AlertStore
+from services.notify.support.evaluations import SupportEvaluations
+from services.notify.support.priorities import Priorities
 
 
 def make_signal(count: int, state: str = "firing") -> AlertSignal:
@@ -48,7 +50,8 @@ async def test_consumer_stores_once_and_keeps_the_newest(mongo_url, namespace):
     outbox = Outbox(store.collection)
     worker = DeliveryWorker(outbox, router, settings)
     intake = SignalIntake(store, outbox, SilenceStore(store.db))
-    consumer = SignalConsumer(broker, intake, Evaluations(store.db), worker, router, settings, Health())
+    support = (Priorities(store.db, store.changes), SupportEvaluations(store.db))
+    consumer = SignalConsumer(broker, intake, Evaluations(store.db), support, worker, router, settings, Health())
     queue = Topology(namespace).notify_queue
     storing = asyncio.create_task(consumer.run())
     async with TestRabbitBroker(broker) as test_broker:

@@ -17,6 +17,8 @@ from factories import (
     promotion_planned,
     promotion_spend,
     sale,
+    support_dispatched,
+    support_ended,
     visit,
     visit_planned,
 )
@@ -47,6 +49,8 @@ def one_of_each_type() -> list[dict]:
         network_event("target.set", DEALER, at, period="2026-03", sales_target="5000", active_outlets_target=3),
         feedback_received(DEALER, at, "FB-1"),
         feedback_answered(DEALER, at, "FB-1"),
+        support_dispatched(DEALER, at, "S-1", at.date(), (at + dt.timedelta(days=3)).date(), kind="vehicle"),
+        support_ended(DEALER, at, "S-1"),
     ]
 
 

@@ -28,6 +28,11 @@ def test_default_policy_loads_with_every_documented_rule():
         "unregistered-dealer",
         "promotion-below-expectation",
         "feedback-unanswered",
+        "promotion-behind-expectation",
+        "support-ineffective",
+        "vehicle-cost-unshared",
+        "rebate-tier-within-reach",
+        "rebate-gate-at-risk",
     ]
     assert all(set(r.spec.summaries) == {"en", "zh"} for r in loaded.rules)  # every default rule speaks both
     assert len(loaded.version) == 12 and loaded.spec.timezone == "UTC"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,12 @@ async def _paged(reading: Awaitable[Page]) -> Page:
 
 
 def router(
-    store: AlertStore, dealer_file: DealerFile, evaluations: Evaluations, network: Network, feedback: FeedbackRecords
+    store: AlertStore,
+    dealer_file: DealerFile,
+    evaluations: Evaluations,
+    network: Network,
+    feedback: FeedbackRecords,
+    support: Callable[[str], Awaitable[dict[str, Any]]],
 ) -> APIRouter:
     api = APIRouter(tags=["dealers"])
 
@@ -99,6 +104,9 @@ def router(
             "promotions": list(promotions.values()),
             "visits": visits,
             "feedback": said,  # open first (longest waiting first), then answered (newest first)
+            # each incentive program's running period and past results, as rules keeps them (#24)
+            "incentives": (rules_view or {}).get("incentives", []),
+            "support": await support(dealer_id),  # running now, and past support with its evaluation
         }
 
     @api.get("/v1/dealers/{dealer_id}/weekly-sales")

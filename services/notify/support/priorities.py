@@ -1,0 +1,181 @@
+"""Support priorities (collection `support_priorities`): one document per dealer with what rules
+last said is at stake there (`DealerStanding`: its gaps, its running support, the policy's
+weights) and its open alerts (followed from the change log), and the score of both
+(services/common/support.py). A ranking is one indexed read, whatever the number of dealers.
+
+Two writers change a document: the signal consumer (standings, any notify instance) and the
+change-log follower (open alerts, the lease holder). Each write is a read, the score recomputed,
+and a replace conditional on the version read (`v`): a write that lost a race reads again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
+
+from services.common import support
+from services.common.alerts import DealerStanding
+from services.common.health import Health
+from services.common.mongo import Database
+
+from ..alert import ACTIVE
+from ..changes import ChangeLog
+from ..leader import Lease
+
+log = logging.getLogger("dealerwatch.notify")
+
+CURSOR = "support-priorities"
+IDLE_SECONDS = 1.0
+MAX_LIMIT = 200
+RANKED = {"running_id": None}  # dealers without support running now
+
+
+def _scored(doc: dict[str, Any]) -> dict[str, Any]:
+    weights = support.Weights(**doc.get("weights") or {})
+    severities = [alert["severity"] for alert in doc.get("open", [])]
+    doc["alert_weight"] = round(sum(weights.of(s) for s in severities), 6)
+    doc["score"] = support.score(doc.get("target_gap", 0.0), doc.get("baseline_gap", 0.0), severities, weights)
+    return doc
+
+
+class Priorities:
+    def __init__(self, db: Database, changes: ChangeLog):
+        self.collection = db["support_priorities"]
+        self._alerts = db["alerts"]
+        self._changes = changes
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("running_id", ASCENDING), ("score", DESCENDING), ("_id", ASCENDING)])
+        await self.collection.create_index(
+            [("region", ASCENDING), ("running_id", ASCENDING), ("score", DESCENDING), ("_id", ASCENDING)]
+        )
+
+    async def _change(self, dealer_id: str, change: Callable[[dict[str, Any]], bool]) -> None:
+        """Apply `change` (False: nothing to write) and the score, conditional on the version."""
+        while True:
+            doc = await self.collection.find_one({"_id": dealer_id}) or {"_id": dealer_id, "open": [], "v": 0}
+            version = doc["v"]
+            if not change(doc):
+                return
+            doc = _scored({**doc, "v": version + 1})
+            if version == 0:
+                try:
+                    await self.collection.insert_one(doc)
+                    return
+                except DuplicateKeyError:
+                    continue  # another writer created it first
+            result = await self.collection.replace_one({"_id": dealer_id, "v": version}, doc)
+            if result.matched_count:
+                return
+
+    async def stand(self, standing: DealerStanding) -> None:
+        """A dealer's standing (only a newer one replaces what is kept)."""
+
+        def change(doc: dict[str, Any]) -> bool:
+            if doc.get("at_ts") is not None and doc["at_ts"] > standing.at.timestamp():
+                return False  # a redelivered older one
+            running = standing.running.model_dump() if standing.running else None
+            doc.update(
+                dealer_name=standing.dealer_name,
+                region=standing.region,
+                target_gap=standing.target_gap,
+                baseline_gap=standing.baseline_gap,
+                running=running,
+                running_id=None if running is None else running["support_id"],
+                weights=standing.weights.model_dump(),
+                at=standing.at,
+                at_ts=standing.at.timestamp(),
+                policy_version=standing.policy_version,
+            )
+            return True
+
+        await self._change(standing.dealer_id, change)
+
+    async def alert_changed(self, alert: dict[str, Any]) -> None:
+        """An alert's change from the log: its dealer's open alerts follow."""
+
+        def change(doc: dict[str, Any]) -> bool:
+            kept = [a for a in doc["open"] if a["alert_id"] != alert["alert_id"]]
+            if alert.get("status") in ACTIVE:
+                kept.append(
+                    {
+                        "alert_id": alert["alert_id"],
+                        "rule_id": alert.get("rule_id"),
+                        "severity": alert.get("severity"),
+                        "subject": alert.get("subject"),
+                    }
+                )
+            kept.sort(key=lambda a: a["alert_id"])
+            if kept == doc["open"]:
+                return False
+            doc["open"] = kept
+            return True
+
+        await self._change(alert["dealer_id"], change)
+
+    async def follow(self, lease: Lease, ready: Callable[[], bool], health: Health) -> None:
+        """The lease holder follows the change log (its own cursor); the first time, it reads the
+        alerts open now instead (the log keeps 30 days)."""
+        while True:
+            try:
+                if not ready() or not await lease.hold():
+                    await asyncio.sleep(IDLE_SECONDS)
+                    continue
+                cursor = await self._changes.cursor(CURSOR)
+                if cursor == 0:
+                    last = await self._changes.last()
+                    async for alert in self._alerts.find({"status": {"$in": list(ACTIVE)}}):
+                        await self.alert_changed(alert)
+                    await self._changes.advance(CURSOR, max(last, 1))
+                    continue
+                batch = await self._changes.after(cursor)
+                for entry in batch:
+                    await self.alert_changed(entry["alert"])
+                health.ok("support priorities")
+                if batch:
+                    await self._changes.advance(CURSOR, batch[-1]["_id"])
+                else:
+                    await asyncio.sleep(IDLE_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                health.failed("support priorities", exc)
+                log.exception("following alert changes for the support priorities failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def rank(self, region: str | None, limit: int) -> dict[str, Any]:
+        """The dealers without running support by score (ties by dealer id), and those with."""
+        where: dict[str, Any] = {} if region is None else {"region": region}
+        ranked = (
+            await self.collection.find({**where, **RANKED})
+            .sort([("score", DESCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+            .to_list(None)
+        )
+        running = (
+            await self.collection.find({**where, "running_id": {"$ne": None}})
+            .sort("_id", ASCENDING)
+            .limit(MAX_LIMIT)
+            .to_list(None)
+        )
+        return {"ranked": [_row(doc) for doc in ranked], "running": [_row(doc) for doc in running]}
+
+
+def _row(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "dealer_id": doc["_id"],
+        "dealer_name": doc.get("dealer_name"),
+        "region": doc.get("region"),
+        "score": doc.get("score", 0.0),
+        "target_gap": doc.get("target_gap", 0.0),
+        "baseline_gap": doc.get("baseline_gap", 0.0),
+        "alert_weight": doc.get("alert_weight", 0.0),
+        "open_alerts": doc.get("open", []),
+        "running": doc.get("running"),
+        "judged_at": doc.get("at"),
+    }
