@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import notify as notify_bench  # noqa: E402
 import pipeline  # noqa: E402
+import priorities as priorities_bench  # noqa: E402
 import rules as rules_bench  # noqa: E402
 import subjects as subjects_bench  # noqa: E402
 
@@ -38,6 +39,7 @@ def main() -> None:
     core = rules_bench.measure(args.rules_events, args.dealers)
     ops = notify_bench.measure(2000, 20.0)
     items = subjects_bench.measure()
+    ranking = priorities_bench.measure(args.dealers)
     bare = core["bare"]
     ms = {name: f"{stack[name] * 1000:,.0f}" for name in ("idle_p50", "idle_p99", "half_p50", "half_p99")}
     rows = [
@@ -80,6 +82,13 @@ def main() -> None:
                 "<= 1.5 (linear)",
             )
             for kind, costs in items.items()
+        ),
+        (
+            f"support priorities at {args.dealers:,} dealers, top 20",
+            f"sorted by the server {ranking['sorted'] * 1000:,.0f} ms",
+            f"{ranking['ranked'] * 1000:,.0f} ms (a region {ranking['region'] * 1000:,.0f})",
+            f"{ranking['ranked'] / ranking['sorted']:.3f}",
+            "< 1 s",
         ),
         ("notify DB operations per stored alert", "", f"{ops['per_alert']:.2f}", "", "reported"),
         ("notify DB operations per idle second", "", f"{ops['idle']:.2f}", "", "<= 1"),

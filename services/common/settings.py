@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     rules_url: str = Field(
         default="http://127.0.0.1:8082", description="Where notify asks the rules service for a dealer's measures."
     )
+    ingest_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Where notify posts the support the board sends (support.dispatched, with the first ingest key).",
+    )
     routes_file: str | None = Field(
         default=None, description="Routes file (receivers and the routing tree); unset = every webhook gets every alert."
     )

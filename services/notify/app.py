@@ -169,7 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dealers.router(store, dealer_file, evaluations, network, feedback_records, dealer_support))
     app.include_router(reports.router(dealer_file, store))
     app.include_router(dealer_reports.router(dealer_file, network, feedback_records, evaluations))
-    app.include_router(support_api.router(priorities, support_evaluations))
+    app.include_router(support_api.router(priorities, support_evaluations, settings, http))
     board.mount(app, auth_required=not keys.open, causes=lambda: router.causes)
     app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
     return app

@@ -243,12 +243,19 @@ def _baseline_weeks(spec: PolicySpec, measures: dict[str, Any], lines: Lines, pr
 
 
 def _support_problems(spec: PolicySpec, measures: dict[str, Any], lines: Lines) -> Problems:
-    """The support section names dealer measures (declared or built in)."""
+    """The support section names dealer measures (declared or built in); incentive ids are unique."""
+    problems: Problems = []
+    seen: dict[str, int | None] = {}
+    for index, program in enumerate(spec.incentives):
+        where = lines.get(("incentives", index, "id"))
+        if program.id in seen:
+            problems.append((where, f"incentive id {program.id!r} is used twice (first on line {seen[program.id]})"))
+        seen.setdefault(program.id, where)
     if spec.support is None:
-        return []
-    return [
+        return problems
+    return problems + [
         (
-            lines.get(("support", "measures", part)),
+            lines.get(("support", "measures", part)) or lines.get(("support", "measures")) or lines.get(("support",)),
             f"support.measures.{part}: unknown measure {name!r}; dealer measures are {', '.join(sorted(measures))}",
         )
         for part, name in spec.support.measures.model_dump().items()

@@ -204,10 +204,3 @@ class PolicySpec(BaseModel):
         default=None, description="The support priorities' score; without it no dealer is ranked."
     )
     incentives: list[IncentiveSpec] = Field(default_factory=list, max_length=20, description="Rebates and awards.")
-
-    @model_validator(mode="after")
-    def _incentive_ids_unique(self) -> PolicySpec:
-        ids = [program.id for program in self.incentives]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"incentive ids must be unique: {sorted({i for i in ids if ids.count(i) > 1})}")
-        return self

@@ -476,3 +476,64 @@ def test_the_warning_procedure_on_the_board_mine_assign_findings_warnings_and_pr
     expect(owners.locator("tr[data-owner='Wang Fang'] [data-field=net_effect]")).to_have_text("-100")
     expect(page.locator("tr[data-promotion=P-9]")).to_contain_text("ineffective")
     keep_screenshot(page, "promotions.png", tmp_path)
+
+
+def test_the_support_view_ranks_sends_and_shows_what_support_did_and_the_dealer_files_incentives(services, page, tmp_path):
+    from factories import support_dispatched
+
+    ingest, rules = services("ingest", "rules")
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url, "DEALERWATCH_INGEST_URL": ingest.url})
+    at, day = now(), dt.timedelta(days=1)
+    events = []
+    for dealer, weekly, name in (
+        ("SV-1", 4000, "Suzhou Stitch"),
+        ("SV-2", 2400, "Hangzhou Needle"),
+        ("SV-3", 800, "Ningbo Thread"),
+    ):
+        events.append(dealer_registered(dealer, at - 70 * day, name=name, region="East"))  # English: no CJK font here
+        events += [sale(dealer, at - week * 7 * day, weekly) for week in range(2, 9)]
+    done = (at - 12 * day).date()
+    events.append(support_dispatched("SV-3", at - 12 * day, "SV3-car", done, done + 4 * day, kind="vehicle", cost="600"))
+    post(ingest, sorted(events, key=lambda e: e["occurred_at"]))
+    ranking = f"{notify.url}/v1/support/priorities"
+    wait_for(
+        lambda: (
+            len(httpx.get(ranking).json()["ranked"]) == 3 and httpx.get(f"{notify.url}/v1/support/evaluations").json()["items"]
+        ),
+        60,
+    )
+
+    page.goto(f"{notify.url}/?report=support&lang=zh")
+    rows = page.locator("[data-testid=support-ranked] tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_have_attribute("data-dealer", "SV-1")  # 7 x 4,000 / 8 below its baseline
+    expect(rows.nth(0).locator(".reasons")).to_contain_text("visit-overdue")
+    expect(page.locator("[data-testid=support-past] tbody tr[data-support=SV3-car] [data-field=verdict]")).to_have_text("无效")
+
+    page.locator("#actor").fill("zhao.lei")
+    page.locator("#actor").dispatch_event("change")
+    rows.nth(1).locator("[data-action=send]").click()
+    form = page.locator("[data-testid=support-form]")
+    form.locator("input[name=support_id]").fill("SV2-rep")
+    form.locator("input[name=ends_on]").fill((at + 3 * day).date().isoformat())
+    form.locator("input[name=cost]").fill("1500")
+    form.locator("[data-action=submit-support]").click()
+    expect(form.locator("[data-testid=support-message]")).to_have_attribute("data-state", "sent")
+    wait_for(lambda: [r["dealer_id"] for r in httpx.get(ranking).json()["running"]] == ["SV-2"], 30)
+    page.goto(f"{notify.url}/?report=support&lang=en")
+    expect(page.locator("[data-testid=support-running] tbody tr[data-dealer=SV-2] [data-field=days_left]")).to_have_text("4")
+    expect(page.locator("[data-testid=support-ranked] tbody tr")).to_have_count(2)  # the one supported is apart
+    keep_screenshot(page, "support.png", tmp_path)
+
+    page.goto(f"{notify.url}/?dealer=SV-1&lang=en")
+    current = page.locator("[data-testid=incentives] tbody tr.current")
+    expect(current).to_have_attribute("data-program", "quarterly-rebate")
+    quarter_sales = sum(
+        float(e["amount"])
+        for e in events
+        if e["dealer_id"] == "SV-1"
+        and e["type"] == "sale"
+        and e["occurred_at"][:7] >= f"{at.year}-{3 * ((at.month - 1) // 3) + 1:02d}"
+    )
+    expect(current.locator("[data-field=sales]")).to_have_text(f"{quarter_sales:,.0f}")
+    expect(current.locator("[data-field=next_gap]")).to_have_text(f"{300000 - quarter_sales:,.0f}")

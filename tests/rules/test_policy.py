@@ -107,6 +107,15 @@ measures:
 """
 
 
+INCENTIVE = """incentives:
+  - id: q
+    period: quarter
+    tiers:
+      - {from: 300000, rate: 0.02}
+      - {from: 500000, rate: 0.03}
+"""
+
+
 @pytest.mark.parametrize(
     ("change", "line", "fragment"),
     [
@@ -133,6 +142,17 @@ measures:
         (('summary: "{dealer_id} sold {sales_7d:.2f}"', "summary: {fr: x}"), 8, "'en' or 'zh'"),
         (("kind: condition", "kind: condition\n    scope: outlet"), 8, "outlet rules can use outlet_days_since_sale"),
         (("kind: condition", "kind: condition\n    scope: plan"), 8, "plan rules can use plan_overdue_days"),
+        (("kind: condition", "kind: condition\n    scope: support"), 3, "support rules are judged on its events"),
+        (("kind: condition", "kind: condition\n    scope: incentive"), 8, "incentive rules can use incentive_accrued"),
+        (("measures:", "support:\n  measures: {recent: sales_7dd}\nmeasures:"), 10, "support.measures.target: unknown measure"),
+        (("measures:", "support:\n  weights: {urgent: 2}\nmeasures:"), 10, "unknown key 'urgent'"),
+        (("measures:", INCENTIVE.replace("500000", "200000") + "measures:"), 10, "each higher than the one before"),
+        (("measures:", INCENTIVE.replace("quarter", "week") + "measures:"), 11, "'month', 'quarter' or 'year'"),
+        (
+            ("measures:", INCENTIVE + INCENTIVE.replace("incentives:\n", "") + "measures:"),
+            15,
+            "incentive id 'q' is used twice (first on line 10)",
+        ),
     ],
 )
 def test_errors_name_the_line(change, line, fragment):

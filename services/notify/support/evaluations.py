@@ -19,6 +19,7 @@ class SupportEvaluations:
 
     async def ensure_indexes(self) -> None:
         await self._collection.create_index([("dealer_id", ASCENDING), ("ended_at", DESCENDING)])
+        await self._collection.create_index([("ended_at", DESCENDING)])
 
     async def keep(self, evaluation: SupportEvaluation) -> None:
         start, end = evaluation.started_at, evaluation.ended_at
@@ -46,6 +47,11 @@ class SupportEvaluations:
     async def of_dealer(self, dealer_id: str, limit: int = 50) -> list[dict[str, Any]]:
         found = self._collection.find({"dealer_id": dealer_id}, {"_id": 0}).sort("ended_at", DESCENDING)
         return await found.limit(limit).to_list(None)
+
+    async def recent(self, region_dealers: list[str] | None, limit: int) -> list[dict[str, Any]]:
+        """The newest evaluations (of these dealers, if given)."""
+        where = {} if region_dealers is None else {"dealer_id": {"$in": region_dealers}}
+        return await self._collection.find(where, {"_id": 0}).sort("ended_at", DESCENDING).limit(limit).to_list(None)
 
     async def latest(self, dealer_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Each dealer's last evaluated support."""

@@ -9,6 +9,7 @@ import { language, switchLanguage, t } from "./i18n.js";
 import { showOutlet } from "./outlet.js";
 import { showPromotions } from "./promotions.js";
 import { showReport } from "./report.js";
+import { showSupport } from "./support.js";
 import { showWarnings } from "./warnings.js";
 
 function setConnection(state) {
@@ -48,6 +49,7 @@ async function start() {
     document.getElementById("connection").hidden = true; // a file is read once, not followed live
     if (params.get("report") === "warnings") await showWarnings(view);
     else if (params.get("report") === "promotions") await showPromotions(view);
+    else if (params.get("report") === "support") await showSupport(view);
     else if (params.get("report")) await showReport(view);
     else if (params.get("outlet")) await showOutlet(view, dealer, params.get("outlet"));
     else await showDealer(view, dealer);

@@ -7,6 +7,7 @@ import { weeklyChart } from "./chart.js";
 import { formatNumber, formatTime, h } from "./dom.js";
 import { dealerLabel, t } from "./i18n.js";
 import { alertList, backToBoard, planStatus, section, table, viewLink } from "./panels.js";
+import { pastTable } from "./support.js";
 
 export async function showDealer(view, dealerId) {
   const title = h("h2", { "data-testid": "dealer-title" }, `${t("dealerFile")}: ${dealerId}`);
@@ -30,9 +31,31 @@ export async function showDealer(view, dealerId) {
     section("promotions", promotions(file.promotions || [])),
     section("visits", visits(file.visits || [])),
     section("feedback", feedback(file.feedback || []), "feedback"),
+    section("incentives", incentives(file.incentives || []), "incentives"),
+    section("support", support(file.support || { running: null, past: [] }), "support"),
     section("pastAlerts", alertList(file.past_alerts)),
     section("measures", measures(file)),
   );
+}
+
+// each rebate or award program: this period so far (tier, accrued, what the next tier needs, days
+// left, the gate) and its past periods' results
+function incentives(programs) {
+  const row = (program, period, values, past) => h("tr", { "data-program": program, "data-period": period, class: past ? "past" : "current" },
+    h("td", {}, program), h("td", {}, period), h("td", { "data-field": "sales" }, formatNumber(values.sales)),
+    h("td", { "data-field": "rate" }, `${formatNumber(values.rate * 100)}%`), h("td", { "data-field": "accrued" }, formatNumber(values.accrued)),
+    h("td", { "data-field": "next_gap" }, formatNumber(values.next_gap)), h("td", { "data-field": "days_left" }, past ? "–" : values.days_left),
+    h("td", {}, formatNumber(values.gate_target)), h("td", {}, formatNumber(values.projected)));
+  return table(["program", "period", "sales", "rate", "accrued", "nextGap", "daysLeft", "gateTarget", "projected"],
+    programs.flatMap((p) => [row(p.program_id, p.period, p, false), ...p.past.map((r) => row(p.program_id, r.period, r, true))]));
+}
+
+// support running now, and past support with its evaluation and the alerts it resolved
+function support(kept) {
+  const running = kept.running
+    ? h("p", { "data-testid": "support-running-now" }, `${t("supportRunning")}: ${kept.running.support_id} (${t(kept.running.support_kind)}), ${t("daysLeft")} ${kept.running.days_left}`)
+    : null;
+  return [running, pastTable(kept.past)];
 }
 
 // what the dealer said, open items first, with how long they waited or how long the answer took

@@ -53,6 +53,7 @@ const TEXT = {
     expected: "Expected", actual: "Actual", met: "met", notMet: "not met",
     report: "Visit-plan report", groupBy: "Group by", since: "From", until: "To", show: "Show",
     group: "Group", plans: "Plans", onTimeRate: "On time", unknownRegion: "(no region)",
+    supportView: "Support", supportPriorities: "Where support is needed most", score: "Score", targetGap: "Behind target", baselineGap: "Below baseline", alertWeight: "Alert weight", lastSupport: "Last support", sendSupport: "Send support", supportRunning: "Support running now", support: "Support", daysLeft: "Days left", supportPast: "Past support", netCost: "Cost (ours)", alertsResolved: "Alerts resolved", rep: "rep", supervisor: "supervisor", promoter: "promoter", vehicle: "vehicle", "no-cost": "no cost", starts: "Starts", cost: "Cost", dealerShare: "Dealer's share", reason: "Reason", supportSent: "Sent: it shows here once rules has judged it.", incentives: "Incentives (rebates, awards)", program: "Program", rate: "Rate", accrued: "Accrued", nextGap: "To the next tier", gateTarget: "Gate", projected: "Projected", pastPeriods: "Past periods",
   },
   zh: {
     title: "经销商预警 · 运营看板",
@@ -105,6 +106,7 @@ const TEXT = {
     expected: "预期", actual: "实际", met: "达成", notMet: "未达成",
     report: "拜访计划执行报表", groupBy: "分组", since: "开始", until: "结束", show: "查询",
     group: "分组", plans: "计划数", onTimeRate: "按时率", unknownRegion: "（无区域）",
+    supportView: "人员车辆支持", supportPriorities: "最需要支持的经销商", score: "优先分", targetGap: "落后目标", baselineGap: "低于基线", alertWeight: "预警权重", lastSupport: "上次支持", sendSupport: "派出支持", supportRunning: "正在进行的支持", support: "支持", daysLeft: "剩余天数", supportPast: "已结束的支持", netCost: "厂家费用", alertsResolved: "已解决预警", rep: "业务员", supervisor: "主管", promoter: "促销员", vehicle: "车辆", "no-cost": "无费用", starts: "开始日", cost: "费用", dealerShare: "经销商分担", reason: "原因", supportSent: "已派出：规则服务评估后显示在此。", incentives: "激励（返利、年度奖励）", program: "方案", rate: "返利率", accrued: "已计提", nextGap: "距下一档", gateTarget: "门槛", projected: "预计", pastPeriods: "往期",
   },
 };
 
