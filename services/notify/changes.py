@@ -89,5 +89,9 @@ class ChangeLog:
         doc = await self._counters.find_one({"_id": f"cursor:{name}"})
         return doc["seq"] if doc else 0
 
+    async def has_cursor(self, name: str) -> bool:
+        """Whether a reader of this name has started (its cursor may still be 0)."""
+        return await self._counters.find_one({"_id": f"cursor:{name}"}) is not None
+
     async def advance(self, name: str, seq: int) -> None:
         await self._counters.update_one({"_id": f"cursor:{name}"}, {"$max": {"seq": seq}}, upsert=True)

@@ -102,27 +102,38 @@ class Priorities:
 
         await self._change(standing.dealer_id, change)
 
-    async def alert_changed(self, alert: dict[str, Any]) -> None:
-        """An alert's change from the log: its dealer's open alerts follow."""
+    async def alerts_changed(self, dealer_id: str, changed: list[dict[str, Any]]) -> None:
+        """Alerts of one dealer changed (the latest snapshot of each): its open alerts follow."""
 
         def change(doc: dict[str, Any]) -> bool:
-            kept = [a for a in doc["open"] if a["alert_id"] != alert["alert_id"]]
-            if alert.get("status") in ACTIVE:
-                kept.append(
-                    {
-                        "alert_id": alert["alert_id"],
-                        "rule_id": alert.get("rule_id"),
-                        "severity": alert.get("severity"),
-                        "subject": alert.get("subject"),
-                    }
-                )
+            ids = {alert["alert_id"] for alert in changed}
+            kept = [a for a in doc["open"] if a["alert_id"] not in ids]
+            kept += [
+                {
+                    "alert_id": a["alert_id"],
+                    "rule_id": a.get("rule_id"),
+                    "severity": a.get("severity"),
+                    "subject": a.get("subject"),
+                }
+                for a in changed
+                if a.get("status") in ACTIVE
+            ]
             kept.sort(key=lambda a: a["alert_id"])
             if kept == doc["open"]:
                 return False
             doc["open"] = kept
             return True
 
-        await self._change(alert["dealer_id"], change)
+        await self._change(dealer_id, change)
+
+    async def _apply(self, alerts: list[dict[str, Any]]) -> None:
+        """A batch of changes in order: the last snapshot of each alert, one write per dealer."""
+        latest = {alert["alert_id"]: alert for alert in alerts}
+        by_dealer: dict[str, list[dict[str, Any]]] = {}
+        for alert in latest.values():
+            by_dealer.setdefault(alert["dealer_id"], []).append(alert)
+        for dealer_id, changed in by_dealer.items():
+            await self.alerts_changed(dealer_id, changed)
 
     async def follow(self, lease: Lease, ready: Callable[[], bool], health: Health) -> None:
         """The lease holder follows the change log (its own cursor); the first time, it reads the
@@ -132,16 +143,14 @@ class Priorities:
                 if not ready() or not await lease.hold():
                     await asyncio.sleep(IDLE_SECONDS)
                     continue
-                cursor = await self._changes.cursor(CURSOR)
-                if cursor == 0:
-                    last = await self._changes.last()
-                    async for alert in self._alerts.find({"status": {"$in": list(ACTIVE)}}):
-                        await self.alert_changed(alert)
-                    await self._changes.advance(CURSOR, max(last, 1))
+                if not await self._changes.has_cursor(CURSOR):
+                    last = await self._changes.last()  # before: a change meanwhile is read from the log again
+                    await self._apply(await self._alerts.find({"status": {"$in": list(ACTIVE)}}).to_list(None))
+                    await self._changes.advance(CURSOR, last)
                     continue
+                cursor = await self._changes.cursor(CURSOR)
                 batch = await self._changes.after(cursor)
-                for entry in batch:
-                    await self.alert_changed(entry["alert"])
+                await self._apply([entry["alert"] for entry in batch])
                 health.ok("support priorities")
                 if batch:
                     await self._changes.advance(CURSOR, batch[-1]["_id"])
