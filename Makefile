@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint chaos bench mutate mutate-ci screenshot browser clean
+.PHONY: run test test-fast lint chaos bench mutate mutate-ci screenshot browser prometheus clean
 
 $(BIN)/dealerwatch: pyproject.toml
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed (durable-rules)"'
@@ -17,7 +17,7 @@ $(BIN)/dealerwatch: pyproject.toml
 run: $(BIN)/dealerwatch
 	$(BIN)/dealerwatch dev
 
-test: $(BIN)/dealerwatch browser
+test: $(BIN)/dealerwatch browser prometheus
 	$(BIN)/python -m pytest --durations=25
 
 # no broker, no database: the policy language, the rules core, contracts, keys, the alert, matchers
@@ -32,6 +32,13 @@ lint: $(BIN)/dealerwatch
 # the fault suite: services killed, broker and database restarted while history is posted
 chaos: $(BIN)/dealerwatch
 	$(BIN)/python tests/chaos.py
+
+# Debian's prometheus (and its promtool): the real scraper in the metrics tests, the alerting
+# rules checked and tested (#25)
+prometheus:
+	@command -v promtool >/dev/null || apt-get install -y -qq prometheus >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null 2>&1) \
+		|| echo "prometheus could not be installed (apt-get install prometheus): its tests will be skipped"
 
 # the board's browser tests drive Debian's chromium (skipped, with the reason, without it)
 browser:

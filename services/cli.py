@@ -124,9 +124,45 @@ def _dev(args: argparse.Namespace) -> int:
     return devstack.run()
 
 
+def _api(handler: Callable[[argparse.Namespace, Any], int]) -> Callable[[argparse.Namespace], int]:
+    """A command talking to notify's API: a refusal is the API's status and message, exit 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        from services.ctl.client import Client, Refused
+
+        try:
+            return handler(args, Client.resolve(args.url, args.key, args.by))
+        except Refused as exc:
+            print(
+                f"dealerwatch: {exc.status or 'error'}: {exc.message}" if exc.status else f"dealerwatch: {exc.message}",
+                file=sys.stderr,
+            )
+            return 1
+
+    return run
+
+
+def _api_options() -> argparse.ArgumentParser:
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--url", help="notify's URL (else DEALERWATCH_URL, the config file, http://127.0.0.1:8081)")
+    shared.add_argument("--key", help="an API key (else DEALERWATCH_KEY or the config file)")
+    shared.add_argument("--by", help="who acts (else DEALERWATCH_BY, the config file's `by`, the login name)")
+    shared.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    return shared
+
+
 def main(argv: list[str] | None = None) -> int:
+    from services.ctl import alerts, dlq, silences
+
     parser = argparse.ArgumentParser(prog="dealerwatch", description="Early warning for a dealer network.")
     commands = parser.add_subparsers(dest="command", required=True)
+    shared = _api_options()
+
+    alerts.add(commands, _api, shared)
+    silences.add(commands, _api, shared)
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    dlq.add(commands, output)
 
     serve = commands.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=["ingest", "rules", "notify"])

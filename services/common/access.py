@@ -87,9 +87,10 @@ class AccessMiddleware:
     for a body over `max_body` bytes, 403 in development mode for a host that is not loopback;
     the body is read (up to the limit) only once the key passed."""
 
-    def __init__(self, app: ASGIApp, keys: Keys, *, public: tuple[str, ...], max_body: int):
+    def __init__(self, app: ASGIApp, keys: Keys, *, public: tuple[str, ...], max_body: int, scrapers: Keys | None = None):
         self.app = app
         self.keys = keys
+        self.scrapers = scrapers  # who may also read GET /metrics (metrics.py)
         self.public = public  # exact paths, or prefixes written `/board/*`
         self.max_body = max_body
 
@@ -105,6 +106,10 @@ class AccessMiddleware:
             return await refuse(receive, send, 403, detail)
         write = scope["method"] not in READING
         authorization = headers.get("authorization", "")
+        scrapers = self.scrapers
+        scraping = scope["path"] == "/metrics" and not write and scrapers is not None and not scrapers.open
+        if scraping and scrapers is not None and scrapers.allows(authorization, write=False):
+            return await self.app(scope, receive, send)
         if not self._is_public(scope["path"]) and not self.keys.allows(authorization, write):
             if write and self.keys.allows(authorization, write=False):
                 return await refuse(receive, send, 403, "this key may read, not act: an operator key is needed")

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 from faststream.rabbit import RabbitBroker
 
 from .broker import publish_confirmed
-from .topology import ERROR_HEADER, STAGE_HEADER, Topology
+from .metrics import DEAD_LETTERED, reason_kind
+from .timeutil import utcnow
+from .topology import AT_HEADER, ERROR_HEADER, KIND_HEADER, STAGE_HEADER, Topology
 
 if TYPE_CHECKING:
     from .consuming import Delivered
@@ -41,11 +43,29 @@ async def dead_letter_body(
     headers: dict[str, Any] | None = None,
 ) -> None:
     """Any message body (a consumed message, or an output that could not be published)."""
+    kind = kind_of(topology, stage, (headers or {}).get("x-original-exchange", ""))
     await publish_confirmed(
         broker,
         topology.dead_letter,
         routing_key,
         body,
         message_id=message_id,
-        headers={**(headers or {}), ERROR_HEADER: reason[:4000], STAGE_HEADER: stage, "x-original-routing-key": routing_key},
+        headers={
+            **(headers or {}),
+            ERROR_HEADER: reason[:4000],
+            STAGE_HEADER: stage,
+            KIND_HEADER: kind,
+            AT_HEADER: utcnow().isoformat(),
+            "x-original-routing-key": routing_key,
+        },
     )
+    DEAD_LETTERED.labels(kind, reason_kind(reason)).inc()
+
+
+def kind_of(topology: Topology, stage: str, exchange: str) -> str:
+    """What a dead letter was: an event, a rules output (signal), or a delivery."""
+    if stage == "notify.delivery":
+        return "deliveries"
+    if stage == "rules.output" or exchange == topology.alert_signals.name:
+        return "signals"
+    return "events"

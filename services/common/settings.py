@@ -136,6 +136,10 @@ class Settings(BaseSettings):
         description="Comma-separated viewer keys: read everything notify and rules show (alerts, the stream, dealer files), "
         "act on nothing.",
     )
+    metrics_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys that may read GET /metrics only (the scraper's); viewer and operator keys may too.",
+    )
     notify_max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Notify request body limit (413 above it).")
     max_streams: int = Field(default=100, ge=1, description="Concurrent live streams (SSE) per notify; 503 beyond it.")
     rules_url: str = Field(
@@ -192,7 +196,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Logging level.")
 
     _split_keys = field_validator(
-        "ingest_keys", "admin_keys", "api_keys", "viewer_keys", "webhook_urls", "webhook_secret", mode="before"
+        "ingest_keys", "admin_keys", "api_keys", "viewer_keys", "metrics_keys", "webhook_urls", "webhook_secret", mode="before"
     )(_split_csv)
 
     @field_validator("earliest_event")

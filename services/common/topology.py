@@ -25,6 +25,8 @@ from .partitions import DEFAULT_PARTITIONS, partition_key, partition_of
 
 ERROR_HEADER = "x-dealerwatch-error"
 STAGE_HEADER = "x-dealerwatch-stage"
+AT_HEADER = "x-dealerwatch-at"  # when it was dead-lettered
+KIND_HEADER = "x-dealerwatch-queue"  # what a dead letter was: events, signals or deliveries
 
 
 DELIVERY_LIMIT = 10  # deliveries of one message before the broker dead-letters it (crash loops)

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream.rabbit import RabbitExchange
 
+from services.common import metrics as common_metrics
 from services.common import mongo
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.broker import PublishError, connect_with_retry, follow_nodes, make_broker, publish_all_confirmed
@@ -27,7 +28,7 @@ from services.common.settings import Settings
 from services.common.timeutil import utcnow
 from services.common.topology import Topology, declare, event_routing_key
 
-from . import openapi
+from . import metrics, openapi
 from .countable import too_late
 from .keepable import over_limits
 from .parsing import InvalidBatch, accepted_type, parse_body
@@ -103,35 +104,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         content_type = request.headers.get("content-type", "")
         if not accepted_type(content_type):
             detail = f"Content-Type {content_type or '(none)'} is not taken: send application/json or application/x-ndjson"
+            metrics.refused("invalid")
             return JSONResponse({"error": detail}, status_code=415)
         body = await request.body()
         window = (settings.earliest_event, utcnow() + dt.timedelta(seconds=settings.max_future_seconds))
         try:
             events = parse_body(body, content_type, settings.ingest_max_batch, window)
         except InvalidBatch as exc:
+            metrics.refused("invalid", len(exc.errors))
             return JSONResponse({"errors": [e.as_dict() for e in exc.errors]}, status_code=422)
         try:
             refused = await too_late(db, events) + await over_limits(db, events)
         except Exception as exc:  # noqa: BLE001 - cannot tell what rules can count: accept nothing
             log.error("checking events against what rules keeps failed: %s", exc)
+            metrics.refused("unavailable")
             return _unavailable("the database is not reachable")
         if refused:
+            late = any("too late" in e.message for e in refused)
+            metrics.refused("too late" if late else "over a limit", len(refused))
             return JSONResponse({"errors": [e.as_dict() for e in refused]}, status_code=422)
         if not await broker_ready():
+            metrics.refused("unavailable")
             return _unavailable("message broker is not connected")
         # in time order (stable): rules counts an event up to the lateness before its dealer's newest,
         # so a request's own order must not make one of its events too late
         events = sorted(events, key=lambda event: event.occurred_at)
         try:
-            await publish_all_confirmed(broker, _messages(topology, events), timeout=settings.publish_timeout_seconds)
+            with metrics.PUBLISH_SECONDS.time():
+                await publish_all_confirmed(broker, _messages(topology, events), timeout=settings.publish_timeout_seconds)
         except PublishError as exc:
             log.error("publishing %d events failed: %s", len(events), exc)
+            metrics.refused("unavailable")
             return _unavailable("message broker did not confirm the events")
+        metrics.EVENTS_ACCEPTED.inc(len(events))
         return JSONResponse({"accepted": len(events)}, status_code=202)
 
     openapi.install(app)
+    common_metrics.install(app, "ingest")
     public = ("/healthz", "/readyz", "/docs", "/openapi.json")
-    app.add_middleware(AccessMiddleware, keys=keys, public=public, max_body=settings.ingest_max_body_bytes)
+    scrapers = common_metrics.scrapers(settings)
+    app.add_middleware(AccessMiddleware, keys=keys, public=public, max_body=settings.ingest_max_body_bytes, scrapers=scrapers)
+    app.add_middleware(metrics.CountRefusals)  # added last: outermost
     return app
 
 

@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY
 
+from services.common import metrics as common_metrics
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.broker import connect_with_retry, follow_nodes, make_broker
 from services.common.consuming import reconnect_when_stalled
@@ -23,7 +25,7 @@ from services.common.logs import dump_tasks_on_signal
 from services.common.settings import Settings
 from services.common.topology import Topology, declare, routing_key
 
-from . import board
+from . import board, metrics
 from .api import alerts, reports, silences
 from .channels.base import receiver_client
 from .consumer import SignalConsumer
@@ -130,7 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "routes file": router.watch(),
             "change feed": feed.run(),
             "support priorities": priorities.follow(priorities_lease, lambda: state["consuming"], health),
+            "metrics": metrics.watch(store),
         }
+        resting = metrics.register(worker.receivers)
         tasks = [health.watch(name, asyncio.create_task(loop)) for name, loop in loops.items()]
         yield
         state["consuming"] = False
@@ -138,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        REGISTRY.unregister(resting)
         with contextlib.suppress(Exception):  # the database may be gone already
             await lease.release()
             await priorities_lease.release()
@@ -171,7 +176,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dealer_reports.router(dealer_file, network, feedback_records, evaluations))
     app.include_router(support_api.router(priorities, support_evaluations, settings, http))
     board.mount(app, auth_required=not keys.open, causes=lambda: router.causes)
-    app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes)
+    common_metrics.install(app, "notify")
+    scrapers = common_metrics.scrapers(settings)
+    app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes, scrapers=scrapers)
     return app
 
 

@@ -21,6 +21,7 @@ from services.common.topology import Topology
 from .dealers.evaluations import Evaluations
 from .delivery import DeliveryWorker
 from .matchers import labels_of
+from .metrics import SIGNALS_STORED
 from .router import Router
 from .signals import SignalIntake
 from .support.evaluations import SupportEvaluations
@@ -95,6 +96,7 @@ class SignalConsumer:
             await self._one_by_one(batch)
             return
         await ack_batch([message for _, message in batch])
+        _count_stored([signal for signal, _ in batch])
         self._announce([signal for (signal, _), new in zip(batch, created, strict=True) if new])
 
     async def _store(self, batch: list[Received]) -> list[bool]:
@@ -134,6 +136,7 @@ class SignalConsumer:
                     break
             if created is not None:
                 await settle(message.ack(), message, "ack")
+                _count_stored([signal])
                 self._announce([signal] if created[0] else [])
 
     def _announce(self, created: list[AlertSignal | PromotionEvaluation | SupportEvaluation | DealerStanding]) -> None:
@@ -142,3 +145,9 @@ class SignalConsumer:
             log.info("new alert %s %s %s: %s", signal.alert_id, signal.rule_id, signal.dealer_id, signal.summary)
         if created:
             self._worker.wake()
+
+
+def _count_stored(items: list[AlertSignal | PromotionEvaluation | SupportEvaluation | DealerStanding]) -> None:
+    for item in items:
+        if isinstance(item, AlertSignal):
+            SIGNALS_STORED.labels(item.state).inc()

@@ -22,6 +22,7 @@ from services.common.timeutil import utcnow
 from .alert import public_view
 from .channels.base import DeliveryFailed
 from .health import ReceiverHealth
+from .metrics import DELIVERIES, DELIVERY_SECONDS, channel_kind
 from .outbox import Outbox
 from .router import Router
 
@@ -49,7 +50,9 @@ class DeliveryWorker:
         self._scheduled = asyncio.Event()  # a new alert: its reminder or escalation may be the next due
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._running: set[asyncio.Task[None]] = set()
-        self._health = ReceiverHealth(settings.delivery_retry_initial_seconds, settings.delivery_retry_max_seconds)
+        self._health = self.receivers = ReceiverHealth(
+            settings.delivery_retry_initial_seconds, settings.delivery_retry_max_seconds
+        )
 
     def wake(self) -> None:
         """Something may be due now: a new alert was stored."""
@@ -130,6 +133,7 @@ class DeliveryWorker:
             delivery["attempted"] = True
             if alert.get("silenced_by"):  # silenced after the notification was queued
                 delivery.update(status="silenced", last_error=f"silenced by {', '.join(alert['silenced_by'])}")
+                DELIVERIES.labels(channel_kind(self._router.channel(receiver)), "silenced").inc()
                 continue
             payload = {
                 **public_view(alert),
@@ -144,12 +148,14 @@ class DeliveryWorker:
                 delivery["next_attempt_at"] = max(delivery["next_attempt_at"], later)
             return
         channel = self._router.channel(receiver)
+        kind = channel_kind(channel)
         error, answered = None, False
         self._health.started(receiver)
         try:
             if channel is None:
                 raise DeliveryFailed(f"receiver {receiver!r} is no longer configured")
-            await channel.send([payload for _, payload in entries])
+            with DELIVERY_SECONDS.labels(kind).time():
+                await channel.send([payload for _, payload in entries])
             answered = True
         except DeliveryFailed as exc:
             error = exc.reason
@@ -165,11 +171,14 @@ class DeliveryWorker:
             delivery.setdefault("log", []).append({"at": now, "outcome": "delivered" if error is None else error})
             if error is None:
                 delivery.update(status="delivered", delivered_at=now, last_error=None)
+                DELIVERIES.labels(kind, "delivered").inc()
             elif delivery["attempts"] >= self._settings.delivery_max_attempts or channel is None:
+                DELIVERIES.labels(kind, "gave_up").inc()
                 delivery.update(status="failed", last_error=error)
                 log.error("giving up on alert %s to %s: %s", payload["alert_id"], receiver, error)
                 await self._dead_letter(payload, delivery)
             else:
+                DELIVERIES.labels(kind, "failed").inc()
                 delay = min(
                     self._settings.delivery_retry_initial_seconds * 2 ** (delivery["attempts"] - 1),
                     self._settings.delivery_retry_max_seconds,

@@ -51,3 +51,7 @@ class ReceiverHealth:
             state.failures += 1
             pause = min(self._initial * 2 ** (state.failures - 1), self._max)
             state.resting_until = now + dt.timedelta(seconds=pause)
+
+    def resting(self, now: dt.datetime) -> int:
+        """Receivers resting now (metrics)."""
+        return sum(1 for state in self._receivers.values() if state.resting_until is not None and state.resting_until > now)

@@ -11,7 +11,9 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY
 
+from services.common import metrics as common_metrics
 from services.common.access import AccessMiddleware, Keys, refuse_open_bind
 from services.common.dealer_file import DealerFileView, PolicyView
 from services.common.health import readiness
@@ -19,7 +21,7 @@ from services.common.logs import dump_tasks_on_signal
 from services.common.settings import Settings
 from services.common.yamlsource import FileError
 
-from . import incentives
+from . import incentives, metrics
 from . import policy as policies
 from .reload import PolicyReloader
 from .service import RulesService
@@ -61,8 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reloader.install_signal()
         dump_tasks_on_signal(service.consumer_state)
         watcher = asyncio.create_task(reloader.watch())
+        collector = metrics.register(service)
+        depths = asyncio.create_task(metrics.watch_queues(service))
         yield
         watcher.cancel()
+        depths.cancel()
+        REGISTRY.unregister(collector)
         await service.stop()
 
     app = FastAPI(title="dealerwatch rules", version="1", lifespan=lifespan)
@@ -176,7 +182,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         result = reloader.reload("admin endpoint")
         return JSONResponse(result, status_code=200 if not result["errors"] else 422)
 
-    app.add_middleware(AccessMiddleware, keys=keys, public=("/healthz", "/readyz", "/docs", "/openapi.json"), max_body=64 * 1024)
+    common_metrics.install(app, "rules")
+    public = ("/healthz", "/readyz", "/docs", "/openapi.json")
+    scrapers = common_metrics.scrapers(settings)
+    app.add_middleware(AccessMiddleware, keys=keys, public=public, max_body=64 * 1024, scrapers=scrapers)
     return app
 
 

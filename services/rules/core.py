@@ -48,6 +48,7 @@ class RulesCore:
         self._rules: dict[str, tuple[CompiledRule, ...]] = {}
         self._matchers: dict[str, Matcher] = {}  # scope -> the engine's rules of that scope
         self._values: dict[str, float] = {}  # the dealer measures of the judgement under way
+        self.deadline_kinds: dict[str, str] = {}  # dealer -> why its next deadline is not a midnight (metrics)
         self.use(policy)
 
     def use(self, policy: Policy) -> list[Output]:
@@ -206,23 +207,27 @@ class RulesCore:
         if t is None:
             return None
         calendar = self.policy.calendar
-        best = calendar.next_midnight(t)
+        best, kind = calendar.next_midnight(t), "midnight"
         for next_change in self._changing:  # windows and the outlet coverage
             change = next_change(state, t)
             if change is not None and t < change < best:
-                best = change
+                best, kind = change, "window"
         for reference_of, after in self._age_crossings:
             reference = reference_of(state)
             if reference is not None and t < reference + after < best:
-                best = reference + after
+                best, kind = reference + after, "age"
         if network.has_subjects(state):
             crossing = subjects.deadlines_of(state, self._subject_crossings, t, calendar).next()
             if crossing is not None and t < crossing < best:
-                best = crossing
+                best, kind = crossing, "age"
         if state.supports:
             end = support.next_end(state, t, calendar)
             if end is not None and end < best:
-                best = end
+                best, kind = end, "window"
+        if kind == "midnight":  # (most deadlines: nothing kept for them)
+            self.deadline_kinds.pop(dealer_id, None)
+        else:
+            self.deadline_kinds[dealer_id] = kind
         return best
 
     def measures(self, dealer_id: str, t: float) -> dict[str, float]:

@@ -27,6 +27,8 @@ from typing import Any
 import durable_rules_engine
 from durable import engine as durable_engine
 
+from .metrics import ENGINE_SECONDS
+
 _SID = "0"
 _SENTINEL = "__sentinel__"
 Pattern = dict[str, Any]  # a durable-rules condition (expressions.to_durable)
@@ -160,7 +162,7 @@ class Matcher:
 
     def match(self, fact: dict[str, float]) -> list[str]:
         """Ids of every rule whose pattern holds for `fact` (a flat dict of numbers)."""
-        with self._lock:
+        with self._lock, ENGINE_SECONDS.time():
             return self._match(fact)
 
     def _match(self, fact: dict[str, float]) -> list[str]:

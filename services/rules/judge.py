@@ -36,6 +36,7 @@ from services.common.limits import MAX_HISTORIES
 
 from .clock import DeadlineClock
 from .core import RulesCore
+from .metrics import JUDGEMENTS
 from .signals import Output
 from .state import Hold, ts, utc
 
@@ -149,7 +150,7 @@ class Judge:
         done = 0
         while (limit is None or done < limit) and (due := self.clock.pop_due(now, limit=None if limit is None else limit - done)):
             for dealer_id, deadline in due:
-                outputs += self._tick(dealer_id, deadline)
+                outputs += self._tick(dealer_id, deadline, self.core.deadline_kinds.pop(dealer_id, "midnight"))
             done += len(due)
         return outputs
 
@@ -174,7 +175,7 @@ class Judge:
                 if hold is not None and hold.mark >= newest:
                     waiting.append(due[0])
                     continue
-                outputs += self._tick(dealer_id, deadline)
+                outputs += self._tick(dealer_id, deadline, self.core.deadline_kinds.pop(dealer_id, "midnight"))
                 done += 1
             for dealer_id, deadline in waiting:
                 assert clock is not None
@@ -244,6 +245,7 @@ class Judge:
             raise Refused(exc, outputs) from exc
         if result is None:
             return outputs, False
+        JUDGEMENTS.labels("event").inc()
         outputs += result
         moved = None
         if arrived is not None and self.hold_seconds is not None:
@@ -278,15 +280,17 @@ class Judge:
                 break
             if limit is not None and done >= limit:
                 return outputs, False
-            outputs += self._tick(dealer_id, deadline)
+            self.core.deadline_kinds.pop(dealer_id, None)
+            outputs += self._tick(dealer_id, deadline, "catch-up")
             done += 1
         return outputs, True
 
     # --- failures ---
 
-    def _tick(self, dealer_id: str, t: float) -> list[Output]:
+    def _tick(self, dealer_id: str, t: float, trigger: str = "midnight") -> list[Output]:
         try:
             outputs = self.core.tick(dealer_id, t)
+            JUDGEMENTS.labels(trigger).inc()
         except Exception as exc:  # noqa: BLE001 - one dealer must not stop the clock for all
             self._put_aside(dealer_id, t, exc)
             return []

@@ -16,6 +16,7 @@ from services.common.filewatch import FileWatch
 from services.common.yamlsource import FileError
 
 from . import policy as policies
+from .metrics import RELOADS
 
 if TYPE_CHECKING:
     from .service import RulesService
@@ -47,7 +48,9 @@ class PolicyReloader:
             errors = [f"{self.path}: {type(exc).__name__}: {exc}"]
         else:
             log.info("policy reloaded (%s): %s -> %s, %d rules", reason, current.version, loaded.version, len(loaded.rules))
+            RELOADS.labels("ok").inc()
             return {"reloaded": True, "version": loaded.version, "errors": []}
+        RELOADS.labels("refused").inc()
         self.service.policy_file_errors = errors
         return {"reloaded": False, "version": current.version, "errors": errors}
 

@@ -50,6 +50,7 @@ from services.common.partitions import partition_of
 from services.common.settings import Settings
 from services.common.topology import Topology, alert_routing_key, declare, evaluation_routing_key
 
+from . import metrics
 from .core import RulesCore, TooLate
 from .judge import Judge, Refused, SetAside
 from .partitions import Delivery, Ownership, Partition, first_choice
@@ -327,7 +328,7 @@ class RulesService:
             if self.partitions.get(partition.number) is not partition:
                 return  # lost meanwhile: delivered again to the next owner
         try:
-            outputs, _ = judge.handle(event, arrived=arrived)
+            outputs, counted = judge.handle(event, arrived=arrived)
         except Refused as refused:
             self._outputs += refused.outputs  # the dealer's deadlines judged before it stand
             if isinstance(refused.cause, TooLate):
@@ -342,6 +343,8 @@ class RulesService:
             self._flush_wanted.set()
             return
         partition.dealers.add(event.dealer_id)
+        if counted:
+            metrics.EVENTS_CONSUMED.inc()
         self._outputs += outputs
         # only this partition's deadlines moved (the others' were in the last wake-up time already)
         if judge.histories_moved or self._wake_of(partition) < self._clock_wake_at:
@@ -473,7 +476,8 @@ class RulesService:
 
     async def _flush(self) -> None:
         async with self._flushing:
-            await self._flush_once()
+            with metrics.FLUSH_SECONDS.time():
+                await self._flush_once()
 
     async def _flush_once(self) -> None:
         # Snapshot synchronously: everything below covers exactly these messages and states.
@@ -500,6 +504,7 @@ class RulesService:
                 docs.append(encode(self.core.states[dealer_id], number, owned[number].epoch))
             except ValueError as exc:
                 unstorable[dealer_id] = str(exc)
+        metrics.FLUSH_DEALERS.observe(len(docs))
         touched = {self.partition_of(d) for d in mine} | {m.partition for m, _ in unacked if m.partition in owned}
         # a partition's clock at most every CLOCK_SAVE_SECONDS (and when it is given up): a next
         # owner starting from a clock a second old only waits for its queue a little longer
@@ -578,7 +583,10 @@ class RulesService:
         for (_, key, body, message_id), error in failed:
             log.error("dead-lettering output %s: %s", message_id, error)
             reason = f"not published after {self.settings.max_attempts} tries: {error}"
-            await dead_letter_body(self.broker, self.topology, body, key, message_id, reason, stage="rules.output")
+            headers = {"x-original-exchange": self.topology.alert_signals.name}
+            await dead_letter_body(
+                self.broker, self.topology, body, key, message_id, reason, stage="rules.output", headers=headers
+            )
             del self._publish_failures[message_id]
 
     async def _set_aside(self, dealer_id: str, reason: str) -> None:

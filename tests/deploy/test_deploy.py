@@ -65,12 +65,29 @@ def test_compose_validates_and_requires_its_secrets():
         "DEALERWATCH_ADMIN_KEYS": "a",
         "DEALERWATCH_API_KEYS": "b",
         "RABBITMQ_ERLANG_COOKIE": "c",
+        "DEALERWATCH_METRICS_KEYS": "m",
+        "GRAFANA_ADMIN_PASSWORD": "g",
     }
     subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, env=env, check=True)
     subprocess.run(["docker-compose", "--profile", "cluster", "config", "-q"], cwd=ROOT, env=env, check=True)
     env.pop("DEALERWATCH_INGEST_KEYS")
     refused = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert refused.returncode != 0 and "DEALERWATCH_INGEST_KEYS" in refused.stderr
+    env.update(DEALERWATCH_INGEST_KEYS="k", GRAFANA_ADMIN_PASSWORD="")
+    refused = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr
+
+
+def test_compose_provisions_prometheus_with_the_rules_and_grafana_with_the_dashboard(compose):
+    services = compose["services"]
+    mounted = {volume.split(":")[0] for name in ("prometheus", "grafana") for volume in services[name]["volumes"]}
+    assert {"./deploy/prometheus/rules.yml", "./deploy/prometheus/prometheus.yml", "./deploy/grafana/dashboards"} <= mounted
+    for path in mounted - {"prometheus-data", "grafana-data"}:
+        assert (ROOT / path).exists(), path
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/dealerwatch.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    scraped = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    assert scraped["scrape_configs"][0]["static_configs"][0]["targets"] == ["ingest:8080", "rules:8082", "notify:8081"]
 
 
 def test_readme_documents_every_variable_and_starts_with_the_two_commands():

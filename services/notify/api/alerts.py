@@ -17,6 +17,7 @@ from .. import alert as alerts
 from ..alert import Acknowledge, Assign, Finding, Resolve
 from ..causes import Cause, UnknownCause, resolution
 from ..feed import ChangeFeed
+from ..metrics import SSE_CLIENTS
 from ..outbox import Outbox
 from ..store import AlertStore
 from ..stream import events
@@ -75,11 +76,13 @@ def router(
 
         async def counted() -> AsyncIterator[str]:
             streams["open"] += 1
+            SSE_CLIENTS.inc()
             try:
                 async for text in events(feed, resume, where.matches, stopping):
                     yield text
             finally:
                 streams["open"] -= 1
+                SSE_CLIENTS.dec()
 
         return StreamingResponse(
             counted(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
