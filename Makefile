@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint chaos bench mutate mutate-ci screenshot browser prometheus clean
+.PHONY: run test test-fast lint demo chaos bench mutate mutate-ci screenshot browser prometheus clean
 
 $(BIN)/dealerwatch: pyproject.toml
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed (durable-rules)"'
@@ -28,6 +28,10 @@ lint: $(BIN)/dealerwatch
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# a generated dealer network posted to the stack `make run` started (in another terminal)
+demo: $(BIN)/dealerwatch
+	$(BIN)/dealerwatch demo
 
 # the fault suite: services killed, broker and database restarted while history is posted
 chaos: $(BIN)/dealerwatch

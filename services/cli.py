@@ -152,7 +152,7 @@ def _api_options() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from services.ctl import alerts, dlq, silences
+    from services.ctl import alerts, backup, demo, dlq, silences
 
     parser = argparse.ArgumentParser(prog="dealerwatch", description="Early warning for a dealer network.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--output", "-o", choices=["table", "json"], default="table")
     dlq.add(commands, output)
+    backup.add(commands)
+    demo.add(commands)
 
     serve = commands.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=["ingest", "rules", "notify"])

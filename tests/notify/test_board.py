@@ -537,3 +537,37 @@ def test_the_support_view_ranks_sends_and_shows_what_support_did_and_the_dealer_
     )
     expect(current.locator("[data-field=sales]")).to_have_text(f"{quarter_sales:,.0f}")
     expect(current.locator("[data-field=next_gap]")).to_have_text(f"{300000 - quarter_sales:,.0f}")
+
+
+def test_the_demo_fills_the_board_with_an_alert_of_every_default_rule(services, page, tmp_path):
+    """`make demo` on a fresh stack (#25): the board shows alerts of every rule of the default policy.
+    The clock as `make run` has it (production's grace, holds longer than the requests take)."""
+    import subprocess
+    import sys
+
+    from services.rules import policy
+
+    clock = {"DEALERWATCH_CLOCK_GRACE_SECONDS": "300", "DEALERWATCH_CLOCK_HOLD_SECONDS": "60"}
+    ingest, rules = services("ingest", "rules", env=clock)
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url})
+    demo = subprocess.run(
+        [sys.executable, "-m", "services.cli", "demo", "--url", ingest.url, "--board", notify.url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert demo.returncode == 0 and f"{notify.url}/?status=all" in demo.stdout, demo.stderr
+    every = {rule.id for rule in policy.load(ROOT / "policies" / "default.yaml").rules}
+
+    def raised() -> set[str]:
+        return {a["rule_id"] for a in httpx.get(f"{notify.url}/v1/alerts", params={"limit": 500}).json()["items"]}
+
+    wait_for(lambda: raised() >= every, 90, interval=1.0)
+    dead = [line for line in rules.log_path.read_text().splitlines() if "dead-lettering" in line]
+    assert dead == []  # every event of the demo counted
+    page.goto(f"{notify.url}/?status=all&lang=en")
+    expect(page.locator("tr.alert").first).to_be_visible()
+    shown = {text.split(" ")[0] for text in page.locator("tr.alert td:nth-child(3)").all_inner_texts()}
+    assert shown >= every, sorted(every - shown)
+    keep_screenshot(page, "demo.png", tmp_path)
