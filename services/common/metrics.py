@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import re
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 
 from fastapi import FastAPI
@@ -59,12 +60,15 @@ def version() -> str:
         return "unknown"
 
 
-def install(app: FastAPI, service: str) -> None:
-    """GET /metrics on the app, and the build info of this process."""
+def install(app: FastAPI, service: str, before: Callable[[], Awaitable[None]] | None = None) -> None:
+    """GET /metrics on the app, and the build info of this process; `before`: what the service
+    reads when it is scraped (its database's counts)."""
     BUILD.info({"version": version(), "service": service, "python": platform.python_version()})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        if before is not None:
+            await before()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -84,7 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     dealer_file = DealerFile(store.db, broker, settings, http, health)
     lease = Lease(store.db, "alerts-exchange")
-    priorities_lease = Lease(store.db, "support-priorities")
     network = Network(dealer_file.collection)
     feedback_records = FeedbackRecords(dealer_file.collection)
     feed = ChangeFeed(store.changes)
@@ -106,7 +105,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await priorities.ensure_indexes()
         await support_evaluations.ensure_indexes()
         await lease.ensure()
-        await priorities_lease.ensure()
         dump_tasks_on_signal()
 
         async def consume() -> None:
@@ -131,8 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "alerts exchange": publish_changes(store, feed, broker, topology, lambda: state["consuming"], lease, health),
             "routes file": router.watch(),
             "change feed": feed.run(),
-            "support priorities": priorities.follow(priorities_lease, lambda: state["consuming"], health),
-            "metrics": metrics.watch(store),
+            # the lease holder publishes the change log and follows it for the support priorities
+            "support priorities": priorities.follow(feed, lease, lambda: state["consuming"], health),
         }
         resting = metrics.register(worker.receivers)
         tasks = [health.watch(name, asyncio.create_task(loop)) for name, loop in loops.items()]
@@ -145,7 +143,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         REGISTRY.unregister(resting)
         with contextlib.suppress(Exception):  # the database may be gone already
             await lease.release()
-            await priorities_lease.release()
         await broker.stop()
         await http.aclose()
         await router.close()
@@ -176,7 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dealer_reports.router(dealer_file, network, feedback_records, evaluations))
     app.include_router(support_api.router(priorities, support_evaluations, settings, http))
     board.mount(app, auth_required=not keys.open, causes=lambda: router.causes)
-    common_metrics.install(app, "notify")
+    common_metrics.install(app, "notify", before=lambda: metrics.read(store))
     scrapers = common_metrics.scrapers(settings)
     app.add_middleware(AccessMiddleware, keys=keys, public=PUBLIC, max_body=settings.notify_max_body_bytes, scrapers=scrapers)
     return app

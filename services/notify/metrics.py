@@ -1,12 +1,12 @@
 """Notify's metrics. Counters are counted where things happen (consumer.py, delivery.py,
 api/alerts.py); what the database holds (active alerts by status and severity, deliveries
-waiting, the change log's lag behind the `alerts` exchange) is read every READ_SECONDS by
-`watch`, and what the process holds (receivers resting) at each scrape."""
+waiting, the change log's lag behind the `alerts` exchange) is read when Prometheus scrapes
+(`read`), and what the process holds (receivers resting) at each scrape."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -68,18 +68,21 @@ def register(health: ReceiverHealth) -> Collector:
     return collector
 
 
-async def watch(store: AlertStore) -> None:
-    """The database's part, every READ_SECONDS: counts by index, never a scan of the history."""
-    while True:
-        try:
-            for status in ACTIVE:
-                for severity in SEVERITY_RANK:
-                    count = await store.collection.count_documents({"status": status, "severity": severity})
-                    ALERTS.labels(status, severity).set(count)
-            WAITING.set(await store.collection.count_documents({"delivery_due_at": {"$gte": EARLIEST, "$lte": utcnow()}}))
-            CHANGE_LAG.set(max(0, await store.changes.last() - await store.changes.cursor("alerts-exchange")))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the database may be away: the gauges keep their last values
-            log.debug("notify's gauges not read this round: %s", exc)
-        await asyncio.sleep(READ_SECONDS)
+_last_read = {"at": 0.0}
+
+
+async def read(store: AlertStore) -> None:
+    """The database's part, when Prometheus scrapes (at most every READ_SECONDS: an idle notify
+    nobody scrapes costs nothing): counts by index, never a scan of the history."""
+    if time.monotonic() - _last_read["at"] < READ_SECONDS:
+        return
+    _last_read["at"] = time.monotonic()
+    try:
+        for status in ACTIVE:
+            for severity in SEVERITY_RANK:
+                count = await store.collection.count_documents({"status": status, "severity": severity})
+                ALERTS.labels(status, severity).set(count)
+        WAITING.set(await store.collection.count_documents({"delivery_due_at": {"$gte": EARLIEST, "$lte": utcnow()}}))
+        CHANGE_LAG.set(max(0, await store.changes.last() - await store.changes.cursor("alerts-exchange")))
+    except Exception as exc:  # noqa: BLE001 - the database may be away: the gauges keep their last values
+        log.debug("notify's gauges not read this scrape: %s", exc)

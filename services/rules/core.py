@@ -220,10 +220,6 @@ class RulesCore:
             crossing = subjects.deadlines_of(state, self._subject_crossings, t, calendar).next()
             if crossing is not None and t < crossing < best:
                 best, kind = crossing, "age"
-        if state.supports:
-            end = support.next_end(state, t, calendar)
-            if end is not None and end < best:
-                best, kind = end, "window"
         if kind == "midnight":  # (most deadlines: nothing kept for them)
             self.deadline_kinds.pop(dealer_id, None)
         else:

@@ -5,7 +5,7 @@ A support runs from the start of `starts_on` to its end: `support.ended`'s time,
 to its end, S = net sales in as long before its start, X = cost x (1 - dealer_share), ratio
 (P - S) / X. `scope: support` rules are event rules: `support.dispatched` judges them when it
 arrives, `support.ended` when the support ends (the event, or the end of its last day reached by
-the clock: core.py asks `due` at every judgement and `next_end` for the clock's next deadline).
+the clock: core.py asks `due` at every judgement; the end of a day is always a deadline).
 An ended support is kept 90 days (its alerts name it), then forgotten.
 """
 
@@ -129,15 +129,6 @@ def due(state: DealerState, t: float, calendar: Calendar) -> list[str]:
         if support.judged_end is None and found is not None and found[1] <= t:
             ending.append((found[1], support_id))
     return [support_id for _, support_id in sorted(ending)]
-
-
-def next_end(state: DealerState, t: float, calendar: Calendar) -> float | None:
-    ends = [
-        found[1]
-        for support in (state.supports or {}).values()
-        if support.judged_end is None and (found := bounds(support, calendar)) is not None and found[1] > t
-    ]
-    return min(ends, default=None)
 
 
 def ended(state: DealerState, support_id: str, t: float, calendar: Calendar, undo: Undo) -> None:

@@ -30,7 +30,7 @@ def target(module: str, functions: str, tests: str, ci: str = "") -> Target:
 
 TARGETS = [
     # rules (#24): a support's end and what it counts, a rebate's measures
-    target("services/rules/support.py", "bounds due measures next_end running", "tests/rules/test_support_rules.py"),
+    target("services/rules/support.py", "bounds due measures running", "tests/rules/test_support_rules.py"),
     target("services/rules/incentives.py", "measures period_of apply", "tests/rules/test_support_rules.py"),
     # ingest: 202 only once every event of the batch is confirmed by the broker
     target(

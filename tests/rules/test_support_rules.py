@@ -146,3 +146,73 @@ def test_behind_expectation_resolves_when_the_promotion_ends(core):
     ended = feed(core, network_event("promotion.ended", "P2", at("2026-03-09"), promotion_id="P-1"))
     assert fired(ended, "promotion-behind-expectation", "resolved")
     assert fired(ended, "promotion-below-expectation")  # the end is judged by the rule of its end
+
+
+# --- what the mutants found untested (tests/mutation: rules/support.py, rules/incentives.py) ---
+
+
+def test_the_cost_the_manufacturer_bears_is_its_share_and_the_verdict_stays_once_judged(core):
+    feed(core, sale("S5", at("2026-02-20"), "700"), sale("S5", at("2026-02-27"), "400"))  # S: the 4 days before only
+    dispatched = support_dispatched(
+        "S5", at("2026-03-01"), "R-5", dt.date(2026, 3, 2), dt.date(2026, 3, 5), cost="2000", dealer_share="0.25"
+    )
+    feed(core, dispatched, sale("S5", at("2026-03-03"), "1000"))
+    (evaluation,) = evaluations(core.tick("S5", dt.datetime(2026, 3, 6, tzinfo=dt.UTC).timestamp()))
+    assert (evaluation.net_cost, evaluation.sales_during, evaluation.sales_before) == (1500, 1000, 400)
+    assert evaluation.ratio == (1000 - 400) / 1500
+    feed(core, sale("S5", at("2026-03-04"), "900"))  # late, within the lateness: counted, the verdict stays
+    from services.rules import support
+
+    kept = support.measures(
+        core.states["S5"].supports["R-5"], core.states["S5"], at("2026-03-07").timestamp(), core.policy.calendar
+    )
+    assert (kept["support_sales"], kept["support_net_effect"]) == (1000, 600)
+
+
+def test_support_runs_from_the_start_of_its_first_day_to_the_end_of_its_last(core):
+    future = support_dispatched("S6", at("2026-03-01"), "R-6", dt.date(2026, 3, 2), dt.date(2026, 3, 3))
+    standings = [o for o in feed(core, future) if isinstance(o, DealerStanding)]
+    assert standings[-1].running is None  # not started yet
+    started = [o for o in core.tick("S6", dt.datetime(2026, 3, 2, tzinfo=dt.UTC).timestamp()) if isinstance(o, DealerStanding)]
+    assert started[-1].running is not None and started[-1].running.days_left == 2
+    ended = core.tick("S6", dt.datetime(2026, 3, 4, tzinfo=dt.UTC).timestamp())
+    assert [o for o in ended if isinstance(o, DealerStanding)][-1].running is None and evaluations(ended)
+
+
+def test_a_failed_judgement_leaves_the_months_as_they_were(core):
+    feed(core, target("I6", "2026-02", when=at("2026-02-19")), sale("I6", at("2026-02-20"), "1000"))
+    state = core.states["I6"]
+    before = (dict(state.month_sales), dict(state.month_targets))
+    real = core._judge_dealer
+
+    def broken(*args):
+        raise ArithmeticError("engine refused a value")
+
+    core._judge_dealer = broken
+    with pytest.raises(ArithmeticError):
+        feed(core, sale("I6", at("2026-02-21"), "5000"), target("I6", "2026-02", "1", when=at("2026-02-21")))
+    with pytest.raises(ArithmeticError):
+        feed(core, target("I6", "2026-02", "1", when=at("2026-02-21")))
+    core._judge_dealer = real
+    assert (state.month_sales, state.month_targets) == before
+
+
+def test_a_sale_crossing_into_reach_is_judged_at_once_and_the_latest_target_counts(core):
+    feed(core, sale("I7", at("2026-03-20", 1), "260000"))
+    (alert,) = fired(feed(core, sale("I7", at("2026-03-20", 9), "10000")), "rebate-tier-within-reach")  # the same day
+    assert alert.at == at("2026-03-20", 9)
+    feed(core, target("I8", "2026-01", "500000", when=at("2026-01-05")), target("I8", "2026-01", "100000", when=at("2026-01-05")))
+    assert core.states["I8"].month_targets["2026-01"][1] == 100000  # the same time: the one posted later
+
+
+def test_sales_exactly_at_the_gate_are_paid_and_a_month_program_ends_with_its_month(core):
+    from services.rules import incentives
+    from services.rules.spec import IncentiveSpec
+
+    feed(core, target("I9", "2026-02", "100000"), sale("I9", at("2026-02-10"), "90000"))
+    monthly = IncentiveSpec.model_validate({"id": "m", "period": "month", "tiers": [{"from": 50000, "rate": 0.01}], "gate": 0.9})
+    period = incentives.period_of(dt.date(2026, 2, 10), "month")
+    assert (period.first, period.last) == (dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+    values = incentives.measures(core.states["I9"], monthly, period, dt.date(2026, 2, 10))
+    assert values["incentive_gate_target"] == 90000 and values["incentive_accrued"] == 900
+    assert values["incentive_days_left"] == 18 and values["incentive_elapsed"] == 10 / 28

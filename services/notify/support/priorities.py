@@ -28,17 +28,20 @@ from pymongo.errors import DuplicateKeyError
 
 from services.common import support
 from services.common.alerts import DealerStanding
+from services.common.batching import wait_at_most
 from services.common.health import Health
 from services.common.mongo import Database, find_in
 
 from ..alert import ACTIVE
 from ..changes import ChangeLog
+from ..feed import ChangeFeed
 from ..leader import Lease
 
 log = logging.getLogger("dealerwatch.notify")
 
 CURSOR = "support-priorities"
-IDLE_SECONDS = 1.0
+IDLE_SECONDS = 10.0  # with nothing new: the log is read again after this (or when the feed sees more)
+STANDBY_SECONDS = 2.0
 MAX_LIMIT = 200
 OVERLAP_SECONDS = 5.0  # documents changed this long before the newest one read are read again (writes in flight)
 
@@ -135,30 +138,36 @@ class Priorities:
         for dealer_id, changed in by_dealer.items():
             await self.alerts_changed(dealer_id, changed)
 
-    async def follow(self, lease: Lease, ready: Callable[[], bool], health: Health) -> None:
-        """The lease holder follows the change log (its own cursor); the first time, it reads the
-        alerts open now instead (the log keeps 30 days)."""
+    async def follow(self, feed: ChangeFeed, lease: Lease, ready: Callable[[], bool], health: Health) -> None:
+        """The lease holder (the one that publishes the change log) follows it with a cursor of its
+        own, reading the feed (from memory while it reaches back) when it has seen more, or every
+        IDLE_SECONDS; the first time, it reads the alerts open now instead (the log keeps 30 days)."""
+        cursor: int | None = None
         while True:
             try:
                 if not ready() or not await lease.hold():
-                    await asyncio.sleep(IDLE_SECONDS)
+                    cursor = None
+                    await asyncio.sleep(STANDBY_SECONDS)
                     continue
-                if not await self._changes.has_cursor(CURSOR):
-                    last = await self._changes.last()  # before: a change meanwhile is read from the log again
-                    await self._apply(await self._alerts.find({"status": {"$in": list(ACTIVE)}}).to_list(None))
-                    await self._changes.advance(CURSOR, last)
-                    continue
-                cursor = await self._changes.cursor(CURSOR)
-                batch = await self._changes.after(cursor)
+                if cursor is None:
+                    if not await self._changes.has_cursor(CURSOR):
+                        last = await self._changes.last()  # before: a change meanwhile is read from the log again
+                        await self._apply(await self._alerts.find({"status": {"$in": list(ACTIVE)}}).to_list(None))
+                        await self._changes.advance(CURSOR, last)
+                    cursor = await self._changes.cursor(CURSOR)
+                arrived = feed.arrival()
+                batch = await feed.after(cursor)
                 await self._apply([entry["alert"] for entry in batch])
                 health.ok("support priorities")
                 if batch:
                     await self._changes.advance(CURSOR, batch[-1]["_id"])
+                    cursor = batch[-1]["_id"]
                 else:
-                    await asyncio.sleep(IDLE_SECONDS)
+                    await wait_at_most(arrived, IDLE_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                cursor = None
                 health.failed("support priorities", exc)
                 log.exception("following alert changes for the support priorities failed; retrying")
                 await asyncio.sleep(1.0)
