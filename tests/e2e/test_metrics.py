@@ -162,7 +162,7 @@ def test_prometheus_itself_scrapes_the_stack_and_answers_a_query(stack, tmp_path
     targets = [s.url.removeprefix("http://") for s in (ingest, rules, notify)]
     config = tmp_path / "prometheus.yml"
     config.write_text(
-        "global: {scrape_interval: 1s}\n"
+        "global: {scrape_interval: 2s, scrape_timeout: 2s}\n"
         "scrape_configs:\n"
         "  - job_name: dealerwatch\n"
         f"    authorization: {{credentials: {SCRAPER}}}\n"
@@ -190,8 +190,12 @@ def test_prometheus_itself_scrapes_the_stack_and_answers_a_query(stack, tmp_path
             return result and float(result[0]["value"][1]) == 7 and result
 
         wait_for(accepted, 60, interval=0.5)
-        up = httpx.get(query, params={"query": "sum(up{job='dealerwatch'})"}).json()["data"]["result"]
-        assert float(up[0]["value"][1]) == 3  # all three scraped with the scraper's key
+
+        def all_up():
+            up = httpx.get(query, params={"query": "sum(up{job='dealerwatch'})"}).json()["data"]["result"]
+            return up and float(up[0]["value"][1]) == 3
+
+        wait_for(all_up, 30, interval=0.5)  # all three scraped with the scraper's key
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -68,9 +68,12 @@ def test_silenced_alerts_are_stored_marked_and_not_sent(services, amqp_url, name
 def test_a_wrong_secret_is_refused_by_the_receiver(services, amqp_url, namespace, receiver):
     (notify,) = services("notify", env={"DEALERWATCH_WEBHOOK_URLS": receiver.url, "DEALERWATCH_WEBHOOK_SECRET": "other"})
     publish(amqp_url, Topology(namespace).alert_signals.name, "k", signal("W1", 1))
-    failing = wait_for(
-        lambda: (d := httpx.get(f"{notify.url}/v1/alerts/W1", headers=KEY).json()["deliveries"][0])["attempts"] >= 1 and d
-    )
+
+    def attempted():
+        answer = httpx.get(f"{notify.url}/v1/alerts/W1", headers=KEY)  # 404 until the signal is stored
+        return answer.status_code == 200 and (d := answer.json()["deliveries"][0])["attempts"] >= 1 and d
+
+    failing = wait_for(attempted)
     assert failing["last_error"] == "HTTP 401" and receiver.received == [] and receiver.refused >= 1
 
 
