@@ -322,8 +322,9 @@ class RulesCore:
             standing = (*gaps, state.region, state.name, running, spec.weights)
             if standing != state.standing:
                 state.standing = standing
-                outputs.append(
-                    DealerStanding(
+                outputs.append(  # built unchecked: every field is made here (one a judgement, most of the time)
+                    DealerStanding.model_construct(
+                        kind="dealer-standing",
                         dealer_id=state.dealer_id,
                         dealer_name=state.name,
                         region=state.region,

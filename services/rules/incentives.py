@@ -21,6 +21,7 @@ A period's result (`results`) is what its measures were on its last day.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,7 +91,7 @@ def subject_id(program_id: str, period: Period) -> str:
 def apply(state: DealerState, event: Event, at: float, calendar: Calendar, undo: Undo) -> bool:
     """Count a sale in its local month, or a month's target (the latest set wins); True if so."""
     if isinstance(event, Sale):
-        month = calendar.month_key(at)
+        month = sys.intern(calendar.month_key(at))  # one string for every dealer's month
         if state.month_sales is None:
             state.month_sales = {}
         undo.entry(state.month_sales, month)
@@ -102,7 +103,7 @@ def apply(state: DealerState, event: Event, at: float, calendar: Calendar, undo:
         kept = state.month_targets.get(event.period)
         if kept is None or at >= kept[0]:
             undo.entry(state.month_targets, event.period)
-            state.month_targets[event.period] = (at, float(event.sales_target))
+            state.month_targets[sys.intern(event.period)] = (at, float(event.sales_target))
         return True
     return False
 

@@ -125,8 +125,8 @@ def from_doc(doc: dict[str, Any]) -> DealerState:
         visits=[(at, sys.intern(kind), outlet, plan) for at, kind, outlet, plan in doc["visits"]] if doc.get("visits") else None,
         feedback={f.pop("id"): FeedbackItem(**f) for f in doc["feedback"]} if doc.get("feedback") else None,
         supports={f.pop("id"): Support(**f) for f in doc["supports"]} if doc.get("supports") else None,
-        month_sales={m: v for m, v in doc["months"]} if doc.get("months") else None,
-        month_targets={m: (at, v) for m, at, v in doc["month_targets"]} if doc.get("month_targets") else None,
+        month_sales={sys.intern(m): v for m, v in doc["months"]} if doc.get("months") else None,
+        month_targets={sys.intern(m): (at, v) for m, at, v in doc["month_targets"]} if doc.get("month_targets") else None,
         codes=codes if len(codes) else None,
     )
 
