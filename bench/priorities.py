@@ -22,7 +22,7 @@ from services import devstack  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.notify.changes import ChangeLog  # noqa: E402
 from services.notify.store import AlertStore  # noqa: E402
-from services.notify.support.priorities import Priorities, _scored  # noqa: E402
+from services.notify.support.priorities import Priorities, scored  # noqa: E402
 
 
 async def _measure(url: str, dealers: int) -> dict[str, float]:
@@ -34,22 +34,19 @@ async def _measure(url: str, dealers: int) -> dict[str, float]:
         docs = []
         for n in range(start, min(start + 5000, dealers)):
             severities = rng.choices(["critical", "warning", "info"], k=rng.choice([0, 0, 1, 2]))
-            docs.append(
-                _scored(
-                    {
-                        "_id": f"D-{n:06d}",
-                        "region": f"R{n % 12}",
-                        "target_gap": rng.choice([0.0, rng.uniform(0, 50000)]),
-                        "baseline_gap": rng.choice([0.0, rng.uniform(0, 8000)]),
-                        "open": [{"alert_id": f"A-{n}-{i}", "rule_id": "r", "severity": s} for i, s in enumerate(severities)],
-                        "running": None,
-                        "running_id": None if n % 50 else f"S-{n}",
-                        "weights": {"critical": 1.0, "warning": 0.5, "info": 0.1},
-                        "v": 1,
-                        "changed_at": time.time(),
-                    }
-                )
-            )
+            doc = {
+                "_id": f"D-{n:06d}",
+                "region": f"R{n % 12}",
+                "target_gap": rng.choice([0.0, rng.uniform(0, 50000)]),
+                "baseline_gap": rng.choice([0.0, rng.uniform(0, 8000)]),
+                "open": {f"A{n}x{i}": {"alert_id": f"A{n}x{i}", "rule_id": "r", "severity": s} for i, s in enumerate(severities)},
+                "running": None,
+                "running_id": None if n % 50 else f"S-{n}",
+                "weights": {"critical": 1.0, "warning": 0.5, "info": 0.1},
+                "changed_at": time.time(),
+            }
+            doc["score"] = scored(doc)[0]  # (for the baseline: the server's own sort)
+            docs.append(doc)
         await priorities.collection.insert_many(docs)
 
     async def timed(call) -> float:
@@ -60,11 +57,14 @@ async def _measure(url: str, dealers: int) -> dict[str, float]:
             runs.append(time.perf_counter() - started)
         return statistics.median(runs)
 
+    await asyncio.sleep(6.0)  # writes spread in time, as live: past the overlap re-read after each
     started = time.perf_counter()
     await priorities.rank(None, 20)  # a notify instance's first ranking reads every key
     first = time.perf_counter() - started
     for n in range(0, 100):  # then some dealers change between requests
-        await priorities.collection.update_one({"_id": f"D-{n:06d}"}, {"$set": {"score": 1e9 + n, "changed_at": time.time()}})
+        await priorities.collection.update_one(
+            {"_id": f"D-{n:06d}"}, {"$set": {"target_gap": 1e9 + n, "changed_at": time.time()}}
+        )
     ranked = await timed(lambda: priorities.rank(None, 20))
     by_region = await timed(lambda: priorities.rank("R3", 20))
     sorted_read = await timed(

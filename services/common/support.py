@@ -51,5 +51,10 @@ def baseline_gap(values: Mapping[str, float], names: SupportMeasures) -> float:
     return max(0.0, baseline - values.get(names.recent, 0.0))
 
 
-def score(target: float, baseline: float, severities: Iterable[str], weights: Weights) -> float:
-    return round((target + baseline) * (1.0 + sum(weights.of(s) for s in severities)), 6)
+def alert_weight(severities: Iterable[str], weights: Mapping[str, float]) -> float:
+    return round(sum(weights.get(s, 0.0) for s in severities), 6)
+
+
+def score(target: float, baseline: float, severities: Iterable[str], weights: Mapping[str, float]) -> float:
+    """weights: by severity (`Weights.model_dump()`, as a standing carries them)."""
+    return round((target + baseline) * (1.0 + alert_weight(severities, weights)), 6)

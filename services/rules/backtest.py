@@ -211,7 +211,7 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
             f"  baseline_gap = max(0, {names.baseline} - {names.recent}) = {baseline:,.2f}\n"
             f"  open episodes here: {len(severities)} ({', '.join(severities) or 'none'})\n"
             f"  score        = (target_gap + baseline_gap) x (1 + weights) = "
-            f"{priority.score(target, baseline, severities, weights):,.2f}\n"
+            f"{priority.score(target, baseline, severities, weights.model_dump()):,.2f}\n"
         )
         running = support.running(state, t, policy.calendar) if state.supports else None
         if running is not None:

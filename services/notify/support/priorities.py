@@ -3,9 +3,10 @@ last said is at stake there (`DealerStanding`: its gaps, its running support, th
 weights) and its open alerts (followed from the change log), and the score of both
 (services/common/support.py). A ranking is one indexed read, whatever the number of dealers.
 
-Two writers change a document: the signal consumer (standings, any notify instance) and the
-change-log follower (open alerts, the lease holder). Each write is a read, the score recomputed,
-and a replace conditional on the version read (`v`): a write that lost a race reads again.
+Two writers change a document, each its own fields with one atomic update (no write reads
+first, so none can undo another's): the signal consumer the standing (any notify instance; an
+older one than kept changes nothing), the change-log follower the open alerts (the lease holder;
+one field per alert). The score is worked out from both where it is read.
 
 A ranking is read from memory (`Ranking`): each notify instance keeps every dealer's sort key
 (score, region, support running or not) and reads, before it answers, only the documents changed
@@ -43,15 +44,17 @@ CURSOR = "support-priorities"
 IDLE_SECONDS = 10.0  # with nothing new: the log is read again after this (or when the feed sees more)
 STANDBY_SECONDS = 2.0
 MAX_LIMIT = 200
+DEFAULT_WEIGHTS = support.Weights().model_dump()
 OVERLAP_SECONDS = 5.0  # documents changed this long before the newest one read are read again (writes in flight)
 
 
-def _scored(doc: dict[str, Any]) -> dict[str, Any]:
-    weights = support.Weights(**doc.get("weights") or {})
-    severities = [alert["severity"] for alert in doc.get("open", [])]
-    doc["alert_weight"] = round(sum(weights.of(s) for s in severities), 6)
-    doc["score"] = support.score(doc.get("target_gap", 0.0), doc.get("baseline_gap", 0.0), severities, weights)
-    return doc
+def scored(doc: dict[str, Any]) -> tuple[float, float, list[dict[str, Any]]]:
+    """(score, the open alerts' weight, the open alerts by id) of a kept document."""
+    weights = doc.get("weights") or DEFAULT_WEIGHTS
+    opened = [alert for _, alert in sorted((doc.get("open") or {}).items())]
+    severities = [alert["severity"] for alert in opened]
+    score = support.score(doc.get("target_gap", 0.0), doc.get("baseline_gap", 0.0), severities, weights)
+    return score, support.alert_weight(severities, weights), opened
 
 
 class Priorities:
@@ -64,70 +67,42 @@ class Priorities:
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("changed_at", ASCENDING)])
 
-    async def _change(self, dealer_id: str, change: Callable[[dict[str, Any]], bool]) -> None:
-        """Apply `change` (False: nothing to write) and the score, conditional on the version."""
-        while True:
-            doc = await self.collection.find_one({"_id": dealer_id}) or {"_id": dealer_id, "open": [], "v": 0}
-            version = doc["v"]
-            if not change(doc):
-                return
-            doc = _scored({**doc, "v": version + 1, "changed_at": time.time()})
-            if version == 0:
-                try:
-                    await self.collection.insert_one(doc)
-                    return
-                except DuplicateKeyError:
-                    continue  # another writer created it first
-            result = await self.collection.replace_one({"_id": dealer_id, "v": version}, doc)
-            if result.matched_count:
-                return
-
     async def stand(self, standing: DealerStanding) -> None:
-        """A dealer's standing (only a newer one replaces what is kept)."""
-
-        def change(doc: dict[str, Any]) -> bool:
-            if doc.get("at_ts") is not None and doc["at_ts"] > standing.at.timestamp():
-                return False  # a redelivered older one
-            running = standing.running.model_dump() if standing.running else None
-            doc.update(
-                dealer_name=standing.dealer_name,
-                region=standing.region,
-                target_gap=standing.target_gap,
-                baseline_gap=standing.baseline_gap,
-                running=running,
-                running_id=None if running is None else running["support_id"],
-                weights=standing.weights.model_dump(),
-                at=standing.at,
-                at_ts=standing.at.timestamp(),
-                policy_version=standing.policy_version,
-            )
-            return True
-
-        await self._change(standing.dealer_id, change)
+        """A dealer's standing, unless a newer one is kept (a redelivered older one changes nothing)."""
+        running = standing.running.model_dump() if standing.running else None
+        fields = {
+            "dealer_name": standing.dealer_name,
+            "region": standing.region,
+            "target_gap": standing.target_gap,
+            "baseline_gap": standing.baseline_gap,
+            "running": running,
+            "running_id": None if running is None else running["support_id"],
+            "weights": standing.weights.model_dump(),
+            "at": standing.at,
+            "at_ts": standing.at.timestamp(),
+            "policy_version": standing.policy_version,
+            "changed_at": time.time(),
+        }
+        newer = {"_id": standing.dealer_id, "$or": [{"at_ts": {"$exists": False}}, {"at_ts": {"$lte": standing.at.timestamp()}}]}
+        if (await self.collection.update_one(newer, {"$set": fields})).matched_count:
+            return
+        try:  # none kept yet
+            await self.collection.insert_one({"_id": standing.dealer_id, "open": {}, **fields})
+        except DuplicateKeyError:  # one is kept: a newer standing (nothing to do), or the follower's, made just now
+            await self.collection.update_one(newer, {"$set": fields})
 
     async def alerts_changed(self, dealer_id: str, changed: list[dict[str, Any]]) -> None:
-        """Alerts of one dealer changed (the latest snapshot of each): its open alerts follow."""
-
-        def change(doc: dict[str, Any]) -> bool:
-            ids = {alert["alert_id"] for alert in changed}
-            kept = [a for a in doc["open"] if a["alert_id"] not in ids]
-            kept += [
-                {
-                    "alert_id": a["alert_id"],
-                    "rule_id": a.get("rule_id"),
-                    "severity": a.get("severity"),
-                    "subject": a.get("subject"),
-                }
-                for a in changed
-                if a.get("status") in ACTIVE
-            ]
-            kept.sort(key=lambda a: a["alert_id"])
-            if kept == doc["open"]:
-                return False
-            doc["open"] = kept
-            return True
-
-        await self._change(dealer_id, change)
+        """Alerts of one dealer changed (the latest snapshot of each): its open alerts follow, each
+        a field of its own (`open.<alert_id>`: alert ids are hex), so no write needs to read first."""
+        kept = {f"open.{a['alert_id']}": _opened(a) for a in changed if a.get("status") in ACTIVE}
+        gone = {f"open.{a['alert_id']}": "" for a in changed if a.get("status") not in ACTIVE}
+        update: dict[str, Any] = {"$set": {**kept, "changed_at": time.time()}}
+        if gone:
+            update["$unset"] = gone
+        try:
+            await self.collection.update_one({"_id": dealer_id}, update, upsert=True)
+        except DuplicateKeyError:  # created by another writer at the same moment
+            await self.collection.update_one({"_id": dealer_id}, update)
 
     async def _apply(self, alerts: list[dict[str, Any]]) -> None:
         """A batch of changes in order: the last snapshot of each alert, one write per dealer."""
@@ -195,9 +170,17 @@ class Ranking:
         async with self._lock:  # one read at a time
             where = {} if self._since is None else {"changed_at": {"$gt": self._since - OVERLAP_SECONDS}}
             newest = self._since or 0.0
-            projection = {"score": 1, "region": 1, "running_id": 1, "changed_at": 1}
+            projection = {
+                "target_gap": 1,
+                "baseline_gap": 1,
+                "open": 1,
+                "weights": 1,
+                "region": 1,
+                "running_id": 1,
+                "changed_at": 1,
+            }
             async for doc in self._collection.find(where, projection):
-                self._keys[doc["_id"]] = (doc.get("score", 0.0), doc.get("region"), doc.get("running_id") is not None)
+                self._keys[doc["_id"]] = (scored(doc)[0], doc.get("region"), doc.get("running_id") is not None)
                 newest = max(newest, doc.get("changed_at", 0.0))
             self._since = newest
 
@@ -210,15 +193,25 @@ class Ranking:
 
 
 def _row(doc: dict[str, Any]) -> dict[str, Any]:
+    score, weight, opened = scored(doc)
     return {
         "dealer_id": doc["_id"],
         "dealer_name": doc.get("dealer_name"),
         "region": doc.get("region"),
-        "score": doc.get("score", 0.0),
+        "score": score,
         "target_gap": doc.get("target_gap", 0.0),
         "baseline_gap": doc.get("baseline_gap", 0.0),
-        "alert_weight": doc.get("alert_weight", 0.0),
-        "open_alerts": doc.get("open", []),
+        "alert_weight": weight,
+        "open_alerts": opened,
         "running": doc.get("running"),
         "judged_at": doc.get("at"),
+    }
+
+
+def _opened(alert: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "alert_id": alert["alert_id"],
+        "rule_id": alert.get("rule_id"),
+        "severity": alert.get("severity"),
+        "subject": alert.get("subject"),
     }
