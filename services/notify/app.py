@@ -134,9 +134,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         resting = metrics.register(worker.receivers)
         tasks = [health.watch(name, asyncio.create_task(loop)) for name, loop in loops.items()]
+        # every dealer's sort key read once now, not by the first person asking for the ranking
+        warm_up = asyncio.create_task(priorities.ranking.refresh())
+        warm_up.add_done_callback(lambda task: task.cancelled() or task.exception())  # (retried on the first ask)
         yield
         state["consuming"] = False
         stopping.set()
+        warm_up.cancel()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
