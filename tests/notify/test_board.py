@@ -496,13 +496,13 @@ def test_the_support_view_ranks_sends_and_shows_what_support_did_and_the_dealer_
     events.append(support_dispatched("SV-3", at - 12 * day, "SV3-car", done, done + 4 * day, kind="vehicle", cost="600"))
     post(ingest, sorted(events, key=lambda e: e["occurred_at"]))
     ranking = f"{notify.url}/v1/support/priorities"
-    wait_for(
-        lambda: (
-            len(httpx.get(ranking).json()["ranked"]) == 3 and httpx.get(f"{notify.url}/v1/support/evaluations").json()["items"]
-        ),
-        60,
-    )
 
+    def ready():  # ranked by their gaps, with the open alerts the change-log follower adds a moment later
+        ranked = httpx.get(ranking).json()["ranked"]
+        evaluated = httpx.get(f"{notify.url}/v1/support/evaluations").json()["items"]
+        return len(ranked) == 3 and all(row["open_alerts"] for row in ranked) and evaluated
+
+    wait_for(ready, 60)
     page.goto(f"{notify.url}/?report=support&lang=zh")
     rows = page.locator("[data-testid=support-ranked] tbody tr")
     expect(rows).to_have_count(3)
