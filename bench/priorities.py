@@ -20,14 +20,13 @@ sys.path.insert(0, str(ROOT))
 
 from services import devstack  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
-from services.notify.changes import ChangeLog  # noqa: E402
 from services.notify.store import AlertStore  # noqa: E402
 from services.notify.support.priorities import Priorities, scored  # noqa: E402
 
 
 async def _measure(url: str, dealers: int) -> dict[str, float]:
     store = AlertStore(Settings(mongo_url=url, namespace="bench-priorities"))
-    priorities = Priorities(store.db, ChangeLog(store.db))
+    priorities = Priorities(store)
     await priorities.ensure_indexes()
     rng = random.Random(24)
     for start in range(0, dealers, 5000):

@@ -67,6 +67,15 @@ def _share(value: Decimal) -> Decimal:
     return _amount(value)
 
 
+def _span(starts_on: dt.date | None, ends_on: dt.date, most: int, what: str) -> dt.date:
+    """ends_on of a span of days from starts_on (both included), at most `most` days long."""
+    if starts_on is not None and ends_on < starts_on:
+        raise ValueError("ends_on must not be before starts_on")
+    if starts_on is not None and (ends_on - starts_on).days + 1 > most:
+        raise ValueError(f"{what} lasts at most {most} days (starts_on to ends_on, both included)")
+    return ends_on
+
+
 Amount = Annotated[Decimal, AfterValidator(_amount)]
 Share = Annotated[Decimal, AfterValidator(_share)]
 Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
@@ -133,12 +142,7 @@ class PromotionPlanned(_EventBase):
     @field_validator("ends_on")
     @classmethod
     def _ends_after_start(cls, value: dt.date, info: ValidationInfo) -> dt.date:
-        starts_on = info.data.get("starts_on")
-        if starts_on is not None and value < starts_on:
-            raise ValueError("ends_on must not be before starts_on")
-        if starts_on is not None and (value - starts_on).days + 1 > MAX_PROMOTION_DAYS:
-            raise ValueError(f"a promotion lasts at most {MAX_PROMOTION_DAYS} days (starts_on to ends_on, both included)")
-        return value
+        return _span(info.data.get("starts_on"), value, MAX_PROMOTION_DAYS, "a promotion")
 
 
 class PromotionApproved(_EventBase):
@@ -267,12 +271,7 @@ class SupportDispatched(_EventBase):
     @field_validator("ends_on")
     @classmethod
     def _ends_after_start(cls, value: dt.date, info: ValidationInfo) -> dt.date:
-        starts_on = info.data.get("starts_on")
-        if starts_on is not None and value < starts_on:
-            raise ValueError("ends_on must not be before starts_on")
-        if starts_on is not None and (value - starts_on).days + 1 > MAX_SUPPORT_DAYS:
-            raise ValueError(f"a support lasts at most {MAX_SUPPORT_DAYS} days (starts_on to ends_on, both included)")
-        return value
+        return _span(info.data.get("starts_on"), value, MAX_SUPPORT_DAYS, "a support")
 
 
 class SupportEnded(_EventBase):

@@ -148,6 +148,25 @@ class Network:
                 outlet_id=f"{dealer}-O2",
             )
 
+    def support(
+        self, dealer: str, support_id: str, first: int, days: int, *, kind: str, cost: str, share: str, reason: str | None = None
+    ) -> None:
+        """Support decided the day before its first day, for `days` days."""
+        starts = self.day(first).date()
+        self.event(
+            "support.dispatched",
+            dealer,
+            self.day(first - 1, 9),
+            support_id=support_id,
+            kind=kind,
+            starts_on=starts.isoformat(),
+            ends_on=(starts + (days - 1) * DAY).isoformat(),
+            cost=cost,
+            dealer_share=share,
+            owner="区域经理-赵",
+            reason=reason,
+        )
+
     def promotion(
         self,
         dealer: str,
@@ -351,38 +370,13 @@ def _behind(net: Network, n: int) -> None:
 @problem("support-ineffective")
 def _support(net: Network, n: int) -> None:
     dealer = _normal(net, n, daily=1000)
-    first = net.day(DAYS - 30).date()
-    net.event(
-        "support.dispatched",
-        dealer,
-        net.day(DAYS - 31, 9),
-        support_id=f"{dealer}-S1",
-        kind="promoter",
-        starts_on=first.isoformat(),
-        ends_on=(first + 13 * DAY).isoformat(),
-        cost="9000",
-        dealer_share="0.2",
-        owner="区域经理-赵",
-        reason="sales-drop",
-    )
+    net.support(dealer, f"{dealer}-S1", DAYS - 30, 14, kind="promoter", cost="9000", share="0.2", reason="sales-drop")
 
 
 @problem("vehicle-cost-unshared")
 def _vehicle(net: Network, n: int) -> None:
     dealer = _normal(net, n)
-    first = net.day(DAYS - 3).date()
-    net.event(
-        "support.dispatched",
-        dealer,
-        net.day(DAYS - 4, 9),
-        support_id=f"{dealer}-V1",
-        kind="vehicle",
-        starts_on=first.isoformat(),
-        ends_on=(first + 6 * DAY).isoformat(),
-        cost="2400",
-        dealer_share="0",
-        owner="区域经理-赵",
-    )
+    net.support(dealer, f"{dealer}-V1", DAYS - 3, 7, kind="vehicle", cost="2400", share="0")
 
 
 @problem("rebate-tier-within-reach")

@@ -21,6 +21,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from services.common.deadletter import kind_of
 from services.common.settings import Settings
 from services.common.topology import AT_HEADER, ERROR_HEADER, KIND_HEADER, STAGE_HEADER, Topology
 
@@ -38,13 +39,9 @@ def _text(value: Any) -> str:
 
 def describe(message: AbstractIncomingMessage, topology: Topology) -> dict[str, Any]:
     headers = message.headers or {}
-    stage = _text(headers.get(STAGE_HEADER))
-    kind = _text(headers.get(KIND_HEADER)) or (
-        "deliveries" if stage == "notify.delivery" else "signals" if stage == "rules.output" else "events"
-    )
-    exchange = _text(headers.get("x-original-exchange")) or (
-        topology.alert_signals.name if kind == "signals" else topology.events.name
-    )
+    stage, original = _text(headers.get(STAGE_HEADER)), _text(headers.get("x-original-exchange"))
+    kind = _text(headers.get(KIND_HEADER)) or kind_of(topology, stage, original)  # (dead letters older than the header)
+    exchange = original or (topology.alert_signals.name if kind == "signals" else topology.events.name)
     return {
         "id": message.message_id or "",
         "queue": kind,

@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     outbox = Outbox(store.collection)
     silences_ = SilenceStore(store.db)
     evaluations = Evaluations(store.db)
-    priorities, support_evaluations = Priorities(store.db, store.changes), SupportEvaluations(store.db)
+    priorities, support_evaluations = Priorities(store), SupportEvaluations(store.db)
     worker = DeliveryWorker(outbox, router, settings, on_failed=dead_letter_delivery)
     signals = SignalConsumer(
         broker,

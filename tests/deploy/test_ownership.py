@@ -30,6 +30,7 @@ def test_only_the_alert_module_builds_writes_to_alerts():
         "services/notify/dealers/file.py",  # dealer_timeline
         "services/notify/leader.py",  # leases
         "services/notify/dealers/network.py",  # reads dealer_timeline ($max in an aggregation)
+        "services/notify/support/priorities.py",  # support_priorities
     }
     for path in writers - {"services/notify/alert.py"}:
         assert "alerts" not in re.findall(r'db\["(\w+)"\]', (ROOT / path).read_text()), path

@@ -50,7 +50,7 @@ async def test_consumer_stores_once_and_keeps_the_newest(mongo_url, namespace):
     outbox = Outbox(store.collection)
     worker = DeliveryWorker(outbox, router, settings)
     intake = SignalIntake(store, outbox, SilenceStore(store.db))
-    support = (Priorities(store.db, store.changes), SupportEvaluations(store.db))
+    support = (Priorities(store), SupportEvaluations(store.db))
     consumer = SignalConsumer(broker, intake, Evaluations(store.db), support, worker, router, settings, Health())
     queue = Topology(namespace).notify_queue
     storing = asyncio.create_task(consumer.run())

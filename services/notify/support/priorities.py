@@ -31,12 +31,12 @@ from services.common import support
 from services.common.alerts import DealerStanding
 from services.common.batching import wait_at_most
 from services.common.health import Health
-from services.common.mongo import Database, find_in
+from services.common.mongo import find_in
 
 from ..alert import ACTIVE
-from ..changes import ChangeLog
 from ..feed import ChangeFeed
 from ..leader import Lease
+from ..store import AlertStore
 
 log = logging.getLogger("dealerwatch.notify")
 
@@ -45,6 +45,7 @@ IDLE_SECONDS = 10.0  # with nothing new: the log is read again after this (or wh
 STANDBY_SECONDS = 2.0
 MAX_LIMIT = 200
 DEFAULT_WEIGHTS = support.Weights().model_dump()
+OPENED = {"alert_id": 1, "dealer_id": 1, "rule_id": 1, "severity": 1, "subject": 1, "status": 1}
 OVERLAP_SECONDS = 5.0  # documents changed this long before the newest one read are read again (writes in flight)
 
 
@@ -58,10 +59,10 @@ def scored(doc: dict[str, Any]) -> tuple[float, float, list[dict[str, Any]]]:
 
 
 class Priorities:
-    def __init__(self, db: Database, changes: ChangeLog):
-        self.collection = db["support_priorities"]
-        self._alerts = db["alerts"]
-        self._changes = changes
+    def __init__(self, store: AlertStore):
+        self.collection = store.db["support_priorities"]
+        self._store = store  # the open alerts are read through it (only alert.py and store.py touch `alerts`)
+        self._changes = store.changes
         self.ranking = Ranking(self.collection)
 
     async def ensure_indexes(self) -> None:
@@ -127,7 +128,7 @@ class Priorities:
                 if cursor is None:
                     if not await self._changes.has_cursor(CURSOR):
                         last = await self._changes.last()  # before: a change meanwhile is read from the log again
-                        await self._apply(await self._alerts.find({"status": {"$in": list(ACTIVE)}}).to_list(None))
+                        await self._apply(await self._store.select({"status": {"$in": list(ACTIVE)}}, OPENED))
                         await self._changes.advance(CURSOR, last)
                     cursor = await self._changes.cursor(CURSOR)
                 arrived = feed.arrival()
