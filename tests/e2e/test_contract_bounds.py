@@ -106,7 +106,21 @@ def events(draw) -> dict:
     dealer = draw(st.one_of(ids, longest_chinese))
     at = draw(times())
     base = {"event_id": draw(st.one_of(ids, longest_chinese)), "dealer_id": dealer, "occurred_at": at.isoformat()}
-    kind = draw(st.sampled_from(["sale", "visit", "promotion.planned", "target.set", "feedback.received"]))
+    kind = draw(st.sampled_from(["sale", "visit", "promotion.planned", "target.set", "feedback.received", "support.dispatched"]))
+    if kind == "support.dispatched":  # #24: the longest ids in Chinese, costs, shares and spans at their bounds
+        starts = draw(st.sampled_from([dt.date(2000, 1, 1), at.date(), dt.date(2099, 1, 1)]))
+        return {
+            **base,
+            "type": "support.dispatched",
+            "support_id": draw(st.one_of(ids, longest_chinese)),
+            "kind": draw(st.sampled_from(["rep", "supervisor", "promoter", "vehicle"])),
+            "starts_on": starts.isoformat(),
+            "ends_on": (starts + dt.timedelta(days=draw(st.sampled_from([0, 365])))).isoformat(),
+            "cost": draw(st.sampled_from(["0", "0.01", "1000000000000"])),
+            "dealer_share": draw(st.sampled_from(["0", "0.01", "1"])),
+            "owner": draw(st.one_of(ids, longest_chinese)),
+            "reason": draw(st.sampled_from([None, "原" * 500])),
+        }
     if kind == "feedback.received":  # #23: the longest ids and texts allowed, in Chinese too
         return {
             **base,
@@ -190,6 +204,7 @@ def test_every_event_within_the_bounds_is_judged_and_kept_or_refused_with_a_reas
             "promotion.planned": "promotions",
             "target.set": None,
             "feedback.received": "feedback",
+            "support.dispatched": None,
         }
         if kinds[event["type"]]:
             url = f"{notify.url}/v1/dealers/{_path(event['dealer_id'])}"
