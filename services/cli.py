@@ -73,6 +73,17 @@ def _policy_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_test(args: argparse.Namespace) -> int:
+    from services.rules.toolbox import runner
+
+    if args.schema:
+        print(json.dumps(runner.schema(), indent=2))
+        return 0
+    if not args.files:
+        raise SystemExit("give the test files (e.g. policies/default.test.yaml), or --schema")
+    return runner.main(args.files, as_json=args.format == "json", verbose=args.verbose)
+
+
 def _moment(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
@@ -178,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("file")
     check.set_defaults(func=_policy_check)
     policy.add_parser("schema", help="print the policy JSON Schema").set_defaults(func=_policy_schema)
+    test = policy.add_parser("test", help="run the rule tests of test files (events in, alerts expected out)")
+    test.add_argument("files", nargs="*", metavar="FILE", help="e.g. policies/default.test.yaml")
+    test.add_argument("--schema", action="store_true", help="print the test files' JSON Schema")
+    test.add_argument("--format", choices=["text", "json"], default="text")
+    test.add_argument("-v", "--verbose", action="store_true", help="every case's alerts, passed or not")
+    test.set_defaults(func=_policy_test)
 
     backtest = commands.add_parser("backtest", help="replay an NDJSON event file through a policy")
     backtest.add_argument("events")

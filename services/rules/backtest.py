@@ -173,7 +173,7 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
     for rule in policy.scoped("dealer"):
         holds = ex.holds(rule.condition, values)
         out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}   when {' '.join(rule.spec.when.split())}\n")
-        for line in _distances(rule.condition, values):
+        for line in distances(rule.condition, values):
             out.write(f"      {line}\n")
     for scope in network.SCOPES:
         rules = policy.scoped(scope)
@@ -182,7 +182,7 @@ def explain(path: str, policy: Policy, dealer: str, at: dt.datetime | None, out:
             for rule in rules:
                 holds = bool(subject.values) and ex.holds(rule.condition, subject.values)
                 out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}   when {' '.join(rule.spec.when.split())}\n")
-                for line in _distances(rule.condition, subject.values) if subject.values else [f"{scope} closed or done"]:
+                for line in distances(rule.condition, subject.values) if subject.values else [f"{scope} closed or done"]:
                     out.write(f"      {line}\n")
     state = core.states[dealer]
     for promotion_id, promotion in state.promotions.items():
@@ -228,11 +228,11 @@ def _explain_subject(out: IO[str], title: str, rules: tuple[Any, ...], values: d
         holds = bool(values) and ex.holds(rule.condition, values)
         kind = f" [{rule.spec.kind}: {', '.join(rule.spec.trigger)}]" if rule.spec.kind == "event" else ""
         out.write(f"  {rule.id:<30} {'FIRES' if holds else 'quiet'}{kind}   when {' '.join(rule.spec.when.split())}\n")
-        for line in _distances(rule.condition, values) if values else [note or "over"]:
+        for line in distances(rule.condition, values) if values else [note or "over"]:
             out.write(f"      {line}\n")
 
 
-def _distances(condition: ex.Condition, values: dict[str, float]) -> list[str]:
+def distances(condition: ex.Condition, values: dict[str, float]) -> list[str]:
     lines: list[str] = []
     stack = [ex.push_negations(condition)]
     while stack:

@@ -268,15 +268,17 @@ class Judge:
         return outputs, True
 
     def catch_up(self, dealer_id: str, at: float, limit: int | None = None) -> tuple[list[Output], bool]:
-        """(outputs, finished): the dealer's own deadlines up to `at`, in order, at most `limit`
+        """(outputs, finished): the dealer's own deadlines before `at`, in order, at most `limit`
         of them (a dealer silent for years has thousands of midnights: the live service gives the
-        event loop a turn in between)."""
+        event loop a turn in between). A deadline at `at` itself is the event's own judgement: judged
+        without the event, a sale at the moment last week's leaves the window opened and resolved an
+        alert in the same second."""
         outputs: list[Output] = []
         done = 0
         while (state := self.core.states.get(dealer_id)) is not None and dealer_id not in self.set_aside:
             clock = self.clock if state.hold is None else self._held_clocks[state.hold.source]
             deadline = clock.deadline(dealer_id)
-            if deadline is None or deadline > at:
+            if deadline is None or deadline >= at:
                 break
             if limit is not None and done >= limit:
                 return outputs, False
