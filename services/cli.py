@@ -163,7 +163,7 @@ def _api_options() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from services.ctl import alerts, backup, demo, dlq, silences
+    from services.ctl import alerts, backup, demo, dlq, events, silences
 
     parser = argparse.ArgumentParser(prog="dealerwatch", description="Early warning for a dealer network.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     output.add_argument("--output", "-o", choices=["table", "json"], default="table")
     dlq.add(commands, output)
     backup.add(commands)
+    events.add(commands)
     demo.add(commands)
 
     serve = commands.add_parser("serve", help="run one service")

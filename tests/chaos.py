@@ -36,8 +36,8 @@ from histories import MARKER, alert_key, settle, stored_alerts, write
 from network import network_history
 
 from services import devstack
+from services.common.mongo import timeline_id
 from services.common.topology import Topology
-from services.notify.dealers.file import timeline_id
 from services.rules import policy
 from services.rules.backtest import backtest
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
+from pymongo.errors import BulkWriteError
 
 from .settings import Settings
 
@@ -53,3 +56,32 @@ async def find_in(
     for start in range(0, len(values), IN_CHUNK):
         async for doc in collection.find({**query, field: {"$in": values[start : start + IN_CHUNK]}}, projection):
             yield doc
+
+
+async def insert_new(collection: Collection, docs: list[dict[str, Any]]) -> dict[int, str]:
+    """Insert the documents in one unordered write; {index: reason} of those the database cannot
+    take (one already stored, from a message delivered again, is fine)."""
+    refused, encoded, positions = {}, [], []
+    for index, doc in enumerate(docs):
+        try:
+            encoded.append(RawBSONDocument(bson.encode(doc)))
+            positions.append(index)
+        except Exception as exc:  # noqa: BLE001 - e.g. an integer beyond 64 bits
+            refused[index] = f"{type(exc).__name__}: {exc}"
+    if not encoded:
+        return refused
+    try:
+        await collection.insert_many(encoded, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors:
+            raise
+        for error in errors:
+            if error.get("code") != 11000:  # not a duplicate: this document is refused
+                refused[positions[error["index"]]] = str(error.get("errmsg"))
+    return refused
+
+
+def timeline_id(dealer_id: str, event_id: str) -> str:
+    """The _id of an event's document (dealer file, archive): an event id is unique per dealer."""
+    return f"{dealer_id}\x1f{event_id}"  # ids hold no control characters (the contract)

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
 
     notify_host: str = Field(default="127.0.0.1", description="Notify HTTP bind address.")
     notify_port: int = Field(default=8081, description="Notify HTTP port.")
+    archive_days: int = Field(
+        default=400,
+        ge=1,
+        le=36_600,
+        description="How long the archive of accepted events (MongoDB `events`, the input of `policy diff --archive` "
+        "and `events export`) keeps an event, counted from its occurred_at.",
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated operator keys: read and act (ack, resolve, silence) on notify, read on rules; "

@@ -2,6 +2,7 @@
 
     events exchange (topic)  --p<N>.#------------->  rules partition queue p<N> (quorum) --> the rules worker owning it
                              --*.visit.#, *.promotion.#, *.sale.#, ...-->  dealer-file queue (quorum) --> notify
+                             --#----------------->  archive queue (quorum) --> notify (the events archive)
     alert-signals (topic)    --#----------------->  notify queue (quorum) --> notify service
     alerts (topic)           <-- every alert change, published by notify, for other systems
     dead-letter (fanout)     ------------------->  dead-letter queue (quorum, kept for inspection/replay)
@@ -136,6 +137,11 @@ class Topology:
     )
 
     @property
+    def archive_queue(self) -> RabbitQueue:
+        """Every accepted event, kept by notify in the events archive (common/archive.py)."""
+        return self._work_queue("notify.archive")
+
+    @property
     def dead_letter_queue(self) -> RabbitQueue:
         return RabbitQueue(f"{self.namespace}.dead-letter", queue_type=QueueType.QUORUM, durable=True, routing_key="")
 
@@ -145,7 +151,7 @@ class Topology:
 
     @property
     def queues(self) -> tuple[RabbitQueue, ...]:
-        return (*self.rules_queues, self.notify_queue, self.dealer_file_queue, self.dead_letter_queue)
+        return (*self.rules_queues, self.notify_queue, self.dealer_file_queue, self.archive_queue, self.dead_letter_queue)
 
 
 async def declare(broker: RabbitBroker, topology: Topology) -> None:
@@ -164,6 +170,7 @@ async def declare(broker: RabbitBroker, topology: Topology) -> None:
         *partitions,
         (topology.notify_queue, signals, ["#"]),
         (topology.dealer_file_queue, events, list(Topology.DEALER_FILE_KEYS)),
+        (topology.archive_queue, events, ["#"]),
         (topology.dead_letter_queue, dead, [""]),
     ):
         declared = await broker.declare_queue(queue)

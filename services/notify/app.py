@@ -27,6 +27,7 @@ from services.common.topology import Topology, declare, routing_key
 
 from . import board, metrics
 from .api import alerts, reports, silences
+from .archive import EventArchive
 from .channels.base import receiver_client
 from .consumer import SignalConsumer
 from .dealers import api as dealers
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
     )
     dealer_file = DealerFile(store.db, broker, settings, http, health)
+    event_archive = EventArchive(store.db, broker, settings, health)
     lease = Lease(store.db, "alerts-exchange")
     network = Network(dealer_file.collection)
     feedback_records = FeedbackRecords(dealer_file.collection)
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await store.ensure_indexes()
         await outbox.ensure_indexes()
         await dealer_file.ensure_indexes()
+        await event_archive.ensure_indexes()
         await network.ensure_indexes()
         await feedback_records.ensure_indexes()
         await evaluations.ensure_indexes()
@@ -114,9 +117,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state["consuming"] = True
             targets = [channel.target() for channel in router.channels.values()]
             log.info("consuming alert signals; %d receiver(s): %s", len(targets), ", ".join(targets) or "none")
-            watched = [topology.notify_queue, topology.dealer_file_queue]
+            watched = [topology.notify_queue, topology.dealer_file_queue, topology.archive_queue]
+            holding = lambda: dealer_file.holding() or signals.holding() or event_archive.holding()  # noqa: E731
             await asyncio.gather(
-                reconnect_when_stalled(broker, topology, watched, holding=lambda: dealer_file.holding() or signals.holding()),
+                reconnect_when_stalled(broker, topology, watched, holding=holding),
                 follow_nodes(broker, start=True, reconnected=lambda: declare(broker, topology)),
             )
 
@@ -126,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "delivery": worker.run(),
             "reminders and escalation": worker.run_schedules(),
             "dealer file": dealer_file.run(),
+            "events archive": event_archive.run(),
             "alerts exchange": publish_changes(store, feed, broker, topology, lambda: state["consuming"], lease, health),
             "routes file": router.watch(),
             "change feed": feed.run(),

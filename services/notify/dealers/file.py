@@ -12,13 +12,10 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import bson
 import httpx
-from bson.raw_bson import RawBSONDocument
 from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import BulkWriteError
 
 from services.common.alerts import SEVERITY_RANK
 from services.common.batching import flush_forever
@@ -27,7 +24,7 @@ from services.common.dealer_file import PolicyView
 from services.common.durations import DAY
 from services.common.events import parse_event
 from services.common.health import Health
-from services.common.mongo import Collection, Database
+from services.common.mongo import Collection, Database, insert_new, timeline_id
 from services.common.settings import Settings
 from services.common.topology import Topology
 
@@ -63,10 +60,6 @@ async def dealers_with_open_alerts(store: AlertStore) -> list[dict[str, Any]]:
         }
         for row in await store.aggregate(pipeline)
     ]
-
-
-def timeline_id(dealer_id: str, event_id: str) -> str:
-    return f"{dealer_id}\x1f{event_id}"  # ids hold no control characters (the contract)
 
 
 class DealerFile:
@@ -133,7 +126,7 @@ class DealerFile:
         its batch written; only an unreachable database holds the batch (put back, retried)."""
         batch, self._pending = self._pending, []
         try:
-            refused = await self._write([doc for doc, _ in batch])
+            refused = await insert_new(self._timeline, [doc for doc, _ in batch])
             for index, reason in refused.items():
                 await reject(
                     self._broker, self._topology, batch[index][1], f"not kept in the dealer file: {reason}", stage="notify"
@@ -142,29 +135,6 @@ class DealerFile:
             self._pending[:0] = batch  # written again (duplicates are fine), dead-lettered again
             raise
         await ack_batch([message for index, (_, message) in enumerate(batch) if index not in refused])
-
-    async def _write(self, docs: list[dict[str, Any]]) -> dict[int, str]:
-        """Insert the documents; {index: reason} of those that cannot be stored (already
-        stored ones, from a retried event, are fine)."""
-        refused, encoded, positions = {}, [], []
-        for index, doc in enumerate(docs):
-            try:
-                encoded.append(RawBSONDocument(bson.encode(doc)))
-                positions.append(index)
-            except Exception as exc:  # noqa: BLE001 - e.g. an integer beyond 64 bits
-                refused[index] = f"{type(exc).__name__}: {exc}"
-        if not encoded:
-            return refused
-        try:
-            await self._timeline.insert_many(encoded, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors:
-                raise
-            for error in errors:
-                if error.get("code") != 11000:  # not a duplicate: this document is refused
-                    refused[positions[error["index"]]] = str(error.get("errmsg"))
-        return refused
 
     async def timeline(self, dealer_id: str, kinds: list[str], limit: int = 200) -> list[dict[str, Any]]:
         cursor = self._timeline.find({"dealer_id": dealer_id, "type": {"$in": kinds}}, {"_id": 0})
