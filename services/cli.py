@@ -84,6 +84,41 @@ def _policy_test(args: argparse.Namespace) -> int:
     return runner.main(args.files, as_json=args.format == "json", verbose=args.verbose)
 
 
+def _policy_diff(args: argparse.Namespace) -> int:
+    from services.rules.backtest import read_events
+    from services.rules.toolbox import diff
+
+    old, new = _load_policy(args.old), _load_policy(args.new)
+    if (args.events is None) == (not args.archive):
+        raise SystemExit("give an events file, or --archive (with --since)")
+    if args.events is not None:
+        events = [item for _, item in read_events(args.events) if not isinstance(item, str)]
+    else:
+        events = _archived(args)
+    found = diff.compare(events, old, new, _moment(args.now))
+    print(json.dumps(found, ensure_ascii=False, indent=2) if args.format == "json" else diff.markdown(found), end="")
+    return 0
+
+
+def _archived(args: argparse.Namespace) -> list[Any]:
+    """The archive's events from --since (as `events export` reads them)."""
+    import asyncio
+
+    from services.common import archive
+    from services.common.events import parse_event
+    from services.common.mongo import database
+    from services.ctl.events import moment, settings_of
+
+    async def read() -> list[Any]:
+        client, db = database(settings_of(args))
+        try:
+            return [parse_event(e) async for e in archive.read(db, moment(args.since))]
+        finally:
+            client.close()
+
+    return asyncio.run(read())
+
+
 def _moment(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
@@ -196,6 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     test.add_argument("--format", choices=["text", "json"], default="text")
     test.add_argument("-v", "--verbose", action="store_true", help="every case's alerts, passed or not")
     test.set_defaults(func=_policy_test)
+    diff = policy.add_parser("diff", help="what a policy change does on a history: the alerts only one policy raises, and why")
+    diff.add_argument("old", metavar="OLD.yaml")
+    diff.add_argument("new", metavar="NEW.yaml")
+    diff.add_argument("events", nargs="?", metavar="EVENTS.ndjson", help="the history (or --archive)")
+    diff.add_argument("--archive", action="store_true", help="the archive of accepted events (MongoDB) instead of a file")
+    diff.add_argument("--since", default="90d", help="with --archive: 90d, 2026-01-01 or a time (default 90d)")
+    diff.add_argument("--now", help="judge up to this time (default: the newest event)")
+    diff.add_argument("--format", choices=["md", "json"], default="md")
+    diff.add_argument("--mongo-url", help="with --archive: else DEALERWATCH_MONGO_URL")
+    diff.add_argument("--database", help="with --archive: else DEALERWATCH_MONGO_DB")
+    diff.set_defaults(func=_policy_diff)
 
     backtest = commands.add_parser("backtest", help="replay an NDJSON event file through a policy")
     backtest.add_argument("events")

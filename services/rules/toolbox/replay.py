@@ -58,16 +58,20 @@ class Episodes:
         return sorted(self.by_id.values(), key=lambda e: (e.rule_id, e.dealer_id, e.subject or "", e.opened_at))
 
 
-def replay(events: Iterable[Event], policy: Policy, until: dt.datetime) -> tuple[list[Episode], list[str]]:
+def replay(
+    events: Iterable[Event], policy: Policy, until: dt.datetime, *, as_backtest: bool = False
+) -> tuple[list[Episode], list[str]]:
     """The episodes a running stack would have raised by `until` (the clock judges every
-    deadline up to it), and the events it refused, each with why."""
+    deadline up to it; events in time order), and the events it refused, each with why.
+    as_backtest: what `dealerwatch backtest` shows instead (events in the order given, every
+    dealer judged at `until` at the end)."""
     core = RulesCore(policy)
     judge = Judge(core)
     episodes = Episodes()
     refused: list[str] = []
     try:
-        for event in sorted(events, key=lambda e: e.occurred_at):
-            if event.occurred_at > until:
+        for event in events if as_backtest else sorted(events, key=lambda e: e.occurred_at):
+            if event.occurred_at > until and not as_backtest:
                 continue
             try:
                 outputs, _ = judge.handle(event)
@@ -76,7 +80,7 @@ def replay(events: Iterable[Event], policy: Policy, until: dt.datetime) -> tuple
                 refused.append(f"{event.event_id}: {exc}")
                 continue
             episodes.add(outputs)
-        episodes.add(judge.advance(ts(until)))
+        episodes.add(judge.finish(ts(until)) if as_backtest else judge.advance(ts(until)))
     finally:
         core.close()
     return episodes.all(), refused
