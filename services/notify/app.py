@@ -27,6 +27,7 @@ from services.common.topology import Topology, declare, routing_key
 
 from . import board, metrics
 from .api import alerts, reports, silences
+from .api import policy as policy_api
 from .archive import EventArchive
 from .channels.base import receiver_client
 from .consumer import SignalConsumer
@@ -178,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(silences.router(store, silences_, settings.silence_max_days))
     dealer_support = support_api.dealer_support(priorities, support_evaluations)
     app.include_router(dealers.router(store, dealer_file, evaluations, network, feedback_records, dealer_support))
+    app.include_router(policy_api.router(store, dealer_file))
     app.include_router(reports.router(dealer_file, store))
     app.include_router(dealer_reports.router(dealer_file, network, feedback_records, evaluations))
     app.include_router(support_api.router(priorities, support_evaluations, settings, http))

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -23,11 +24,13 @@ from services.common.yamlsource import FileError
 
 from . import incentives, metrics
 from . import policy as policies
+from .policy_history import PolicyHistory
 from .reload import PolicyReloader
 from .service import RulesService
 from .spec import DealerFileSpec
 from .state import utc
 from .store import stored_policy
+from .toolbox.describe import rule_view
 
 log = logging.getLogger("dealerwatch.rules")
 
@@ -50,7 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     policy, file_errors = initial_policy(settings)
     service = RulesService(settings, policy)
     service.policy_file_errors = file_errors
-    reloader = PolicyReloader(settings.policy_file, service, settings.files_poll_seconds)
+    history = PolicyHistory(service.store.db)
+    reloader = PolicyReloader(settings.policy_file, service, settings.files_poll_seconds, history)
     # reading what rules keeps: notify's viewer and operator keys; reloading: admin keys
     keys = Keys(readers=settings.viewer_keys + settings.api_keys, writers=settings.admin_keys)
     refuse_open_bind("rules", settings.rules_host, keys, "DEALERWATCH_ADMIN_KEYS")
@@ -68,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         watcher.cancel()
         depths.cancel()
+        await history.close()
         REGISTRY.unregister(collector)
         await service.stop()
 
@@ -176,11 +181,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "incentives": incentives.view(state, policy.spec.incentives, t, policy.calendar),
         }
 
+    @app.get("/v1/policy/live")
+    async def live_policy() -> dict[str, Any]:
+        """The running policy for people (the board's policy view): its rules, version, when it
+        was loaded, the reload history and the diff of the last change on the archive."""
+        running = service.core.policy
+        return {
+            "version": running.version,
+            "source": running.source,
+            "timezone": running.spec.timezone,
+            "rules": [rule_view(rule) for rule in running.rules],
+            **await history.view(),
+        }
+
     @app.post("/admin/reload")
-    async def reload() -> JSONResponse:
-        """Reload the policy file (an admin key in production mode)."""
-        result = reloader.reload("admin endpoint")
-        return JSONResponse(result, status_code=200 if not result["errors"] else 422)
+    async def reload(request: Request, dry_run: bool = False) -> JSONResponse:
+        """Reload the policy file (an admin key in production mode). dry_run=true: the posted
+        policy (or, with no body, the file) against the live one on the archive's last 90 days,
+        the diff `dealerwatch policy diff` prints as JSON; nothing is switched."""
+        if not dry_run:
+            result = reloader.reload("admin endpoint")
+            return JSONResponse(result, status_code=200 if not result["errors"] else 422)
+        body = await request.body()
+        try:
+            text = body.decode("utf-8") if body else Path(settings.policy_file).read_text(encoding="utf-8")
+            policies.loads(text, source="posted policy")
+        except UnicodeDecodeError:
+            return JSONResponse({"dry_run": True, "errors": ["the policy is not UTF-8 text"]}, status_code=422)
+        except FileError as exc:
+            return JSONResponse({"dry_run": True, "errors": exc.lines()}, status_code=422)
+        found = await history.diff(service.core.policy.text, text)
+        return JSONResponse({"dry_run": True, "reloaded": False, "version": service.core.policy.version, "diff": found})
 
     common_metrics.install(app, "rules")
     public = ("/healthz", "/readyz", "/docs", "/openapi.json")

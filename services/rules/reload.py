@@ -19,15 +19,17 @@ from . import policy as policies
 from .metrics import RELOADS
 
 if TYPE_CHECKING:
+    from .policy_history import PolicyHistory
     from .service import RulesService
 
 log = logging.getLogger("dealerwatch.rules.reload")
 
 
 class PolicyReloader:
-    def __init__(self, path: str, service: RulesService, interval: float = 1.0):
+    def __init__(self, path: str, service: RulesService, interval: float = 1.0, history: PolicyHistory | None = None):
         self.path = path
         self.service = service
+        self.history = history  # the board's reload history (None: not kept)
         self.interval = interval
         self._file = FileWatch(path)
 
@@ -49,8 +51,12 @@ class PolicyReloader:
         else:
             log.info("policy reloaded (%s): %s -> %s, %d rules", reason, current.version, loaded.version, len(loaded.rules))
             RELOADS.labels("ok").inc()
+            if self.history is not None:
+                self.history.record_soon("accepted", reason, current, loaded, [])
             return {"reloaded": True, "version": loaded.version, "errors": []}
         RELOADS.labels("refused").inc()
+        if self.history is not None:
+            self.history.record_soon("refused", reason, current, None, errors)
         self.service.policy_file_errors = errors
         return {"reloaded": False, "version": current.version, "errors": errors}
 

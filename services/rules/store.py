@@ -197,6 +197,7 @@ class StateStore:
         self._workers = db[WORKERS]
         self._partitions = db[PARTITIONS]
         self._count = settings.partitions
+        self.db = db  # (the archive's reader and the reload history read their own collections)
 
     async def ping(self) -> bool:
         return await mongo.ping(self._client)

@@ -571,3 +571,41 @@ def test_the_demo_fills_the_board_with_an_alert_of_every_default_rule(services, 
     shown = {text.split(" ")[0] for text in page.locator("tr.alert td:nth-child(3)").all_inner_texts()}
     assert shown >= every, sorted(every - shown)
     keep_screenshot(page, "demo.png", tmp_path)
+
+
+def test_the_policy_view_shows_the_live_rules_their_open_alerts_the_reloads_and_the_last_diff(services, page, tmp_path):
+    path = tmp_path / "policy.yaml"
+    shutil.copy(ROOT / "policies" / "default.yaml", path)
+    ingest, rules = services("ingest", "rules", env={"DEALERWATCH_POLICY_FILE": str(path)})
+    (notify,) = services("notify", env={"DEALERWATCH_RULES_URL": rules.url})
+    post(ingest, [sale("PV-2", now() - dt.timedelta(days=25)), *over_budget("PV-1", now())])  # PV-2: silent 25 days
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/alerts", params={"dealer_id": "PV-1"}).json()["items"])
+    text = path.read_text(encoding="utf-8")
+    assert "when: days_since_sale > 21" in text
+    path.write_text(text.replace("when: days_since_sale > 21", "when: days_since_sale > 28"), encoding="utf-8")
+    assert httpx.post(f"{rules.url}/admin/reload").json()["reloaded"] is True
+    path.write_text("version: 1\nrules: []\n", encoding="utf-8")
+    assert httpx.post(f"{rules.url}/admin/reload").status_code == 422
+    wait_for(lambda: httpx.get(f"{notify.url}/v1/policy/live").json()["last_diff"], 60)
+
+    page.goto(f"{notify.url}/?report=policy&lang=en")
+    rules_rows = page.locator("[data-testid=policy-rules] tbody tr")
+    expect(rules_rows).to_have_count(21)
+    inactive = page.locator("[data-testid=policy-rules] tr[data-rule=dealer-inactive]")
+    expect(inactive.locator("[data-field=thresholds]")).to_have_text("28")
+    expect(inactive).to_contain_text("days_since_sale > 28")
+    budget = page.locator("[data-testid=policy-rules] tr[data-rule=promotion-over-budget]")
+    expect(budget.locator("[data-field=open]")).to_have_text("1")
+    expect(budget).to_contain_text("critical")
+    reloads = page.locator("[data-testid=policy-reloads] tbody tr")
+    expect(reloads).to_have_count(2)
+    expect(reloads.nth(0)).to_have_attribute("data-outcome", "refused")
+    expect(reloads.nth(0)).to_contain_text("rules")  # the refusal's error, as rules gave it
+    # inactive after 28 days instead of 21: PV-2's alert is one the new policy would not have raised
+    expect(page.get_by_test_id("diff-summary")).to_contain_text("on 4 events of the last 90 days")
+    expect(page.get_by_test_id("diff-summary")).to_contain_text("1 only before, 0 only after")
+    expect(page.locator("[data-testid=policy-diff] tr[data-rule=dealer-inactive] [data-field=only_old]")).to_have_text("1")
+    keep_screenshot(page, "policy.png", tmp_path)
+    page.goto(f"{notify.url}/?report=policy&lang=zh")
+    expect(page.get_by_test_id("policy-title")).to_have_text("预警规则")
+    expect(page.locator("[data-testid=policy-rules] tr[data-rule=sales-drop] .summary")).to_contain_text("经销商")

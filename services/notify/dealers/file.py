@@ -154,7 +154,7 @@ class DealerFile:
 
     async def rules_view(self, dealer_id: str) -> tuple[dict[str, Any] | None, str | None]:
         """(what the rules service keeps for the dealer, or None with the reason)."""
-        return await self._ask_rules(f"/v1/dealers/{quote(dealer_id, safe='')}", "the rules service has no state for this dealer")
+        return await self.ask_rules(f"/v1/dealers/{quote(dealer_id, safe='')}", "the rules service has no state for this dealer")
 
     async def policy_view(self) -> tuple[PolicyView | None, str | None]:
         """(the running policy's time zone and dealer-file parameters, or None with the reason):
@@ -162,7 +162,7 @@ class DealerFile:
         answer is kept for a minute."""
         if self._policy is not None and time.monotonic() - self._policy[0] < POLICY_KEPT_SECONDS:
             return self._policy[1], None
-        answer, error = await self._ask_rules("/v1/policy", "the rules service has no policy")
+        answer, error = await self.ask_rules("/v1/policy", "the rules service has no policy")
         if answer is not None:
             try:
                 self._policy = (time.monotonic(), PolicyView.model_validate(answer))
@@ -173,7 +173,7 @@ class DealerFile:
             return self._policy[1], None  # rules away: the last policy it named
         return None, error
 
-    async def _ask_rules(self, path: str, not_found: str) -> tuple[dict[str, Any] | None, str | None]:
+    async def ask_rules(self, path: str, not_found: str) -> tuple[dict[str, Any] | None, str | None]:
         url = f"{self._settings.rules_url.rstrip('/')}{path}"
         keys = self._settings.viewer_keys or self._settings.api_keys  # rules takes notify's keys for reading
         headers = {"Authorization": f"Bearer {keys[0].get_secret_value()}"} if keys else {}

@@ -7,6 +7,7 @@ import { showBoard } from "./board.js";
 import { showDealer } from "./dealer.js";
 import { language, switchLanguage, t } from "./i18n.js";
 import { showOutlet } from "./outlet.js";
+import { showPolicy } from "./policy.js";
 import { showPromotions } from "./promotions.js";
 import { showReport } from "./report.js";
 import { showSupport } from "./support.js";
@@ -50,6 +51,7 @@ async function start() {
     if (params.get("report") === "warnings") await showWarnings(view);
     else if (params.get("report") === "promotions") await showPromotions(view);
     else if (params.get("report") === "support") await showSupport(view);
+    else if (params.get("report") === "policy") await showPolicy(view);
     else if (params.get("report")) await showReport(view);
     else if (params.get("outlet")) await showOutlet(view, dealer, params.get("outlet"));
     else await showDealer(view, dealer);
