@@ -130,8 +130,14 @@ def _moment(text: str | None) -> dt.datetime | None:
 
 def _backtest(args: argparse.Namespace) -> int:
     from services.rules.backtest import backtest
+    from services.rules.toolbox import jobs
 
-    backtest(args.events, _load_policy(args.policy), _moment(args.now))
+    policy = _load_policy(args.policy)  # refused here, with its lines, before any process starts
+    count = args.jobs or jobs.default_jobs(args.events)
+    if count <= 1:
+        backtest(args.events, policy, _moment(args.now))
+    else:
+        jobs.backtest_jobs(args.events, args.policy, _moment(args.now), count, sys.stdout, sys.stderr)
     return 0
 
 
@@ -247,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("events")
     backtest.add_argument("--policy", default="policies/default.yaml")
     backtest.add_argument("--now", help="RFC 3339 end of the replay (default: the last event's time)")
+    backtest.add_argument(
+        "--jobs", type=int, help="processes, dealers spread over them (default: every core from 50,000 events, else 1)"
+    )
     backtest.set_defaults(func=_backtest)
 
     explain = commands.add_parser("explain", help="every measure of one dealer and how far each rule is from firing")

@@ -72,9 +72,11 @@ def backtest(
     err: IO[str] | None = None,
     *,
     judge_all_at_end: bool = True,
+    summarize: bool = True,
 ) -> dict[str, Any]:
     """judge_all_at_end: False to stop where the live clock stands at `now` (deadlines up to it,
-    no extra judgement of every dealer at `now`): what a running stack has judged by then."""
+    no extra judgement of every dealer at `now`): what a running stack has judged by then.
+    summarize: False to leave the summary to the caller (a part of `--jobs`)."""
     out, err = out or sys.stdout, err or sys.stderr
     core = RulesCore(policy)
     judge = Judge(core)
@@ -126,14 +128,13 @@ def backtest(
     for aside in judge.set_aside.values():
         problems["dealers set aside"] += 1
         err.write(f"dealer {aside.dealer_id}: judging at {utc(aside.at).isoformat()} failed ({aside.reason}); set aside\n")
-    _summary(opened, problems, len(core.states), err)
+    if summarize:
+        summary(opened, problems, len(core.states), err)
     core.close()
     return {"opened": dict(opened), "problems": dict(problems), "dealers": len(core.states)}
 
 
-def _summary(
-    opened: collections.Counter[tuple[str, str]], problems: collections.Counter[str], dealers: int, err: IO[str]
-) -> None:
+def summary(opened: collections.Counter[tuple[str, str]], problems: collections.Counter[str], dealers: int, err: IO[str]) -> None:
     err.write(f"\n{'rule':<30} {'severity':<9} alerts\n")
     for (rule_id, severity), count in sorted(opened.items()):
         err.write(f"{rule_id:<30} {severity:<9} {count:>6}\n")

@@ -104,3 +104,14 @@ def test_backtest_and_live_service_raise_the_same_alerts(services, tmp_path, amq
     assert queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 0, [
         m.headers for m in drain(amqp_url, Topology(namespace).dead_letter_queue.name)
     ]
+
+
+def test_backtest_jobs_spread_dealers_over_processes_and_give_the_same_alerts(tmp_path, capsys):
+    path = write(tmp_path / "events.ndjson", history(dt.datetime(2026, 6, 30, 12, tzinfo=dt.UTC), dealers=8, days=70))
+    assert main(["backtest", path, "--jobs", "1"]) == 0
+    alone = capsys.readouterr()
+    assert main(["backtest", path, "--jobs", "2"]) == 0
+    spread = capsys.readouterr()
+    assert alone.out and sorted(alone.out.splitlines()) == sorted(spread.out.splitlines())
+    summary = alone.err[alone.err.index("rule ") :]
+    assert spread.err[spread.err.index("rule ") :] == summary and "(8 dealers)" in summary
