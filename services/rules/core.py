@@ -18,6 +18,7 @@ from services.common.alerts import AlertSignal, DealerStanding, PromotionEvaluat
 from services.common.durations import DAY
 from services.common.events import Event, PromotionEnded, Sale, SupportDispatched
 
+from . import expressions as ex
 from . import incentives, network, subjects, support
 from .engine import Matcher
 from .keys import EpisodeKey
@@ -60,7 +61,8 @@ class RulesCore:
         try:
             for scope, scoped in rules.items():
                 if scoped:  # an engine ruleset only for a scope that has rules
-                    built[scope] = Matcher.acquire({r.id: r.pattern for r in scoped})
+                    outcomes = ex.outcome_key([r.condition for r in scoped])
+                    built[scope] = Matcher.acquire({r.id: r.pattern for r in scoped}, outcomes)
         except BaseException:
             for matcher in built.values():
                 matcher.release()

@@ -89,6 +89,20 @@ def number(value: float) -> str | None:
     return text
 
 
+def as_read(fact: dict[str, float]) -> dict[str, float]:
+    """The fact as the engine reads it (`number`): infinities as the largest double, NaN left out."""
+    seen = {}
+    for name, value in fact.items():
+        if type(value) is float and -_LARGEST <= value <= _LARGEST:
+            seen[name] = value
+        elif not math.isnan(value := float(value)):
+            seen[name] = math.copysign(_LARGEST, value) if math.isinf(value) else value
+    return seen
+
+
+MEMO_SIZE = 4096  # answers kept per matcher (of distinct outcomes of its comparisons: a few dozen in practice)
+
+
 def dumps(data: Any) -> str:
     """JSON for durable-rules: like json.dumps, with every number written by `number`."""
     if isinstance(data, dict):
@@ -134,11 +148,22 @@ def _raise_errors(error: BaseException | None, state: Any) -> None:
 _released: list[Matcher] = []  # rulesets cannot be removed from a Host safely: reuse them
 
 
-class Matcher:
-    """Evaluates compiled rule patterns; calls are serialized by a lock."""
+Outcomes = Callable[[dict[str, float]], int]
 
-    def __init__(self, patterns: dict[str, Pattern]):
+
+class Matcher:
+    """Evaluates compiled rule patterns; calls are serialized by a lock.
+
+    With `outcomes` (expressions.outcome_key of the same rules' conditions), an answer of the
+    engine is kept for the outcomes of the comparisons it was given and reused for a fact whose
+    comparisons all come out the same: which rules hold depends on nothing else, so the engine
+    is asked every question whose answer could differ from one it gave (#26: most judgements of
+    a dealer repeat the last one's outcomes, at a quarter of an engine call's cost)."""
+
+    def __init__(self, patterns: dict[str, Pattern], outcomes: Outcomes | None = None):
         """patterns: rule id -> durable-rules expression over the fact's fields."""
+        self._outcomes = outcomes
+        self._memo: dict[int, tuple[str, ...]] = {}
         self._host = _host()
         self._name = f"matcher{next(_names)}"
         self._fired: list[str] = []
@@ -162,8 +187,17 @@ class Matcher:
 
     def match(self, fact: dict[str, float]) -> list[str]:
         """Ids of every rule whose pattern holds for `fact` (a flat dict of numbers)."""
-        with self._lock, ENGINE_SECONDS.time():
-            return self._match(fact)
+        with self._lock:
+            key = None if self._outcomes is None else self._outcomes(as_read(fact))
+            if key is not None and (answer := self._memo.get(key)) is not None:
+                return list(answer)
+            with ENGINE_SECONDS.time():
+                found = self._match(fact)
+            if key is not None:
+                if len(self._memo) >= MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[key] = tuple(found)
+            return found
 
     def _match(self, fact: dict[str, float]) -> list[str]:
         """Host.assert_fact + Host.retract_fact, encoding the fact once instead of twice."""
@@ -188,14 +222,14 @@ class Matcher:
         return list(dict.fromkeys(self._fired))
 
     @classmethod
-    def acquire(cls, patterns: dict[str, Pattern]) -> Matcher:
+    def acquire(cls, patterns: dict[str, Pattern], outcomes: Outcomes | None = None) -> Matcher:
         """A released matcher with these patterns, or a new one."""
         with _HOST_LOCK:
             reused = _released.pop() if _released else None
         if reused is None:
-            return cls(patterns)
+            return cls(patterns, outcomes)
         try:
-            reused.replace(patterns)
+            reused.replace(patterns, outcomes)
         except BaseException:
             with _HOST_LOCK:
                 _released.append(reused)  # still sound: replace changed nothing
@@ -208,9 +242,10 @@ class Matcher:
         with _HOST_LOCK:
             _released.append(self)
 
-    def replace(self, patterns: dict[str, Pattern]) -> None:
+    def replace(self, patterns: dict[str, Pattern], outcomes: Outcomes | None = None) -> None:
         """Swap in new patterns without a new Host (no thread or memory growth per reload)."""
         with self._lock:
+            self._outcomes, self._memo = outcomes, {}
             host = self._host
             old = host._ruleset_directory[self._name]
             # the constructor deletes the "run" keys of what it is given: give it a copy

@@ -353,3 +353,62 @@ def _durable_value(node: Value) -> Any:
     if isinstance(node, Measure):
         return {"$m": node.name}
     return {_DURABLE_ARITH[node.op]: {"$l": _durable_value(node.left), "$r": _durable_value(node.right)}}
+
+
+# --- the outcome of every comparison at once (the engine's answers reused: engine.Matcher) ---
+
+
+def comparisons(conditions: list[Condition]) -> list[Compare]:
+    """Every comparison of the conditions as the engine gets them (negations pushed in), once each."""
+    found: dict[str, Compare] = {}
+    stack: list[Condition] = [push_negations(c) for c in conditions]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Logic):
+            stack.extend(node.items)
+        elif isinstance(node, Compare):
+            found.setdefault(render(node), node)
+    return [found[text] for text in sorted(found)]
+
+
+def outcome_key(conditions: list[Condition]) -> Callable[[dict[str, float]], int]:
+    """A function of the measures whose value is the same for two sets of measures exactly when
+    every comparison of the conditions comes out the same (one bit each): the engine's answer
+    (which rules hold) is a function of those outcomes only. Built from the parsed conditions,
+    never from text run as code."""
+    atoms = [_compiled(node) for node in comparisons(conditions)]
+
+    def key(measures: dict[str, float]) -> int:
+        bits = 0
+        for bit, atom in enumerate(atoms):
+            if atom(measures):
+                bits |= 1 << bit
+        return bits
+
+    return key
+
+
+def _compiled(node: Compare) -> Callable[[dict[str, float]], bool]:
+    left, right, compare = _value_function(node.left), _value_function(node.right), _CMP[node.op]
+
+    def atom(measures: dict[str, float]) -> bool:
+        a, b = left(measures), right(measures)
+        return a is not None and b is not None and compare(a, b)
+
+    return atom
+
+
+def _value_function(node: Value) -> Callable[[dict[str, float]], float | None]:
+    if isinstance(node, Number):
+        constant = node.value
+        return lambda measures: constant
+    if isinstance(node, Measure):
+        name = node.name
+        return lambda measures: measures.get(name)
+    left, right, arith = _value_function(node.left), _value_function(node.right), _ARITH[node.op]
+
+    def value(measures: dict[str, float]) -> float | None:
+        a, b = left(measures), right(measures)
+        return None if a is None or b is None else arith(a, b)
+
+    return value
