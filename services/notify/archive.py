@@ -44,7 +44,11 @@ class EventArchive:
             event = parse_event(body)
         except ValidationError as exc:
             await reject(
-                self._broker, self._topology, message, f"invalid event: {exc.errors(include_url=False)[:3]}", stage="notify"
+                self._broker,
+                self._topology,
+                message,
+                f"invalid event: {exc.errors(include_url=False)[:3]}",
+                stage="notify.archive",
             )
             return
         self._pending.append((archive.document(event), message))
@@ -58,7 +62,7 @@ class EventArchive:
         try:
             refused = await insert_new(self._events, [doc for doc, _ in batch])
             for index, reason in refused.items():
-                await reject(self._broker, self._topology, batch[index][1], f"not archived: {reason}", stage="notify")
+                await reject(self._broker, self._topology, batch[index][1], f"not archived: {reason}", stage="notify.archive")
         except BaseException:
             self._pending[:0] = batch  # written again (duplicates are fine)
             raise

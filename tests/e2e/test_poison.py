@@ -123,9 +123,9 @@ def test_a_message_no_consumer_can_take_is_set_aside_and_the_others_are_kept(ser
     for dealer in ("D-2", "D-3"):
         wait_for(lambda dealer=dealer: httpx.get(f"{notify.url}/v1/dealers/{dealer}").json().get("visits"), 20)
         wait_for(lambda dealer=dealer: httpx.get(f"{rules.url}/v1/dealers/{dealer}").status_code == 200)
-    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 2)
+    wait_for(lambda: queue_depth(amqp_url, Topology(namespace).dead_letter_queue.name) == 3)
     dead = drain(amqp_url, Topology(namespace).dead_letter_queue.name)
-    assert sorted(m.headers["x-dealerwatch-stage"] for m in dead) == ["notify", "rules"]
+    assert sorted(m.headers["x-dealerwatch-stage"] for m in dead) == ["notify", "notify.archive", "rules"]
     assert all(
         m.headers["x-dealerwatch-error"].startswith("invalid event") and json.loads(m.body)["event_id"] == huge["event_id"]
         for m in dead
@@ -133,20 +133,20 @@ def test_a_message_no_consumer_can_take_is_set_aside_and_the_others_are_kept(ser
     assert httpx.get(f"{notify.url}/readyz").status_code == 200 and httpx.get(f"{rules.url}/readyz").status_code == 200
 
 
-async def test_the_dealer_file_writes_a_batch_without_the_document_the_database_refuses(mongo_url, namespace):
-    """No valid event makes such a document any more; the split stays, for what nobody foresaw."""
+async def test_the_dealer_file_and_the_archive_write_a_batch_without_the_document_the_database_refuses(mongo_url, namespace):
+    """No valid event makes such a document any more; the split stays, for what nobody foresaw
+    (the dealer file's and the archive's writes: mongo.insert_new)."""
     import motor.motor_asyncio
 
-    from services.notify.dealers.file import DealerFile
+    from services.common.mongo import insert_new
 
     client = motor.motor_asyncio.AsyncIOMotorClient(mongo_url)
-    dealer_file = DealerFile.__new__(DealerFile)
-    dealer_file._timeline = client[namespace]["dealer_timeline"]
-    refused = await dealer_file._write(
-        [{"_id": "a", "n": 1}, {"_id": "b", "n": 2**64}, {"_id": "c", "n": 3}, {"_id": "a", "n": 1}]
+    timeline = client[namespace]["dealer_timeline"]
+    refused = await insert_new(
+        timeline, [{"_id": "a", "n": 1}, {"_id": "b", "n": 2**64}, {"_id": "c", "n": 3}, {"_id": "a", "n": 1}]
     )
     assert list(refused) == [1] and refused[1].startswith("OverflowError")
-    assert sorted(d["_id"] for d in await dealer_file._timeline.find({}).to_list(None)) == ["a", "c"]  # a twice: a retry
+    assert sorted(d["_id"] for d in await timeline.find({}).to_list(None)) == ["a", "c"]  # a twice: a retry
     client.close()
 
 
