@@ -81,7 +81,7 @@ def queue_limit(amqp_url, namespace):
         pattern = f"^{namespace}\\."
         command = ["rabbitmqctl", "-q", "set_policy", "--apply-to", "queues", "--priority", "9", name, pattern, definition]
         subprocess.run(command, check=True, capture_output=True, timeout=30)
-        wait_for(lambda: len(applied(namespace, name)) == TEST_PARTITIONS + 3)  # rules, notify, dealer file, dead letters
+        wait_for(lambda: len(applied(namespace, name)) == TEST_PARTITIONS + 4)  # rules, notify, dealer file, archive, dead letters
 
     yield limit
     subprocess.run(["rabbitmqctl", "-q", "clear_policy", name], check=False, capture_output=True, timeout=30)
@@ -115,6 +115,7 @@ def test_an_unroutable_event_is_a_503_not_a_202(services, amqp_url, namespace):
     topology_declared(amqp_url, namespace)
     unbind(amqp_url, f"{namespace}.events", rules_queue, f"{partition}.#")
     unbind(amqp_url, f"{namespace}.events", file_queue, "*.sale.#")
+    unbind(amqp_url, f"{namespace}.events", f"{namespace}.notify.archive", "#")
     response = post(ingest, [event])
     assert refused(response), response.text
     bind(amqp_url, f"{namespace}.events", rules_queue, f"{partition}.#", ours=False)
