@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import backtest_jobs  # noqa: E402
+import year  # noqa: E402
 import notify as notify_bench  # noqa: E402
 import pipeline  # noqa: E402
 import priorities as priorities_bench  # noqa: E402
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--dealers", type=int, default=100_000, help="for state per dealer")
     args = parser.parse_args()
     devstack.ensure_rabbitmq(pipeline.AMQP_URL)
-    print("measuring (about 6 minutes): raw aio-pika, the stack under a burst, rules, notify ...", flush=True)
+    print("measuring (about 12 minutes): raw aio-pika, the stack under a burst, rules, notify ...", flush=True)
     raw = asyncio.run(pipeline.baseline(args.events))
     stack = pipeline.run_pipeline(args.events, 500, Settings().prefetch)
     core = rules_bench.measure(args.rules_events, args.dealers)
@@ -42,6 +43,7 @@ def main() -> None:
     items = subjects_bench.measure()
     ranking = priorities_bench.measure(args.dealers)
     spread = backtest_jobs.measure()
+    a_year = year.measure()
     bare = core["bare"]
     ms = {name: f"{stack[name] * 1000:,.0f}" for name in ("idle_p50", "idle_p99", "half_p50", "half_p99")}
     rows = [
@@ -80,6 +82,13 @@ def main() -> None:
             f"{spread['two']:.1f} s",
             f"{spread['speedup']:.2f}",
             ">= 1.8 (speed-up)",
+        ),
+        (
+            f"backtest of a year of {a_year['dealers']:,} dealers ({a_year['events']:,} events), --jobs {a_year['jobs']}",
+            "",
+            f"{a_year['seconds'] / 60:.1f} min",
+            "",
+            "<= 10 min",
         ),
         (f"state per dealer at {args.dealers:,} dealers", "", f"{core['memory_kb']:.2f} KB", "", "<= 2 KB"),
         *(
