@@ -54,7 +54,7 @@ browser:
 screenshot: $(BIN)/dealerwatch browser
 	@fc-list :lang=zh | grep -q . || apt-get install -y -qq fonts-noto-cjk >/dev/null 2>&1 \
 		|| echo "fonts-noto-cjk could not be installed: Chinese text will show as boxes in the pictures"
-	DEALERWATCH_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/notify/test_board.py -k "screenshot or chart or network"
+	DEALERWATCH_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/notify/test_board.py -k "screenshot or chart or network or policy_view"
 
 # the speed goals (#14) as one table, each against a baseline measured in the same run
 bench: $(BIN)/dealerwatch
