@@ -110,13 +110,17 @@ def test_dead_letters_listed_replayed_after_the_fix_and_purged(services, amqp_ur
     assert alert["rule_id"] == "promotion-over-budget" and alert["severity"] == "critical"
 
     assert ctl("dlq", "replay", "--reason", "^invalid event", env=broker).returncode == 0
-    # refused again by both of the events' consumers (rules, and the dealer file of notify, started since)
+    # refused again by each of the events' consumers (rules, and notify's dealer file and archive, started since)
     back = wait_for(
-        lambda: (d := json.loads(ctl("dlq", "list", "--queue", "events", "-o", "json", env=broker).stdout)) and len(d) >= 3 and d,
+        lambda: (
+            (d := json.loads(ctl("dlq", "list", "--queue", "events", "-o", "json", env=broker).stdout))
+            and {x["stage"] for x in d} == {"rules", "notify", "notify.archive"}
+            and d
+        ),
         30,
     )
     assert {d["routing_key"] for d in back} == {"p0.sale.DLQ-9"} and all(d["reason"].startswith("invalid event") for d in back)
-    assert {d["stage"] for d in back} == {"rules", "notify"}
+    assert {d["stage"] for d in back} == {"rules", "notify", "notify.archive"}
 
     kept = ctl("dlq", "purge", "--all", env=broker, stdin="n\n")
     assert kept.returncode == 1 and queue_depth(amqp_url, topology.dead_letter_queue.name) == len(back)

@@ -81,7 +81,9 @@ def queue_limit(amqp_url, namespace):
         pattern = f"^{namespace}\\."
         command = ["rabbitmqctl", "-q", "set_policy", "--apply-to", "queues", "--priority", "9", name, pattern, definition]
         subprocess.run(command, check=True, capture_output=True, timeout=30)
-        wait_for(lambda: len(applied(namespace, name)) == TEST_PARTITIONS + 4)  # rules, notify, dealer file, archive, dead letters
+        wait_for(
+            lambda: len(applied(namespace, name)) == TEST_PARTITIONS + 4
+        )  # rules, notify, dealer file, archive, dead letters
 
     yield limit
     subprocess.run(["rabbitmqctl", "-q", "clear_policy", name], check=False, capture_output=True, timeout=30)
