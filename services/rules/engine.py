@@ -27,7 +27,7 @@ from typing import Any
 import durable_rules_engine
 from durable import engine as durable_engine
 
-from .metrics import ENGINE_SECONDS
+from .metrics import ENGINE_ANSWERS_REUSED, ENGINE_SECONDS
 
 _SID = "0"
 _SENTINEL = "__sentinel__"
@@ -190,6 +190,7 @@ class Matcher:
         with self._lock:
             key = None if self._outcomes is None else self._outcomes(as_read(fact))
             if key is not None and (answer := self._memo.get(key)) is not None:
+                ENGINE_ANSWERS_REUSED.inc()
                 return list(answer)
             with ENGINE_SECONDS.time():
                 found = self._match(fact)

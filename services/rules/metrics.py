@@ -35,6 +35,10 @@ ENGINE_SECONDS = Histogram(
     "One question to durable-rules (a fact asserted and retracted).",
     buckets=(0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.05),
 )
+ENGINE_ANSWERS_REUSED = Counter(
+    "dealerwatch_rules_engine_answers_reused",
+    "Judgements answered by an earlier answer of the engine (the same outcome of every comparison).",
+)
 FLUSH_SECONDS = Histogram("dealerwatch_rules_flush_seconds", "One flush: outputs published, states stored, messages acked.")
 FLUSH_DEALERS = Histogram(
     "dealerwatch_rules_flush_dealers", "Dealer states stored by one flush.", buckets=(0, 1, 10, 50, 100, 500, 1000, 5000)
