@@ -92,7 +92,11 @@ def _policy_diff(args: argparse.Namespace) -> int:
     if (args.events is None) == (not args.archive):
         raise SystemExit("give an events file, or --archive (with --since)")
     if args.events is not None:
-        events = [item for _, item in read_events(args.events) if not isinstance(item, str)]
+        read = list(read_events(args.events))
+        events = [item for _, item in read if not isinstance(item, str)]
+        for number, item in read:
+            if isinstance(item, str):
+                print(f"{args.events}:{number}: skipped, not a valid event: {item}", file=sys.stderr)
     else:
         events = _archived(args)
     found = diff.compare(events, old, new, _moment(args.now))
