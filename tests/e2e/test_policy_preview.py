@@ -24,7 +24,7 @@ def test_a_dry_run_reload_answers_the_archive_diff_and_changes_nothing(services,
     text = path.read_text(encoding="utf-8")
     assert OLD in text
     changed = text.replace(OLD, OLD.replace("0.7", "0.8"))
-    env = {"DEALERWATCH_POLICY_FILE": str(path)}
+    env = {"DEALERWATCH_POLICY_FILE": str(path), "DEALERWATCH_FILES_POLL_SECONDS": "3600"}  # reloads: by the endpoint only
     ingest, rules = services("ingest", "rules", env=env)
     (notify,) = services("notify", env={**env, "DEALERWATCH_RULES_URL": rules.url})
     end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)

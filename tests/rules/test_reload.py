@@ -172,11 +172,11 @@ def test_a_policy_switch_is_all_or_nothing(monkeypatch):
     before = (core.policy, dict(core._matchers))
     real, calls = engine.Matcher.acquire, []
 
-    def refuse_the_second(patterns):
+    def refuse_the_second(patterns, outcomes=None):
         calls.append(patterns)
         if len(calls) == 2:
             raise RuntimeError("the engine refused the promotion rules")
-        return real(patterns)
+        return real(patterns, outcomes)
 
     monkeypatch.setattr(engine.Matcher, "acquire", refuse_the_second)
     try:
