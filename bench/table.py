@@ -17,12 +17,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import backtest_jobs  # noqa: E402
-import year  # noqa: E402
 import notify as notify_bench  # noqa: E402
 import pipeline  # noqa: E402
 import priorities as priorities_bench  # noqa: E402
 import rules as rules_bench  # noqa: E402
 import subjects as subjects_bench  # noqa: E402
+import year  # noqa: E402
 
 from services import devstack  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
