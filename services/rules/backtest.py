@@ -78,7 +78,7 @@ def backtest(
     no extra judgement of every dealer at `now`): what a running stack has judged by then.
     summarize: False to leave the summary to the caller (a part of `--jobs`)."""
     out, err = out or sys.stdout, err or sys.stderr
-    core = RulesCore(policy)
+    core = RulesCore(policy, alerts_only=True)
     judge = Judge(core)
     opened: collections.Counter[tuple[str, str]] = collections.Counter()
     problems: collections.Counter[str] = collections.Counter()

@@ -11,6 +11,7 @@ class Calendar:
     def __init__(self, timezone: str):
         self.zone = zoneinfo.ZoneInfo(timezone)
         self._last: tuple[float, dt.datetime] = (float("nan"), dt.datetime.min)
+        self._day: tuple[float, float] = (float("inf"), float("-inf"))  # [start, next midnight) of the day asked last
 
     def local(self, t: float) -> dt.datetime:
         # one judgement asks for the same time five or six times (measures, midnight)
@@ -33,9 +34,13 @@ class Calendar:
         return self.local(t).day
 
     def next_midnight(self, t: float) -> float:
-        local = self.local(t)
-        tomorrow = local.date() + dt.timedelta(days=1)
-        return self.day_start(tomorrow)
+        start, end = self._day  # most questions in a row are about the same day (every dealer's)
+        if start <= t < end:
+            return end
+        today = self.local(t).date()
+        start, end = self.day_start(today), self.day_start(today + dt.timedelta(days=1))
+        self._day = (start, end)
+        return end
 
     def day_start(self, day: dt.date) -> float:
         return dt.datetime.combine(day, dt.time(), self.zone).timestamp()

@@ -11,6 +11,7 @@ is judged again at the latest time already reached.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from services.common import support as priority
@@ -22,7 +23,8 @@ from . import expressions as ex
 from . import incentives, network, subjects, support
 from .engine import Matcher
 from .keys import EpisodeKey
-from .measures import NET_SALES
+from .measures import NET_SALES, DealerValues
+from .outcomes import Changes, Outcomes
 from .policy import CompiledRule, Policy
 from .promotions import freeze_if_final, promotion_measures, sales_needed_from
 from .signals import Output as Output
@@ -38,17 +40,32 @@ class TooLate(ValueError):
 
 
 class RulesCore:
-    def __init__(self, policy: Policy, states: dict[str, DealerState] | None = None, *, forget_ids_when_judging: bool = True):
+    def __init__(
+        self,
+        policy: Policy,
+        states: dict[str, DealerState] | None = None,
+        *,
+        forget_ids_when_judging: bool = True,
+        exhaustive: bool = False,
+        alerts_only: bool = False,
+    ):
         """forget_ids_when_judging: False for the live service, which forgets event ids when it
         stores a state (`forget_ids`): a message comes again until its ack reaches the broker,
-        and must then still be recognised, however far its dealer has moved on meanwhile."""
+        and must then still be recognised, however far its dealer has moved on meanwhile.
+        exhaustive: every comparison worked out and the engine asked at every judgement, nothing
+        kept from one to the next (outcomes.py, engine.Matcher): the definition the core must
+        equal, for tests. alerts_only: the outputs a backtest shows, no more: an alert's opening
+        and resolve, the evaluations; not the later signals of a firing alert (its count still
+        kept) nor the dealers' standings."""
         self.states: dict[str, DealerState] = states if states is not None else {}
         self.forget_ids_when_judging = forget_ids_when_judging
+        self.exhaustive = exhaustive
+        self.alerts_only = alerts_only
         self.dirty: set[str] = set()  # dealers changed since the last save
         self._rejudge: set[str] = set()  # dealers whose every outlet and plan is judged next (a new policy)
         self._rules: dict[str, tuple[CompiledRule, ...]] = {}
         self._matchers: dict[str, Matcher] = {}  # scope -> the engine's rules of that scope
-        self._values: dict[str, float] = {}  # the dealer measures of the judgement under way
+        self._values: Mapping[str, float] = {}  # the dealer measures of the judgement under way
         self.deadline_kinds: dict[str, str] = {}  # dealer -> why its next deadline is not a midnight (metrics)
         self.use(policy)
 
@@ -61,7 +78,7 @@ class RulesCore:
         try:
             for scope, scoped in rules.items():
                 if scoped:  # an engine ruleset only for a scope that has rules
-                    outcomes = ex.outcome_key([r.condition for r in scoped])
+                    outcomes = None if self.exhaustive or scope == "dealer" else ex.outcome_key([r.condition for r in scoped])
                     built[scope] = Matcher.acquire({r.id: r.pattern for r in scoped}, outcomes)
         except BaseException:
             for matcher in built.values():
@@ -70,6 +87,7 @@ class RulesCore:
         old = self._matchers
         self.policy = policy
         self._rules, self._matchers = rules, built
+        self._outcomes = Outcomes([r.condition for r in rules["dealer"]], policy.measures)
         # what next_deadline asks of every dealer, worked out once per policy
         self._changing = [m.next_change for m in policy.measures.values() if getattr(m, "next_change", None) is not None]
         crossings = {(name, days * DAY + offset) for rule in rules["dealer"] for name, days, offset in rule.age_thresholds}
@@ -82,7 +100,7 @@ class RulesCore:
         for previous in old.values():
             previous.release()  # its ruleset serves the next policy: no growth per reload
         for state in self.states.values():  # other rules, other crossings: every subject judged again
-            state.subject_deadlines = None
+            state.subject_deadlines = state.outcomes = None
         self._rejudge = set(self.states)
         return self._close_orphans()
 
@@ -140,12 +158,14 @@ class RulesCore:
         undo = state.begin()
         try:
             new_day = self._new_day(state, max(at, state.latest or at))
-            state.apply(event, self.policy.sources.get(event.type, ()), undo)
+            first_seen = state.first_seen
+            fed = state.apply(event, self.policy.sources.get(event.type, ()), undo)
             touched = network.apply(state, event, at, self.policy.calendar, undo)
+            changes = Changes(fed, bool(touched) or network.is_network_event(event), state.first_seen != first_seen)
             support_id = support.apply(state, event, at, undo)
             counted = bool(self.policy.spec.incentives) and incentives.apply(state, event, at, self.policy.calendar, undo)
             t = max(at, state.latest or at)
-            outputs: list[Output] = self._judge_dealer(state, t, event, touched, new_day, undo)
+            outputs: list[Output] = self._judge_dealer(state, t, event, changes, touched, new_day, undo)
             if isinstance(event, PROMOTION_EVENTS):
                 outputs += self._judge_promotion(state, event.promotion_id, t, event, undo)
             if new_day or isinstance(event, Sale):
@@ -167,10 +187,12 @@ class RulesCore:
         """Judge a dealer at time t without a new event (the clock); all or nothing, like handle."""
         state = self.states[dealer_id]
         t = max(t, state.latest or t)
+        new_day = self._new_day(state, t)
+        if not new_day and (quiet := self._quiet_tick(state, t)) is not None:
+            return quiet
         undo = state.begin()
         try:
-            new_day = self._new_day(state, t)
-            outputs = self._judge_dealer(state, t, None, set(), new_day, undo)
+            outputs = self._judge_dealer(state, t, None, None, set(), new_day, undo)
             if new_day:
                 outputs += self._judge_running_promotions(state, t, None, undo)
             outputs += self._judge_rest(state, t, new_day, undo)
@@ -180,6 +202,31 @@ class RulesCore:
             raise
         self._judged(state, new_day)
         return outputs
+
+    def _quiet_tick(self, state: DealerState, t: float) -> list[Output] | None:
+        """A deadline within a day of a dealer with nothing open and nothing but its dealer rules
+        to judge (no episode, outlet, plan, feedback, running promotion or support), at which no
+        rule holds: its outputs (a standing, at most) without an undo log or the housekeeping,
+        which have nothing to do then (values past a window are pruned at the next judgement
+        that is not quiet). None: not such a deadline, judge it in full."""
+        if (
+            state.episodes
+            or network.has_subjects(state)
+            or state.supports
+            or any(promotion.over is None for promotion in state.promotions.values())
+            or not self._rules["dealer"]
+            or self.exhaustive
+        ):
+            return None
+        values = DealerValues(self.policy.measures, state, t, self.policy.calendar)
+        key = self._outcomes.key(values, state.outcomes, state.latest, self.policy.calendar)
+        if self._matchers["dealer"].answer(key, values.all):
+            return None  # a rule holds: an episode opens (in full)
+        self._values = values
+        standing = self._standing(state, t)
+        state.latest, state.outcomes = t, key
+        self._judged(state, False)
+        return [] if standing is None else [standing]
 
     def _new_day(self, state: DealerState, t: float) -> bool:
         """The dealer's first judgement of a local day (its housekeeping, its subjects' values)."""
@@ -239,15 +286,29 @@ class RulesCore:
     # --- judging ---
 
     def _judge_dealer(
-        self, state: DealerState, t: float, trigger: Event | None, touched: network.Touched, new_day: bool, undo: Undo
+        self,
+        state: DealerState,
+        t: float,
+        trigger: Event | None,
+        changes: Changes | None,
+        touched: network.Touched,
+        new_day: bool,
+        undo: Undo,
     ) -> list[Output]:
+        """changes: what the event (`trigger`) changed of the dealer's measures."""
         previous = state.latest
         state.latest = t
-        values = self._values = self.measures(state.dealer_id, t)
+        calendar = self.policy.calendar
+        values = self._values = DealerValues(self.policy.measures, state, t, calendar)
         outputs: list[Output] = []
         if self._rules["dealer"]:
-            holding = set(self._matchers["dealer"].match(values))
-            for rule in self._rules["dealer"]:
+            matcher = self._matchers["dealer"]
+            if self.exhaustive:
+                holding = set(matcher.match(values.all()))
+            else:  # only the comparisons whose measures can have changed are worked out again
+                key = state.outcomes = self._outcomes.key(values, state.outcomes, previous, calendar, changes)
+                holding = set(matcher.answer(key, values.all))
+            for rule in self._rules["dealer"] if holding or state.episodes else ():
                 if rule.spec.kind == "event" and (trigger is None or trigger.type not in rule.spec.trigger):
                     continue  # event rules are judged on their events only
                 signal = self._episode(state, rule, None, rule.id in holding, t, values, None, None, undo)
@@ -314,31 +375,37 @@ class RulesCore:
             outputs += self._judge_support(state, support_id, t, support.ENDED, undo)
         if incentives_due and self._rules["incentive"]:
             outputs += self._judge_incentives(state, t, undo)
-        spec = self.policy.spec.support
-        if spec is not None:
-            running = support.running(state, t, calendar) if state.supports else None
-            gaps = (
-                round(priority.target_gap(self._values, spec.measures), 2),
-                round(priority.baseline_gap(self._values, spec.measures), 2),
-            )
-            standing = (*gaps, state.region, state.name, running, spec.weights)
-            if standing != state.standing:
-                state.standing = standing
-                outputs.append(  # built unchecked: every field is made here (one a judgement, most of the time)
-                    DealerStanding.model_construct(
-                        kind="dealer-standing",
-                        dealer_id=state.dealer_id,
-                        dealer_name=state.name,
-                        region=state.region,
-                        target_gap=gaps[0],
-                        baseline_gap=gaps[1],
-                        running=running,
-                        weights=spec.weights,
-                        at=utc(t),
-                        policy_version=self.policy.version,
-                    )
-                )
+        standing = self._standing(state, t)
+        if standing is not None:
+            outputs.append(standing)
         return outputs
+
+    def _standing(self, state: DealerState, t: float) -> DealerStanding | None:
+        """The dealer's standing (support priorities) when it changed since the last one sent."""
+        spec = self.policy.spec.support
+        if spec is None or self.alerts_only:
+            return None
+        running = support.running(state, t, self.policy.calendar) if state.supports else None
+        gaps = (
+            round(priority.target_gap(self._values, spec.measures), 2),
+            round(priority.baseline_gap(self._values, spec.measures), 2),
+        )
+        standing = (*gaps, state.region, state.name, running, spec.weights)
+        if standing == state.standing:
+            return None
+        state.standing = standing
+        return DealerStanding.model_construct(  # built unchecked: every field is made here (one a judgement, most of the time)
+            kind="dealer-standing",
+            dealer_id=state.dealer_id,
+            dealer_name=state.name,
+            region=state.region,
+            target_gap=gaps[0],
+            baseline_gap=gaps[1],
+            running=running,
+            weights=spec.weights,
+            at=utc(t),
+            policy_version=self.policy.version,
+        )
 
     def _judge_support(self, state: DealerState, support_id: str, t: float, trigger: str, undo: Undo) -> list[Output]:
         """Support rules on `support.dispatched`, and at its end (`support.ended`: the event or
@@ -408,7 +475,7 @@ class RulesCore:
         subject: str | None,
         holds: bool,
         t: float,
-        values: dict[str, float],
+        values: Mapping[str, float],
         owner: str | None,
         names: dict[str, Any] | None,
         undo: Undo,
@@ -423,6 +490,8 @@ class RulesCore:
                 alert_id = episode_alert_id(rule.id, state.dealer_id, subject, utc(t))
                 episode = state.episodes[key] = Episode(alert_id, t, 0)
             episode.count += 1
+            if episode.count > 1 and self.alerts_only:
+                return None  # fired again: nothing a backtest shows
             kind: Literal["firing", "resolved"] = "firing"
         elif episode is not None and rule.spec.kind == "condition":
             del state.episodes[key]

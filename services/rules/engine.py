@@ -93,11 +93,18 @@ def as_read(fact: dict[str, float]) -> dict[str, float]:
     """The fact as the engine reads it (`number`): infinities as the largest double, NaN left out."""
     seen = {}
     for name, value in fact.items():
-        if type(value) is float and -_LARGEST <= value <= _LARGEST:
-            seen[name] = value
-        elif not math.isnan(value := float(value)):
-            seen[name] = math.copysign(_LARGEST, value) if math.isinf(value) else value
+        if (read := read_number(value)) is not None:
+            seen[name] = read
     return seen
+
+
+def read_number(value: float | None) -> float | None:
+    """A value as the engine reads it (`number`): an infinity as the largest double, NaN as none."""
+    if type(value) is float and -_LARGEST <= value <= _LARGEST:
+        return value
+    if value is None or math.isnan(value := float(value)):
+        return None
+    return math.copysign(_LARGEST, value) if math.isinf(value) else value
 
 
 MEMO_SIZE = 4096  # answers kept per matcher (of distinct outcomes of its comparisons: a few dozen in practice)
@@ -198,6 +205,21 @@ class Matcher:
                 if len(self._memo) >= MEMO_SIZE:
                     self._memo.clear()
                 self._memo[key] = tuple(found)
+            return found
+
+    def answer(self, key: int, fact: Callable[[], dict[str, float]]) -> list[str]:
+        """The rules that hold for a fact whose comparisons come out as `key` (outcomes.py, the
+        bits of `expressions.outcome_key`): the engine's answer for that outcome if it gave one,
+        else the engine asked with the fact (`fact()`: its measures, worked out only then)."""
+        with self._lock:
+            if (answer := self._memo.get(key)) is not None:
+                ENGINE_ANSWERS_REUSED.inc()
+                return list(answer)
+            with ENGINE_SECONDS.time():
+                found = self._match(fact())
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = tuple(found)
             return found
 
     def _match(self, fact: dict[str, float]) -> list[str]:

@@ -16,8 +16,9 @@ Nothing is ever passed to `eval`: text becomes a small tree of dataclasses.
 from __future__ import annotations
 
 import math
+import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,9 +247,9 @@ def render(node: Value | Condition) -> str:
 # --- evaluation in Python (explain, details, and a cross-check of the engine) ---
 
 _ARITH: dict[str, Callable[[float, float], float]] = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
     "/": lambda a, b: a / b if b else _divided_by_zero(a, b),
 }
 
@@ -262,16 +263,16 @@ def _divided_by_zero(a: float, b: float) -> float:
 
 
 _CMP: dict[str, Callable[[float, float], bool]] = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 
 
-def value_of(node: Value, measures: dict[str, float]) -> float | None:
+def value_of(node: Value, measures: Mapping[str, float]) -> float | None:
     if isinstance(node, Number):
         return node.value
     if isinstance(node, Measure):
@@ -371,44 +372,59 @@ def comparisons(conditions: list[Condition]) -> list[Compare]:
     return [found[text] for text in sorted(found)]
 
 
+Lookup = Callable[[str], "float | None"]  # a measure's value by name (None: undefined)
+
+
 def outcome_key(conditions: list[Condition]) -> Callable[[dict[str, float]], int]:
     """A function of the measures whose value is the same for two sets of measures exactly when
-    every comparison of the conditions comes out the same (one bit each): the engine's answer
-    (which rules hold) is a function of those outcomes only. Built from the parsed conditions,
-    never from text run as code."""
-    atoms = [_compiled(node) for node in comparisons(conditions)]
+    every comparison of the conditions comes out the same (one bit each, in the order of
+    `comparisons`): the engine's answer (which rules hold) is a function of those outcomes only.
+    Built from the parsed conditions, never from text run as code."""
+    atoms = [comparison_test(node) for node in comparisons(conditions)]
 
     def key(measures: dict[str, float]) -> int:
+        lookup = measures.get
         bits = 0
         for bit, atom in enumerate(atoms):
-            if atom(measures):
+            if atom(lookup):
                 bits |= 1 << bit
         return bits
 
     return key
 
 
-def _compiled(node: Compare) -> Callable[[dict[str, float]], bool]:
-    left, right, compare = _value_function(node.left), _value_function(node.right), _CMP[node.op]
+def comparison_test(node: Compare) -> Callable[[Lookup], bool]:
+    """The comparison as a function of a lookup of the measures (false when a side is undefined).
+    A measure compared with a number, the usual shape, is one call (a judgement asks a few)."""
+    compare = _CMP[node.op]
+    if isinstance(node.left, Measure) and isinstance(node.right, Number):
+        name, number = node.left.name, node.right.value
 
-    def atom(measures: dict[str, float]) -> bool:
-        a, b = left(measures), right(measures)
+        def measure_with_number(lookup: Lookup) -> bool:
+            value = lookup(name)
+            return value is not None and compare(value, number)
+
+        return measure_with_number
+    left, right = _value_function(node.left), _value_function(node.right)
+
+    def atom(lookup: Lookup) -> bool:
+        a, b = left(lookup), right(lookup)
         return a is not None and b is not None and compare(a, b)
 
     return atom
 
 
-def _value_function(node: Value) -> Callable[[dict[str, float]], float | None]:
+def _value_function(node: Value) -> Callable[[Lookup], float | None]:
     if isinstance(node, Number):
         constant = node.value
-        return lambda measures: constant
+        return lambda lookup: constant
     if isinstance(node, Measure):
         name = node.name
-        return lambda measures: measures.get(name)
+        return lambda lookup: lookup(name)
     left, right, arith = _value_function(node.left), _value_function(node.right), _ARITH[node.op]
 
-    def value(measures: dict[str, float]) -> float | None:
-        a, b = left(measures), right(measures)
+    def value(lookup: Lookup) -> float | None:
+        a, b = left(lookup), right(lookup)
         return None if a is None or b is None else arith(a, b)
 
     return value

@@ -36,7 +36,7 @@ from services.common.limits import MAX_HISTORIES
 
 from .clock import DeadlineClock
 from .core import RulesCore
-from .metrics import JUDGEMENTS
+from .metrics import JUDGED
 from .signals import Output
 from .state import Hold, ts, utc
 
@@ -245,7 +245,7 @@ class Judge:
             raise Refused(exc, outputs) from exc
         if result is None:
             return outputs, False
-        JUDGEMENTS.labels("event").inc()
+        JUDGED["event"].inc()
         outputs += result
         moved = None
         if arrived is not None and self.hold_seconds is not None:
@@ -292,7 +292,7 @@ class Judge:
     def _tick(self, dealer_id: str, t: float, trigger: str = "midnight") -> list[Output]:
         try:
             outputs = self.core.tick(dealer_id, t)
-            JUDGEMENTS.labels(trigger).inc()
+            JUDGED[trigger].inc()
         except Exception as exc:  # noqa: BLE001 - one dealer must not stop the clock for all
             self._put_aside(dealer_id, t, exc)
             return []

@@ -17,12 +17,13 @@ Time enters in two ways, and the clock needs to know when a judgement can change
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .calendar import Calendar
+from .engine import read_number
 
 if TYPE_CHECKING:
     from services.common.events import Event
@@ -172,6 +173,71 @@ class Calendrical:
             return float(calendar.day_of_month(t))
         start, end = calendar.month_bounds(t)
         return (t - start) / (end - start)
+
+
+class DealerValues(Mapping[str, float]):
+    """The dealer measures at time t (the defined ones), each worked out the first time it is
+    asked for: a judgement whose comparisons cannot have changed needs few of them (outcomes.py).
+    Read within the judgement, before the state changes again."""
+
+    __slots__ = ("_measures", "state", "t", "_calendar", "_known", "_all", "read")
+
+    def __init__(self, measures: dict[str, Any], state: DealerState, t: float, calendar: Calendar):
+        self._measures, self.state, self.t, self._calendar = measures, state, t, calendar
+        self._known: dict[str, float | None] = {}
+        self._all: dict[str, float] | None = None
+        # a value as the engine reads it (an infinity as the largest double, NaN as none)
+        self.read: Callable[[str], float | None] = _Read(measures, state, t, calendar, self._known).__getitem__
+
+    def get(self, name: str, default: Any = None) -> Any:
+        known = self._known
+        if name in known:
+            value = known[name]
+        else:
+            measure = self._measures.get(name)
+            value = known[name] = None if measure is None else measure.value(self.state, self.t, self._calendar)
+        return default if value is None else value
+
+    def __getitem__(self, name: str) -> float:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value  # type: ignore[no-any-return]
+
+    def all(self) -> dict[str, float]:
+        """Every defined measure, in the policy's order (what `RulesCore.measures_of` gives)."""
+        if self._all is None:
+            self._all = {name: value for name in self._measures if (value := self.get(name)) is not None}
+        return self._all
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.all())
+
+    def __len__(self) -> int:
+        return len(self.all())
+
+
+class _Read(dict[str, "float | None"]):
+    """The values as the engine reads them, each worked out at its first lookup (then a lookup
+    is a dictionary's)."""
+
+    __slots__ = ("_measures", "_state", "_t", "_calendar", "_known")
+
+    def __init__(
+        self, measures: dict[str, Any], state: DealerState, t: float, calendar: Calendar, known: dict[str, float | None]
+    ):
+        super().__init__()
+        self._measures, self._state, self._t, self._calendar, self._known = measures, state, t, calendar, known
+
+    def __missing__(self, name: str) -> float | None:
+        known = self._known
+        if name in known:
+            value = known[name]
+        else:
+            measure = self._measures.get(name)
+            value = known[name] = None if measure is None else measure.value(self._state, self._t, self._calendar)
+        read = self[name] = read_number(value)
+        return read
 
 
 BUILTIN_DEALER_MEASURES = {

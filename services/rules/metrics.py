@@ -28,8 +28,8 @@ JUDGEMENTS = Counter(
     "Judgements of a dealer, by what caused them: event, window, age, midnight, catch-up (its own deadlines before an event).",
     ["trigger"],
 )
-for _trigger in ("event", "window", "age", "midnight", "catch-up"):
-    JUDGEMENTS.labels(_trigger)
+# each trigger's child looked up once (a judgement takes a few microseconds)
+JUDGED = {trigger: JUDGEMENTS.labels(trigger) for trigger in ("event", "window", "age", "midnight", "catch-up")}
 ENGINE_SECONDS = Histogram(
     "dealerwatch_rules_engine_seconds",
     "One question to durable-rules (a fact asserted and retracted).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from services.common.alerts import AlertSignal, DealerStanding, PromotionEvaluation, SupportEvaluation
@@ -20,7 +21,7 @@ def make_signal(
     subject: str | None,
     episode: Episode,
     t: float,
-    values: dict[str, float],
+    values: Mapping[str, float],
     owner: str | None,
     version: str,
     names: dict[str, Any] | None = None,
@@ -62,7 +63,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def thresholds(condition: ex.Condition, values: dict[str, float]) -> dict[str, float | None]:
+def thresholds(condition: ex.Condition, values: Mapping[str, float]) -> dict[str, float | None]:
     """For each comparison `measure op expression`: the value the measure is compared with."""
     result = {}
     stack = [condition]

@@ -198,6 +198,8 @@ class DealerState:
     seen_set: set[int] | None = field(default=None, compare=False, repr=False)
     network_index: NetworkIndex | None = field(default=None, compare=False, repr=False)
     subject_deadlines: Any = field(default=None, compare=False, repr=False)  # core.SubjectDeadlines
+    # the outcomes of the dealer rules' comparisons at `latest` (outcomes.py)
+    outcomes: int | None = field(default=None, compare=False, repr=False)
 
     def text_codes(self) -> TextCodes:
         if self.codes is None:
@@ -227,10 +229,12 @@ class DealerState:
             self.seen_set = set(self.seen_ids)
         return key in self.seen_set
 
-    def apply(self, event: Event, sources: Sequence[Source], undo: Undo) -> None:
-        """Count one new event (callers check `knows` first: apply is not idempotent). Raises
-        LimitReached, changing nothing, for a promotion beyond the bounds."""
+    def apply(self, event: Event, sources: Sequence[Source], undo: Undo) -> list[str]:
+        """Count one new event (callers check `knows` first: apply is not idempotent); the keys
+        of the sources it matched. Raises LimitReached, changing nothing, for a promotion beyond
+        the bounds."""
         at = ts(event.occurred_at)
+        undo.sources()
         if isinstance(event, PROMOTION_EVENTS):
             self._check_promotion(event)
         self.first_seen = at if self.first_seen is None else min(self.first_seen, at)
@@ -240,9 +244,11 @@ class DealerState:
             and (self.region_at is None or at >= self.region_at)
         ):
             self.region, self.region_at = sys.intern(event.region), at
+        fed = []
         for source in sources:
             if not source.matches(event):
                 continue
+            fed.append(source.key)
             if source.kind == "last":
                 self.last[source.key] = max(self.last.get(source.key, at), at)
                 continue
@@ -271,6 +277,7 @@ class DealerState:
             self.seen_times.append(at)
             if self.seen_set is not None:
                 self.seen_set.add(self.seen_ids[-1])
+        return fed
 
     def _check_promotion(self, event: PromotionEvent) -> None:
         promotion = self.promotions.get(event.promotion_id)
@@ -343,25 +350,35 @@ def _copied(value: Any) -> Any:
 
 _MISSING = object()
 # the fields an Undo puts back as they were (references: what they point to is put back below)
-_FIELDS = tuple(name for name in DealerState.__slots__ if name not in ("seen_set", "network_index", "subject_deadlines"))
+_DERIVED = ("seen_set", "network_index", "subject_deadlines", "outcomes")
+_FIELDS = tuple(name for name in DealerState.__slots__ if name not in _DERIVED)
 
 
 class Undo:
     """What one judgement changes in a dealer's state, to be put back if it fails, kept at the
-    cost of what changes: the state's fields (references), its few small maps whole, an entry
-    of its outlets, plans, promotions or episodes when it is about to change, and the reverse of
-    each change to an array. A state whose judgement was rolled back loses its derived indexes
-    (rebuilt on use); an entry removed and put back comes last in its map (order means nothing)."""
+    cost of what changes: the state's fields (references), its few small maps whole (`last` and
+    `latest` only when an event is counted), an entry of its outlets, plans, promotions or
+    episodes when it is about to change, and the reverse of each change to an array. A state
+    whose judgement was rolled back loses what is derived from it (rebuilt on use); an entry
+    removed and put back comes last in its map (order means nothing)."""
 
-    __slots__ = ("_state", "_fields", "_small", "_sizes", "_entries", "_steps")
+    __slots__ = ("_state", "_fields", "_series", "_sources", "_sizes", "_entries", "_steps")
 
     def __init__(self, state: DealerState):
         self._state = state
         self._fields = [getattr(state, name) for name in _FIELDS]
-        self._small = (dict(state.last), {k: list(v) for k, v in state.latest_values.items()}, dict(state.series))
+        self._series = dict(state.series)
+        self._sources: tuple[dict[str, float], dict[str, list[tuple[float, float, str | None]]]] | None = None
         self._sizes = (len(state.seen_ids), len(state.seen_times))
         self._entries: dict[tuple[int, str], tuple[dict[str, Any], str, Any]] = {}
         self._steps: list[Callable[[], None]] = []
+
+    def sources(self) -> None:
+        """An event is about to be counted: its `last` times and `latest` values kept (a deadline
+        changes neither)."""
+        if self._sources is None:
+            state = self._state
+            self._sources = (dict(state.last), {k: list(v) for k, v in state.latest_values.items()})
 
     def entry(self, mapping: dict[str, Any] | None, key: str) -> None:
         """mapping[key] is about to be changed, added or removed."""
@@ -378,7 +395,9 @@ class Undo:
         state = self._state
         for name, value in zip(_FIELDS, self._fields, strict=True):
             object.__setattr__(state, name, value)
-        state.last, state.latest_values, state.series = self._small
+        state.series = self._series
+        if self._sources is not None:
+            state.last, state.latest_values = self._sources
         for mapping, key, old in self._entries.values():
             if old is _MISSING:
                 mapping.pop(key, None)
@@ -388,7 +407,7 @@ class Undo:
             reverse()
         del state.seen_ids[self._sizes[0] :]
         del state.seen_times[self._sizes[1] :]
-        state.seen_set = state.network_index = state.subject_deadlines = None
+        state.seen_set = state.network_index = state.subject_deadlines = state.outcomes = None
 
 
 def forget_cutoff(t: float, lateness: float) -> float:

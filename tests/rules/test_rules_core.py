@@ -277,29 +277,30 @@ def test_the_latest_region_given_labels_the_dealers_alerts(core):
     assert core.states["G1"].region == "east"
 
 
-def test_reusing_the_engines_answers_changes_no_output():
-    """The engine's answer for one outcome of a scope's comparisons is reused (engine.Matcher):
-    every signal, evaluation and standing of a history is what asking the engine each time gives."""
+def test_what_a_judgement_keeps_for_the_next_changes_no_output():
+    """The engine's answer for one outcome of a scope's comparisons is reused (engine.Matcher) and
+    a deadline works out again only the dealer comparisons whose measures can have changed
+    (outcomes.py): every signal, evaluation and standing of whole histories is what working
+    everything out and asking the engine at every judgement gives (RulesCore(exhaustive=True))."""
     import json
 
-    from histories import support_history
+    from histories import history, support_history
     from network import network_history
 
     from services.rules.judge import Judge
 
     histories = [
-        network_history(dt.datetime(2026, 11, 1, tzinfo=dt.UTC))[:6000],
+        network_history(dt.datetime(2026, 11, 1, tzinfo=dt.UTC)),
         support_history(dt.datetime(2026, 6, 30, tzinfo=dt.UTC)),
+        history(dt.datetime(2026, 3, 31, tzinfo=dt.UTC), dealers=8, days=120),
     ]
     for events in histories:
         bodies = [json.dumps(e) for e in events]
         end = max(parse_event(b).occurred_at for b in bodies).timestamp() + 30 * 86400
         runs, asked = [], []
-        for reuse in (False, True):
-            core = RulesCore(policy.load(Path(__file__).resolve().parents[2] / "policies" / "default.yaml"))
-            if not reuse:
-                for matcher in core._matchers.values():
-                    matcher._outcomes = None
+        for exhaustive in (True, False):
+            path = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+            core = RulesCore(policy.load(path), exhaustive=exhaustive)
             judge = Judge(core)
             outputs = [o.model_dump_json() for b in bodies for o in judge.handle(parse_event(b))[0]]
             outputs += [o.model_dump_json() for o in judge.finish(end)]
@@ -307,4 +308,4 @@ def test_reusing_the_engines_answers_changes_no_output():
             asked.append(sum(len(m._memo) for m in core._matchers.values()))
             core.close()
         assert runs[0] == runs[1] and len(runs[0]) > 1000
-        assert 0 < asked[1] < len(runs[0]) / 10  # the engine was asked a few dozen distinct questions
+        assert asked[0] == 0 and 0 < asked[1] < len(runs[0]) / 10  # the engine was asked a few dozen distinct questions

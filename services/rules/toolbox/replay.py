@@ -65,7 +65,7 @@ def replay(
     deadline up to it; events in time order), and the events it refused, each with why.
     as_backtest: what `dealerwatch backtest` shows instead (events in the order given, every
     dealer judged at `until` at the end)."""
-    core = RulesCore(policy)
+    core = RulesCore(policy, alerts_only=True)
     judge = Judge(core)
     episodes = Episodes()
     refused: list[str] = []

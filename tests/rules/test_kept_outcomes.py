@@ -1,0 +1,133 @@
+"""What one judgement keeps for the next (the engine's answers, the outcomes of the dealer
+comparisons: outcomes.py) changes no output: on random histories built to move every kind of
+measure at the moments that matter (late events, a first time seen moved back, a registration
+after the alert, outlets opened and closed, a silent month, targets set mid-month, fractions of
+a second), every signal, evaluation and standing is what working everything out at every
+judgement gives (`RulesCore(exhaustive=True)`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from pathlib import Path
+
+import pytest
+from factories import (
+    dealer_registered,
+    iso,
+    network_event,
+    outlet_registered,
+    promotion_approved,
+    promotion_planned,
+    promotion_spend,
+    sale,
+    visit,
+)
+
+from services.common.events import parse_event
+from services.rules import policy
+from services.rules.core import RulesCore
+from services.rules.judge import Judge, Refused
+
+ROOT = Path(__file__).resolve().parents[2]
+START = dt.datetime(2026, 1, 3, 7, 30, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+
+
+def random_history(seed: int, dealers: int = 5, days: int = 150) -> list[dict]:
+    """Events in the order a client posts them: mostly in time order, some a few days late."""
+    rng = random.Random(seed)
+    events: list[dict] = []
+    for d in range(dealers):
+        dealer = f"R{seed}-{d}"
+        outlets = [f"O{k}" for k in range(5)]
+        registered_on = rng.choice([None, 0, 5, 12, 40])
+        silent = set(range(rng.randint(20, 100), rng.randint(40, 130)))  # a stretch with no sale
+        base = rng.choice([200, 400, 900])
+
+        def at(day: int) -> dt.datetime:  # fractions of a second: crossings between two whole seconds
+            return START + day * DAY + dt.timedelta(seconds=rng.uniform(0, 86_399))
+
+        for day in range(days):
+            if day == registered_on:
+                events.append(dealer_registered(dealer, at(day)))
+            if rng.random() < 0.05:
+                events.append(outlet_registered(dealer, at(day), rng.choice(outlets)))
+            if rng.random() < 0.02:
+                events.append(network_event("outlet.closed", dealer, at(day), outlet_id=rng.choice(outlets)))
+            if day not in silent:
+                for _ in range(rng.choice([0, 1, 1, 2, 3])):
+                    quantity = rng.choice([1, 2, 3, -1])
+                    amount = base * rng.uniform(0.2, 1.5) * (1 if quantity > 0 else -0.3)
+                    events.append(sale(dealer, at(day), f"{amount:.2f}", quantity, outlet_id=rng.choice(outlets)))
+            if rng.random() < 0.08:
+                events.append(visit(dealer, at(day), rng.choice(["routine", "routine", "leadership", "symposium"])))
+            moment = START + day * DAY
+            if moment.day in (1, rng.randint(2, 28)) and rng.random() < 0.7:  # the month's target, sometimes set late
+                target = {
+                    **network_event("target.set", dealer, at(day)),
+                    "period": moment.strftime("%Y-%m"),
+                    "sales_target": str(base * rng.choice([10, 25, 40])),
+                    "active_outlets_target": rng.randint(1, 5),
+                }
+                if rng.random() < 0.6:
+                    target["outlet_coverage_target"] = str(rng.choice([0.2, 0.5, 0.9]))
+                events.append(target)
+            if day % 45 == 10:
+                promotion = f"P{day}"
+                events += [
+                    promotion_planned(dealer, at(day), promotion, budget="5000"),
+                    promotion_approved(dealer, at(day + 1), promotion),
+                    promotion_spend(dealer, at(day + 3), promotion, amount=str(rng.choice([1000, 6000]))),
+                ]
+    events.sort(key=lambda e: e["occurred_at"])
+    for _ in range(len(events) // 15):  # delivered late: up to 6 days after its place
+        index = rng.randrange(len(events))
+        moved = events.pop(index)
+        events.insert(min(len(events), index + rng.randint(1, 40)), moved)
+    for d in range(0, dealers, 2):  # a dealer's first time seen moves back: an event older than its first
+        first = next(e for e in events if e["dealer_id"] == f"R{seed}-{d}")
+        earlier = dt.datetime.fromisoformat(first["occurred_at"].replace("Z", "+00:00")) - dt.timedelta(days=3, seconds=0.5)
+        late = sale(f"R{seed}-{d}", earlier, "500.00", outlet_id="O1")
+        events.insert(events.index(first) + 3, {**late, "occurred_at": iso(earlier)})
+    return events
+
+
+DEFAULT = (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8")
+# later events counted, and an age that crosses its number when a late event moves the first time seen
+LATE = DEFAULT.replace("lateness: 7d", "lateness: 30d").replace("first_seen_days > 7", "first_seen_days > 2.5")
+
+
+def outputs(events: list[dict], exhaustive: bool, text: str = DEFAULT) -> list[str]:
+    core = RulesCore(policy.loads(text), exhaustive=exhaustive)
+    judge = Judge(core)
+    found: list[str] = []
+    try:
+        for body in events:
+            try:
+                found += [o.model_dump_json() for o in judge.handle(parse_event(json.dumps(body)))[0]]
+            except Refused as exc:
+                found += [o.model_dump_json() for o in exc.outputs] + [f"refused: {exc}"]
+        last = max(parse_event(json.dumps(e)).occurred_at for e in events)
+        found += [o.model_dump_json() for o in judge.finish(last.timestamp() + 60 * 86_400)]
+    finally:
+        core.close()
+    return found
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kept_outcomes_change_no_output_on_random_histories(seed):
+    events = random_history(seed)
+    expected = outputs(events, exhaustive=True)
+    assert outputs(events, exhaustive=False) == expected
+    rules = {json.loads(line)["rule_id"] for line in expected if line.startswith("{") and '"rule_id"' in line}
+    # the history reaches what it was built for: the dealer rules come and go
+    assert {"unregistered-dealer", "dealer-inactive", "target-pace", "distribution-coverage", "sales-drop"} <= rules
+
+
+def test_kept_outcomes_follow_a_first_time_seen_moved_back():
+    assert "first_seen_days > 2.5" in LATE and "lateness: 30d" in LATE
+    events = random_history(7, dealers=6, days=40)
+    expected = outputs(events, exhaustive=True, text=LATE)
+    assert outputs(events, exhaustive=False, text=LATE) == expected
