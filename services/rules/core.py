@@ -11,6 +11,7 @@ is judged again at the latest time already reached.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -23,7 +24,7 @@ from . import expressions as ex
 from . import incentives, network, subjects, support
 from .engine import Matcher
 from .keys import EpisodeKey
-from .measures import NET_SALES, DealerValues
+from .measures import NET_SALES, DealerValues, WindowEdges, WindowMeasure
 from .outcomes import Changes, Outcomes
 from .policy import CompiledRule, Policy
 from .promotions import freeze_if_final, promotion_measures, sales_needed_from
@@ -88,8 +89,18 @@ class RulesCore:
         self.policy = policy
         self._rules, self._matchers = rules, built
         self._outcomes = Outcomes([r.condition for r in rules["dealer"]], policy.measures)
+        self._running: tuple[dt.date | None, dict[str, tuple[Any, incentives.Period]]] = (None, {})  # a day's incentive periods
         # what next_deadline asks of every dealer, worked out once per policy
-        self._changing = [m.next_change for m in policy.measures.values() if getattr(m, "next_change", None) is not None]
+        # what changes between events: the windows (each edge of a source looked up once, unless
+        # exhaustive: each window's own next change), the outlet coverage
+        self._windows = WindowEdges(
+            (m, 0) for m in policy.measures.values() if isinstance(m, WindowMeasure) and not self.exhaustive
+        )
+        self._changing = [
+            m.next_change
+            for m in policy.measures.values()
+            if getattr(m, "next_change", None) is not None and (self.exhaustive or not isinstance(m, WindowMeasure))
+        ]
         crossings = {(name, days * DAY + offset) for rule in rules["dealer"] for name, days, offset in rule.age_thresholds}
         self._age_crossings = [(policy.measures[name].reference, after) for name, after in sorted(crossings)]
         self._subject_crossings: subjects.Crossings = {
@@ -257,7 +268,10 @@ class RulesCore:
             return None
         calendar = self.policy.calendar
         best, kind = calendar.next_midnight(t), "midnight"
-        for next_change in self._changing:  # windows and the outlet coverage
+        change = self._windows.next_change(state, t)
+        if change is not None and t < change < best:
+            best, kind = change, "window"
+        for next_change in self._changing:
             change = next_change(state, t)
             if change is not None and t < change < best:
                 best, kind = change, "window"
@@ -431,10 +445,14 @@ class RulesCore:
     def _judge_incentives(self, state: DealerState, t: float, undo: Undo) -> list[Output]:
         """Each program's running period, and any period with an episode still open (it resolves)."""
         rules = self._rules[incentives.SCOPE]
-        ids = {rule.id for rule in rules}
-        running = incentives.current(self.policy.spec.incentives, t, self.policy.calendar)
-        wanted = set(running) | {k.subject for k in map(EpisodeKey.parse, state.episodes) if k.rule_id in ids and k.subject}
         today = self.policy.calendar.local(t).date()
+        if self._running[0] != today:  # the same periods for every dealer judged that day
+            self._running = (today, incentives.current(self.policy.spec.incentives, t, self.policy.calendar))
+        running = self._running[1]
+        wanted = set(running)
+        if state.episodes:
+            ids = {rule.id for rule in rules}
+            wanted |= {k.subject for k in map(EpisodeKey.parse, state.episodes) if k.rule_id in ids and k.subject}
         outputs: list[Output] = []
         for subject_id in sorted(wanted):
             program_period = running.get(subject_id)

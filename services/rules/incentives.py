@@ -21,6 +21,7 @@ A period's result (`results`) is what its measures were on its last day.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,12 +60,17 @@ class Period:
     def days(self) -> int:
         return (self.last - self.first).days + 1
 
-    def months(self) -> list[str]:
-        found, day = [], self.first
-        while day <= self.last:
-            found.append(f"{day.year:04d}-{day.month:02d}")
-            day = _next_month(day)
-        return found
+    def months(self) -> tuple[str, ...]:
+        return _months(self.first, self.last)
+
+
+@functools.lru_cache(maxsize=64)
+def _months(first: dt.date, last: dt.date) -> tuple[str, ...]:
+    found, day = [], first
+    while day <= last:
+        found.append(sys.intern(f"{day.year:04d}-{day.month:02d}"))
+        day = _next_month(day)
+    return tuple(found)
 
 
 def _next_month(day: dt.date) -> dt.date:

@@ -17,7 +17,7 @@ Time enters in two ways, and the clock needs to know when a judgement can change
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -117,9 +117,69 @@ class WindowMeasure:
             for edge in (self.end, self.start):
                 # an event at s is inside from s + end until s + start (exclusive)
                 index = bisect.bisect_right(series.times, t - edge)
-                if index < len(series.times):
+                if index < len(series.times) and series.times[index] + edge > t:  # (not t: a sum rounded to it)
                     candidates.append(series.times[index] + edge)
         return min(candidates) if candidates else None
+
+
+class WindowEdges:
+    """When a policy's windows of fixed length next change, each distinct edge of a source looked
+    up once (`sales_7d` and a baseline from 63 to 7 days share the edge at 7 days); the same
+    moments as their `next_change`. With a mask for each window (outcomes.py: the comparisons
+    reading it), which of them changed between two judgements. Every event a dealer counted is
+    at or before its judgement time, so an edge at 0 days (an event entering) is never ahead."""
+
+    def __init__(self, windows: Iterable[tuple[WindowMeasure, int]]):
+        by_source: dict[str, dict[float, int]] = {}
+        warm_ups: dict[float, int] = {}
+        for measure, mask in windows:
+            if measure.start is None:
+                continue  # month to date: changes at events and midnights
+            edges = by_source.setdefault(measure.source, {})
+            for edge in (measure.end, measure.start):
+                if edge > 0:
+                    edges[edge] = edges.get(edge, 0) | mask
+            warm_ups[measure.start] = warm_ups.get(measure.start, 0) | mask
+        self._edges = [(source, tuple(sorted(edges.items()))) for source, edges in by_source.items()]
+        self._warm_ups = sorted(warm_ups.items())
+
+    def next_change(self, state: DealerState, t: float) -> float | None:
+        best = None
+        if (first_seen := state.first_seen) is not None:
+            for start, _ in self._warm_ups:
+                if (at := first_seen + start) > t and (best is None or at < best):
+                    best = at
+        series_of = state.series
+        for source, edges in self._edges:
+            if (series := series_of.get(source)) is None:
+                continue
+            times = series.times
+            for edge, _ in edges:
+                index = bisect.bisect_right(times, t - edge)  # an event at s leaves (or enters) at s + edge
+                if index < len(times):
+                    at = times[index] + edge
+                    if t < at and (best is None or at < best):  # (not t: a sum rounded to it)
+                        best = at
+        return best
+
+    def changed(self, state: DealerState, since: float, t: float) -> int:
+        """The masks of the windows that changed after `since`, up to `t`."""
+        found = 0
+        if (first_seen := state.first_seen) is not None:
+            for start, mask in self._warm_ups:
+                if since < first_seen + start <= t:
+                    found |= mask
+        series_of = state.series
+        for source, edges in self._edges:
+            if (series := series_of.get(source)) is None:
+                continue
+            times = series.times
+            for edge, mask in edges:
+                if found & mask != mask:
+                    index = bisect.bisect_right(times, since - edge)
+                    if index < len(times) and times[index] + edge <= t:
+                        found |= mask
+        return found
 
 
 @dataclass(frozen=True)

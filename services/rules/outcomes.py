@@ -33,7 +33,7 @@ from services.common.durations import DAY
 
 from . import expressions as ex
 from .calendar import Calendar
-from .measures import AGES, Calendrical, DaysSince, DealerValues, Latest, WindowMeasure
+from .measures import AGES, Calendrical, DaysSince, DealerValues, Latest, WindowEdges, WindowMeasure
 from .network import OutletCoverage, Registered
 from .state import DealerState
 
@@ -78,6 +78,7 @@ class Outcomes:
         self.everything = (1 << len(nodes)) - 1
         self._always = self._at_midnight = 0
         windows: dict[str, tuple[NextChange, int]] = {}  # measure -> its next change, the comparisons reading it
+        fixed: dict[str, tuple[WindowMeasure, int]] = {}  # the windows of a fixed length among them
         self._crossings: list[tuple[Reference, float, int]] = []  # an age's reference, the number in seconds, the bit
         self._by_source: dict[str, int] = {}  # source key -> the comparisons reading a measure of it
         self._network = 0  # the comparisons reading a measure of the network
@@ -98,10 +99,14 @@ class Outcomes:
                     self._always |= 1 << bit
                 elif changes == "midnight":
                     self._at_midnight |= 1 << bit
+                elif isinstance(measure := measures[name], WindowMeasure):
+                    window, mask = fixed.get(name, (measure, 0))
+                    fixed[name] = (window, mask | 1 << bit)
                 elif callable(changes):
                     next_change, mask = windows.get(name, (changes, 0))
                     windows[name] = (next_change, mask | 1 << bit)
         self._windows = list(windows.values())
+        self._fixed = WindowEdges(fixed.values())
 
     def key(
         self, values: DealerValues, previous: int | None, since: float | None, calendar: Calendar, event: Changes | None = None
@@ -116,6 +121,7 @@ class Outcomes:
             dirty = self._always
             if self._at_midnight and t >= calendar.next_midnight(since):
                 dirty |= self._at_midnight
+            dirty |= self._fixed.changed(state, since, t)
             for next_change, mask in self._windows:
                 if dirty & mask != mask and (change := next_change(state, since)) is not None and change <= t:
                     dirty |= mask
