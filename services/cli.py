@@ -141,7 +141,7 @@ def _backtest(args: argparse.Namespace) -> int:
     if count <= 1:
         backtest(args.events, policy, _moment(args.now))
     else:
-        jobs.backtest_jobs(args.events, args.policy, _moment(args.now), count, sys.stdout, sys.stderr)
+        jobs.backtest_jobs(args.events, policy, args.policy, _moment(args.now), count, sys.stdout, sys.stderr)
     return 0
 
 

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -33,11 +33,19 @@ from .signals import Output
 from .state import ts, utc
 
 
-def read_events(path: str, dealer: str | None = None) -> Iterator[tuple[int, Event | str]]:
-    """(line number, event or error text) for each non-empty line of an NDJSON file."""
+class Part(Protocol):
+    """The lines of a history one process judges (`backtest --jobs`: toolbox/jobs.py)."""
+
+    newest: dt.datetime | None  # the newest event time of every line read, its own or not
+
+    def takes(self, line: str) -> bool: ...
+
+
+def read_events(path: str, dealer: str | None = None, part: Part | None = None) -> Iterator[tuple[int, Event | str]]:
+    """(line number, event or error text) for each non-empty line of an NDJSON file (of a part)."""
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
+            if not line.strip() or (part is not None and not part.takes(line)):
                 continue
             try:
                 event = parse_event(line)
@@ -73,17 +81,21 @@ def backtest(
     *,
     judge_all_at_end: bool = True,
     summarize: bool = True,
+    part: Part | None = None,
 ) -> dict[str, Any]:
     """judge_all_at_end: False to stop where the live clock stands at `now` (deadlines up to it,
     no extra judgement of every dealer at `now`): what a running stack has judged by then.
-    summarize: False to leave the summary to the caller (a part of `--jobs`)."""
+    summarize: False to leave the summary to the caller (a part of `--jobs`). part: judge only
+    its lines; `now` is then the newest event of the whole file, as every part sees it."""
     out, err = out or sys.stdout, err or sys.stderr
     core = RulesCore(policy, alerts_only=True)
     judge = Judge(core)
     opened: collections.Counter[tuple[str, str]] = collections.Counter()
     problems: collections.Counter[str] = collections.Counter()
-    with open(path, encoding="utf-8") as handle:
-        total = sum(1 for line in handle if line.strip())
+    total = 0
+    if err.isatty():  # for the progress bar
+        with open(path, encoding="utf-8") as handle:
+            total = sum(1 for line in handle if line.strip())
     last = None
 
     def emit(outputs: list[Output]) -> None:
@@ -95,7 +107,7 @@ def backtest(
                 if output.state == "firing":
                     opened[(output.rule_id, output.severity)] += 1
 
-    for done, (number, item) in enumerate(read_events(path), start=1):
+    for done, (number, item) in enumerate(read_events(path, part=part), start=1):
         if isinstance(item, str):
             problems["invalid"] += 1
             err.write(f"{path}:{number}: skipped, not a valid event: {item}\n")
@@ -122,7 +134,7 @@ def backtest(
             err.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} events")
     if err.isatty():
         err.write("\n")
-    end = now or last
+    end = now or (last if part is None else part.newest)
     if end is not None:
         emit(judge.finish(ts(end)) if judge_all_at_end else judge.advance(ts(end)))
     for aside in judge.set_aside.values():

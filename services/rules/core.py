@@ -89,6 +89,7 @@ class RulesCore:
         self.policy = policy
         self._rules, self._matchers = rules, built
         self._outcomes = Outcomes([r.condition for r in rules["dealer"]], policy.measures)
+        self._dealer_ids = tuple(EpisodeKey.text(r.id, None) for r in rules["dealer"])
         self._running: tuple[dt.date | None, dict[str, tuple[Any, incentives.Period]]] = (None, {})  # a day's incentive periods
         # what next_deadline asks of every dealer, worked out once per policy
         # what changes between events: the windows (each edge of a source looked up once, unless
@@ -215,22 +216,26 @@ class RulesCore:
         return outputs
 
     def _quiet_tick(self, state: DealerState, t: float) -> list[Output] | None:
-        """A deadline within a day of a dealer with nothing open and nothing but its dealer rules
-        to judge (no episode, outlet, plan, feedback, running promotion or support), at which no
-        rule holds: its outputs (a standing, at most) without an undo log or the housekeeping,
-        which have nothing to do then (values past a window are pruned at the next judgement
-        that is not quiet). None: not such a deadline, judge it in full."""
+        """A deadline within a day at which nothing but the dealer rules is judged (no outlet,
+        plan or feedback due, no support, no promotion running) and none of them holds or has an
+        episode open: its outputs (a standing, at most) without an undo log or the housekeeping,
+        which have nothing to do then. None: not such a deadline, judge it in full."""
         if (
-            state.episodes
-            or network.has_subjects(state)
-            or state.supports
-            or any(promotion.over is None for promotion in state.promotions.values())
-            or not self._rules["dealer"]
+            not self._rules["dealer"]
             or self.exhaustive
+            or state.supports
+            or state.dealer_id in self._rejudge
+            or any(promotion.over is None for promotion in state.promotions.values())
+            or any(rule_id in state.episodes for rule_id in self._dealer_ids)  # (an episode of a dealer rule: its id)
         ):
             return None
-        values = DealerValues(self.policy.measures, state, t, self.policy.calendar)
-        key = self._outcomes.key(values, state.outcomes, state.latest, self.policy.calendar)
+        calendar = self.policy.calendar
+        if network.has_subjects(state) or state.episodes:
+            due = subjects.deadlines_of(state, self._subject_crossings, state.latest or t, calendar).next()
+            if due is not None and due <= t:
+                return None
+        values = DealerValues(self.policy.measures, state, t, calendar)
+        key = self._outcomes.key(values, state.outcomes, state.latest, calendar)
         if self._matchers["dealer"].answer(key, values.all):
             return None  # a rule holds: an episode opens (in full)
         self._values = values
@@ -373,10 +378,12 @@ class RulesCore:
         if not rules or not state.promotions:
             return []
         judged = getattr(event, "promotion_id", None)
-        open_ = {key.subject for key in map(EpisodeKey.parse, state.episodes) if key.rule_id in rules}
+        episodes = state.episodes
         outputs: list[Output] = []
         for promotion_id, promotion in list(state.promotions.items()):
-            if promotion_id != judged and (promotion.over is None or promotion_id in open_):
+            if promotion_id != judged and (
+                promotion.over is None or any(EpisodeKey.text(rule_id, promotion_id) in episodes for rule_id in rules)
+            ):
                 outputs += self._judge_promotion(state, promotion_id, t, None, undo)
         return outputs
 
@@ -452,7 +459,10 @@ class RulesCore:
         wanted = set(running)
         if state.episodes:
             ids = {rule.id for rule in rules}
-            wanted |= {k.subject for k in map(EpisodeKey.parse, state.episodes) if k.rule_id in ids and k.subject}
+            for key in state.episodes:
+                rule_id, subject = EpisodeKey.parts(key)
+                if subject and rule_id in ids:
+                    wanted.add(subject)
         outputs: list[Output] = []
         for subject_id in sorted(wanted):
             program_period = running.get(subject_id)
@@ -549,21 +559,25 @@ class RulesCore:
         )
 
     def _prune(self, state: DealerState, new_day: bool, undo: Undo) -> None:
-        """Forget what no judgement can reach any more: series values past every window (and
-        every open promotion's days); once a day, what needs a look at everything: outlets and
-        plans (network.prune), event ids (a replay; live forgets them when it stores), promotions
-        ended 90 days ago. A promotion never ended is closed a lateness after its last day."""
+        """A promotion never ended is closed a lateness after its last day (at the first judgement
+        then). Once a day, forget what no judgement can reach any more: series values past every
+        window (and every open promotion's days), outlets and plans (network.prune), event ids (a
+        replay; live forgets them when it stores), promotions ended 90 days ago; a value that
+        leaves every window during a day stays until the next (it counts in none)."""
         t = state.latest
         assert t is not None  # pruned only after a judgement
         policy = self.policy
-        # judgement time never goes back, so nothing older than a window's reach counts again
-        cutoffs = {key: t - reach for key, reach in policy.source_horizons.items()}
-        net_sales = cutoffs.get(NET_SALES.key, t - policy.lateness)
         for promotion_id, promotion in state.promotions.items():
             if promotion.over is None:
                 freeze_if_final(state, promotion_id, promotion, t, policy, undo)
-                if (needed := sales_needed_from(promotion, policy.calendar)) is not None and promotion.over is None:
-                    net_sales = min(net_sales, needed)  # its "before" period is still needed
+        if not new_day:
+            return
+        # judgement time never goes back, so nothing older than a window's reach counts again
+        cutoffs = {key: t - reach for key, reach in policy.source_horizons.items()}
+        net_sales = cutoffs.get(NET_SALES.key, t - policy.lateness)
+        for promotion in state.promotions.values():
+            if promotion.over is None and (needed := sales_needed_from(promotion, policy.calendar)) is not None:
+                net_sales = min(net_sales, needed)  # its "before" period is still needed
         if state.supports and (needed := support.sales_needed_from(state, policy.calendar)) is not None:
             net_sales = min(net_sales, needed)
         cutoffs[NET_SALES.key] = net_sales
@@ -571,10 +585,9 @@ class RulesCore:
         net = state.series.get(NET_SALES.key)
         if net is not None and not len(net.times):
             del state.series[NET_SALES.key]  # (the series map is put back whole by an undo)
-        if new_day:
-            network.prune(state, t, policy.lateness, policy.calendar, undo)
-            if self.forget_ids_when_judging:  # ids older than the lateness bound can only be too late
-                state.forget_ids(t - policy.lateness - DAY)
-            state.forget_promotions(t - PROMOTIONS_KEPT, undo)
-            support.prune(state, t, undo)
-            incentives.prune(state, t, policy.calendar, undo)
+        network.prune(state, t, policy.lateness, policy.calendar, undo)
+        if self.forget_ids_when_judging:  # ids older than the lateness bound can only be too late
+            state.forget_ids(t - policy.lateness - DAY)
+        state.forget_promotions(t - PROMOTIONS_KEPT, undo)
+        support.prune(state, t, undo)
+        incentives.prune(state, t, policy.calendar, undo)

@@ -50,5 +50,10 @@ class EpisodeKey:
 
     @classmethod
     def parse(cls, key: str) -> EpisodeKey:
+        return cls(*cls.parts(key))
+
+    @staticmethod
+    def parts(key: str) -> tuple[str, str | None]:
+        """(rule id, subject) of a key, without building an EpisodeKey."""
         rule_id, _, subject = key.partition("|")
-        return cls(rule_id, subject or None)
+        return rule_id, subject or None

@@ -342,6 +342,8 @@ class DealerState:
 
 def _copied(value: Any) -> Any:
     """An entry as it was, kept aside by Undo (entries are small dataclasses)."""
+    if type(value) is Episode:  # the most frequent (an episode's count, at each judgement it holds)
+        return Episode(value.alert_id, value.opened_at, value.count)
     if isinstance(value, Promotion):
         return replace(value, spend_ids=value.spend_ids[:])
     if isinstance(value, float | int | str | tuple):

@@ -1,7 +1,12 @@
-"""`dealerwatch backtest --jobs N`: dealers are independent (judge.py), so a history is split by
-dealer into N parts, each judged by a process of its own with the same `now` (the newest event
-of the whole file), and the outputs put together: each dealer's lines in time order, part after
-part; the summary is the sum of the parts'."""
+"""`dealerwatch backtest --jobs N`: dealers are independent (judge.py), so a history is judged in
+N parts, each the dealers of a crc32 of their id, with the same `now` (the newest event of the
+whole file), and the outputs put together: each dealer's lines in time order, part after part;
+the summary is the sum of the parts'.
+
+Each part reads the whole file and judges its own lines (a JSON parse of a line to know whose it
+is costs a few microseconds, judging it a hundred): nothing waits for a split. The command's own
+process judges the first part while the others start (a process of its own takes about a second
+to import what judging needs)."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..backtest import backtest, summary
-from ..policy import load
+from ..policy import Policy, load
 
 AUTO_FROM = 50_000  # events from which the default is every core (below, a process start costs more than it saves)
 
@@ -28,64 +33,65 @@ def default_jobs(path: str) -> int:
     return (os.cpu_count() or 1) if lines >= AUTO_FROM else 1
 
 
-def _part(index: int, path: str, policy_path: str, now: str | None, out_path: str) -> tuple[int, dict[str, Any], str]:
-    """(in the child) One part's backtest: (index, result, what it wrote to stderr)."""
+class Part:
+    """Which lines of a history are one part's: those of its dealers, and a line that is not an
+    event in the first part (reported there). It notes the newest event time of every line."""
+
+    def __init__(self, index: int, parts: int):
+        self.index, self.parts = index, parts
+        self.newest: dt.datetime | None = None
+
+    def takes(self, line: str) -> bool:
+        try:
+            item = json.loads(line)
+            dealer, at = (
+                str(item["dealer_id"]),
+                dt.datetime.fromisoformat(str(item["occurred_at"]).replace("Z", "+00:00")),
+            )
+        except (ValueError, KeyError, TypeError):
+            return self.index == 0
+        if at.tzinfo is not None and (self.newest is None or at > self.newest):
+            self.newest = at
+        return zlib.crc32(dealer.encode()) % self.parts == self.index
+
+
+def _part(index: int, parts: int, path: str, policy: Policy | str, now: str | None, out_path: str) -> tuple[dict[str, Any], str]:
+    """One part's backtest (in a process of its own: the policy by its path): (result, its stderr)."""
     import io
 
     err = io.StringIO()
     with open(out_path, "w", encoding="utf-8") as out:
-        result = backtest(path, load(policy_path), dt.datetime.fromisoformat(now) if now else None, out, err, summarize=False)
-    return index, result, err.getvalue()
+        result = backtest(
+            path,
+            policy if isinstance(policy, Policy) else load(policy),
+            dt.datetime.fromisoformat(now) if now else None,
+            out,
+            err,
+            summarize=False,
+            part=Part(index, parts),
+        )
+    return result, err.getvalue()
 
 
-def split(path: str, parts: int, folder: Path) -> tuple[list[str], dt.datetime | None]:
-    """The file in `parts` files by dealer (a line that is not an event goes to the first, to be
-    reported there), and the newest event time of all."""
-    names = [str(folder / f"part-{k}.ndjson") for k in range(parts)]
-    handles = [open(name, "w", encoding="utf-8") for name in names]  # noqa: SIM115 - closed below
-    newest: dt.datetime | None = None
-    try:
-        with open(path, encoding="utf-8") as source:
-            for line in source:
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                    dealer, at = (
-                        str(item["dealer_id"]),
-                        dt.datetime.fromisoformat(str(item["occurred_at"]).replace("Z", "+00:00")),
-                    )
-                except (ValueError, KeyError, TypeError):
-                    handles[0].write(line)
-                    continue
-                if at.tzinfo is not None and (newest is None or at > newest):
-                    newest = at
-                handles[zlib.crc32(dealer.encode()) % parts].write(line)
-    finally:
-        for handle in handles:
-            handle.close()
-    return names, newest
-
-
-def backtest_jobs(path: str, policy_path: str, now: dt.datetime | None, jobs: int, out: IO[str], err: IO[str]) -> dict[str, Any]:
+def backtest_jobs(
+    path: str, policy: Policy, policy_path: str, now: dt.datetime | None, jobs: int, out: IO[str], err: IO[str]
+) -> dict[str, Any]:
+    """policy: loaded from policy_path (the other processes load it again)."""
     with tempfile.TemporaryDirectory(prefix="dealerwatch-backtest-") as folder:
-        names, newest = split(path, jobs, Path(folder))
-        end = now or newest
+        names = [str(Path(folder) / f"part-{k}.out") for k in range(jobs)]
+        moment = now.isoformat() if now else None
         context = multiprocessing.get_context("spawn")  # the engine's threads are not for copying
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [
-                pool.submit(_part, k, name, policy_path, end.isoformat() if end else None, f"{name}.out")
-                for k, name in enumerate(names)
-            ]
-            results = sorted(f.result() for f in futures)
+        with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
+            others = [pool.submit(_part, k, jobs, path, policy_path, moment, names[k]) for k in range(1, jobs)]
+            results = [_part(0, jobs, path, policy, moment, names[0])] + [f.result() for f in others]
         opened: collections.Counter[tuple[str, str]] = collections.Counter()
         problems: collections.Counter[str] = collections.Counter()
         dealers = 0
-        for index, result, errors in results:
-            with open(f"{names[index]}.out", encoding="utf-8") as part:
+        for name, (result, errors) in zip(names, results, strict=True):
+            with open(name, encoding="utf-8") as part:
                 for line in part:
                     out.write(line)
-            err.write(errors.replace(names[index], f"{path} (part {index + 1} of {jobs})"))
+            err.write(errors)
             opened.update(result["opened"])
             problems.update(result["problems"])
             dealers += result["dealers"]
