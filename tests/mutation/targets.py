@@ -28,10 +28,18 @@ def target(module: str, functions: str, tests: str, ci: str = "") -> Target:
     return Target(module, frozenset(functions.split()), tuple(tests.split()), frozenset(ci.split()))
 
 
+KEPT_TESTS = (
+    "tests/rules/test_kept_outcomes.py tests/rules/test_rules_core.py::test_what_a_judgement_keeps_for_the_next_changes_no_output"
+)
+
 TARGETS = [
     # rules (#24): a support's end and what it counts, a rebate's measures
     target("services/rules/support.py", "bounds due measures running", "tests/rules/test_support_rules.py"),
     target("services/rules/incentives.py", "measures period_of apply", "tests/rules/test_support_rules.py"),
+    # rules (#26): what a judgement keeps for the next changes no output (exhaustive = kept)
+    target("services/rules/outcomes.py", "key __init__ _changes _crossing", KEPT_TESTS),
+    target("services/rules/measures.py", "changed next_change", KEPT_TESTS),
+    target("services/rules/core.py", "_quiet_tick _prune", KEPT_TESTS),
     # ingest: 202 only once every event of the batch is confirmed by the broker
     target(
         "services/common/broker.py",
