@@ -114,7 +114,8 @@ class Outcomes:
         """The outcomes at the time of `values`. previous: those at `since`, the dealer's last
         judgement (None: work every comparison out); event: what the event counted since then
         changed (none: a deadline)."""
-        if previous is None or since is None or (event is not None and event.first_seen):
+        everything = previous is None or (event is not None and event.first_seen)
+        if everything or since is None:  # (a dealer judged before has both)
             dirty = self.everything
         else:
             t, state = values.t, values.state
@@ -123,8 +124,10 @@ class Outcomes:
                 dirty |= self._at_midnight
             dirty |= self._fixed.changed(state, since, t)
             for next_change, mask in self._windows:
-                if dirty & mask != mask and (change := next_change(state, since)) is not None and change <= t:
-                    dirty |= mask
+                if dirty & mask != mask:  # (not known to have changed already)
+                    change = next_change(state, since)
+                    if change is not None and change <= t:
+                        dirty |= mask
             for reference, after, bit in self._crossings:
                 if (at := reference(state)) is not None and since - SLACK <= at + after <= t + SLACK:
                     dirty |= bit

@@ -39,7 +39,7 @@ TARGETS = [
     # rules (#26): what a judgement keeps for the next changes no output (exhaustive = kept)
     target("services/rules/outcomes.py", "key __init__ _changes _crossing", KEPT_TESTS),
     target("services/rules/measures.py", "changed next_change", KEPT_TESTS),
-    target("services/rules/core.py", "_quiet_tick _prune", KEPT_TESTS),
+    target("services/rules/core.py", "_quiet_tick", KEPT_TESTS),
     # ingest: 202 only once every event of the batch is confirmed by the broker
     target(
         "services/common/broker.py",
@@ -111,6 +111,43 @@ UPSERT_RACE = (
 )
 
 EQUIVALENT = [
+    # outcomes.py (#26): mutants that only work more comparisons out (or the same ones): slower, not otherwise
+    Equivalent(
+        "services/rules/outcomes.py",
+        "ReplaceComparisonOperator_Is_IsNot",
+        r"if everything or since is None:",
+        "`since` (the dealer's last judgement) is known whenever outcomes are: the mutant works everything out each time",
+    ),
+    Equivalent(
+        "services/rules/outcomes.py",
+        "ReplaceAndWithOr",
+        r"if self\._at_midnight and t >=",
+        "the month's comparisons worked out at every judgement, not only after a midnight",
+    ),
+    Equivalent(
+        "services/rules/outcomes.py",
+        "ReplaceComparisonOperator_LtE_Lt",
+        r"since - SLACK <= at \+ after <= t \+ SLACK",
+        "the slack (a second) reaches past both ends already: an outcome steps within a millionth of a second of the crossing",
+    ),
+    Equivalent(
+        "services/rules/outcomes.py",
+        "AddNot",
+        r"if tests\[low\.bit_length\(\) - 1\]\(lookup\):",
+        "every outcome inverted, kept ones too: still one key per outcome (the engine is asked by it with the measures)",
+    ),
+    Equivalent(
+        "services/rules/outcomes.py",
+        "ZeroIterationForLoop|AddNot",
+        r"for side, other in \(\(node\.left|if isinstance\(side, ex\.Measure\) and isinstance\(other, ex\.Number\):",
+        "no comparison taken as an age crossing a number: its age is then taken to change at any moment",
+    ),
+    Equivalent(
+        "services/rules/outcomes.py",
+        "ReplaceOrWithAnd",
+        r"isinstance\(measure, Registered\) or|if isinstance\(measure, Latest\) or \(isinstance\(measure, Calendrical\)",
+        "the measure taken to change more often than it does (at midnight, or at any moment)",
+    ),
     Equivalent(
         "services/ingest/app.py",
         "ReplaceTrueWithFalse",

@@ -29,6 +29,7 @@ from services.common.events import parse_event
 from services.rules import policy
 from services.rules.core import RulesCore
 from services.rules.judge import Judge, Refused
+from services.rules.store import from_doc, to_doc
 
 ROOT = Path(__file__).resolve().parents[2]
 START = dt.datetime(2026, 1, 3, 7, 30, tzinfo=dt.UTC)
@@ -97,14 +98,31 @@ def random_history(seed: int, dealers: int = 5, days: int = 150) -> list[dict]:
 DEFAULT = (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8")
 # later events counted, and an age that crosses its number when a late event moves the first time seen
 LATE = DEFAULT.replace("lateness: 7d", "lateness: 30d").replace("first_seen_days > 7", "first_seen_days > 2.5")
+# comparisons of shapes the default policy has not: a measure that moves at every moment alone,
+# ages compared with each other, a number on the left of an age, a `latest` or the registration alone
+EXTRA = {
+    "late-in-month": "month_fraction_elapsed >= 0.5",
+    "visits-behind": "days_since_visit > days_since_sale + 10",
+    "many-outlets": "active_outlets_target > 3",
+    "old-unregistered": "20 < first_seen_days and dealer_registered == 0",
+    "symposium-due": "days_since_symposium >= 10",
+}
+RULE = "  - {{id: {}, description: x, severity: info, kind: condition, when: {}, summary: x}}\n"
+SHAPES = DEFAULT.replace("rules:\n", "rules:\n" + "".join(RULE.format(*rule) for rule in EXTRA.items()), 1)
 
 
 def outputs(events: list[dict], exhaustive: bool, text: str = DEFAULT, alerts_only: bool = False) -> list[str]:
+    """Every output of the history; a third of the way in the dealers' states are stored and
+    loaded again (a restart: nothing derived is kept), two thirds in the policy is reloaded."""
     core = RulesCore(policy.loads(text), exhaustive=exhaustive, alerts_only=alerts_only)
     judge = Judge(core)
     found: list[str] = []
     try:
-        for body in events:
+        for index, body in enumerate(events):
+            if index == len(events) // 3:
+                core.states.update({dealer: from_doc(to_doc(state)) for dealer, state in core.states.items()})
+            if index == 2 * len(events) // 3:
+                found += [o.model_dump_json() for o in core.use(core.policy)]
             try:
                 found += [o.model_dump_json() for o in judge.handle(parse_event(json.dumps(body)))[0]]
             except Refused as exc:
@@ -131,6 +149,30 @@ def test_kept_outcomes_change_no_output_on_random_histories(seed):
     rules = {json.loads(line)["rule_id"] for line in expected if line.startswith("{") and '"rule_id"' in line}
     # the history reaches what it was built for: the dealer rules come and go
     assert {"unregistered-dealer", "dealer-inactive", "target-pace", "distribution-coverage", "sales-drop"} <= rules
+
+
+def test_kept_outcomes_of_comparisons_of_every_shape():
+    assert "visits-behind" in SHAPES
+    events = random_history(11, dealers=6, days=120)
+    expected = outputs(events, exhaustive=True, text=SHAPES)
+    assert outputs(events, exhaustive=False, text=SHAPES) == expected
+    rules = {json.loads(line).get("rule_id") for line in expected if line.startswith("{")}
+    assert set(EXTRA) <= rules
+
+
+def test_kept_outcomes_see_an_age_cross_its_number_a_moment_after_a_judgement():
+    """A judgement half a second before `first_seen_days >= 63` comes true (a visit), then the
+    clock at that moment: sales-drop opens then, its weekly sales having stopped a week before."""
+    first = START + dt.timedelta(seconds=0.25)
+    events = [dealer_registered("E1", first)]
+    events += [sale("E1", first + day * DAY, "500.00", 1, outlet_id="O1") for day in range(1, 56)]
+    crossing = first + 63 * DAY
+    events.append(visit("E1", crossing - dt.timedelta(seconds=0.5)))
+    events.append(visit("E1", crossing + 2 * DAY))
+    expected = outputs(events, exhaustive=True)
+    opened = [json.loads(line) for line in expected if '"rule_id":"sales-drop"' in line]
+    assert opened and dt.datetime.fromisoformat(opened[0]["at"]) == crossing
+    assert outputs(events, exhaustive=False) == expected
 
 
 def test_kept_outcomes_follow_a_first_time_seen_moved_back():
