@@ -143,6 +143,31 @@ EQUIVALENT = [
         "no comparison taken as an age crossing a number: its age is then taken to change at any moment",
     ),
     Equivalent(
+        "services/rules/measures.py",
+        "ReplaceComparisonOperator_Lt_LtE",
+        r"(and|if t < at and) \(best is None or at < best\):",
+        "a tie keeps the same time; an edge's time equal to the judgement's own needs a rounded sum, and an event's time "
+        "plus whole days is exact until 2038 (the same power of two)",
+    ),
+    Equivalent(
+        "services/rules/measures.py",
+        "ReplaceComparisonOperator_Gt_GtE",
+        r"series\.times\[index\] \+ edge > t:  # \(not t",
+        "an edge's time equal to the judgement's own needs a rounded sum: an event's time plus whole days is exact until 2038",
+    ),
+    Equivalent(
+        "services/rules/measures.py",
+        "ReplaceComparisonOperator_Lt_LtE",
+        r"if since < first_seen \+ start <= t:",
+        "a warm-up ending at the last judgement taken to end after it: its comparisons worked out again",
+    ),
+    Equivalent(
+        "services/rules/measures.py",
+        "ReplaceBinaryOperator_Add_Sub",
+        r"if index < len\(times\) and times\[index\] \+ edge <= t:",
+        "a window taken to have changed when it may not have: its comparisons worked out again",
+    ),
+    Equivalent(
         "services/rules/outcomes.py",
         "ReplaceOrWithAnd",
         r"isinstance\(measure, Registered\) or|if isinstance\(measure, Latest\) or \(isinstance\(measure, Calendrical\)",
