@@ -144,42 +144,31 @@ class WindowEdges:
         self._warm_ups = sorted(warm_ups.items())
 
     def next_change(self, state: DealerState, t: float) -> float | None:
-        best = None
-        if (first_seen := state.first_seen) is not None:
-            for start, _ in self._warm_ups:
-                if (at := first_seen + start) > t and (best is None or at < best):
-                    best = at
-        series_of = state.series
-        for source, edges in self._edges:
-            if (series := series_of.get(source)) is None:
-                continue
-            times = series.times
-            for edge, _ in edges:
-                index = bisect.bisect_right(times, t - edge)  # an event at s leaves (or enters) at s + edge
-                if index < len(times):
-                    at = times[index] + edge
-                    if t < at and (best is None or at < best):  # (not t: a sum rounded to it)
-                        best = at
-        return best
+        return min((at for at, _ in self._after(state, t)), default=None)
 
     def changed(self, state: DealerState, since: float, t: float) -> int:
         """The masks of the windows that changed after `since`, up to `t`."""
         found = 0
+        for at, mask in self._after(state, since):
+            if at <= t:
+                found |= mask
+        return found
+
+    def _after(self, state: DealerState, t: float) -> Iterator[tuple[float, int]]:
+        """(when, mask) of each warm-up's end and each edge's next event after t."""
         if (first_seen := state.first_seen) is not None:
             for start, mask in self._warm_ups:
-                if since < first_seen + start <= t:
-                    found |= mask
+                if (at := first_seen + start) > t:
+                    yield at, mask
         series_of = state.series
         for source, edges in self._edges:
             if (series := series_of.get(source)) is None:
                 continue
             times = series.times
             for edge, mask in edges:
-                if found & mask != mask:
-                    index = bisect.bisect_right(times, since - edge)
-                    if index < len(times) and times[index] + edge <= t:
-                        found |= mask
-        return found
+                index = bisect.bisect_right(times, t - edge)  # an event at s leaves (or enters) at s + edge
+                if index < len(times) and (at := times[index] + edge) > t:  # (not t: a sum rounded to it)
+                    yield at, mask
 
 
 @dataclass(frozen=True)
@@ -240,34 +229,30 @@ class DealerValues(Mapping[str, float]):
     asked for: a judgement whose comparisons cannot have changed needs few of them (outcomes.py).
     Read within the judgement, before the state changes again."""
 
-    __slots__ = ("_measures", "state", "t", "_calendar", "_known", "_all", "read")
+    __slots__ = ("_measures", "state", "t", "_known", "_all", "read")
 
     def __init__(self, measures: dict[str, Any], state: DealerState, t: float, calendar: Calendar):
-        self._measures, self.state, self.t, self._calendar = measures, state, t, calendar
-        self._known: dict[str, float | None] = {}
+        self._measures, self.state, self.t = measures, state, t
+        self._known = _Known(measures, state, t, calendar)
         self._all: dict[str, float] | None = None
         # a value as the engine reads it (an infinity as the largest double, NaN as none)
-        self.read: Callable[[str], float | None] = _Read(measures, state, t, calendar, self._known).__getitem__
+        self.read: Callable[[str], float | None] = _Read(self._known).__getitem__
 
     def get(self, name: str, default: Any = None) -> Any:
-        known = self._known
-        if name in known:
-            value = known[name]
-        else:
-            measure = self._measures.get(name)
-            value = known[name] = None if measure is None else measure.value(self.state, self.t, self._calendar)
+        value = self._known[name]
         return default if value is None else value
 
     def __getitem__(self, name: str) -> float:
-        value = self.get(name)
+        value = self._known[name]
         if value is None:
             raise KeyError(name)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def all(self) -> dict[str, float]:
         """Every defined measure, in the policy's order (what `RulesCore.measures_of` gives)."""
         if self._all is None:
-            self._all = {name: value for name in self._measures if (value := self.get(name)) is not None}
+            known = self._known
+            self._all = {name: value for name in self._measures if (value := known[name]) is not None}
         return self._all
 
     def __iter__(self) -> Iterator[str]:
@@ -277,27 +262,34 @@ class DealerValues(Mapping[str, float]):
         return len(self.all())
 
 
-class _Read(dict[str, "float | None"]):
-    """The values as the engine reads them, each worked out at its first lookup (then a lookup
-    is a dictionary's)."""
+class _Known(dict[str, "float | None"]):
+    """The measures' values (None: undefined), each worked out at its first lookup (then a
+    lookup is a dictionary's)."""
 
-    __slots__ = ("_measures", "_state", "_t", "_calendar", "_known")
+    __slots__ = ("_measures", "_state", "_t", "_calendar")
 
-    def __init__(
-        self, measures: dict[str, Any], state: DealerState, t: float, calendar: Calendar, known: dict[str, float | None]
-    ):
+    def __init__(self, measures: dict[str, Any], state: DealerState, t: float, calendar: Calendar):
         super().__init__()
-        self._measures, self._state, self._t, self._calendar, self._known = measures, state, t, calendar, known
+        self._measures, self._state, self._t, self._calendar = measures, state, t, calendar
 
     def __missing__(self, name: str) -> float | None:
-        known = self._known
-        if name in known:
-            value = known[name]
-        else:
-            measure = self._measures.get(name)
-            value = known[name] = None if measure is None else measure.value(self._state, self._t, self._calendar)
-        read = self[name] = read_number(value)
-        return read
+        measure = self._measures.get(name)
+        value = self[name] = None if measure is None else measure.value(self._state, self._t, self._calendar)
+        return value
+
+
+class _Read(dict[str, "float | None"]):
+    """The values as the engine reads them, each at its first lookup."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self, known: _Known):
+        super().__init__()
+        self._known = known
+
+    def __missing__(self, name: str) -> float | None:
+        value = self[name] = read_number(self._known[name])
+        return value
 
 
 BUILTIN_DEALER_MEASURES = {
