@@ -168,6 +168,12 @@ EQUIVALENT = [
         "a window taken to have changed when it may not have: its comparisons worked out again",
     ),
     Equivalent(
+        "services/rules/core.py",
+        "ReplaceFalseWithTrue",
+        r"self\._judged\(state, False\)",
+        "a quiet deadline taken as a day's first: its dealer's text codes compacted, which changes no value (stored as text)",
+    ),
+    Equivalent(
         "services/rules/outcomes.py",
         "ReplaceOrWithAnd",
         r"isinstance\(measure, Registered\) or|if isinstance\(measure, Latest\) or \(isinstance\(measure, Calendrical\)",

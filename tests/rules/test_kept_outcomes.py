@@ -112,8 +112,9 @@ SHAPES = DEFAULT.replace("rules:\n", "rules:\n" + "".join(RULE.format(*rule) for
 
 
 def outputs(events: list[dict], exhaustive: bool, text: str = DEFAULT, alerts_only: bool = False) -> list[str]:
-    """Every output of the history; a third of the way in the dealers' states are stored and
-    loaded again (a restart: nothing derived is kept), two thirds in the policy is reloaded."""
+    """Every output of the history, then every dealer's state as it is stored; a third of the way
+    in the states are stored and loaded again (a restart: nothing derived is kept), two thirds in
+    a policy with outlets silent from 20 days instead of 45 is loaded (every outlet judged again)."""
     core = RulesCore(policy.loads(text), exhaustive=exhaustive, alerts_only=alerts_only)
     judge = Judge(core)
     found: list[str] = []
@@ -122,13 +123,15 @@ def outputs(events: list[dict], exhaustive: bool, text: str = DEFAULT, alerts_on
             if index == len(events) // 3:
                 core.states.update({dealer: from_doc(to_doc(state)) for dealer, state in core.states.items()})
             if index == 2 * len(events) // 3:
-                found += [o.model_dump_json() for o in core.use(core.policy)]
+                changed = policy.loads(text.replace("outlet_days_since_sale > 45", "outlet_days_since_sale > 20"))
+                found += [o.model_dump_json() for o in core.use(changed)]
             try:
                 found += [o.model_dump_json() for o in judge.handle(parse_event(json.dumps(body)))[0]]
             except Refused as exc:
                 found += [o.model_dump_json() for o in exc.outputs] + [f"refused: {exc}"]
         last = max(parse_event(json.dumps(e)).occurred_at for e in events)
         found += [o.model_dump_json() for o in judge.finish(last.timestamp() + 60 * 86_400)]
+        found += [json.dumps(to_doc(state), sort_keys=True) for state in core.states.values()]
     finally:
         core.close()
     return found
@@ -180,3 +183,23 @@ def test_kept_outcomes_follow_a_first_time_seen_moved_back():
     events = random_history(7, dealers=6, days=40)
     expected = outputs(events, exhaustive=True, text=LATE)
     assert outputs(events, exhaustive=False, text=LATE) == expected
+
+
+def test_a_promotion_never_ended_closes_at_the_same_judgement():
+    """A lateness of 60 hours closes a promotion never ended at noon, a lateness after its last
+    day: at the first judgement then (a sale of a week before leaving the window at 14:30), kept
+    outcomes or not, and its dealer's stored state is the same."""
+    text = DEFAULT.replace("lateness: 7d", "lateness: 60h")
+    events = [dealer_registered("Q1", START)]
+    for day in range(40):
+        if day < 16:  # then only the clock: last week's sales leaving the window
+            events += [sale("Q1", START + day * DAY + dt.timedelta(hours=hour), "300.00", 1, outlet_id="O1") for hour in (1, 7)]
+        if day % 10 == 0:
+            events.append(visit("Q1", START + day * DAY + dt.timedelta(hours=2)))
+    events += [promotion_planned("Q1", START + 3 * DAY, "P1"), promotion_approved("Q1", START + 3 * DAY, "P1")]
+    events.sort(key=lambda e: e["occurred_at"])
+    expected = outputs(events, exhaustive=True, text=text)
+    (promotion,) = json.loads(expected[-1])["promotions"]
+    closed = dt.datetime.fromtimestamp(promotion["closed_at"], dt.UTC)
+    assert (closed.hour, closed.minute) == (14, 30)  # a week after a sale, a quiet deadline after noon
+    assert outputs(events, exhaustive=False, text=text) == expected
