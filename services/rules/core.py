@@ -91,9 +91,9 @@ class RulesCore:
         self._outcomes = Outcomes([r.condition for r in rules["dealer"]], policy.measures)
         self._dealer_ids = tuple(EpisodeKey.text(r.id, None) for r in rules["dealer"])
         self._running: tuple[dt.date | None, dict[str, tuple[Any, incentives.Period]]] = (None, {})  # a day's incentive periods
-        # what next_deadline asks of every dealer, worked out once per policy
-        # what changes between events: the windows (each edge of a source looked up once, unless
-        # exhaustive: each window's own next change), the outlet coverage
+        # what next_deadline asks of every dealer, worked out once per policy: what changes between
+        # events (the windows, each edge of a source looked up once unless exhaustive: each
+        # window's own next change; the outlet coverage), the ages' crossings
         self._windows = WindowEdges(
             (m, 0) for m in policy.measures.values() if isinstance(m, WindowMeasure) and not self.exhaustive
         )

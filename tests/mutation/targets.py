@@ -169,6 +169,12 @@ EQUIVALENT = [
     ),
     Equivalent(
         "services/rules/core.py",
+        "ReplaceUnaryOperator_Delete_Not",
+        r"^\s*not self\._rules\[\"dealer\"\]$",
+        "a policy with dealer rules (every one tested) then never has a quiet deadline: each judged in full",
+    ),
+    Equivalent(
+        "services/rules/core.py",
         "ReplaceFalseWithTrue",
         r"self\._judged\(state, False\)",
         "a quiet deadline taken as a day's first: its dealer's text codes compacted, which changes no value (stored as text)",

@@ -203,3 +203,26 @@ def test_a_promotion_never_ended_closes_at_the_same_judgement():
     closed = dt.datetime.fromtimestamp(promotion["closed_at"], dt.UTC)
     assert (closed.hour, closed.minute) == (14, 30)  # a week after a sale, a quiet deadline after noon
     assert outputs(events, exhaustive=False, text=text) == expected
+
+
+def test_a_quiet_deadline_is_stored_like_any_judgement():
+    """A deadline judged quietly (last week's sale leaving the window, nothing holds) moves the
+    dealer's time like any judgement, and marks it to be stored (the live service writes it)."""
+    core = RulesCore(policy.loads(DEFAULT))
+    judge = Judge(core)
+    try:
+        events = [dealer_registered("S1", START), visit("S1", START)]
+        events += [sale("S1", START + day * DAY + dt.timedelta(hours=2), "300.00", 1, outlet_id="O1") for day in range(3)]
+        for body in events:
+            judge.handle(parse_event(json.dumps(body)))
+        leaves = START + 7 * DAY + dt.timedelta(hours=2)  # the first sale leaves sales_7d
+        judge.advance(leaves.timestamp() - 1)  # (the midnights before)
+        core.dirty.clear()
+        assert core.next_deadline("S1") == leaves.timestamp()
+        calls = []
+        quiet = core._quiet_tick
+        core._quiet_tick = lambda state, t: calls.append(t) or quiet(state, t)  # type: ignore[method-assign]
+        assert judge.advance(leaves.timestamp()) == [] and calls == [leaves.timestamp()]
+        assert core.states["S1"].latest == leaves.timestamp() and core.dirty == {"S1"}
+    finally:
+        core.close()
